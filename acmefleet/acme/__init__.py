@@ -1,0 +1,1 @@
+"""The ACME HTTP front end (RFC 8555): routing, request checks, resource handlers."""

@@ -1,0 +1,202 @@
+"""The ASGI application: dispatch, the signed-request pipeline, problem documents."""
+
+from __future__ import annotations
+
+import logging
+from sqlalchemy import Connection
+
+from acmefleet.acme import pki
+from acmefleet.acme.context import AcmeContext
+from acmefleet.acme.handlers import directory
+from acmefleet.acme.http import (
+    BodyTooLarge,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    json_response,
+    read_request,
+    send_response,
+)
+from acmefleet.acme.routes import ACME_PATH, PKI_PATH, SignedRoute, match_signed
+from acmefleet.acme.signed import Signed
+from acmefleet.config import EndpointConfig
+from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
+from acmefleet.jose.jws import RequestJws, parse_request_jws, verify_signature
+from acmefleet.jose.keys import AccountKey
+from acmefleet.models import Account
+from acmefleet.policy import challenges as challenge_policy
+from acmefleet.store import accounts as account_store
+from acmefleet.store import orders as order_store
+
+log = logging.getLogger(__name__)
+JOSE_JSON = "application/jose+json"
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(error: AcmeError) -> Response:
+    response = json_response(error.as_problem(), error.http_status, PROBLEM_JSON)
+    for name, value in error.headers.items():
+        response.add_header(name, value)
+    return response
+
+
+class AcmeApp:
+    def __init__(self, ctx: AcmeContext, *, pki_only: bool = False) -> None:
+        self.ctx = ctx
+        self.pki_only = pki_only  # the plain-HTTP listener serves only /pki/ and health
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = await read_request(scope, receive)
+        except BodyTooLarge:
+            response = problem_response(malformed("the request body is too large", status=413))
+            self._acme_headers(response, None)
+            await send_response(send, response)
+            return
+        response = await self.handle(request)
+        await send_response(send, response, head=request.method == "HEAD")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.resume_validations()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.ctx.tasks.drain()
+                self.ctx.db.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def resume_validations(self) -> None:
+        """Validations a stopped server left processing are run again."""
+        with self.ctx.db.read() as conn:
+            pending = order_store.processing_challenges(conn)
+        for challenge_id in pending:
+            self.ctx.tasks.spawn(
+                challenge_policy.validate(self.ctx.db, self.ctx.clock, self.ctx.validators,
+                                          challenge_id),
+                name=f"validate-{challenge_id}",
+            )
+
+    async def handle(self, request: Request) -> Response:
+        endpoint: EndpointConfig | None = None
+        try:
+            if request.path in ("/health", "/healthz"):
+                return json_response({"status": "ok"})
+            pki_match = PKI_PATH.match(request.path)
+            if pki_match:
+                return pki.serve(self.ctx, pki_match["level"], pki_match["item"], request.method)
+            acme_match = None if self.pki_only else ACME_PATH.match(request.path)
+            if not acme_match:
+                raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)
+            endpoint = self.ctx.endpoint(acme_match["endpoint"])
+            if endpoint is None:
+                raise AcmeError(ProblemType.MALFORMED, "no such ACME endpoint", status=404)
+            response = self._dispatch(request, endpoint, acme_match["rest"])
+        except AcmeError as error:
+            response = problem_response(error)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = problem_response(
+                AcmeError(ProblemType.SERVER_INTERNAL, "internal error; it has been logged", 500)
+            )
+        if endpoint is not None:
+            self._acme_headers(response, endpoint)
+        return response
+
+    def _acme_headers(self, response: Response, endpoint: EndpointConfig | None) -> None:
+        response.add_header("Replay-Nonce", self.ctx.nonces.mint())
+        response.add_header("Cache-Control", "no-store")
+        if endpoint is not None:
+            directory_url = self.ctx.urls(endpoint.name).directory
+            response.add_header("Link", f'<{directory_url}>;rel="index"')
+
+    def _dispatch(self, request: Request, endpoint: EndpointConfig, rest: str) -> Response:
+        if rest == "directory":
+            self._require_method(request, ("GET", "HEAD"))
+            return directory.directory(self.ctx, endpoint)
+        if rest == "new-nonce":
+            self._require_method(request, ("GET", "HEAD"))
+            return directory.new_nonce(request.method)
+        matched = match_signed(rest)
+        if matched is None:
+            raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)
+        self._require_method(request, ("POST",))
+        route, params = matched
+        return self._signed(request, endpoint, route, params)
+
+    @staticmethod
+    def _require_method(request: Request, allowed: tuple[str, ...]) -> None:
+        if request.method not in allowed:
+            error = malformed(f"method {request.method} is not allowed here", status=405)
+            error.headers["Allow"] = ", ".join(allowed)
+            raise error
+
+    def _signed(
+        self, request: Request, endpoint: EndpointConfig, route: SignedRoute,
+        params: dict[str, str],
+    ) -> Response:
+        """Checks in order: content type → JWS form → key → signature → nonce → handler."""
+        if request.content_type != JOSE_JSON:
+            raise malformed(f"Content-Type must be {JOSE_JSON}", status=415)
+        urls = self.ctx.urls(endpoint.name)
+        request_url = f"{self.ctx.config.base_url}{request.path}"
+        if request.query:
+            request_url += f"?{request.query}"
+        jws = parse_request_jws(request.body, request_url)
+        signed: Signed | None = None
+        try:
+            with self.ctx.db.write() as conn:
+                key, account = self._signer(conn, jws, endpoint, route)
+                verify_signature(jws, key)
+                signed = Signed(request, endpoint, urls, jws, key, account, params)
+                assert jws.nonce is not None
+                self.ctx.nonces.redeem(conn, jws.nonce)
+                response = route.handler(self.ctx, conn, signed)
+        except AcmeError as error:
+            if signed is not None and error.type is not ProblemType.BAD_NONCE:
+                self._burn_nonce(jws)
+            raise
+        for action in signed.after_commit:
+            action()
+        return response
+
+    def _burn_nonce(self, jws: RequestJws) -> None:
+        """A verified request that failed still used its nonce up."""
+        assert jws.nonce is not None
+        try:
+            with self.ctx.db.write() as conn:
+                self.ctx.nonces.redeem(conn, jws.nonce)
+        except AcmeError:
+            pass
+
+    def _signer(
+        self, conn: Connection, jws: RequestJws, endpoint: EndpointConfig, route: SignedRoute
+    ) -> tuple[AccountKey, Account | None]:
+        """The key that must verify the JWS, and its account when signed with ``kid``."""
+        if jws.jwk is not None:
+            if route.key_source == "kid":
+                raise malformed("this request must be signed with 'kid' (the account URL)")
+            return self.ctx.keys.get(jws.jwk), None
+        if route.key_source == "jwk":
+            raise malformed("this request must be signed with 'jwk', not 'kid'")
+        assert jws.kid is not None
+        account_id = self.ctx.urls(endpoint.name).account_id_from_kid(jws.kid)
+        if account_id is None:
+            raise unauthorized("'kid' is not an account URL of this endpoint")
+        account = account_store.get_account(conn, account_id)
+        if account is None or account.endpoint != endpoint.name:
+            raise AcmeError(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account exists at this 'kid'")
+        if account.status != "valid":
+            raise unauthorized(f"the account is {account.status}")
+        return self.ctx.keys.get(account.jwk), account
+
+

@@ -1,0 +1,68 @@
+"""Authorizations and challenges (RFC 8555 §7.5)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.acme.http import Response, json_response
+from acmefleet.acme.signed import Signed
+from acmefleet.acme.wire import authorization_object, challenge_object
+from acmefleet.errors import malformed, not_found
+from acmefleet.models import Authorization
+from acmefleet.policy import challenges as challenge_policy
+from acmefleet.store import orders as order_store
+
+RETRY_AFTER_SECONDS = "1"
+
+
+def _own_authorization(conn: Connection, signed: Signed, authz_id: str) -> Authorization:
+    authz = order_store.get_authorization(conn, authz_id)
+    if authz is None or authz.account_id != signed.signer.id:
+        raise not_found("this authorization")
+    return authz
+
+
+def _authz_response(ctx: AcmeContext, signed: Signed, authz: Authorization) -> Response:
+    now = ctx.clock.now()
+    response = json_response(authorization_object(signed.urls, authz, now))
+    if authz.status(now) == "pending" and any(c.status == "processing" for c in authz.challenges):
+        response.add_header("Retry-After", RETRY_AFTER_SECONDS)
+    return response
+
+
+def authorization(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
+    authz = _own_authorization(conn, signed, signed.params["id"])
+    if not signed.jws.is_post_as_get:
+        payload = signed.payload()
+        if payload.get("status") != "deactivated":
+            raise malformed("an authorization can only be updated to status 'deactivated'")
+        if authz.status(ctx.clock.now()) in ("pending", "valid"):
+            order_store.set_authorization_status(
+                conn, authz.id, expected=authz.stored_status, status="deactivated"
+            )
+            authz = _own_authorization(conn, signed, authz.id)
+    return _authz_response(ctx, signed, authz)
+
+
+def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
+    found = order_store.get_challenge(conn, signed.params["id"])
+    if found is None:
+        raise not_found("this challenge")
+    authz = _own_authorization(conn, signed, found.authz_id)
+    if not signed.jws.is_post_as_get:
+        signed.payload()  # any JSON object (clients send {}) asks the server to validate
+        if challenge_policy.start(conn, found, authz, ctx.validators, authz.status(ctx.clock.now())):
+            challenge_id = found.id
+            signed.after_commit.append(lambda: ctx.tasks.spawn(
+                challenge_policy.validate(ctx.db, ctx.clock, ctx.validators, challenge_id),
+                name=f"validate-{challenge_id}",
+            ))
+        refreshed = order_store.get_challenge(conn, found.id)
+        assert refreshed is not None
+        found = refreshed
+    response = json_response(challenge_object(signed.urls, found))
+    response.add_header("Link", f'<{signed.urls.authorization(authz.id)}>;rel="up"')
+    if found.status == "processing":
+        response.add_header("Retry-After", RETRY_AFTER_SECONDS)
+    return response

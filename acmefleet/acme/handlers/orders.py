@@ -1,0 +1,55 @@
+"""newOrder, the order resource and finalize (RFC 8555 §7.4)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.acme.http import Response, json_response
+from acmefleet.acme.signed import Signed
+from acmefleet.acme.wire import order_object
+from acmefleet.errors import not_found
+from acmefleet.models import Order
+from acmefleet.policy import orders as order_policy
+from acmefleet.store import orders as order_store
+
+RETRY_AFTER_SECONDS = "1"
+
+
+def _order_response(ctx: AcmeContext, signed: Signed, order: Order, status: int = 200) -> Response:
+    now = ctx.clock.now()
+    response = json_response(order_object(signed.urls, order, now), status=status)
+    response.add_header("Location", signed.urls.order(order.id))
+    if order.status(now) == "processing":
+        response.add_header("Retry-After", RETRY_AFTER_SECONDS)
+    return response
+
+
+def new_order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
+    order = order_policy.new_order(
+        conn, endpoint=signed.endpoint, account=signed.signer, payload=signed.payload(),
+        lifetimes=ctx.lifetimes, profiles=ctx.profiles, now=ctx.clock.now(),
+    )
+    return _order_response(ctx, signed, order, status=201)
+
+
+def _own_order(conn: Connection, signed: Signed) -> Order:
+    order = order_store.get_order(conn, signed.params["id"])
+    if order is None or order.account_id != signed.signer.id:
+        raise not_found("this order")
+    return order
+
+
+def order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
+    signed.require_post_as_get()
+    return _order_response(ctx, signed, _own_order(conn, signed))
+
+
+def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
+    current = _own_order(conn, signed)
+    finalized = order_policy.finalize_order(
+        conn, endpoint=signed.endpoint, account=signed.signer, account_spki=signed.key.spki_der,
+        order=current, payload=signed.payload(), issuer=ctx.issuers[signed.endpoint.ca],
+        profiles=ctx.profiles, now=ctx.clock.now(),
+    )
+    return _order_response(ctx, signed, finalized)

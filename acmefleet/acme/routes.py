@@ -1,0 +1,56 @@
+"""All ACME routes in one short table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.acme.handlers import accounts, authorizations, certificates, orders
+from acmefleet.acme.http import Response
+from acmefleet.acme.signed import Signed
+
+SignedHandler = Callable[[AcmeContext, Connection, Signed], Response]
+KeySource = Literal["jwk", "kid", "either"]
+
+
+@dataclass(frozen=True)
+class SignedRoute:
+    pattern: re.Pattern[str]
+    handler: SignedHandler
+    key_source: KeySource
+
+
+def _route(path: str, handler: SignedHandler, key_source: KeySource = "kid") -> SignedRoute:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_-]{1,64})", path)
+    return SignedRoute(re.compile(f"^{regex}$"), handler, key_source)
+
+
+SIGNED_ROUTES = (
+    _route("new-account", accounts.new_account, "jwk"),
+    _route("new-order", orders.new_order),
+    _route("revoke-cert", certificates.revoke_cert, "either"),
+    _route("key-change", accounts.key_change),
+    _route("acct/{id}", accounts.account),
+    _route("acct/{id}/orders", accounts.account_orders),
+    _route("order/{id}", orders.order),
+    _route("order/{id}/finalize", orders.finalize),
+    _route("authz/{id}", authorizations.authorization),
+    _route("chall/{id}", authorizations.challenge),
+    _route("cert/{id}", certificates.certificate),
+)
+
+ACME_PATH = re.compile(r"^/acme/(?P<endpoint>[A-Za-z0-9_-]{1,64})/(?P<rest>.+)$")
+PKI_PATH = re.compile(r"^/pki/(?P<level>[a-z0-9_-]{1,32})/(?P<item>issuer\.cer|crl|root\.pem)$")
+
+
+def match_signed(rest: str) -> tuple[SignedRoute, dict[str, str]] | None:
+    for route in SIGNED_ROUTES:
+        found = route.pattern.match(rest)
+        if found:
+            return route, found.groupdict()
+    return None

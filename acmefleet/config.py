@@ -1,0 +1,199 @@
+"""The server's configuration file (``config.toml`` in the data directory)."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+CONFIG_FILE = "config.toml"
+EndpointType = Literal["private", "public"]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or wrong; the message says where."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    name: str
+    type: EndpointType
+    ca: str
+    profiles: tuple[str, ...]
+    default_profile: str
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    http01_port: int = 80
+    timeout: timedelta = timedelta(seconds=10)
+    allow_private_addresses: bool = False
+    # Static answers for names in a closed network: suffix -> address ("*" matches all).
+    hosts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    base_url: str
+    pki_base_url: str
+    listen: str
+    pki_listen: str
+    endpoints: dict[str, EndpointConfig]
+    validation: ValidationConfig
+    eab_lifetime: timedelta
+    order_lifetime: timedelta
+    authz_lifetime: timedelta
+    nonce_lifetime: timedelta
+    database_url: str | None
+    tls_names: tuple[str, ...]
+    # Extra or overridden leaf profiles: name -> {kind, validity_days, description}.
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def directory_url(self, endpoint: str) -> str:
+        return f"{self.base_url}/acme/{endpoint}/directory"
+
+
+def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: missing '{key}'")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def _check_url(url: str, schemes: tuple[str, ...], where: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"{where}: {url!r} must be {'/'.join(schemes)}://HOST[:PORT]")
+    return url.rstrip("/")
+
+
+def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
+    where = f"endpoints[{index}]"
+    name = _require(raw, "name", str, where)
+    kind = _require(raw, "type", str, where)
+    if kind not in ("private", "public"):
+        raise ConfigError(f"{where}: type must be 'private' or 'public', not {kind!r}")
+    profiles = tuple(_require(raw, "profiles", list, where))
+    if not profiles or not all(isinstance(p, str) for p in profiles):
+        raise ConfigError(f"{where}: 'profiles' must be a non-empty list of names")
+    default = raw.get("default_profile", profiles[0])
+    if default not in profiles:
+        raise ConfigError(f"{where}: default_profile {default!r} is not in profiles")
+    return EndpointConfig(name, kind, _require(raw, "ca", str, where), profiles, default)
+
+
+def _validation(raw: dict[str, Any]) -> ValidationConfig:
+    hosts = raw.get("hosts", {})
+    for name, address in hosts.items():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError as exc:
+            raise ConfigError(f"validation.hosts: {name!r} -> {address!r} is no address") from exc
+    return ValidationConfig(
+        http01_port=int(raw.get("http01_port", 80)),
+        timeout=timedelta(seconds=float(raw.get("timeout_seconds", 10))),
+        allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
+        hosts=dict(hosts),
+    )
+
+
+def parse_config(raw: dict[str, Any]) -> ServerConfig:
+    server = raw.get("server", {})
+    base_url = _check_url(_require(server, "base_url", str, "server"), ("https",), "server")
+    pki_base_url = _check_url(
+        _require(server, "pki_base_url", str, "server"), ("http",), "server.pki_base_url"
+    )
+    endpoints_raw = raw.get("endpoints", [])
+    endpoints = [_endpoint(item, i) for i, item in enumerate(endpoints_raw)]
+    if not endpoints:
+        raise ConfigError("no [[endpoints]] configured")
+    names = [e.name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise ConfigError("endpoint names must be unique")
+    lifetimes = raw.get("lifetimes", {})
+    return ServerConfig(
+        base_url=base_url,
+        pki_base_url=pki_base_url,
+        listen=str(server.get("listen", "127.0.0.1:8555")),
+        pki_listen=str(server.get("pki_listen", "127.0.0.1:8556")),
+        endpoints={e.name: e for e in endpoints},
+        validation=_validation(raw.get("validation", {})),
+        eab_lifetime=timedelta(days=float(lifetimes.get("eab_days", 30))),
+        order_lifetime=timedelta(hours=float(lifetimes.get("order_hours", 168))),
+        authz_lifetime=timedelta(days=float(lifetimes.get("authorization_days", 30))),
+        nonce_lifetime=timedelta(minutes=float(lifetimes.get("nonce_minutes", 30))),
+        database_url=server.get("database_url"),
+        tls_names=tuple(server.get("tls_names", [])),
+        profiles=dict(raw.get("profiles", {})),
+    )
+
+
+def load_config(data_dir: Path) -> ServerConfig:
+    path = data_dir / CONFIG_FILE
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found: run 'acmefleet server init' first") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def render_default_config(base_url: str, pki_base_url: str, listen: str, pki_listen: str) -> str:
+    return DEFAULT_CONFIG_TEMPLATE.format(
+        base_url=base_url, pki_base_url=pki_base_url, listen=listen, pki_listen=pki_listen
+    )
+
+
+DEFAULT_CONFIG_TEMPLATE = """\
+# acmefleet server configuration. Edit, then restart 'acmefleet server run'.
+
+[server]
+# The URL clients reach the ACME server at (directory: BASE/acme/ENDPOINT/directory).
+base_url = "{base_url}"
+# Plain-HTTP URL where issuer certificates and CRLs are published (put into certificates).
+pki_base_url = "{pki_base_url}"
+listen = "{listen}"
+pki_listen = "{pki_listen}"
+# Extra names for the server's own TLS certificate (localhost and the base_url host are always in).
+tls_names = []
+# database_url = "postgresql+psycopg://acmefleet@db/acmefleet"  # default: SQLite in the data dir
+
+[lifetimes]
+eab_days = 30
+order_hours = 168
+authorization_days = 30
+nonce_minutes = 30
+
+[validation]
+http01_port = 80
+timeout_seconds = 10
+# Validation never connects to loopback or private addresses unless this is true.
+allow_private_addresses = false
+# Static name -> address answers for closed networks ("*" matches every name).
+[validation.hosts]
+
+# Private endpoint: private CA, no domain validation, names must belong to the organisation.
+[[endpoints]]
+name = "private"
+type = "private"
+ca = "private"
+profiles = ["private-server"]
+
+# Public endpoint: domain control proven by http-01 unless validated in the console.
+[[endpoints]]
+name = "public"
+type = "public"
+ca = "public"
+profiles = ["public-dv"]
+"""

@@ -1,0 +1,1 @@
+"""The console: organisations, domains, EAB credentials and the inventory, for administrators."""

@@ -1,0 +1,90 @@
+"""Organisations and their domains."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.identifiers import IdentifierSyntaxError, normalise_dns_name
+from acmefleet.models import Organization, OrgDomain
+from acmefleet.store import audit
+from acmefleet.store import orgs as org_store
+
+DEFAULT_VALIDATION_LIFETIME = timedelta(days=397)
+MAX_ORG_NAME = 200
+
+
+def create(conn: Connection, name: str, *, actor: str, now: datetime) -> Organization:
+    clean = name.strip()
+    if not clean or len(clean) > MAX_ORG_NAME or not clean.isprintable():
+        raise ConsoleError(f"an organisation name must be 1-{MAX_ORG_NAME} printable characters")
+    try:
+        org = org_store.create_org(conn, clean, now)
+    except org_store.AlreadyExists as exc:
+        raise ConsoleError(str(exc)) from exc
+    audit.record(conn, at=now, actor=actor, action="org.create", target=clean)
+    return org
+
+
+def get(conn: Connection, name: str) -> Organization:
+    org = org_store.find_org(conn, name)
+    if org is None:
+        raise NotFound(f"no organisation {name!r}")
+    return org
+
+
+def parse_domain(raw: str) -> tuple[str, str]:
+    """A DNS domain (no wildcard) or an IP network in CIDR form: (normalised, kind)."""
+    value = raw.strip()
+    if "/" in value or value.replace(".", "").isdigit() or ":" in value:
+        try:
+            return ipaddress.ip_network(value, strict=False).compressed, "ip"
+        except ValueError as exc:
+            raise ConsoleError(f"{raw!r} is neither a domain nor an IP network") from exc
+    if value.startswith("*."):
+        raise ConsoleError("add the domain itself; it covers its subdomains and wildcards")
+    try:
+        return normalise_dns_name(value), "dns"
+    except IdentifierSyntaxError as exc:
+        raise ConsoleError(str(exc)) from exc
+
+
+def add_domain(
+    conn: Connection, org_name: str, raw_domain: str, *, validated: bool, actor: str,
+    now: datetime, justification: str | None = None,
+    lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+) -> OrgDomain:
+    org = get(conn, org_name)
+    name, kind = parse_domain(raw_domain)
+    try:
+        domain = org_store.add_domain(conn, org.id, name, kind, now)
+    except org_store.AlreadyExists as exc:
+        raise ConsoleError(str(exc)) from exc
+    audit.record(conn, at=now, actor=actor, action="domain.add", target=name,
+                 details={"org": org.name})
+    if validated:
+        mark_validated(conn, org.name, name, actor=actor, now=now, method="manual",
+                       justification=justification, lifetime=lifetime)
+        found = org_store.find_domain(conn, org.id, name)
+        assert found is not None
+        return found
+    return domain
+
+
+def mark_validated(
+    conn: Connection, org_name: str, domain_name: str, *, actor: str, now: datetime,
+    method: str, justification: str | None = None,
+    lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+) -> None:
+    org = get(conn, org_name)
+    name, _kind = parse_domain(domain_name)
+    domain = org_store.find_domain(conn, org.id, name)
+    if domain is None:
+        raise NotFound(f"organisation {org.name!r} has no domain {name!r}")
+    org_store.mark_validated(conn, domain.id, at=now, until=now + lifetime, method=method, by=actor)
+    audit.record(conn, at=now, actor=actor, action="domain.validate", target=name,
+                 details={"org": org.name, "method": method, "justification": justification,
+                          "until": (now + lifetime).isoformat()})

@@ -1,0 +1,96 @@
+"""The one error type used inside acmefleet; turned into problem documents only at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ProblemType(StrEnum):
+    """RFC 8555 §6.7 error types (the part after ``urn:ietf:params:acme:error:``)."""
+
+    ACCOUNT_DOES_NOT_EXIST = "accountDoesNotExist"
+    ALREADY_REVOKED = "alreadyRevoked"
+    BAD_CSR = "badCSR"
+    BAD_NONCE = "badNonce"
+    BAD_PUBLIC_KEY = "badPublicKey"
+    BAD_REVOCATION_REASON = "badRevocationReason"
+    BAD_SIGNATURE_ALGORITHM = "badSignatureAlgorithm"
+    CAA = "caa"
+    COMPOUND = "compound"
+    CONNECTION = "connection"
+    DNS = "dns"
+    EXTERNAL_ACCOUNT_REQUIRED = "externalAccountRequired"
+    INCORRECT_RESPONSE = "incorrectResponse"
+    INVALID_CONTACT = "invalidContact"
+    MALFORMED = "malformed"
+    ORDER_NOT_READY = "orderNotReady"
+    RATE_LIMITED = "rateLimited"
+    REJECTED_IDENTIFIER = "rejectedIdentifier"
+    SERVER_INTERNAL = "serverInternal"
+    TLS = "tls"
+    UNAUTHORIZED = "unauthorized"
+    UNSUPPORTED_CONTACT = "unsupportedContact"
+    UNSUPPORTED_IDENTIFIER = "unsupportedIdentifier"
+    USER_ACTION_REQUIRED = "userActionRequired"
+
+    @property
+    def urn(self) -> str:
+        return f"urn:ietf:params:acme:error:{self.value}"
+
+
+_DEFAULT_STATUS: dict[ProblemType, int] = {
+    ProblemType.ACCOUNT_DOES_NOT_EXIST: 400,
+    ProblemType.UNAUTHORIZED: 403,
+    ProblemType.SERVER_INTERNAL: 500,
+    ProblemType.RATE_LIMITED: 429,
+    ProblemType.CONNECTION: 400,
+    ProblemType.INCORRECT_RESPONSE: 403,
+}
+
+
+@dataclass
+class AcmeError(Exception):
+    """A failure with its RFC 8555 type; ``detail`` is safe to show to the client."""
+
+    type: ProblemType
+    detail: str
+    status: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    subproblems: list[AcmeError] = field(default_factory=list)
+    identifier: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.type.value}: {self.detail}")
+
+    @property
+    def http_status(self) -> int:
+        return self.status if self.status is not None else _DEFAULT_STATUS.get(self.type, 400)
+
+    def as_problem(self) -> dict[str, Any]:
+        """The RFC 7807 problem document (RFC 8555 §6.7)."""
+        doc: dict[str, Any] = {"type": self.type.urn, "detail": self.detail}
+        if self.status is not None or self.type in _DEFAULT_STATUS:
+            doc["status"] = self.http_status
+        else:
+            doc["status"] = 400
+        if self.identifier is not None:
+            doc["identifier"] = self.identifier
+        if self.subproblems:
+            doc["subproblems"] = [sub.as_problem() for sub in self.subproblems]
+        doc.update(self.extra)
+        return doc
+
+
+def malformed(detail: str, status: int = 400) -> AcmeError:
+    return AcmeError(ProblemType.MALFORMED, detail, status=status)
+
+
+def unauthorized(detail: str) -> AcmeError:
+    return AcmeError(ProblemType.UNAUTHORIZED, detail, status=403)
+
+
+def not_found(what: str) -> AcmeError:
+    return AcmeError(ProblemType.MALFORMED, f"{what} does not exist", status=404)

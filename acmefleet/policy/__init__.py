@@ -1,0 +1,1 @@
+"""Policy: what the server allows, decided between the request checks and the store."""

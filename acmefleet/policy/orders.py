@@ -1,0 +1,247 @@
+"""Orders: identifier policy per endpoint type, authorizations, and finalization."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from acmefleet.ca.csr import check_csr
+from acmefleet.ca.errors import CaError, CsrError
+from acmefleet.ca.issuer import IssueRequest, Issuer
+from acmefleet.ca.profiles import LeafProfile
+from acmefleet.config import EndpointConfig
+from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
+from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
+from acmefleet.jose.b64 import b64url_decode, b64url_encode
+from acmefleet.models import Account, Authorization, Challenge, Certificate, Order, OrgDomain
+from acmefleet.policy.names import covering_domain
+from acmefleet.store import certificates as cert_store
+from acmefleet.store import orders as order_store
+from acmefleet.store import orgs as org_store
+from acmefleet.store.ids import new_id
+
+MAX_IDENTIFIERS = 100
+HTTP01 = "http-01"
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    order: Any  # timedelta
+    authorization: Any  # timedelta
+
+
+def parse_identifiers(raw: Any) -> list[Identifier]:
+    if not isinstance(raw, list) or not raw:
+        raise malformed("'identifiers' must be a non-empty array")
+    if len(raw) > MAX_IDENTIFIERS:
+        raise AcmeError(ProblemType.REJECTED_IDENTIFIER, f"at most {MAX_IDENTIFIERS} identifiers")
+    found: list[Identifier] = []
+    problems: list[AcmeError] = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str) \
+                or not isinstance(item.get("value"), str):
+            raise malformed("each identifier must be an object with string 'type' and 'value'")
+        if item["type"] not in ("dns", "ip"):
+            raise AcmeError(
+                ProblemType.UNSUPPORTED_IDENTIFIER, f"identifier type {item['type']!r} is not supported"
+            )
+        try:
+            identifier = parse_identifier(item["type"], item["value"])
+        except IdentifierSyntaxError as exc:
+            problems.append(AcmeError(ProblemType.REJECTED_IDENTIFIER, str(exc), identifier=item))
+            continue
+        if identifier not in found:
+            found.append(identifier)
+    _raise_rejected(problems)
+    return sorted(found)
+
+
+def _raise_rejected(problems: list[AcmeError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise AcmeError(
+            ProblemType.REJECTED_IDENTIFIER,
+            "; ".join(p.detail for p in problems),
+            subproblems=problems,
+        )
+
+
+def _parse_time(raw: Any, what: str) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise malformed(f"'{what}' must be an RFC 3339 timestamp")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise malformed(f"'{what}' must be an RFC 3339 timestamp") from exc
+    if value.tzinfo is None:
+        raise malformed(f"'{what}' must carry a time zone")
+    return value
+
+
+def _identifier_policy(
+    endpoint: EndpointConfig, identifier: Identifier, domains: list[OrgDomain], now: datetime
+) -> tuple[bool, OrgDomain | None]:
+    """(needs a challenge, the validated domain that spares it) or rejectedIdentifier."""
+    wire = identifier.as_wire()
+    if endpoint.type == "private":
+        if covering_domain(domains, identifier) is None:
+            raise AcmeError(
+                ProblemType.REJECTED_IDENTIFIER,
+                f"{identifier.value} does not belong to the account's organisation",
+                identifier=wire,
+            )
+        return False, None
+    if identifier.type == "ip":
+        raise AcmeError(
+            ProblemType.REJECTED_IDENTIFIER,
+            f"{identifier.value}: IP identifiers are issued only on private endpoints",
+            identifier=wire,
+        )
+    validated = covering_domain(domains, identifier, validated_at=now)
+    if validated is not None:
+        return False, validated
+    if identifier.is_wildcard:
+        raise AcmeError(
+            ProblemType.REJECTED_IDENTIFIER,
+            f"{identifier.value}: a wildcard on a public endpoint needs its domain validated "
+            "in the console (dns-01 is not offered yet)",
+            identifier=wire,
+        )
+    return True, None
+
+
+def _new_authorization(
+    account: Account, identifier: Identifier, *, needs_challenge: bool, expires_at: datetime
+) -> Authorization:
+    authz_id = new_id()
+    base = Identifier(identifier.type, identifier.base_name)
+    challenges: tuple[Challenge, ...] = ()
+    if needs_challenge:
+        token = b64url_encode(secrets.token_bytes(32))
+        challenges = (Challenge(new_id(), authz_id, HTTP01, token, "pending", None, None),)
+    status = "pending" if needs_challenge else "valid"
+    return Authorization(
+        authz_id, account.id, base, identifier.is_wildcard, status, expires_at, challenges
+    )
+
+
+def new_order(
+    conn: Connection, *, endpoint: EndpointConfig, account: Account, payload: dict[str, Any],
+    lifetimes: Lifetimes, profiles: dict[str, LeafProfile], now: datetime,
+) -> Order:
+    """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
+    identifiers = parse_identifiers(payload.get("identifiers"))
+    profile_name = payload.get("profile", endpoint.default_profile)
+    if profile_name not in endpoint.profiles:
+        raise malformed(
+            f"profile {profile_name!r} is not offered here; choose one of {list(endpoint.profiles)}"
+        )
+    profile = profiles[profile_name]
+    not_before = _parse_time(payload.get("notBefore"), "notBefore")
+    not_after = _parse_time(payload.get("notAfter"), "notAfter")
+    start = not_before or now
+    if not_after is not None and (not_after <= start or not_after - start > profile.max_validity):
+        raise malformed(f"notAfter must lie after notBefore and within {profile.max_validity.days} days")
+    org = org_store.get_org(conn, account.org_id)
+    if org is None or org.status != "active":
+        raise unauthorized("the account's organisation is disabled")
+    domains = org_store.list_domains(conn, account.org_id)
+    authz_expiry = now + lifetimes.authorization
+    authorizations: list[Authorization] = []
+    problems: list[AcmeError] = []
+    for identifier in identifiers:
+        try:
+            needs_challenge, validated = _identifier_policy(endpoint, identifier, domains, now)
+        except AcmeError as exc:
+            problems.append(exc)
+            continue
+        if needs_challenge:
+            reusable = order_store.find_reusable_authorization(
+                conn, account.id, Identifier(identifier.type, identifier.base_name),
+                identifier.is_wildcard, now,
+            )
+            if reusable is not None and reusable.challenges:
+                authorizations.append(reusable)
+                continue
+        expiry = authz_expiry
+        if validated is not None and validated.validated_until is not None:
+            expiry = min(expiry, validated.validated_until)
+        authz = _new_authorization(account, identifier, needs_challenge=needs_challenge,
+                                   expires_at=expiry)
+        order_store.insert_authorization(conn, authz, now)
+        authorizations.append(authz)
+    _raise_rejected(problems)
+    order = Order(
+        id=new_id(), account_id=account.id, profile=profile_name, identifiers=tuple(identifiers),
+        expires_at=min([now + lifetimes.order, *(a.expires_at for a in authorizations)]),
+        not_before=not_before, not_after=not_after, finalization="none", error=None,
+        certificate_id=None, authorizations=tuple(authorizations),
+    )
+    order_store.insert_order(conn, order, now)
+    return order
+
+
+def finalize_order(
+    conn: Connection, *, endpoint: EndpointConfig, account: Account, account_spki: bytes,
+    order: Order, payload: dict[str, Any], issuer: Issuer, profiles: dict[str, LeafProfile],
+    now: datetime,
+) -> Order:
+    """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once."""
+    status = order.status(now)
+    if status != "ready":
+        raise AcmeError(
+            ProblemType.ORDER_NOT_READY, f"the order is {status}, not ready", status=403
+        )
+    raw_csr = payload.get("csr")
+    if not isinstance(raw_csr, str):
+        raise malformed("'csr' must be the base64url DER of a CSR")
+    try:
+        der = b64url_decode(raw_csr)
+    except ValueError as exc:
+        raise AcmeError(ProblemType.BAD_CSR, "'csr' is not base64url") from exc
+    try:
+        checked = check_csr(der, order.identifiers, forbidden_key_spki=account_spki)
+    except CsrError as exc:
+        raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
+    org = org_store.get_org(conn, account.org_id)
+    if org is None or org.status != "active":
+        raise unauthorized("the account's organisation is disabled")
+    profile = profiles[order.profile]
+    try:
+        issued = issuer.issue(
+            IssueRequest(
+                public_key=checked.public_key, dns_names=checked.dns_names,
+                ip_addresses=checked.ip_addresses, profile=profile,
+                not_before=order.not_before, not_after=order.not_after,
+            )
+        )
+    except CaError as exc:
+        raise AcmeError(ProblemType.BAD_CSR, f"cannot issue: {exc}") from exc
+    certificate = Certificate(
+        id=new_id(), serial_hex=issued.serial_hex, account_id=account.id, order_id=order.id,
+        org_id=account.org_id, endpoint=endpoint.name, ca_level=endpoint.ca, profile=profile.name,
+        names=[i.value for i in order.identifiers], not_before=issued.not_before,
+        not_after=issued.not_after, chain_pem=issued.chain_pem.decode("ascii"),
+        spki_sha256=issued.spki_sha256_hex, revoked_at=None, revocation_reason=None,
+    )
+    cert_store.insert_certificate(conn, certificate, now)
+    if not order_store.set_finalization(
+        conn, order.id, expected="none", finalization="valid", certificate_id=certificate.id
+    ):
+        raise AcmeError(ProblemType.ORDER_NOT_READY, "the order is already being finalized",
+                        status=403)
+    finalized = order_store.get_order(conn, order.id)
+    assert finalized is not None
+    return finalized
+
+
+def spki_sha256_hex(spki_der: bytes) -> str:
+    return hashlib.sha256(spki_der).hexdigest()

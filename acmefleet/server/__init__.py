@@ -1,0 +1,1 @@
+"""Running the server: the data directory, start-up wiring, and the HTTP listeners."""

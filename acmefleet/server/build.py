@@ -1,0 +1,75 @@
+"""Wire a running server together from a data directory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.acme.nonces import NonceService, load_or_create_nonce_key
+from acmefleet.ca.hierarchy import Authority, load_authority
+from acmefleet.ca.issuer import EmbeddedIssuer, Issuer
+from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
+from acmefleet.clock import Clock, SystemClock
+from acmefleet.config import ConfigError, ServerConfig, load_config
+from acmefleet.server.datadir import read_passphrase, require_initialised
+from acmefleet.store.engine import open_database
+from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.http01 import Http01Validator
+
+
+def build_profiles(config: ServerConfig) -> dict[str, LeafProfile]:
+    profiles = dict(DEFAULT_PROFILES)
+    for name, raw in config.profiles.items():
+        base = profiles.get(name) or DEFAULT_PROFILES.get(str(raw.get("kind")))
+        if base is None:
+            raise ConfigError(f"profiles.{name}: 'kind' must be one of {list(DEFAULT_PROFILES)}")
+        try:
+            profiles[name] = LeafProfile(
+                name=name, description=str(raw.get("description", base.description)),
+                kind=base.kind,
+                validity=timedelta(days=float(raw.get("validity_days", base.validity.days))),
+                max_validity=base.max_validity,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    for endpoint in config.endpoints.values():
+        for name in endpoint.profiles:
+            if name not in profiles:
+                raise ConfigError(f"endpoint {endpoint.name}: unknown profile {name!r}")
+            if profiles[name].kind == "public-dv" and endpoint.type != "public":
+                raise ConfigError(f"endpoint {endpoint.name}: public-dv needs a public endpoint")
+    return profiles
+
+
+def build_validators(config: ServerConfig) -> dict[str, ChallengeValidator]:
+    validation = config.validation
+    return {
+        "http-01": Http01Validator(
+            port=validation.http01_port, timeout=validation.timeout,
+            allow_private=validation.allow_private_addresses, hosts=validation.hosts,
+        )
+    }
+
+
+def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
+    data = require_initialised(root)
+    config = load_config(root)
+    clock = clock or SystemClock()
+    passphrase = read_passphrase()
+    authorities: dict[str, Authority] = {}
+    issuers: dict[str, Issuer] = {}
+    for level in {e.ca for e in config.endpoints.values()}:
+        authorities[level] = load_authority(data.ca, level, passphrase)
+        issuers[level] = EmbeddedIssuer(
+            authorities[level], clock=clock, pki_base_url=config.pki_base_url
+        )
+    database = open_database(data.database_url())
+    with database.write() as conn:
+        nonce_key = load_or_create_nonce_key(conn)
+    return AcmeContext(
+        config=config, db=database, clock=clock,
+        nonces=NonceService(nonce_key, clock, config.nonce_lifetime),
+        authorities=authorities, issuers=issuers, profiles=build_profiles(config),
+        validators=build_validators(config),
+    )

@@ -1,0 +1,121 @@
+"""The data directory: what ``server init`` creates, and where everything lives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from acmefleet.ca.bundle import write_bundle
+from acmefleet.ca.hierarchy import TRUST_LEVELS, create_hierarchy, load_authority
+from acmefleet.ca.tls import issue_server_tls
+from acmefleet.clock import Clock
+from acmefleet.config import CONFIG_FILE, load_config, render_default_config
+from acmefleet.store.engine import open_database, sqlite_url
+from acmefleet.store.migrate import upgrade
+
+PASSPHRASE_ENV = "ACMEFLEET_CA_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "ACMEFLEET_CA_PASSPHRASE_FILE"
+SERVER_CA_LEVEL = "private"
+
+
+class DataDirError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.root / "ca-bundle.pem"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.root / "tls" / "server.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "tls" / "server.key"
+
+    def database_url(self) -> str:
+        configured = load_config(self.root).database_url
+        return configured or sqlite_url(self.root)
+
+
+def read_passphrase(passphrase_file: Path | None = None) -> bytes | None:
+    """The CA key passphrase: a file (flag or env) wins over the environment variable."""
+    path = passphrase_file or (Path(os.environ[PASSPHRASE_FILE_ENV])
+                               if os.environ.get(PASSPHRASE_FILE_ENV) else None)
+    if path is not None:
+        try:
+            value = path.read_bytes().strip()
+        except OSError as exc:
+            raise DataDirError(f"cannot read the CA passphrase file {path}: {exc.strerror}") from exc
+        if not value:
+            raise DataDirError(f"the CA passphrase file {path} is empty")
+        return value
+    env = os.environ.get(PASSPHRASE_ENV)
+    return env.encode() if env else None
+
+
+def tls_names(base_url: str, extra: tuple[str, ...]) -> list[str]:
+    host = urlsplit(base_url).hostname or "localhost"
+    return list(dict.fromkeys(["localhost", "127.0.0.1", "::1", host, *extra]))
+
+
+def initialise(
+    root: Path, *, base_url: str, pki_base_url: str, listen: str, pki_listen: str,
+    clock: Clock, passphrase: bytes | None,
+) -> DataDir:
+    """Create a complete data directory, or nothing: it is built aside and moved in place."""
+    if root.exists() and any(root.iterdir()):
+        raise DataDirError(f"{root} already exists and is not empty; refusing to overwrite it")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root.parent))
+    try:
+        staging.chmod(0o700)
+        (staging / CONFIG_FILE).write_text(
+            render_default_config(base_url, pki_base_url, listen, pki_listen)
+        )
+        config = load_config(staging)
+        staged = DataDir(staging)
+        for level in TRUST_LEVELS:
+            create_hierarchy(staged.ca, level, clock=clock, passphrase=passphrase)
+        write_bundle(staged.ca, TRUST_LEVELS, staged.ca_bundle)
+        staged.tls_cert.parent.mkdir(mode=0o700)
+        issue_server_tls(
+            load_authority(staged.ca, SERVER_CA_LEVEL, passphrase),
+            tls_names(base_url, config.tls_names), staged.tls_cert, staged.tls_key, clock=clock,
+        )
+        database = open_database(sqlite_url(staging))
+        try:
+            upgrade(database)
+        finally:
+            database.dispose()
+        if root.exists():
+            root.rmdir()
+        staging.rename(root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return DataDir(root)
+
+
+def require_initialised(root: Path) -> DataDir:
+    data = DataDir(root)
+    if not data.config.exists():
+        raise DataDirError(f"{root} is not an acmefleet data directory; run 'acmefleet server init'")
+    return data

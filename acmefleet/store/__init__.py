@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy Core tables, the engine, and one module of queries per aggregate."""

@@ -1,0 +1,49 @@
+"""ACME accounts: one per (endpoint, key thumbprint)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from acmefleet.models import Account
+from acmefleet.store.schema import accounts
+
+
+def _account(row: Row[tuple[object, ...]]) -> Account:
+    return Account(
+        row.id, row.endpoint, row.org_id, row.jwk, row.thumbprint, row.status, row.contact,
+        row.eab_kid, row.created_at,
+    )
+
+
+def insert_account(conn: Connection, account: Account) -> None:
+    conn.execute(
+        insert(accounts).values(
+            id=account.id, endpoint=account.endpoint, org_id=account.org_id, jwk=account.jwk,
+            thumbprint=account.thumbprint, status=account.status, contact=account.contact,
+            eab_kid=account.eab_kid, created_at=account.created_at,
+        )
+    )
+
+
+def get_account(conn: Connection, account_id: str) -> Account | None:
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one_or_none()
+    return _account(row) if row else None
+
+
+def find_by_thumbprint(conn: Connection, endpoint: str, thumbprint: str) -> Account | None:
+    query = select(accounts).where(
+        accounts.c.endpoint == endpoint, accounts.c.thumbprint == thumbprint
+    )
+    row = conn.execute(query).one_or_none()
+    return _account(row) if row else None
+
+
+def list_accounts(conn: Connection) -> list[Account]:
+    return [_account(r) for r in conn.execute(select(accounts).order_by(accounts.c.created_at))]
+
+
+def update_account(conn: Connection, account_id: str, **values: Any) -> None:
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))

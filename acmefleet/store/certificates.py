@@ -1,0 +1,62 @@
+"""Issued certificates: the inventory, and revocation state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from acmefleet.models import Certificate
+from acmefleet.store.schema import certificates
+
+
+def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
+    return Certificate(
+        row.id, row.serial_hex, row.account_id, row.order_id, row.org_id, row.endpoint,
+        row.ca_level, row.profile, row.names, row.not_before, row.not_after, row.chain_pem,
+        row.spki_sha256, row.revoked_at, row.revocation_reason,
+    )
+
+
+def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime) -> None:
+    conn.execute(
+        insert(certificates).values(
+            id=cert.id, serial_hex=cert.serial_hex, account_id=cert.account_id,
+            order_id=cert.order_id, org_id=cert.org_id, endpoint=cert.endpoint,
+            ca_level=cert.ca_level, profile=cert.profile, names=cert.names,
+            not_before=cert.not_before, not_after=cert.not_after, chain_pem=cert.chain_pem,
+            spki_sha256=cert.spki_sha256, created_at=created_at,
+        )
+    )
+
+
+def get_certificate(conn: Connection, cert_id: str) -> Certificate | None:
+    row = conn.execute(select(certificates).where(certificates.c.id == cert_id)).one_or_none()
+    return _certificate(row) if row else None
+
+
+def find_by_serial(conn: Connection, serial_hex: str) -> Certificate | None:
+    query = select(certificates).where(certificates.c.serial_hex == serial_hex)
+    row = conn.execute(query).one_or_none()
+    return _certificate(row) if row else None
+
+
+def list_certificates(conn: Connection) -> list[Certificate]:
+    query = select(certificates).order_by(certificates.c.created_at)
+    return [_certificate(r) for r in conn.execute(query)]
+
+
+def list_revoked(conn: Connection, ca_level: str) -> list[Certificate]:
+    query = select(certificates).where(
+        certificates.c.ca_level == ca_level, certificates.c.revoked_at.is_not(None)
+    )
+    return [_certificate(r) for r in conn.execute(query)]
+
+
+def mark_revoked(conn: Connection, cert_id: str, at: datetime, reason: int) -> bool:
+    result = conn.execute(
+        update(certificates)
+        .where(certificates.c.id == cert_id, certificates.c.revoked_at.is_(None))
+        .values(revoked_at=at, revocation_reason=reason)
+    )
+    return result.rowcount == 1

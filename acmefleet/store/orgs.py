@@ -1,0 +1,95 @@
+"""Organisations and their domains (names and IP networks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from acmefleet.models import Organization, OrgDomain
+from acmefleet.store.schema import org_domains, organizations
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+def _org(row: Row[tuple[object, ...]]) -> Organization:
+    return Organization(row.id, row.name, row.status, row.created_at)
+
+
+def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
+    return OrgDomain(
+        row.id, row.org_id, row.name, row.kind, row.validated_at, row.validated_until,
+        row.validation_method, row.validated_by,
+    )
+
+
+def create_org(conn: Connection, name: str, now: datetime) -> Organization:
+    try:
+        with conn.begin_nested():
+            result = conn.execute(insert(organizations).values(name=name, created_at=now))
+    except IntegrityError as exc:
+        raise AlreadyExists(f"organisation {name!r} already exists") from exc
+    org_id = result.inserted_primary_key
+    assert org_id is not None
+    return Organization(int(org_id[0]), name, "active", now)
+
+
+def get_org(conn: Connection, org_id: int) -> Organization | None:
+    row = conn.execute(select(organizations).where(organizations.c.id == org_id)).one_or_none()
+    return _org(row) if row else None
+
+
+def find_org(conn: Connection, name: str) -> Organization | None:
+    row = conn.execute(select(organizations).where(organizations.c.name == name)).one_or_none()
+    return _org(row) if row else None
+
+
+def list_orgs(conn: Connection) -> list[Organization]:
+    return [_org(r) for r in conn.execute(select(organizations).order_by(organizations.c.name))]
+
+
+def set_org_status(conn: Connection, org_id: int, status: str) -> None:
+    conn.execute(update(organizations).where(organizations.c.id == org_id).values(status=status))
+
+
+def add_domain(
+    conn: Connection, org_id: int, name: str, kind: str, now: datetime
+) -> OrgDomain:
+    try:
+        with conn.begin_nested():
+            result = conn.execute(
+                insert(org_domains).values(org_id=org_id, name=name, kind=kind, created_at=now)
+            )
+    except IntegrityError as exc:
+        raise AlreadyExists(f"domain {name!r} is already in this organisation") from exc
+    key = result.inserted_primary_key
+    assert key is not None
+    return OrgDomain(int(key[0]), org_id, name, kind, None, None, None, None)  # type: ignore[arg-type]
+
+
+def mark_validated(
+    conn: Connection, domain_id: int, *, at: datetime, until: datetime, method: str, by: str
+) -> None:
+    conn.execute(
+        update(org_domains)
+        .where(org_domains.c.id == domain_id)
+        .values(validated_at=at, validated_until=until, validation_method=method, validated_by=by)
+    )
+
+
+def remove_domain(conn: Connection, domain_id: int) -> None:
+    conn.execute(delete(org_domains).where(org_domains.c.id == domain_id))
+
+
+def list_domains(conn: Connection, org_id: int) -> list[OrgDomain]:
+    query = select(org_domains).where(org_domains.c.org_id == org_id).order_by(org_domains.c.name)
+    return [_domain(r) for r in conn.execute(query)]
+
+
+def find_domain(conn: Connection, org_id: int, name: str) -> OrgDomain | None:
+    query = select(org_domains).where(org_domains.c.org_id == org_id, org_domains.c.name == name)
+    row = conn.execute(query).one_or_none()
+    return _domain(row) if row else None

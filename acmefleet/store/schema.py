@@ -1,0 +1,185 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` build it.
+
+Rules that keep it PostgreSQL-ready and replica-safe: text primary keys minted from
+random bytes (no sequences clients can see), aware UTC timestamps, every uniqueness the
+protocol depends on enforced by a constraint, and no state that lives only in a process.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from acmefleet.store.types import JsonText, UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+org_domains = Table(
+    "org_domains",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("kind", String(8), nullable=False),  # "dns" or "ip" (a CIDR network)
+    Column("validated_at", UtcDateTime),
+    Column("validated_until", UtcDateTime),
+    Column("validation_method", String(32)),
+    Column("validated_by", String(200)),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_org_domains_org_name"),
+)
+
+eab_credentials = Table(
+    "eab_credentials",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    # The HMAC key exists only until the credential is bound; binding erases it.
+    Column("hmac_key", String(128)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("bound_at", UtcDateTime),
+    Column("account_id", String(64)),
+    Column("revoked_at", UtcDateTime),
+    Column("created_by", String(200), nullable=False, server_default="cli"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("jwk", JsonText, nullable=False),
+    Column("thumbprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("contact", JsonText, nullable=False),
+    Column("eab_kid", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("endpoint", "thumbprint", name="uq_accounts_endpoint_thumbprint"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("profile", String(64), nullable=False),
+    Column("identifiers", JsonText, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("not_before", UtcDateTime),
+    Column("not_after", UtcDateTime),
+    # none | processing | valid | invalid: how far finalization went (status is derived).
+    Column("finalization", String(16), nullable=False, server_default="none"),
+    Column("error", JsonText),
+    Column("certificate_id", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+authorizations = Table(
+    "authorizations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("identifier_type", String(8), nullable=False),
+    Column("identifier_value", String(253), nullable=False),
+    Column("wildcard", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+order_authorizations = Table(
+    "order_authorizations",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("authz_id", String(64), ForeignKey("authorizations.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_order_authorizations_authz", "authz_id"),
+)
+
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("authz_id", String(64), ForeignKey("authorizations.id"), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("validated_at", UtcDateTime),
+    Column("error", JsonText),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("serial_hex", String(64), nullable=False, unique=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("order_id", String(64), nullable=False),
+    Column("org_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("ca_level", String(32), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("names", JsonText, nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    Column("chain_pem", Text, nullable=False),
+    Column("spki_sha256", String(64), nullable=False, index=True),
+    Column("revoked_at", UtcDateTime),
+    Column("revocation_reason", Integer),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("source", String(64)),
+    Column("details", JsonText),
+)

@@ -1,0 +1,1 @@
+"""Challenge validation: one module per challenge type, behind ``ChallengeValidator``."""
