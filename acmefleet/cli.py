@@ -29,7 +29,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXPECTED_ERRORS = (ConsoleError, DataDirError, ConfigError, CaError, OSError)
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(path_type=Path), envvar="ACMEFLEET_DATA_DIR", required=True,
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="ACMEFLEET_DATA_DIR",
+    required=True,
     help="The server's data directory (env ACMEFLEET_DATA_DIR).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -77,18 +80,30 @@ def server() -> None:
 @click.option("--pki-base-url", help="Plain-HTTP URL for issuer certificates and CRLs.")
 @click.option("--listen", default="127.0.0.1:8555", show_default=True)
 @click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
-@click.option("--ca-passphrase-file", type=click.Path(path_type=Path),
-              help="Encrypt the CA keys with the passphrase in this file.")
-def server_init(data_dir: Path, base_url: str | None, pki_base_url: str | None, listen: str,
-                pki_listen: str, ca_passphrase_file: Path | None) -> None:
+@click.option(
+    "--ca-passphrase-file",
+    type=click.Path(path_type=Path),
+    help="Encrypt the CA keys with the passphrase in this file.",
+)
+def server_init(
+    data_dir: Path,
+    base_url: str | None,
+    pki_base_url: str | None,
+    listen: str,
+    pki_listen: str,
+    ca_passphrase_file: Path | None,
+) -> None:
     """Create the CA hierarchies, the database and the default endpoints."""
     port = listen.rpartition(":")[2]
     pki_port = pki_listen.rpartition(":")[2]
     try:
         data = initialise(
-            data_dir, base_url=base_url or f"https://localhost:{port}",
-            pki_base_url=pki_base_url or f"http://localhost:{pki_port}", listen=listen,
-            pki_listen=pki_listen, clock=SystemClock(),
+            data_dir,
+            base_url=base_url or f"https://localhost:{port}",
+            pki_base_url=pki_base_url or f"http://localhost:{pki_port}",
+            listen=listen,
+            pki_listen=pki_listen,
+            clock=SystemClock(),
             passphrase=read_passphrase(ca_passphrase_file),
         )
     except EXPECTED_ERRORS as exc:
@@ -97,8 +112,10 @@ def server_init(data_dir: Path, base_url: str | None, pki_base_url: str | None, 
     click.echo(f"  configuration: {data.config}")
     click.echo(f"  CA bundle for clients: {data.ca_bundle}")
     for endpoint in load_config(data.root).endpoints.values():
-        click.echo(f"  endpoint {endpoint.name} ({endpoint.type}): "
-                   f"{load_config(data.root).directory_url(endpoint.name)}")
+        click.echo(
+            f"  endpoint {endpoint.name} ({endpoint.type}): "
+            f"{load_config(data.root).directory_url(endpoint.name)}"
+        )
 
 
 @server.command("run")
@@ -107,18 +124,32 @@ def server_init(data_dir: Path, base_url: str | None, pki_base_url: str | None, 
 @click.option("--pki-listen", help="HOST:PORT for plain-HTTP /pki/ (default: configuration).")
 @click.option("--no-pki-listen", is_flag=True, help="Do not open the plain-HTTP listener.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
-def server_run(data_dir: Path, listen: str | None, pki_listen: str | None, no_pki_listen: bool,
-               workers: int, log_level: str) -> None:
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def server_run(
+    data_dir: Path,
+    listen: str | None,
+    pki_listen: str | None,
+    no_pki_listen: bool,
+    workers: int,
+    log_level: str,
+) -> None:
     """Serve ACME over HTTPS until stopped."""
     from acmefleet.server.runner import ListenError, run
 
     try:
         config = load_config(require_initialised(data_dir).root)
-        run(data_dir, listen=listen or config.listen,
+        run(
+            data_dir,
+            listen=listen or config.listen,
             pki_listen=None if no_pki_listen else (pki_listen or config.pki_listen),
-            workers=workers, log_level=log_level)
+            workers=workers,
+            log_level=log_level,
+        )
     except (*EXPECTED_ERRORS, ListenError) as exc:
         fail(str(exc))
 
@@ -176,33 +207,63 @@ def domain() -> None:
 @domain.command("add")
 @click.argument("org_name", metavar="ORG")
 @click.argument("domain_name", metavar="DOMAIN")
-@click.option("--validated", is_flag=True, help="Record the domain as validated (public orders "
-              "then need no challenge).")
+@click.option(
+    "--validated",
+    is_flag=True,
+    help="Record the domain as validated (public orders then need no challenge).",
+)
 @click.option("--justification", help="Why it is validated (kept in the audit log).")
-@click.option("--days", type=click.IntRange(1, 825), default=397, show_default=True,
-              help="How long a validation holds.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 825),
+    default=397,
+    show_default=True,
+    help="How long a validation holds.",
+)
 @data_dir_option
 @json_option
-def domain_add(org_name: str, domain_name: str, validated: bool, justification: str | None,
-               days: int, data_dir: Path, as_json: bool) -> None:
+def domain_add(
+    org_name: str,
+    domain_name: str,
+    validated: bool,
+    justification: str | None,
+    days: int,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
     """Add a domain (or a CIDR network) to an organisation."""
     try:
         with admin_transaction(data_dir) as conn:
             added = organisations.add_domain(
-                conn, org_name, domain_name, validated=validated, actor=actor(),
-                now=SystemClock().now(), justification=justification,
+                conn,
+                org_name,
+                domain_name,
+                validated=validated,
+                actor=actor(),
+                now=SystemClock().now(),
+                justification=justification,
                 lifetime=timedelta(days=days),
             )
     except EXPECTED_ERRORS as exc:
         fail(str(exc))
     if as_json:
-        click.echo(json.dumps({
-            "name": added.name, "kind": added.kind,
-            "validated_until": added.validated_until.isoformat() if added.validated_until else None,
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "name": added.name,
+                    "kind": added.kind,
+                    "validated_until": added.validated_until.isoformat()
+                    if added.validated_until
+                    else None,
+                }
+            )
+        )
     else:
-        state = f"validated until {added.validated_until:%Y-%m-%d}" if added.validated_until \
+        state = (
+            f"validated until {added.validated_until:%Y-%m-%d}"
+            if added.validated_until
             else "not validated"
+        )
         click.echo(f"added {added.name} to {org_name} ({state})")
 
 
@@ -217,23 +278,37 @@ def eab() -> None:
 @click.option("--days", type=click.FloatRange(min=0.001), help="Lifetime (default: config).")
 @data_dir_option
 @json_option
-def eab_create(org_name: str, endpoint: str, days: float | None, data_dir: Path,
-               as_json: bool) -> None:
+def eab_create(
+    org_name: str, endpoint: str, days: float | None, data_dir: Path, as_json: bool
+) -> None:
     """Mint a single-use EAB credential; the HMAC key is shown this once."""
     try:
         config = load_config(require_initialised(data_dir).root)
         with admin_transaction(data_dir) as conn:
             minted = credentials.mint(
-                conn, config, org_name=org_name, endpoint=endpoint, actor=actor(),
-                now=SystemClock().now(), lifetime=timedelta(days=days) if days else None,
+                conn,
+                config,
+                org_name=org_name,
+                endpoint=endpoint,
+                actor=actor(),
+                now=SystemClock().now(),
+                lifetime=timedelta(days=days) if days else None,
             )
     except EXPECTED_ERRORS as exc:
         fail(str(exc))
     bundle = str(require_initialised(data_dir).ca_bundle.resolve())
     if as_json:
-        click.echo(json.dumps({"kid": minted.kid, "hmac_key": minted.hmac_key,
-                               "directory": minted.directory, "ca_bundle": bundle,
-                               "expires": minted.expires_at.isoformat()}))
+        click.echo(
+            json.dumps(
+                {
+                    "kid": minted.kid,
+                    "hmac_key": minted.hmac_key,
+                    "directory": minted.directory,
+                    "ca_bundle": bundle,
+                    "expires": minted.expires_at.isoformat(),
+                }
+            )
+        )
         return
     click.echo(f"key id:    {minted.kid}")
     click.echo(f"HMAC key:  {minted.hmac_key}   (shown once; it is erased when used)")
@@ -254,18 +329,27 @@ def eab_list(data_dir: Path, as_json: bool) -> None:
     except EXPECTED_ERRORS as exc:
         fail(str(exc))
     now = SystemClock().now()
-    rows = [{
-        "kid": c.kid, "org": org_names.get(c.org_id), "endpoint": c.endpoint,
-        "status": c.state(now), "account": c.account_id,
-        "created": c.created_at.isoformat(), "expires": c.expires_at.isoformat(),
-    } for c in found]
+    rows = [
+        {
+            "kid": c.kid,
+            "org": org_names.get(c.org_id),
+            "endpoint": c.endpoint,
+            "status": c.state(now),
+            "account": c.account_id,
+            "created": c.created_at.isoformat(),
+            "expires": c.expires_at.isoformat(),
+        }
+        for c in found
+    ]
     if as_json:
         click.echo(json.dumps(rows))
         return
     click.echo(f"{'KID':<24} {'ORG':<20} {'ENDPOINT':<10} {'STATUS':<8} ACCOUNT")
     for row in rows:
-        click.echo(f"{row['kid']:<24} {row['org'] or '':<20} {row['endpoint']:<10} "
-                   f"{row['status']:<8} {row['account'] or '-'}")
+        click.echo(
+            f"{row['kid']:<24} {row['org'] or '':<20} {row['endpoint']:<10} "
+            f"{row['status']:<8} {row['account'] or '-'}"
+        )
 
 
 @eab.command("revoke")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from sqlalchemy import Connection
 
 from acmefleet.acme import pki
@@ -81,8 +82,9 @@ class AcmeApp:
             pending = order_store.processing_challenges(conn)
         for challenge_id in pending:
             self.ctx.tasks.spawn(
-                challenge_policy.validate(self.ctx.db, self.ctx.clock, self.ctx.validators,
-                                          challenge_id),
+                challenge_policy.validate(
+                    self.ctx.db, self.ctx.clock, self.ctx.validators, challenge_id
+                ),
                 name=f"validate-{challenge_id}",
             )
 
@@ -141,7 +143,10 @@ class AcmeApp:
             raise error
 
     def _signed(
-        self, request: Request, endpoint: EndpointConfig, route: SignedRoute,
+        self,
+        request: Request,
+        endpoint: EndpointConfig,
+        route: SignedRoute,
         params: dict[str, str],
     ) -> Response:
         """Checks in order: content type → JWS form → key → signature → nonce → handler."""
@@ -198,5 +203,3 @@ class AcmeApp:
         if account.status != "valid":
             raise unauthorized(f"the account is {account.status}")
         return self.ctx.keys.get(account.jwk), account
-
-

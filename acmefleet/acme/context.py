@@ -45,5 +45,4 @@ class AcmeContext:
 
     @property
     def lifetimes(self) -> Lifetimes:
-        return Lifetimes(order=self.config.order_lifetime,
-                         authorization=self.config.authz_lifetime)
+        return Lifetimes(order=self.config.order_lifetime, authorization=self.config.authz_lifetime)

@@ -88,5 +88,7 @@ class NonceService:
 
     def prune(self, conn: Connection) -> int:
         """Forget used nonces that have expired anyway (they fail ``check``)."""
-        result = conn.execute(delete(used_nonces).where(used_nonces.c.expires_at < self._clock.now()))
+        result = conn.execute(
+            delete(used_nonces).where(used_nonces.c.expires_at < self._clock.now())
+        )
         return int(result.rowcount or 0)

@@ -48,7 +48,10 @@ def current_crl(ctx: AcmeContext, level: str) -> bytes:
         if c.revoked_at is not None
     ]
     der = build_crl(
-        ctx.authorities[level], entries, this_update=now, next_update=now + CRL_VALIDITY,
+        ctx.authorities[level],
+        entries,
+        this_update=now,
+        next_update=now + CRL_VALIDITY,
         crl_number=int(now.timestamp() * 1000),
     )
     ctx.crl_cache[level] = CachedCrl(der, now)

@@ -47,5 +47,5 @@ class EndpointUrls:
         prefix = f"{self.root}/acct/"
         if not kid.startswith(prefix):
             return None
-        account_id = kid[len(prefix):]
+        account_id = kid[len(prefix) :]
         return account_id if account_id and "/" not in account_id else None

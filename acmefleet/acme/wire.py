@@ -38,9 +38,7 @@ def challenge_object(urls: EndpointUrls, challenge: Challenge) -> dict[str, Any]
     return obj
 
 
-def authorization_object(
-    urls: EndpointUrls, authz: Authorization, now: datetime
-) -> dict[str, Any]:
+def authorization_object(urls: EndpointUrls, authz: Authorization, now: datetime) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "identifier": {"type": authz.identifier.type, "value": authz.identifier.value},
         "status": authz.status(now),

@@ -38,8 +38,15 @@ def _random_token(size: int) -> str:
 
 
 def mint(
-    conn: Connection, config: ServerConfig, *, org_name: str, endpoint: str, actor: str,
-    now: datetime, lifetime: timedelta | None = None, source: str | None = None,
+    conn: Connection,
+    config: ServerConfig,
+    *,
+    org_name: str,
+    endpoint: str,
+    actor: str,
+    now: datetime,
+    lifetime: timedelta | None = None,
+    source: str | None = None,
 ) -> MintedCredential:
     if endpoint not in config.endpoints:
         raise NotFound(f"no endpoint {endpoint!r}; configured: {', '.join(config.endpoints)}")
@@ -53,11 +60,24 @@ def mint(
         raise ConsoleError("an EAB credential's lifetime must be positive")
     kid, hmac_key = _random_token(KID_BYTES), _random_token(HMAC_KEY_BYTES)
     eab_store.insert_credential(
-        conn, kid=kid, org_id=org.id, endpoint=endpoint, hmac_key=hmac_key, created_at=now,
-        expires_at=now + lifetime, created_by=actor,
+        conn,
+        kid=kid,
+        org_id=org.id,
+        endpoint=endpoint,
+        hmac_key=hmac_key,
+        created_at=now,
+        expires_at=now + lifetime,
+        created_by=actor,
     )
-    audit.record(conn, at=now, actor=actor, action="eab.mint", target=kid, source=source,
-                 details={"org": org.name, "endpoint": endpoint})
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action="eab.mint",
+        target=kid,
+        source=source,
+        details={"org": org.name, "endpoint": endpoint},
+    )
     return MintedCredential(kid, hmac_key, endpoint, config.directory_url(endpoint), now + lifetime)
 
 
@@ -70,5 +90,7 @@ def revoke(conn: Connection, kid: str, *, actor: str, now: datetime) -> None:
     if credential is None:
         raise NotFound(f"no EAB credential {kid!r}")
     if not eab_store.revoke(conn, kid, now):
-        raise ConsoleError(f"EAB credential {kid!r} is {credential.state(now)}; only unused ones can be revoked")
+        raise ConsoleError(
+            f"EAB credential {kid!r} is {credential.state(now)}; only unused ones can be revoked"
+        )
     audit.record(conn, at=now, actor=actor, action="eab.revoke", target=kid)

@@ -53,8 +53,14 @@ def parse_domain(raw: str) -> tuple[str, str]:
 
 
 def add_domain(
-    conn: Connection, org_name: str, raw_domain: str, *, validated: bool, actor: str,
-    now: datetime, justification: str | None = None,
+    conn: Connection,
+    org_name: str,
+    raw_domain: str,
+    *,
+    validated: bool,
+    actor: str,
+    now: datetime,
+    justification: str | None = None,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
 ) -> OrgDomain:
     org = get(conn, org_name)
@@ -63,11 +69,20 @@ def add_domain(
         domain = org_store.add_domain(conn, org.id, name, kind, now)
     except org_store.AlreadyExists as exc:
         raise ConsoleError(str(exc)) from exc
-    audit.record(conn, at=now, actor=actor, action="domain.add", target=name,
-                 details={"org": org.name})
+    audit.record(
+        conn, at=now, actor=actor, action="domain.add", target=name, details={"org": org.name}
+    )
     if validated:
-        mark_validated(conn, org.name, name, actor=actor, now=now, method="manual",
-                       justification=justification, lifetime=lifetime)
+        mark_validated(
+            conn,
+            org.name,
+            name,
+            actor=actor,
+            now=now,
+            method="manual",
+            justification=justification,
+            lifetime=lifetime,
+        )
         found = org_store.find_domain(conn, org.id, name)
         assert found is not None
         return found
@@ -75,8 +90,14 @@ def add_domain(
 
 
 def mark_validated(
-    conn: Connection, org_name: str, domain_name: str, *, actor: str, now: datetime,
-    method: str, justification: str | None = None,
+    conn: Connection,
+    org_name: str,
+    domain_name: str,
+    *,
+    actor: str,
+    now: datetime,
+    method: str,
+    justification: str | None = None,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
 ) -> None:
     org = get(conn, org_name)
@@ -85,6 +106,16 @@ def mark_validated(
     if domain is None:
         raise NotFound(f"organisation {org.name!r} has no domain {name!r}")
     org_store.mark_validated(conn, domain.id, at=now, until=now + lifetime, method=method, by=actor)
-    audit.record(conn, at=now, actor=actor, action="domain.validate", target=name,
-                 details={"org": org.name, "method": method, "justification": justification,
-                          "until": (now + lifetime).isoformat()})
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action="domain.validate",
+        target=name,
+        details={
+            "org": org.name,
+            "method": method,
+            "justification": justification,
+            "until": (now + lifetime).isoformat(),
+        },
+    )

@@ -26,7 +26,9 @@ _FLATTENED_MEMBERS = {"protected", "payload", "signature"}
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC", "ES384": "EC", "ES512": "EC", "EdDSA": "OKP"}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # joserfc warns that EdDSA is superseded (RFC 9864)
-    _ALGORITHMS = {alg: jws.JWSRegistry(algorithms=[alg]).get_alg(alg) for alg in SIGNATURE_ALGORITHMS}
+    _ALGORITHMS = {
+        alg: jws.JWSRegistry(algorithms=[alg]).get_alg(alg) for alg in SIGNATURE_ALGORITHMS
+    }
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,14 @@ def verify_signature(request: RequestJws, key: AccountKey) -> None:
     if algorithm is None:
         raise bad_algorithm(request.alg, SIGNATURE_ALGORITHMS)
     if _KEY_TYPES[request.alg] != key.jwk["kty"]:
-        raise bad_algorithm(request.alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"]))
+        raise bad_algorithm(
+            request.alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"])
+        )
     signing_input = f"{request.flattened['protected']}.{request.flattened['payload']}".encode()
     try:
-        valid = algorithm.verify(signing_input, b64url_decode(request.flattened["signature"]), key.key)
+        valid = algorithm.verify(
+            signing_input, b64url_decode(request.flattened["signature"]), key.key
+        )
     except (JoseError, ValueError, TypeError) as exc:
         raise _bad_signature(request.alg) from exc
     if not valid:

@@ -16,7 +16,11 @@ from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.jose.b64 import b64url_encode
 
 PublicJwk = ECKey | RSAKey | OKPKey
-_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
+_THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 ALLOWED_CURVES = {"P-256", "P-384", "P-521", "Ed25519"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,8 +21,6 @@ from acmefleet.store import eab as eab_store
 from acmefleet.store import orgs as org_store
 from acmefleet.store.ids import new_id
 
-from datetime import datetime
-
 
 @dataclass(frozen=True)
 class NewAccountResult:
@@ -30,8 +29,14 @@ class NewAccountResult:
 
 
 def new_account(
-    conn: Connection, *, endpoint: EndpointConfig, key: AccountKey, payload: dict[str, Any],
-    outer_url: str, now: datetime, source: str | None,
+    conn: Connection,
+    *,
+    endpoint: EndpointConfig,
+    key: AccountKey,
+    payload: dict[str, Any],
+    outer_url: str,
+    now: datetime,
+    source: str | None,
 ) -> NewAccountResult:
     """RFC 8555 §7.3 with §7.3.4; binding and EAB consumption in the caller's transaction."""
     # An existing key gets its account before anything else is looked at (§7.3.1).
@@ -53,8 +58,14 @@ def new_account(
     if org is None or org.status != "active":
         raise unauthorized("externalAccountBinding: the credential's organisation is disabled")
     account = Account(
-        id=new_id(), endpoint=endpoint.name, org_id=credential.org_id, jwk=key.jwk,
-        thumbprint=key.thumbprint, status="valid", contact=contacts, eab_kid=credential.kid,
+        id=new_id(),
+        endpoint=endpoint.name,
+        org_id=credential.org_id,
+        jwk=key.jwk,
+        thumbprint=key.thumbprint,
+        status="valid",
+        contact=contacts,
+        eab_kid=credential.kid,
         created_at=now,
     )
     try:
@@ -64,8 +75,12 @@ def new_account(
     if not eab_store.consume(conn, credential.kid, credential.hmac_key, account.id, now):
         raise unauthorized("externalAccountBinding: this credential has already been used")
     audit.record(
-        conn, at=now, actor=f"acme-account:{account.id}", action="eab.bind",
-        target=credential.kid, source=source,
+        conn,
+        at=now,
+        actor=f"acme-account:{account.id}",
+        action="eab.bind",
+        target=credential.kid,
+        source=source,
         details={"endpoint": endpoint.name, "org_id": credential.org_id},
     )
     return NewAccountResult(account, created=True)
@@ -88,7 +103,10 @@ def update_account(
     account_store.update_account(conn, account.id, **changes)
     if "status" in changes:
         audit.record(
-            conn, at=now, actor=f"acme-account:{account.id}", action="account.deactivate",
+            conn,
+            at=now,
+            actor=f"acme-account:{account.id}",
+            action="account.deactivate",
             target=account.id,
         )
     updated = account_store.get_account(conn, account.id)
@@ -97,7 +115,11 @@ def update_account(
 
 
 def change_key(
-    conn: Connection, account: Account, new_key: AccountKey, old_key_jwk: Any, account_url: str,
+    conn: Connection,
+    account: Account,
+    new_key: AccountKey,
+    old_key_jwk: Any,
+    account_url: str,
     payload_account: Any,
 ) -> Account:
     """§7.3.5 after the inner JWS verified: the payload names this account and its key."""
@@ -110,7 +132,9 @@ def change_key(
     holder = account_store.find_by_thumbprint(conn, account.endpoint, new_key.thumbprint)
     if holder is not None:
         raise AcmeError(
-            ProblemType.MALFORMED, "the new key is already in use by an account", status=409,
+            ProblemType.MALFORMED,
+            "the new key is already in use by an account",
+            status=409,
             headers={"Location": account_url.rsplit("/", 1)[0] + "/" + holder.id},
         )
     account_store.update_account(conn, account.id, jwk=new_key.jwk, thumbprint=new_key.thumbprint)

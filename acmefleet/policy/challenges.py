@@ -23,7 +23,10 @@ def key_authorization(token: str, account: Account) -> str:
 
 
 def start(
-    conn: Connection, challenge: Challenge, authz: Authorization, validators: Mapping[str, object],
+    conn: Connection,
+    challenge: Challenge,
+    authz: Authorization,
+    validators: Mapping[str, object],
     now_status: str,
 ) -> bool:
     """Mark a pending challenge processing; True if validation must be started."""
@@ -59,7 +62,9 @@ async def validate(
         error = exc.as_problem()
     except Exception:  # a validator bug must not leave the challenge processing forever
         log.exception("validator %s failed on challenge %s", challenge.type, challenge_id)
-        error = AcmeError(ProblemType.SERVER_INTERNAL, "validation failed unexpectedly").as_problem()
+        error = AcmeError(
+            ProblemType.SERVER_INTERNAL, "validation failed unexpectedly"
+        ).as_problem()
     now = clock.now()
     with db.write() as conn:
         if error is None:
@@ -74,5 +79,9 @@ async def validate(
             order_store.set_authorization_status(
                 conn, authz.id, expected="pending", status="invalid"
             )
-    log.info("challenge %s for %s: %s", challenge_id, authz.identifier.value,
-             "valid" if error is None else error.get("type"))
+    log.info(
+        "challenge %s for %s: %s",
+        challenge_id,
+        authz.identifier.value,
+        "valid" if error is None else error.get("type"),
+    )

@@ -7,7 +7,9 @@ from typing import Any
 
 from acmefleet.errors import AcmeError, ProblemType, malformed
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+)
 MAX_CONTACTS = 10
 
 

@@ -5,20 +5,28 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from acmefleet.ca.csr import check_csr
 from acmefleet.ca.errors import CaError, CsrError
-from acmefleet.ca.issuer import IssueRequest, Issuer
+from acmefleet.ca.issuer import Issuer, IssueRequest
 from acmefleet.ca.profiles import LeafProfile
 from acmefleet.config import EndpointConfig
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 from acmefleet.jose.b64 import b64url_decode, b64url_encode
-from acmefleet.models import Account, Authorization, Challenge, Certificate, Order, OrgDomain
+from acmefleet.models import (
+    Account,
+    Authorization,
+    AuthzStatus,
+    Certificate,
+    Challenge,
+    Order,
+    OrgDomain,
+)
 from acmefleet.policy.names import covering_domain
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
@@ -31,8 +39,8 @@ HTTP01 = "http-01"
 
 @dataclass(frozen=True)
 class Lifetimes:
-    order: Any  # timedelta
-    authorization: Any  # timedelta
+    order: timedelta
+    authorization: timedelta
 
 
 def parse_identifiers(raw: Any) -> list[Identifier]:
@@ -43,12 +51,16 @@ def parse_identifiers(raw: Any) -> list[Identifier]:
     found: list[Identifier] = []
     problems: list[AcmeError] = []
     for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str) \
-                or not isinstance(item.get("value"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("type"), str)
+            or not isinstance(item.get("value"), str)
+        ):
             raise malformed("each identifier must be an object with string 'type' and 'value'")
         if item["type"] not in ("dns", "ip"):
             raise AcmeError(
-                ProblemType.UNSUPPORTED_IDENTIFIER, f"identifier type {item['type']!r} is not supported"
+                ProblemType.UNSUPPORTED_IDENTIFIER,
+                f"identifier type {item['type']!r} is not supported",
             )
         try:
             identifier = parse_identifier(item["type"], item["value"])
@@ -127,15 +139,21 @@ def _new_authorization(
     if needs_challenge:
         token = b64url_encode(secrets.token_bytes(32))
         challenges = (Challenge(new_id(), authz_id, HTTP01, token, "pending", None, None),)
-    status = "pending" if needs_challenge else "valid"
+    status: AuthzStatus = "pending" if needs_challenge else "valid"
     return Authorization(
         authz_id, account.id, base, identifier.is_wildcard, status, expires_at, challenges
     )
 
 
 def new_order(
-    conn: Connection, *, endpoint: EndpointConfig, account: Account, payload: dict[str, Any],
-    lifetimes: Lifetimes, profiles: dict[str, LeafProfile], now: datetime,
+    conn: Connection,
+    *,
+    endpoint: EndpointConfig,
+    account: Account,
+    payload: dict[str, Any],
+    lifetimes: Lifetimes,
+    profiles: dict[str, LeafProfile],
+    now: datetime,
 ) -> Order:
     """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
     identifiers = parse_identifiers(payload.get("identifiers"))
@@ -149,7 +167,9 @@ def new_order(
     not_after = _parse_time(payload.get("notAfter"), "notAfter")
     start = not_before or now
     if not_after is not None and (not_after <= start or not_after - start > profile.max_validity):
-        raise malformed(f"notAfter must lie after notBefore and within {profile.max_validity.days} days")
+        raise malformed(
+            f"notAfter must lie after notBefore and within {profile.max_validity.days} days"
+        )
     org = org_store.get_org(conn, account.org_id)
     if org is None or org.status != "active":
         raise unauthorized("the account's organisation is disabled")
@@ -165,8 +185,11 @@ def new_order(
             continue
         if needs_challenge:
             reusable = order_store.find_reusable_authorization(
-                conn, account.id, Identifier(identifier.type, identifier.base_name),
-                identifier.is_wildcard, now,
+                conn,
+                account.id,
+                Identifier(identifier.type, identifier.base_name),
+                identifier.is_wildcard,
+                now,
             )
             if reusable is not None and reusable.challenges:
                 authorizations.append(reusable)
@@ -174,24 +197,39 @@ def new_order(
         expiry = authz_expiry
         if validated is not None and validated.validated_until is not None:
             expiry = min(expiry, validated.validated_until)
-        authz = _new_authorization(account, identifier, needs_challenge=needs_challenge,
-                                   expires_at=expiry)
+        authz = _new_authorization(
+            account, identifier, needs_challenge=needs_challenge, expires_at=expiry
+        )
         order_store.insert_authorization(conn, authz, now)
         authorizations.append(authz)
     _raise_rejected(problems)
     order = Order(
-        id=new_id(), account_id=account.id, profile=profile_name, identifiers=tuple(identifiers),
+        id=new_id(),
+        account_id=account.id,
+        profile=profile_name,
+        identifiers=tuple(identifiers),
         expires_at=min([now + lifetimes.order, *(a.expires_at for a in authorizations)]),
-        not_before=not_before, not_after=not_after, finalization="none", error=None,
-        certificate_id=None, authorizations=tuple(authorizations),
+        not_before=not_before,
+        not_after=not_after,
+        finalization="none",
+        error=None,
+        certificate_id=None,
+        authorizations=tuple(authorizations),
     )
     order_store.insert_order(conn, order, now)
     return order
 
 
 def finalize_order(
-    conn: Connection, *, endpoint: EndpointConfig, account: Account, account_spki: bytes,
-    order: Order, payload: dict[str, Any], issuer: Issuer, profiles: dict[str, LeafProfile],
+    conn: Connection,
+    *,
+    endpoint: EndpointConfig,
+    account: Account,
+    account_spki: bytes,
+    order: Order,
+    payload: dict[str, Any],
+    issuer: Issuer,
+    profiles: dict[str, LeafProfile],
     now: datetime,
 ) -> Order:
     """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once."""
@@ -218,26 +256,40 @@ def finalize_order(
     try:
         issued = issuer.issue(
             IssueRequest(
-                public_key=checked.public_key, dns_names=checked.dns_names,
-                ip_addresses=checked.ip_addresses, profile=profile,
-                not_before=order.not_before, not_after=order.not_after,
+                public_key=checked.public_key,
+                dns_names=checked.dns_names,
+                ip_addresses=checked.ip_addresses,
+                profile=profile,
+                not_before=order.not_before,
+                not_after=order.not_after,
             )
         )
     except CaError as exc:
         raise AcmeError(ProblemType.BAD_CSR, f"cannot issue: {exc}") from exc
     certificate = Certificate(
-        id=new_id(), serial_hex=issued.serial_hex, account_id=account.id, order_id=order.id,
-        org_id=account.org_id, endpoint=endpoint.name, ca_level=endpoint.ca, profile=profile.name,
-        names=[i.value for i in order.identifiers], not_before=issued.not_before,
-        not_after=issued.not_after, chain_pem=issued.chain_pem.decode("ascii"),
-        spki_sha256=issued.spki_sha256_hex, revoked_at=None, revocation_reason=None,
+        id=new_id(),
+        serial_hex=issued.serial_hex,
+        account_id=account.id,
+        order_id=order.id,
+        org_id=account.org_id,
+        endpoint=endpoint.name,
+        ca_level=endpoint.ca,
+        profile=profile.name,
+        names=[i.value for i in order.identifiers],
+        not_before=issued.not_before,
+        not_after=issued.not_after,
+        chain_pem=issued.chain_pem.decode("ascii"),
+        spki_sha256=issued.spki_sha256_hex,
+        revoked_at=None,
+        revocation_reason=None,
     )
     cert_store.insert_certificate(conn, certificate, now)
     if not order_store.set_finalization(
         conn, order.id, expected="none", finalization="valid", certificate_id=certificate.id
     ):
-        raise AcmeError(ProblemType.ORDER_NOT_READY, "the order is already being finalized",
-                        status=403)
+        raise AcmeError(
+            ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
+        )
     finalized = order_store.get_order(conn, order.id)
     assert finalized is not None
     return finalized

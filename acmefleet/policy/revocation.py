@@ -32,39 +32,56 @@ def _load_target(conn: Connection, endpoint: str, payload: dict[str, Any]) -> Ce
     serial_hex = format(parsed.serial_number, "x")
     stored = cert_store.find_by_serial(conn, serial_hex)
     if stored is None or stored.endpoint != endpoint:
-        raise AcmeError(ProblemType.MALFORMED, "this endpoint did not issue that certificate",
-                        status=404)
+        raise AcmeError(
+            ProblemType.MALFORMED, "this endpoint did not issue that certificate", status=404
+        )
     leaf = x509.load_pem_x509_certificate(stored.chain_pem.encode())
     if leaf.public_bytes(Encoding.DER) != der:
-        raise AcmeError(ProblemType.MALFORMED, "this endpoint did not issue that certificate",
-                        status=404)
+        raise AcmeError(
+            ProblemType.MALFORMED, "this endpoint did not issue that certificate", status=404
+        )
     return stored
 
 
-def _holds_authorizations(conn: Connection, account: Account, names: list[str], now: datetime) -> bool:
+def _holds_authorizations(
+    conn: Connection, account: Account, names: list[str], now: datetime
+) -> bool:
     """The account holds valid authorizations for every name of the certificate (§7.6)."""
     for name in names:
         wildcard = name.startswith("*.")
         value = name[2:] if wildcard else name
-        query = select(authorizations.c.id).where(
-            authorizations.c.account_id == account.id,
-            authorizations.c.identifier_value == value,
-            authorizations.c.status == "valid",
-            authorizations.c.expires_at > now,
-        ).limit(1)
+        query = (
+            select(authorizations.c.id)
+            .where(
+                authorizations.c.account_id == account.id,
+                authorizations.c.identifier_value == value,
+                authorizations.c.status == "valid",
+                authorizations.c.expires_at > now,
+            )
+            .limit(1)
+        )
         if conn.execute(query).first() is None:
             return False
     return True
 
 
 def revoke(
-    conn: Connection, *, endpoint: str, account: Account | None, key: AccountKey,
-    payload: dict[str, Any], now: datetime, source: str | None,
+    conn: Connection,
+    *,
+    endpoint: str,
+    account: Account | None,
+    key: AccountKey,
+    payload: dict[str, Any],
+    now: datetime,
+    source: str | None,
 ) -> Certificate:
     certificate = _load_target(conn, endpoint, payload)
     reason = payload.get("reason", 0)
-    if not isinstance(reason, int) or isinstance(reason, bool) \
-            or reason not in REVOCATION_REASONS_ACCEPTED:
+    if (
+        not isinstance(reason, int)
+        or isinstance(reason, bool)
+        or reason not in REVOCATION_REASONS_ACCEPTED
+    ):
         raise AcmeError(
             ProblemType.BAD_REVOCATION_REASON,
             f"reason must be one of {sorted(REVOCATION_REASONS_ACCEPTED)}",
@@ -84,7 +101,12 @@ def revoke(
     ):
         raise AcmeError(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
     audit.record(
-        conn, at=now, actor=actor, action="certificate.revoke", target=certificate.serial_hex,
-        source=source, details={"reason": reason},
+        conn,
+        at=now,
+        actor=actor,
+        action="certificate.revoke",
+        target=certificate.serial_hex,
+        source=source,
+        details={"reason": reason},
     )
     return certificate

@@ -26,7 +26,8 @@ def build_profiles(config: ServerConfig) -> dict[str, LeafProfile]:
             raise ConfigError(f"profiles.{name}: 'kind' must be one of {list(DEFAULT_PROFILES)}")
         try:
             profiles[name] = LeafProfile(
-                name=name, description=str(raw.get("description", base.description)),
+                name=name,
+                description=str(raw.get("description", base.description)),
                 kind=base.kind,
                 validity=timedelta(days=float(raw.get("validity_days", base.validity.days))),
                 max_validity=base.max_validity,
@@ -46,8 +47,10 @@ def build_validators(config: ServerConfig) -> dict[str, ChallengeValidator]:
     validation = config.validation
     return {
         "http-01": Http01Validator(
-            port=validation.http01_port, timeout=validation.timeout,
-            allow_private=validation.allow_private_addresses, hosts=validation.hosts,
+            port=validation.http01_port,
+            timeout=validation.timeout,
+            allow_private=validation.allow_private_addresses,
+            hosts=validation.hosts,
         )
     }
 
@@ -68,8 +71,12 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
     return AcmeContext(
-        config=config, db=database, clock=clock,
+        config=config,
+        db=database,
+        clock=clock,
         nonces=NonceService(nonce_key, clock, config.nonce_lifetime),
-        authorities=authorities, issuers=issuers, profiles=build_profiles(config),
+        authorities=authorities,
+        issuers=issuers,
+        profiles=build_profiles(config),
         validators=build_validators(config),
     )

@@ -17,8 +17,8 @@ from acmefleet.config import CONFIG_FILE, load_config, render_default_config
 from acmefleet.store.engine import open_database, sqlite_url
 from acmefleet.store.migrate import upgrade
 
-PASSPHRASE_ENV = "ACMEFLEET_CA_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "ACMEFLEET_CA_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "ACMEFLEET_CA_PASSPHRASE"  # noqa: S105 - a variable name
+PASSPHRASE_FILE_ENV = "ACMEFLEET_CA_PASSPHRASE_FILE"  # noqa: S105
 SERVER_CA_LEVEL = "private"
 
 
@@ -57,13 +57,16 @@ class DataDir:
 
 def read_passphrase(passphrase_file: Path | None = None) -> bytes | None:
     """The CA key passphrase: a file (flag or env) wins over the environment variable."""
-    path = passphrase_file or (Path(os.environ[PASSPHRASE_FILE_ENV])
-                               if os.environ.get(PASSPHRASE_FILE_ENV) else None)
+    path = passphrase_file or (
+        Path(os.environ[PASSPHRASE_FILE_ENV]) if os.environ.get(PASSPHRASE_FILE_ENV) else None
+    )
     if path is not None:
         try:
             value = path.read_bytes().strip()
         except OSError as exc:
-            raise DataDirError(f"cannot read the CA passphrase file {path}: {exc.strerror}") from exc
+            raise DataDirError(
+                f"cannot read the CA passphrase file {path}: {exc.strerror}"
+            ) from exc
         if not value:
             raise DataDirError(f"the CA passphrase file {path} is empty")
         return value
@@ -77,8 +80,14 @@ def tls_names(base_url: str, extra: tuple[str, ...]) -> list[str]:
 
 
 def initialise(
-    root: Path, *, base_url: str, pki_base_url: str, listen: str, pki_listen: str,
-    clock: Clock, passphrase: bytes | None,
+    root: Path,
+    *,
+    base_url: str,
+    pki_base_url: str,
+    listen: str,
+    pki_listen: str,
+    clock: Clock,
+    passphrase: bytes | None,
 ) -> DataDir:
     """Create a complete data directory, or nothing: it is built aside and moved in place."""
     if root.exists() and any(root.iterdir()):
@@ -98,7 +107,10 @@ def initialise(
         staged.tls_cert.parent.mkdir(mode=0o700)
         issue_server_tls(
             load_authority(staged.ca, SERVER_CA_LEVEL, passphrase),
-            tls_names(base_url, config.tls_names), staged.tls_cert, staged.tls_key, clock=clock,
+            tls_names(base_url, config.tls_names),
+            staged.tls_cert,
+            staged.tls_key,
+            clock=clock,
         )
         database = open_database(sqlite_url(staging))
         try:
@@ -117,5 +129,7 @@ def initialise(
 def require_initialised(root: Path) -> DataDir:
     data = DataDir(root)
     if not data.config.exists():
-        raise DataDirError(f"{root} is not an acmefleet data directory; run 'acmefleet server init'")
+        raise DataDirError(
+            f"{root} is not an acmefleet data directory; run 'acmefleet server init'"
+        )
     return data

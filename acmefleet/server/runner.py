@@ -61,29 +61,43 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def _serve(root: Path, https_sock: socket.socket, http_sock: socket.socket | None,
-                 log_level: str) -> None:
+async def _serve(
+    root: Path, https_sock: socket.socket, http_sock: socket.socket | None, log_level: str
+) -> None:
     ctx = build_context(root)
     data = require_initialised(root)
-    common = {"log_level": log_level, "access_log": False, "http": "httptools",
-              "loop": "uvloop", "timeout_keep_alive": 30, "server_header": False}
-    main = uvicorn.Server(uvicorn.Config(
-        AcmeApp(ctx), ssl_certfile=str(data.tls_cert), ssl_keyfile=str(data.tls_key),
-        lifespan="on", **common,  # type: ignore[arg-type]
-    ))
+    common = {
+        "log_level": log_level,
+        "access_log": False,
+        "http": "httptools",
+        "loop": "uvloop",
+        "timeout_keep_alive": 30,
+        "server_header": False,
+    }
+    main = uvicorn.Server(
+        uvicorn.Config(
+            AcmeApp(ctx),
+            ssl_certfile=str(data.tls_cert),
+            ssl_keyfile=str(data.tls_key),
+            lifespan="on",
+            **common,  # type: ignore[arg-type]
+        )
+    )
     tasks = [asyncio.create_task(main.serve(sockets=[https_sock]))]
     if http_sock is not None:
-        pki = _QuietServer(uvicorn.Config(AcmeApp(ctx, pki_only=True), lifespan="off",
-                                          **common))  # type: ignore[arg-type]
+        pki = _QuietServer(uvicorn.Config(AcmeApp(ctx, pki_only=True), lifespan="off", **common))  # type: ignore[arg-type]
         tasks.append(asyncio.create_task(pki.serve(sockets=[http_sock])))
         await tasks[0]
         pki.should_exit = True
     await asyncio.gather(*tasks)
 
 
-def _worker(root: Path, https_sock: socket.socket, http_sock: socket.socket | None,
-            log_level: str) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _worker(
+    root: Path, https_sock: socket.socket, http_sock: socket.socket | None, log_level: str
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import uvloop
 
     uvloop.run(_serve(root, https_sock, http_sock, log_level))
@@ -103,8 +117,11 @@ def run(root: Path, *, listen: str, pki_listen: str | None, workers: int, log_le
         return
     spawn = multiprocessing.get_context("spawn")
     processes = [
-        spawn.Process(target=_worker, args=(root, https_sock, http_sock, log_level),
-                      name=f"acmefleet-worker-{n}")
+        spawn.Process(
+            target=_worker,
+            args=(root, https_sock, http_sock, log_level),
+            name=f"acmefleet-worker-{n}",
+        )
         for n in range(workers)
     ]
     for process in processes:

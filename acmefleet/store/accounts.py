@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -13,17 +12,30 @@ from acmefleet.store.schema import accounts
 
 def _account(row: Row[tuple[object, ...]]) -> Account:
     return Account(
-        row.id, row.endpoint, row.org_id, row.jwk, row.thumbprint, row.status, row.contact,
-        row.eab_kid, row.created_at,
+        row.id,
+        row.endpoint,
+        row.org_id,
+        row.jwk,
+        row.thumbprint,
+        row.status,
+        row.contact,
+        row.eab_kid,
+        row.created_at,
     )
 
 
 def insert_account(conn: Connection, account: Account) -> None:
     conn.execute(
         insert(accounts).values(
-            id=account.id, endpoint=account.endpoint, org_id=account.org_id, jwk=account.jwk,
-            thumbprint=account.thumbprint, status=account.status, contact=account.contact,
-            eab_kid=account.eab_kid, created_at=account.created_at,
+            id=account.id,
+            endpoint=account.endpoint,
+            org_id=account.org_id,
+            jwk=account.jwk,
+            thumbprint=account.thumbprint,
+            status=account.status,
+            contact=account.contact,
+            eab_kid=account.eab_kid,
+            created_at=account.created_at,
         )
     )
 

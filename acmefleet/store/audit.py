@@ -11,8 +11,14 @@ from acmefleet.store.schema import audit_events
 
 
 def record(
-    conn: Connection, *, at: datetime, actor: str, action: str, target: str,
-    source: str | None = None, details: dict[str, Any] | None = None,
+    conn: Connection,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    source: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
         insert(audit_events).values(

@@ -12,20 +12,41 @@ from acmefleet.store.schema import certificates
 
 def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
     return Certificate(
-        row.id, row.serial_hex, row.account_id, row.order_id, row.org_id, row.endpoint,
-        row.ca_level, row.profile, row.names, row.not_before, row.not_after, row.chain_pem,
-        row.spki_sha256, row.revoked_at, row.revocation_reason,
+        row.id,
+        row.serial_hex,
+        row.account_id,
+        row.order_id,
+        row.org_id,
+        row.endpoint,
+        row.ca_level,
+        row.profile,
+        row.names,
+        row.not_before,
+        row.not_after,
+        row.chain_pem,
+        row.spki_sha256,
+        row.revoked_at,
+        row.revocation_reason,
     )
 
 
 def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime) -> None:
     conn.execute(
         insert(certificates).values(
-            id=cert.id, serial_hex=cert.serial_hex, account_id=cert.account_id,
-            order_id=cert.order_id, org_id=cert.org_id, endpoint=cert.endpoint,
-            ca_level=cert.ca_level, profile=cert.profile, names=cert.names,
-            not_before=cert.not_before, not_after=cert.not_after, chain_pem=cert.chain_pem,
-            spki_sha256=cert.spki_sha256, created_at=created_at,
+            id=cert.id,
+            serial_hex=cert.serial_hex,
+            account_id=cert.account_id,
+            order_id=cert.order_id,
+            org_id=cert.org_id,
+            endpoint=cert.endpoint,
+            ca_level=cert.ca_level,
+            profile=cert.profile,
+            names=cert.names,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
+            chain_pem=cert.chain_pem,
+            spki_sha256=cert.spki_sha256,
+            created_at=created_at,
         )
     )
 

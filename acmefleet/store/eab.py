@@ -12,19 +12,38 @@ from acmefleet.store.schema import eab_credentials
 
 def _credential(row: Row[tuple[object, ...]]) -> EabCredential:
     return EabCredential(
-        row.kid, row.org_id, row.endpoint, row.hmac_key, row.created_at, row.expires_at,
-        row.bound_at, row.account_id, row.revoked_at,
+        row.kid,
+        row.org_id,
+        row.endpoint,
+        row.hmac_key,
+        row.created_at,
+        row.expires_at,
+        row.bound_at,
+        row.account_id,
+        row.revoked_at,
     )
 
 
 def insert_credential(
-    conn: Connection, *, kid: str, org_id: int, endpoint: str, hmac_key: str,
-    created_at: datetime, expires_at: datetime, created_by: str,
+    conn: Connection,
+    *,
+    kid: str,
+    org_id: int,
+    endpoint: str,
+    hmac_key: str,
+    created_at: datetime,
+    expires_at: datetime,
+    created_by: str,
 ) -> None:
     conn.execute(
         insert(eab_credentials).values(
-            kid=kid, org_id=org_id, endpoint=endpoint, hmac_key=hmac_key,
-            created_at=created_at, expires_at=expires_at, created_by=created_by,
+            kid=kid,
+            org_id=org_id,
+            endpoint=endpoint,
+            hmac_key=hmac_key,
+            created_at=created_at,
+            expires_at=expires_at,
+            created_by=created_by,
         )
     )
 

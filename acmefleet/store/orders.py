@@ -22,8 +22,13 @@ def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
 def _authorization(row: Row[tuple[object, ...]], chall: tuple[Challenge, ...]) -> Authorization:
     identifier_type: IdentifierType = row.identifier_type
     return Authorization(
-        row.id, row.account_id, Identifier(identifier_type, row.identifier_value), row.wildcard,
-        row.status, row.expires_at, chall,
+        row.id,
+        row.account_id,
+        Identifier(identifier_type, row.identifier_value),
+        row.wildcard,
+        row.status,
+        row.expires_at,
+        chall,
     )
 
 
@@ -38,22 +43,30 @@ def _load_authorizations(conn: Connection, rows: Sequence[Row[Any]]) -> list[Aut
     return [_authorization(r, tuple(by_authz[r.id])) for r in rows]
 
 
-def insert_authorization(
-    conn: Connection, authz: Authorization, created_at: datetime
-) -> None:
+def insert_authorization(conn: Connection, authz: Authorization, created_at: datetime) -> None:
     conn.execute(
         insert(authorizations).values(
-            id=authz.id, account_id=authz.account_id, identifier_type=authz.identifier.type,
-            identifier_value=authz.identifier.value, wildcard=authz.wildcard,
-            status=authz.stored_status, expires_at=authz.expires_at, created_at=created_at,
+            id=authz.id,
+            account_id=authz.account_id,
+            identifier_type=authz.identifier.type,
+            identifier_value=authz.identifier.value,
+            wildcard=authz.wildcard,
+            status=authz.stored_status,
+            expires_at=authz.expires_at,
+            created_at=created_at,
         )
     )
     if authz.challenges:
         conn.execute(
             insert(challenges),
             [
-                {"id": c.id, "authz_id": authz.id, "type": c.type, "token": c.token,
-                 "status": c.status}
+                {
+                    "id": c.id,
+                    "authz_id": authz.id,
+                    "type": c.type,
+                    "token": c.token,
+                    "status": c.status,
+                }
                 for c in authz.challenges
             ],
         )
@@ -62,10 +75,15 @@ def insert_authorization(
 def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
     conn.execute(
         insert(orders).values(
-            id=order.id, account_id=order.account_id, profile=order.profile,
-            identifiers=[i.as_wire() for i in order.identifiers], expires_at=order.expires_at,
-            not_before=order.not_before, not_after=order.not_after,
-            finalization=order.finalization, created_at=created_at,
+            id=order.id,
+            account_id=order.account_id,
+            profile=order.profile,
+            identifiers=[i.as_wire() for i in order.identifiers],
+            expires_at=order.expires_at,
+            not_before=order.not_before,
+            not_after=order.not_after,
+            finalization=order.finalization,
+            created_at=created_at,
         )
     )
     conn.execute(
@@ -88,10 +106,17 @@ def get_order(conn: Connection, order_id: str) -> Order | None:
         .order_by(order_authorizations.c.position)
     ).all()
     return Order(
-        row.id, row.account_id, row.profile,
+        row.id,
+        row.account_id,
+        row.profile,
         tuple(Identifier(i["type"], i["value"]) for i in row.identifiers),
-        row.expires_at, row.not_before, row.not_after, row.finalization, row.error,
-        row.certificate_id, tuple(_load_authorizations(conn, authz_rows)),
+        row.expires_at,
+        row.not_before,
+        row.not_after,
+        row.finalization,
+        row.error,
+        row.certificate_id,
+        tuple(_load_authorizations(conn, authz_rows)),
     )
 
 
@@ -131,8 +156,13 @@ def find_reusable_authorization(
 
 
 def set_challenge_state(
-    conn: Connection, challenge_id: str, *, expected: str, status: str,
-    validated_at: datetime | None = None, error: dict[str, Any] | None = None,
+    conn: Connection,
+    challenge_id: str,
+    *,
+    expected: str,
+    status: str,
+    validated_at: datetime | None = None,
+    error: dict[str, Any] | None = None,
 ) -> bool:
     """Move a challenge from ``expected`` to ``status``; False if another writer moved it."""
     result = conn.execute(
@@ -155,8 +185,13 @@ def set_authorization_status(
 
 
 def set_finalization(
-    conn: Connection, order_id: str, *, expected: str, finalization: str,
-    certificate_id: str | None = None, error: dict[str, Any] | None = None,
+    conn: Connection,
+    order_id: str,
+    *,
+    expected: str,
+    finalization: str,
+    certificate_id: str | None = None,
+    error: dict[str, Any] | None = None,
 ) -> bool:
     result = conn.execute(
         update(orders)

@@ -21,8 +21,14 @@ def _org(row: Row[tuple[object, ...]]) -> Organization:
 
 def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
     return OrgDomain(
-        row.id, row.org_id, row.name, row.kind, row.validated_at, row.validated_until,
-        row.validation_method, row.validated_by,
+        row.id,
+        row.org_id,
+        row.name,
+        row.kind,
+        row.validated_at,
+        row.validated_until,
+        row.validation_method,
+        row.validated_by,
     )
 
 
@@ -55,9 +61,7 @@ def set_org_status(conn: Connection, org_id: int, status: str) -> None:
     conn.execute(update(organizations).where(organizations.c.id == org_id).values(status=status))
 
 
-def add_domain(
-    conn: Connection, org_id: int, name: str, kind: str, now: datetime
-) -> OrgDomain:
+def add_domain(conn: Connection, org_id: int, name: str, kind: str, now: datetime) -> OrgDomain:
     try:
         with conn.begin_nested():
             result = conn.execute(

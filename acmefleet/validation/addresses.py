@@ -18,7 +18,11 @@ def static_answer(hosts: Mapping[str, str], name: str) -> str | None:
         return hosts[name]
     best: str | None = None
     for suffix in hosts:
-        if suffix != "*" and name.endswith("." + suffix) and (best is None or len(suffix) > len(best)):
+        if (
+            suffix != "*"
+            and name.endswith("." + suffix)
+            and (best is None or len(suffix) > len(best))
+        ):
             best = suffix
     if best is not None:
         return hosts[best]

@@ -29,21 +29,25 @@ class Http01Validator:
 
     async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
         url = f"http://{identifier.value}:{self._port}/.well-known/acme-challenge/{token}"
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False,
-                                     trust_env=False) as client:
+        async with httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, trust_env=False
+        ) as client:
             body = await self._fetch(client, url)
         if body.strip() != key_authorization:
             raise AcmeError(
                 ProblemType.INCORRECT_RESPONSE,
                 f"the key authorization at {url} does not match the expected value",
-                status=403, identifier=identifier.as_wire(),
+                status=403,
+                identifier=identifier.as_wire(),
             )
 
     async def _fetch(self, client: httpx.AsyncClient, url: str) -> str:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme != "http" or not parts.hostname:
-                raise AcmeError(ProblemType.CONNECTION, f"only http:// redirects are followed: {url}")
+                raise AcmeError(
+                    ProblemType.CONNECTION, f"only http:// redirects are followed: {url}"
+                )
             address = await self._address(parts.hostname)
             port = parts.port or 80
             host = f"[{address}]" if address.version == 6 else str(address)

@@ -9,7 +9,13 @@ from acmefleet.acme.http import Response, json_response
 from acmefleet.acme.signed import Signed
 from acmefleet.acme.wire import account_object
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
-from acmefleet.jose.jws import parse_flattened, verify_signature, RequestJws, SIGNATURE_ALGORITHMS, bad_algorithm
+from acmefleet.jose.jws import (
+    SIGNATURE_ALGORITHMS,
+    RequestJws,
+    bad_algorithm,
+    parse_flattened,
+    verify_signature,
+)
 from acmefleet.policy import accounts as account_policy
 from acmefleet.store import orders as order_store
 
@@ -18,8 +24,13 @@ ORDERS_PAGE_SIZE = 100
 
 def new_account(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     result = account_policy.new_account(
-        conn, endpoint=signed.endpoint, key=signed.key, payload=signed.payload(),
-        outer_url=signed.jws.url, now=ctx.clock.now(), source=signed.request.client,
+        conn,
+        endpoint=signed.endpoint,
+        key=signed.key,
+        payload=signed.payload(),
+        outer_url=signed.jws.url,
+        now=ctx.clock.now(),
+        source=signed.request.client,
     )
     response = json_response(
         account_object(signed.urls, result.account), status=201 if result.created else 200
@@ -45,7 +56,9 @@ def account_orders(ctx: AcmeContext, conn: Connection, signed: Signed) -> Respon
     _own_account(signed)
     signed.require_post_as_get()
     after = _cursor(signed.request.query)
-    ids = order_store.list_order_ids(conn, signed.signer.id, after=after, limit=ORDERS_PAGE_SIZE + 1)
+    ids = order_store.list_order_ids(
+        conn, signed.signer.id, after=after, limit=ORDERS_PAGE_SIZE + 1
+    )
     page, more = ids[:ORDERS_PAGE_SIZE], len(ids) > ORDERS_PAGE_SIZE
     response = json_response({"orders": [signed.urls.order(i) for i in page]})
     if more:
@@ -75,8 +88,9 @@ def key_change(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     if protected.get("url") != signed.jws.url:
         raise unauthorized("keyChange: the inner 'url' must equal the outer 'url'")
     new_key = ctx.keys.get(protected["jwk"])
-    inner = RequestJws(flattened, protected, alg, signed.jws.url, None, None, protected["jwk"],
-                       payload_bytes)
+    inner = RequestJws(
+        flattened, protected, alg, signed.jws.url, None, None, protected["jwk"], payload_bytes
+    )
     verify_signature(inner, new_key)
     body = inner.payload_json()
     account_url = signed.urls.account(signed.signer.id)
@@ -86,6 +100,8 @@ def key_change(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         )
     except AcmeError as exc:
         if exc.type is ProblemType.MALFORMED and exc.http_status == 409:
-            exc.headers = {"Location": signed.urls.account(exc.headers["Location"].rsplit("/", 1)[-1])}
+            exc.headers = {
+                "Location": signed.urls.account(exc.headers["Location"].rsplit("/", 1)[-1])
+            }
         raise
     return json_response(account_object(signed.urls, updated))

@@ -52,12 +52,16 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     authz = _own_authorization(conn, signed, found.authz_id)
     if not signed.jws.is_post_as_get:
         signed.payload()  # any JSON object (clients send {}) asks the server to validate
-        if challenge_policy.start(conn, found, authz, ctx.validators, authz.status(ctx.clock.now())):
+        if challenge_policy.start(
+            conn, found, authz, ctx.validators, authz.status(ctx.clock.now())
+        ):
             challenge_id = found.id
-            signed.after_commit.append(lambda: ctx.tasks.spawn(
-                challenge_policy.validate(ctx.db, ctx.clock, ctx.validators, challenge_id),
-                name=f"validate-{challenge_id}",
-            ))
+            signed.after_commit.append(
+                lambda: ctx.tasks.spawn(
+                    challenge_policy.validate(ctx.db, ctx.clock, ctx.validators, challenge_id),
+                    name=f"validate-{challenge_id}",
+                )
+            )
         refreshed = order_store.get_challenge(conn, found.id)
         assert refreshed is not None
         found = refreshed

@@ -17,15 +17,24 @@ PEM_CHAIN = "application/pem-certificate-chain"
 def certificate(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     signed.require_post_as_get()
     found = cert_store.get_certificate(conn, signed.params["id"])
-    if found is None or found.account_id != signed.signer.id or found.endpoint != signed.endpoint.name:
+    if (
+        found is None
+        or found.account_id != signed.signer.id
+        or found.endpoint != signed.endpoint.name
+    ):
         raise not_found("this certificate")
     return Response(status=200, body=found.chain_pem.encode("ascii"), content_type=PEM_CHAIN)
 
 
 def revoke_cert(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     revocation.revoke(
-        conn, endpoint=signed.endpoint.name, account=signed.account, key=signed.key,
-        payload=signed.payload(), now=ctx.clock.now(), source=signed.request.client,
+        conn,
+        endpoint=signed.endpoint.name,
+        account=signed.account,
+        key=signed.key,
+        payload=signed.payload(),
+        now=ctx.clock.now(),
+        source=signed.request.client,
     )
     ctx.crl_cache.pop(signed.endpoint.ca, None)
     return Response(status=200)

@@ -10,18 +10,20 @@ from acmefleet.config import EndpointConfig
 def directory(ctx: AcmeContext, endpoint: EndpointConfig) -> Response:
     urls = ctx.urls(endpoint.name)
     profiles = {name: ctx.profiles[name].description for name in endpoint.profiles}
-    return json_response({
-        "newNonce": urls.resource("new-nonce"),
-        "newAccount": urls.resource("new-account"),
-        "newOrder": urls.resource("new-order"),
-        "revokeCert": urls.resource("revoke-cert"),
-        "keyChange": urls.resource("key-change"),
-        "meta": {
-            "externalAccountRequired": True,
-            "profiles": profiles,
-            "website": ctx.config.base_url,
-        },
-    })
+    return json_response(
+        {
+            "newNonce": urls.resource("new-nonce"),
+            "newAccount": urls.resource("new-account"),
+            "newOrder": urls.resource("new-order"),
+            "revokeCert": urls.resource("revoke-cert"),
+            "keyChange": urls.resource("key-change"),
+            "meta": {
+                "externalAccountRequired": True,
+                "profiles": profiles,
+                "website": ctx.config.base_url,
+            },
+        }
+    )
 
 
 def new_nonce(method: str) -> Response:

@@ -27,8 +27,13 @@ def _order_response(ctx: AcmeContext, signed: Signed, order: Order, status: int 
 
 def new_order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     order = order_policy.new_order(
-        conn, endpoint=signed.endpoint, account=signed.signer, payload=signed.payload(),
-        lifetimes=ctx.lifetimes, profiles=ctx.profiles, now=ctx.clock.now(),
+        conn,
+        endpoint=signed.endpoint,
+        account=signed.signer,
+        payload=signed.payload(),
+        lifetimes=ctx.lifetimes,
+        profiles=ctx.profiles,
+        now=ctx.clock.now(),
     )
     return _order_response(ctx, signed, order, status=201)
 
@@ -48,8 +53,14 @@ def order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
 def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     current = _own_order(conn, signed)
     finalized = order_policy.finalize_order(
-        conn, endpoint=signed.endpoint, account=signed.signer, account_spki=signed.key.spki_der,
-        order=current, payload=signed.payload(), issuer=ctx.issuers[signed.endpoint.ca],
-        profiles=ctx.profiles, now=ctx.clock.now(),
+        conn,
+        endpoint=signed.endpoint,
+        account=signed.signer,
+        account_spki=signed.key.spki_der,
+        order=current,
+        payload=signed.payload(),
+        issuer=ctx.issuers[signed.endpoint.ca],
+        profiles=ctx.profiles,
+        now=ctx.clock.now(),
     )
     return _order_response(ctx, signed, finalized)

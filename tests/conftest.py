@@ -1,0 +1,17 @@
+"""Shared fixtures: a real acmefleet server per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.acmefleet_server import AcmefleetServer, running_acmefleet
+
+
+@pytest.fixture(scope="module")
+def acmefleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmefleetServer]:
+    """A running server with organisation ``acme`` owning example.com (not validated)."""
+    with running_acmefleet(tmp_path_factory.mktemp("acmefleet")) as server:
+        server.org("acme", "example.com", "10.20.0.0/16")
+        yield server

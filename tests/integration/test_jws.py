@@ -1,0 +1,217 @@
+"""Request checks against a running server: JWS form, nonces, content type, CSRs.
+
+Every refused request gets the exact RFC 8555 problem type, never a 500, and leaves
+the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.acme_client import AccountKey, AcmeClient, b64url, make_csr, problem_type
+from tests.support.acmefleet_server import AcmefleetServer
+
+pytestmark = pytest.mark.integration
+ERR = "urn:ietf:params:acme:error:"
+
+
+@pytest.fixture(scope="module")
+def account(acmefleet: AcmefleetServer) -> Iterator[AcmeClient]:
+    acme = AcmeClient(acmefleet.directory("private"), acmefleet.ca_bundle)
+    assert acme.new_account(acmefleet.mint_eab("acme", "private")).status_code == 201
+    yield acme
+    acme.close()
+
+
+def refused(
+    server: AcmefleetServer, send: object, kind: str, status: int | None = None
+) -> httpx.Response:
+    before = server.snapshot()
+    response = send()  # type: ignore[operator]
+    assert problem_type(response) == ERR + kind, (response.status_code, response.text)
+    assert response.status_code < 500
+    if status is not None:
+        assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers.get("Replay-Nonce")
+    assert server.snapshot() == before, "a refused request changed the database"
+    return response
+
+
+def test_replayed_nonce_is_bad_nonce(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order_url = account.url_for("newOrder")
+    first = account.new_order(["replay.example.com"])
+    assert first.status_code == 201
+    assert account.last_request is not None
+    refused(
+        acmefleet,
+        lambda: account.send_jws(order_url, account.last_request.body),  # type: ignore[union-attr]
+        "badNonce",
+        400,
+    )
+
+
+def test_unknown_and_missing_nonce(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "n.example.com"}]}
+    refused(acmefleet, lambda: account.post(url, payload, nonce="bm90LWEtbm9uY2U"), "badNonce")
+    refused(
+        acmefleet,
+        lambda: account.post(url, payload, protected_overrides={"nonce": None}),
+        "badNonce",
+    )
+
+
+def test_wrong_content_type(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    refused(
+        acmefleet,
+        lambda: account.post(url, {"identifiers": []}, content_type="application/json"),
+        "malformed",
+        415,
+    )
+
+
+def test_alg_none_and_hmac_outer_jws(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "none.example.com"}]}
+    response = refused(
+        acmefleet,
+        lambda: account.post(url, payload, protected_overrides={"alg": "none"}),
+        "badSignatureAlgorithm",
+    )
+    assert "ES256" in response.json()["algorithms"]
+    refused(
+        acmefleet,
+        lambda: account.post(url, payload, protected_overrides={"alg": "HS256"}),
+        "badSignatureAlgorithm",
+    )
+
+
+def test_jwk_and_kid_together(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    refused(
+        acmefleet,
+        lambda: account.post(
+            url, {"identifiers": []}, protected_overrides={"jwk": account.key.jwk}
+        ),
+        "malformed",
+    )
+
+
+def test_url_mismatch(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    refused(
+        acmefleet,
+        lambda: account.post(url, {"identifiers": []}, protected_overrides={"url": url + "x"}),
+        "unauthorized",
+        403,
+    )
+
+
+def test_kid_of_another_endpoint(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    public = AcmeClient(acmefleet.directory("public"), acmefleet.ca_bundle, account.key)
+    public.kid = account.kid
+    with public:
+        refused(acmefleet, lambda: public.new_order(["x.example.com"]), "unauthorized", 403)
+
+
+def test_bad_signature(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    other = AccountKey.generate()
+    refused(acmefleet, lambda: account.post(url, {"identifiers": []}, key=other), "malformed")
+
+
+def test_weak_account_key(acmefleet: AcmefleetServer) -> None:
+    kid, hmac_key = acmefleet.mint_eab("acme", "private")
+    with AcmeClient(
+        acmefleet.directory("private"), acmefleet.ca_bundle, AccountKey.generate("rsa1024")
+    ) as weak:
+        refused(acmefleet, lambda: weak.new_account((kid, hmac_key)), "badPublicKey")
+
+
+def _ready_order(account: AcmeClient, names: list[str]) -> dict[str, object]:
+    response = account.new_order(names)
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    assert body["status"] == "ready"
+    return body
+
+
+def test_csr_with_a_name_not_in_the_order(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order = _ready_order(account, ["csr1.example.com"])
+    csr, _ = make_csr(["csr1.example.com", "extra.example.com"])
+    response = refused(acmefleet, lambda: account.finalize(order, csr), "badCSR")
+    assert "extra.example.com" in response.json()["detail"]
+
+
+def test_csr_with_rsa_1024(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order = _ready_order(account, ["csr2.example.com"])
+    csr, _ = make_csr(["csr2.example.com"], key_type="rsa1024")
+    refused(acmefleet, lambda: account.finalize(order, csr), "badCSR")
+
+
+def test_csr_with_the_account_key(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order = _ready_order(account, ["csr3.example.com"])
+    csr, _ = make_csr(["csr3.example.com"], key=account.key.private_key)  # type: ignore[arg-type]
+    refused(acmefleet, lambda: account.finalize(order, csr), "badCSR")
+
+
+def test_garbage_csr_and_bodies(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order = _ready_order(account, ["csr4.example.com"])
+    refused(
+        acmefleet,
+        lambda: account.post(str(order["finalize"]), {"csr": b64url(b"nonsense")}),
+        "badCSR",
+    )
+    url = account.url_for("newOrder")
+    refused(acmefleet, lambda: account.send_jws(url, b"{not json"), "malformed")
+    refused(acmefleet, lambda: account.send_jws(url, b'{"protected": 1}'), "malformed")
+    refused(acmefleet, lambda: account.post(url, b"[1, 2]"), "malformed")
+    refused(acmefleet, lambda: account.post(url, {"identifiers": "x"}), "malformed")
+
+
+def test_finalize_twice_is_order_not_ready(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    order = _ready_order(account, ["twice.example.com"])
+    csr, _ = make_csr(["twice.example.com"])
+    assert account.finalize(order, csr).status_code == 200
+    refused(acmefleet, lambda: account.finalize(order, csr), "orderNotReady", 403)
+
+
+def test_oversized_body(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    refused(acmefleet, lambda: account.send_jws(url, b"x" * (300 * 1024)), "malformed", 413)
+
+
+def test_identifier_policy(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    refused(acmefleet, lambda: account.new_order(["www.not-ours.org"]), "rejectedIdentifier")
+    refused(acmefleet, lambda: account.new_order(["bad..example.com"]), "rejectedIdentifier")
+    refused(
+        acmefleet,
+        lambda: account.new_order([("email", "a@example.com")]),  # type: ignore[list-item]
+        "unsupportedIdentifier",
+    )
+    refused(
+        acmefleet, lambda: account.new_order(["ok.example.com"], profile="public-dv"), "malformed"
+    )
+    response = account.new_order([("ip", "10.20.1.5"), "*.wild.example.com"])
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "ready"
+    refused(acmefleet, lambda: account.new_order([("ip", "192.0.2.1")]), "rejectedIdentifier")
+
+
+def test_unknown_resources_are_404_problems(
+    acmefleet: AcmefleetServer, account: AcmeClient
+) -> None:
+    base = acmefleet.base_url
+    for path in ("/acme/nope/directory", "/nothing", "/acme/private/order/zzz/x"):
+        response = account.http.get(base + path)
+        assert response.status_code == 404
+        assert problem_type(response) == ERR + "malformed"
+    response = account.get(base + "/acme/private/order/doesnotexist")
+    assert response.status_code == 404
+    response = account.http.get(base + "/acme/private/new-order")
+    assert response.status_code == 405

@@ -1,0 +1,153 @@
+"""Run a real acmefleet server for tests: its own data directory, loopback ports, teardown."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from acmefleet.clock import SystemClock
+from acmefleet.config import load_config
+from acmefleet.console import credentials, organisations
+from acmefleet.store.engine import Database, open_database, sqlite_url
+from acmefleet.store.schema import metadata
+from tests.support.procs import free_ports, terminate_group, wait_for_url
+
+ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
+BUSINESS_TABLES = [t.name for t in metadata.sorted_tables if t.name != "used_nonces"]
+
+
+@dataclass
+class AcmefleetServer:
+    data_dir: Path
+    port: int
+    pki_port: int
+    http01_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.data_dir / "ca-bundle.pem"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def directory(self, endpoint: str) -> str:
+        return f"{self.base_url}/acme/{endpoint}/directory"
+
+    @contextmanager
+    def db(self) -> Iterator[Database]:
+        database = open_database(sqlite_url(self.data_dir))
+        try:
+            yield database
+        finally:
+            database.dispose()
+
+    def org(self, name: str, *domains: str, validated: bool = False) -> None:
+        with self.db() as database, database.write() as conn:
+            organisations.create(conn, name, actor="test", now=SystemClock().now())
+            for domain in domains:
+                organisations.add_domain(
+                    conn, name, domain, validated=validated, actor="test", now=SystemClock().now()
+                )
+
+    def add_domain(self, org: str, domain: str, *, validated: bool = False) -> None:
+        with self.db() as database, database.write() as conn:
+            organisations.add_domain(
+                conn, org, domain, validated=validated, actor="test", now=SystemClock().now()
+            )
+
+    def mint_eab(self, org: str, endpoint: str, **kwargs: Any) -> tuple[str, str]:
+        config = load_config(self.data_dir)
+        with self.db() as database, database.write() as conn:
+            minted = credentials.mint(
+                conn,
+                config,
+                org_name=org,
+                endpoint=endpoint,
+                actor="test",
+                now=SystemClock().now(),
+                **kwargs,
+            )
+        return minted.kid, minted.hmac_key
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every business row (all tables but the used-nonce ledger), for no-change checks."""
+        with self.db() as database, database.read() as conn:
+            return {
+                table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
+                for table in metadata.sorted_tables
+                if table.name in BUSINESS_TABLES
+            }
+
+    def count(self, table_name: str, **where: Any) -> int:
+        table = metadata.tables[table_name]
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        with self.db() as database, database.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def configure(data_dir: Path, *, http01_port: int, extra: str = "") -> None:
+    """Let validation reach test web servers on loopback (never the default)."""
+    path = data_dir / "config.toml"
+    text = path.read_text()
+    text = re.sub(r"^http01_port = \d+", f"http01_port = {http01_port}", text, flags=re.M)
+    text = text.replace("allow_private_addresses = false", "allow_private_addresses = true")
+    text = text.replace("[validation.hosts]\n", '[validation.hosts]\n"*" = "127.0.0.1"\n')
+    path.write_text(text + extra)
+
+
+@contextmanager
+def running_acmefleet(
+    workdir: Path, *, workers: int = 1, extra_config: str = "", env: dict[str, str] | None = None
+) -> Iterator[AcmefleetServer]:
+    port, pki_port, http01_port = free_ports(3)
+    data_dir = workdir / "acmefleet-data"
+    subprocess.run(
+        [
+            ACMEFLEET,
+            "server",
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--pki-listen",
+            f"127.0.0.1:{pki_port}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    configure(data_dir, http01_port=http01_port, extra=extra_config)
+    server = AcmefleetServer(data_dir, port, pki_port, http01_port)
+    with server.log_path.open("wb") as log:
+        server.proc = subprocess.Popen(
+            [ACMEFLEET, "server", "run", "--data-dir", str(data_dir), "--workers", str(workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            wait_for_url(server.directory("private"), server.ca_bundle, server.proc)
+            yield server
+        finally:
+            terminate_group(server.proc)
