@@ -15,3 +15,5 @@ def acmefleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmefleetSer
     with running_acmefleet(tmp_path_factory.mktemp("acmefleet")) as server:
         server.org("acme", "example.com", "10.20.0.0/16")
         yield server
+        log = server.log_text()
+    assert "Traceback" not in log, f"the server logged an unhandled error:\n{log[-4000:]}"

@@ -1,0 +1,126 @@
+"""RFC 8555 §6.2 request checks, one test per step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey, RSAKey
+
+from acmefleet.errors import AcmeError, ProblemType
+from acmefleet.jose.b64 import b64url_encode
+from acmefleet.jose.jws import parse_request_jws, verify_signature
+from acmefleet.jose.keys import KeyCache, import_account_key, thumbprint
+
+URL = "https://acme.example/acme/private/new-order"
+EC = ECKey.generate_key("P-256")
+
+
+def signed(header: dict[str, object], payload: bytes = b"{}", key: object = EC) -> bytes:
+    registry = jws.JWSRegistry(strict_check_header=False, algorithms=[str(header["alg"])])
+    return json.dumps(
+        jws.serialize_json({"protected": header}, payload, key, registry=registry)
+    ).encode()
+
+
+def header(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "alg": "ES256",
+        "jwk": EC.as_dict(private=False),
+        "nonce": "n",
+        "url": URL,
+    }
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def problem(body: bytes, url: str = URL) -> ProblemType:
+    with pytest.raises(AcmeError) as caught:
+        parse_request_jws(body, url)
+    return caught.value.type
+
+
+def test_valid_request_parses_and_verifies() -> None:
+    request = parse_request_jws(signed(header()), URL)
+    assert request.alg == "ES256" and request.nonce == "n" and request.payload == b"{}"
+    verify_signature(request, KeyCache().get(request.jwk or {}))
+
+
+def test_step1_body_must_be_a_flattened_jws() -> None:
+    assert problem(b"not json") is ProblemType.MALFORMED
+    assert problem(b"[]") is ProblemType.MALFORMED
+    body = json.loads(signed(header()))
+    body["header"] = {"kid": "x"}
+    assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
+    body = json.loads(signed(header()))
+    body["payload"] = "***"
+    assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS1", None])
+def test_step2_algorithm(alg: str | None) -> None:
+    raw = {
+        "protected": b64url_encode(json.dumps(header(alg=alg)).encode()),
+        "payload": "",
+        "signature": "",
+    }
+    if alg is None:
+        raw["protected"] = b64url_encode(
+            json.dumps({k: v for k, v in header().items() if k != "alg"}).encode()
+        )
+    with pytest.raises(AcmeError) as caught:
+        parse_request_jws(json.dumps(raw).encode(), URL)
+    assert caught.value.type is ProblemType.BAD_SIGNATURE_ALGORITHM
+    assert "ES256" in caught.value.as_problem()["algorithms"]
+
+
+def test_step3_exactly_one_of_jwk_and_kid() -> None:
+    assert problem(signed(header(kid="https://acme.example/acct/1"))) is ProblemType.MALFORMED
+    assert problem(signed(header(jwk=None))) is ProblemType.MALFORMED
+
+
+def test_step4_url_must_match() -> None:
+    assert problem(signed(header()), URL + "/other") is ProblemType.UNAUTHORIZED
+    assert problem(signed(header(url=None))) is ProblemType.MALFORMED
+
+
+def test_step5_nonce_required() -> None:
+    assert problem(signed(header(nonce=None))) is ProblemType.BAD_NONCE
+
+
+def test_step6_signature_by_another_key_fails() -> None:
+    request = parse_request_jws(signed(header()), URL)
+    other = import_account_key(ECKey.generate_key("P-256").as_dict(private=False))
+    with pytest.raises(AcmeError) as caught:
+        verify_signature(request, other)
+    assert caught.value.type is ProblemType.MALFORMED
+
+
+def test_step6_alg_must_fit_the_key_type() -> None:
+    request = parse_request_jws(signed(header()), URL)
+    rsa = import_account_key(RSAKey.generate_key(2048).as_dict(private=False))
+    with pytest.raises(AcmeError) as caught:
+        verify_signature(request, rsa)
+    assert caught.value.type is ProblemType.BAD_SIGNATURE_ALGORITHM
+
+
+def test_weak_and_private_keys_are_bad_public_keys() -> None:
+    with pytest.raises(AcmeError) as caught:
+        import_account_key(EC.as_dict(private=True))
+    assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
+    with pytest.raises(AcmeError) as caught:
+        import_account_key({"kty": "oct", "k": "AAAA"})
+    assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
+
+
+def test_thumbprint_matches_rfc7638_example() -> None:
+    # RFC 7638 §3.1 example key and thumbprint.
+    jwk = {
+        "kty": "RSA",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+    }
+    assert thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
