@@ -366,8 +366,9 @@ def eab_revoke(kid: str, data_dir: Path) -> None:
 
 
 @main.command("demo")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("/var/lib/acmefleet-demo"),
-              show_default=True, help="Where the demo server keeps its state.")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              default=Path("/var/lib/acmefleet-demo"), show_default=True,
+              help="Where the demo server keeps its state.")
 @click.option("--listen", default="127.0.0.1:8555", show_default=True)
 @click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True,
