@@ -366,20 +366,29 @@ def eab_revoke(kid: str, data_dir: Path) -> None:
 
 
 @main.command("demo")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              default=Path("/var/lib/acmefleet-demo"), show_default=True,
-              help="Where the demo server keeps its state.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/var/lib/acmefleet-demo"),
+    show_default=True,
+    help="Where the demo server keeps its state.",
+)
 @click.option("--listen", default="127.0.0.1:8555", show_default=True)
 @click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Keep the server running after the demo (Ctrl-C stops it).")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Keep the server running after the demo (Ctrl-C stops it).",
+)
 def demo(data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
     """Start a local ACME server and enrol real certbot and lego clients against it."""
     from acmefleet.demo import run_demo
 
     try:
-        sys.exit(run_demo(data_dir, listen=listen, pki_listen=pki_listen, wait=wait,
-                          echo=click.echo))
+        sys.exit(
+            run_demo(data_dir, listen=listen, pki_listen=pki_listen, wait=wait, echo=click.echo)
+        )
     except (*EXPECTED_ERRORS, RuntimeError) as exc:
         fail(str(exc))
 

@@ -40,9 +40,13 @@ def prepare(data_dir: Path, listen: str, pki_listen: str, echo: Echo) -> DataDir
     if not (data_dir / "config.toml").exists():
         port, pki_port = listen.rpartition(":")[2], pki_listen.rpartition(":")[2]
         initialise(
-            data_dir, base_url=f"https://localhost:{port}",
-            pki_base_url=f"http://localhost:{pki_port}", listen=listen, pki_listen=pki_listen,
-            clock=SystemClock(), passphrase=None,
+            data_dir,
+            base_url=f"https://localhost:{port}",
+            pki_base_url=f"http://localhost:{pki_port}",
+            listen=listen,
+            pki_listen=pki_listen,
+            clock=SystemClock(),
+            passphrase=None,
         )
         echo(f"initialised {data_dir}")
     data = require_initialised(data_dir)
@@ -52,8 +56,9 @@ def prepare(data_dir: Path, listen: str, pki_listen: str, echo: Echo) -> DataDir
             now = SystemClock().now()
             try:
                 organisations.create(conn, DEMO_ORG, actor="demo", now=now)
-                organisations.add_domain(conn, DEMO_ORG, DEMO_DOMAIN, validated=False,
-                                         actor="demo", now=now)
+                organisations.add_domain(
+                    conn, DEMO_ORG, DEMO_DOMAIN, validated=False, actor="demo", now=now
+                )
             except ConsoleError:
                 pass  # prepared by an earlier run
     finally:
@@ -65,8 +70,14 @@ def mint(data: DataDir, endpoint: str) -> credentials.MintedCredential:
     database = open_database(data.database_url())
     try:
         with database.write() as conn:
-            return credentials.mint(conn, load_config(data.root), org_name=DEMO_ORG,
-                                    endpoint=endpoint, actor="demo", now=SystemClock().now())
+            return credentials.mint(
+                conn,
+                load_config(data.root),
+                org_name=DEMO_ORG,
+                endpoint=endpoint,
+                actor="demo",
+                now=SystemClock().now(),
+            )
     finally:
         database.dispose()
 
@@ -85,22 +96,55 @@ def wait_ready(url: str, bundle: Path, proc: subprocess.Popen[bytes], timeout: f
     raise RuntimeError(f"the server did not answer at {url} within {timeout:.0f} s")
 
 
-def certbot_command(data: DataDir, minted: credentials.MintedCredential, work: Path,
-                    name: str) -> list[str]:
+def certbot_command(
+    data: DataDir, minted: credentials.MintedCredential, work: Path, name: str
+) -> list[str]:
     return [
-        "certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos",
-        "-m", f"admin@{DEMO_DOMAIN}", "--server", minted.directory,
-        "--eab-kid", minted.kid, "--eab-hmac-key", minted.hmac_key,
-        "--config-dir", str(work / "etc"), "--work-dir", str(work / "work"),
-        "--logs-dir", str(work / "logs"), "-d", name,
+        "certbot",
+        "certonly",
+        "--standalone",
+        "--non-interactive",
+        "--agree-tos",
+        "-m",
+        f"admin@{DEMO_DOMAIN}",
+        "--server",
+        minted.directory,
+        "--eab-kid",
+        minted.kid,
+        "--eab-hmac-key",
+        minted.hmac_key,
+        "--config-dir",
+        str(work / "etc"),
+        "--work-dir",
+        str(work / "work"),
+        "--logs-dir",
+        str(work / "logs"),
+        "-d",
+        name,
     ]
 
 
 def lego_command(minted: credentials.MintedCredential, work: Path, name: str) -> list[str]:
     return [
-        "lego", "--server", minted.directory, "--eab", "--kid", minted.kid,
-        "--hmac", minted.hmac_key, "--email", f"admin@{DEMO_DOMAIN}", "--accept-tos",
-        "--path", str(work), "--http", "--http.port", "127.0.0.1:8402", "-d", name, "run",
+        "lego",
+        "--server",
+        minted.directory,
+        "--eab",
+        "--kid",
+        minted.kid,
+        "--hmac",
+        minted.hmac_key,
+        "--email",
+        f"admin@{DEMO_DOMAIN}",
+        "--accept-tos",
+        "--path",
+        str(work),
+        "--http",
+        "--http.port",
+        "127.0.0.1:8402",
+        "-d",
+        name,
+        "run",
     ]
 
 
@@ -128,14 +172,22 @@ def enrol(data: DataDir, client: str, echo: Echo) -> None:
     started = time.monotonic()
     # The HMAC key is on this command line only for the seconds the client runs,
     # in the demo's own private directory; production roles pass it differently.
-    result = subprocess.run(command, env={**os.environ, env: str(data.ca_bundle)},
-                            capture_output=True, text=True, timeout=180, check=False)
+    result = subprocess.run(
+        command,
+        env={**os.environ, env: str(data.ca_bundle)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if result.returncode != 0 or not cert_path.exists():
         echo(f"  {client}: FAILED\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         return
     leaf = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    echo(f"  {client}: {name} serial {leaf.serial_number:x} from '{leaf.issuer.rfc4514_string()}', "
-         f"valid until {leaf.not_valid_after_utc:%Y-%m-%d} ({time.monotonic() - started:.1f} s)")
+    echo(
+        f"  {client}: {name} serial {leaf.serial_number:x} from '{leaf.issuer.rfc4514_string()}', "
+        f"valid until {leaf.not_valid_after_utc:%Y-%m-%d} ({time.monotonic() - started:.1f} s)"
+    )
 
 
 def run_demo(data_dir: Path, *, listen: str, pki_listen: str, wait: bool, echo: Echo) -> int:
@@ -144,7 +196,9 @@ def run_demo(data_dir: Path, *, listen: str, pki_listen: str, wait: bool, echo: 
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [_acmefleet(), "server", "run", "--data-dir", str(data.root)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         config = load_config(data.root)
@@ -161,12 +215,24 @@ def run_demo(data_dir: Path, *, listen: str, pki_listen: str, wait: bool, echo: 
         echo(f"  key id:   {minted.kid}\n  HMAC key: {minted.hmac_key}")
         echo("Use it with certbot (it binds the key, so use it once):")
         name = f"host.{DEMO_DOMAIN}"
-        echo("  " + _show(certbot_command(data, minted, work / "certbot", name),
-                          "REQUESTS_CA_BUNDLE", data.ca_bundle))
-        echo("or with lego (mint another with 'acmefleet admin eab create --org demo "
-             f"--endpoint private --data-dir {data.root}'):")
-        echo("  " + _show(lego_command(minted, work / "lego", name), "LEGO_CA_CERTIFICATES",
-                          data.ca_bundle))
+        echo(
+            "  "
+            + _show(
+                certbot_command(data, minted, work / "certbot", name),
+                "REQUESTS_CA_BUNDLE",
+                data.ca_bundle,
+            )
+        )
+        echo(
+            "or with lego (mint another with 'acmefleet admin eab create --org demo "
+            f"--endpoint private --data-dir {data.root}'):"
+        )
+        echo(
+            "  "
+            + _show(
+                lego_command(minted, work / "lego", name), "LEGO_CA_CERTIFICATES", data.ca_bundle
+            )
+        )
         if not wait:
             return 0
         echo("\nThe server keeps running; press Ctrl-C to stop it.")

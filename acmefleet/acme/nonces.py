@@ -24,6 +24,7 @@ from acmefleet.jose.b64 import b64url_decode, b64url_encode
 from acmefleet.store.schema import server_secrets, used_nonces
 
 NONCE_KEY_NAME = "nonce-hmac-key"
+_REDEEM = insert(used_nonces)
 _MAC_BYTES = 16
 _RANDOM_BYTES = 12
 
@@ -82,7 +83,7 @@ class NonceService:
         """
         expiry = self.check(nonce)
         try:
-            conn.execute(insert(used_nonces).values(nonce=nonce, expires_at=expiry))
+            conn.execute(_REDEEM, {"nonce": nonce, "expires_at": expiry})
         except IntegrityError as exc:
             raise bad_nonce("the nonce has already been used") from exc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -290,9 +290,7 @@ def finalize_order(
         raise AcmeError(
             ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
         )
-    finalized = order_store.get_order(conn, order.id)
-    assert finalized is not None
-    return finalized
+    return replace(order, finalization="valid", certificate_id=certificate.id)
 
 
 def spki_sha256_hex(spki_der: bytes) -> str:

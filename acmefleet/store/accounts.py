@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from acmefleet.models import Account
 from acmefleet.store.schema import accounts
+
+_INSERT = insert(accounts)
+_BY_ID = select(accounts).where(accounts.c.id == bindparam("p_id"))
+_BY_THUMBPRINT = select(accounts).where(
+    accounts.c.endpoint == bindparam("p_endpoint"),
+    accounts.c.thumbprint == bindparam("p_thumbprint"),
+)
 
 
 def _account(row: Row[tuple[object, ...]]) -> Account:
@@ -26,7 +33,8 @@ def _account(row: Row[tuple[object, ...]]) -> Account:
 
 def insert_account(conn: Connection, account: Account) -> None:
     conn.execute(
-        insert(accounts).values(
+        _INSERT,
+        dict(
             id=account.id,
             endpoint=account.endpoint,
             org_id=account.org_id,
@@ -36,20 +44,18 @@ def insert_account(conn: Connection, account: Account) -> None:
             contact=account.contact,
             eab_kid=account.eab_kid,
             created_at=account.created_at,
-        )
+        ),
     )
 
 
 def get_account(conn: Connection, account_id: str) -> Account | None:
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one_or_none()
+    row = conn.execute(_BY_ID, {"p_id": account_id}).one_or_none()
     return _account(row) if row else None
 
 
 def find_by_thumbprint(conn: Connection, endpoint: str, thumbprint: str) -> Account | None:
-    query = select(accounts).where(
-        accounts.c.endpoint == endpoint, accounts.c.thumbprint == thumbprint
-    )
-    row = conn.execute(query).one_or_none()
+    params = {"p_endpoint": endpoint, "p_thumbprint": thumbprint}
+    row = conn.execute(_BY_THUMBPRINT, params).one_or_none()
     return _account(row) if row else None
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from acmefleet.models import Certificate
 from acmefleet.store.schema import certificates
+
+_INSERT = insert(certificates)
+_BY_ID = select(certificates).where(certificates.c.id == bindparam("p_id"))
 
 
 def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
@@ -32,7 +35,8 @@ def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
 
 def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime) -> None:
     conn.execute(
-        insert(certificates).values(
+        _INSERT,
+        dict(
             id=cert.id,
             serial_hex=cert.serial_hex,
             account_id=cert.account_id,
@@ -47,12 +51,12 @@ def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime
             chain_pem=cert.chain_pem,
             spki_sha256=cert.spki_sha256,
             created_at=created_at,
-        )
+        ),
     )
 
 
 def get_certificate(conn: Connection, cert_id: str) -> Certificate | None:
-    row = conn.execute(select(certificates).where(certificates.c.id == cert_id)).one_or_none()
+    row = conn.execute(_BY_ID, {"p_id": cert_id}).one_or_none()
     return _certificate(row) if row else None
 
 

@@ -6,11 +6,70 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from acmefleet.identifiers import Identifier, IdentifierType
 from acmefleet.models import Authorization, Challenge, Order
 from acmefleet.store.schema import authorizations, challenges, order_authorizations, orders
+
+# Statements are built once: SQLAlchemy then skips construction and cache-key work.
+_INSERT_AUTHZ = insert(authorizations)
+_INSERT_CHALLENGE = insert(challenges)
+_INSERT_ORDER = insert(orders)
+_INSERT_ORDER_AUTHZ = insert(order_authorizations)
+_CHALLENGES_OF = (
+    select(challenges)
+    .where(challenges.c.authz_id.in_(bindparam("p_ids", expanding=True)))
+    .order_by(challenges.c.type)
+)
+_ORDER = select(orders).where(orders.c.id == bindparam("p_id"))
+_ORDER_AUTHZS = (
+    select(authorizations)
+    .join(order_authorizations, order_authorizations.c.authz_id == authorizations.c.id)
+    .where(order_authorizations.c.order_id == bindparam("p_id"))
+    .order_by(order_authorizations.c.position)
+)
+_AUTHZ = select(authorizations).where(authorizations.c.id == bindparam("p_id"))
+_CHALLENGE = select(challenges).where(challenges.c.id == bindparam("p_id"))
+_REUSABLE_AUTHZ = (
+    select(authorizations)
+    .where(
+        authorizations.c.account_id == bindparam("p_account"),
+        authorizations.c.identifier_type == bindparam("p_type"),
+        authorizations.c.identifier_value == bindparam("p_value"),
+        authorizations.c.wildcard == bindparam("p_wildcard"),
+        authorizations.c.status.in_(("valid", "pending")),
+        authorizations.c.expires_at > bindparam("p_now"),
+    )
+    .order_by(authorizations.c.status.desc(), authorizations.c.expires_at.desc())
+    .limit(1)
+)
+_SET_CHALLENGE = (
+    update(challenges)
+    .where(challenges.c.id == bindparam("p_id"), challenges.c.status == bindparam("p_expected"))
+    .values(
+        status=bindparam("p_status"),
+        validated_at=bindparam("p_validated_at"),
+        error=bindparam("p_error"),
+    )
+)
+_SET_AUTHZ = (
+    update(authorizations)
+    .where(
+        authorizations.c.id == bindparam("p_id"),
+        authorizations.c.status == bindparam("p_expected"),
+    )
+    .values(status=bindparam("p_status"))
+)
+_SET_FINALIZATION = (
+    update(orders)
+    .where(orders.c.id == bindparam("p_id"), orders.c.finalization == bindparam("p_expected"))
+    .values(
+        finalization=bindparam("p_finalization"),
+        certificate_id=bindparam("p_certificate"),
+        error=bindparam("p_error"),
+    )
+)
 
 
 def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
@@ -37,15 +96,15 @@ def _load_authorizations(conn: Connection, rows: Sequence[Row[Any]]) -> list[Aut
         return []
     ids = [r.id for r in rows]
     by_authz: dict[str, list[Challenge]] = {i: [] for i in ids}
-    query = select(challenges).where(challenges.c.authz_id.in_(ids)).order_by(challenges.c.type)
-    for row in conn.execute(query):
+    for row in conn.execute(_CHALLENGES_OF, {"p_ids": ids}):
         by_authz[row.authz_id].append(_challenge(row))
     return [_authorization(r, tuple(by_authz[r.id])) for r in rows]
 
 
 def insert_authorization(conn: Connection, authz: Authorization, created_at: datetime) -> None:
     conn.execute(
-        insert(authorizations).values(
+        _INSERT_AUTHZ,
+        dict(
             id=authz.id,
             account_id=authz.account_id,
             identifier_type=authz.identifier.type,
@@ -54,11 +113,11 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
             status=authz.stored_status,
             expires_at=authz.expires_at,
             created_at=created_at,
-        )
+        ),
     )
     if authz.challenges:
         conn.execute(
-            insert(challenges),
+            _INSERT_CHALLENGE,
             [
                 {
                     "id": c.id,
@@ -74,7 +133,8 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
 
 def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
     conn.execute(
-        insert(orders).values(
+        _INSERT_ORDER,
+        dict(
             id=order.id,
             account_id=order.account_id,
             profile=order.profile,
@@ -84,10 +144,10 @@ def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
             not_after=order.not_after,
             finalization=order.finalization,
             created_at=created_at,
-        )
+        ),
     )
     conn.execute(
-        insert(order_authorizations),
+        _INSERT_ORDER_AUTHZ,
         [
             {"order_id": order.id, "authz_id": a.id, "position": n}
             for n, a in enumerate(order.authorizations)
@@ -96,15 +156,10 @@ def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
 
 
 def get_order(conn: Connection, order_id: str) -> Order | None:
-    row = conn.execute(select(orders).where(orders.c.id == order_id)).one_or_none()
+    row = conn.execute(_ORDER, {"p_id": order_id}).one_or_none()
     if row is None:
         return None
-    authz_rows = conn.execute(
-        select(authorizations)
-        .join(order_authorizations, order_authorizations.c.authz_id == authorizations.c.id)
-        .where(order_authorizations.c.order_id == order_id)
-        .order_by(order_authorizations.c.position)
-    ).all()
+    authz_rows = conn.execute(_ORDER_AUTHZS, {"p_id": order_id}).all()
     return Order(
         row.id,
         row.account_id,
@@ -121,15 +176,14 @@ def get_order(conn: Connection, order_id: str) -> Order | None:
 
 
 def get_authorization(conn: Connection, authz_id: str) -> Authorization | None:
-    row = conn.execute(select(authorizations).where(authorizations.c.id == authz_id)).one_or_none()
+    row = conn.execute(_AUTHZ, {"p_id": authz_id}).one_or_none()
     if row is None:
         return None
     return _load_authorizations(conn, [row])[0]
 
 
 def get_challenge(conn: Connection, challenge_id: str) -> Challenge | None:
-    query = select(challenges).where(challenges.c.id == challenge_id)
-    row = conn.execute(query).one_or_none()
+    row = conn.execute(_CHALLENGE, {"p_id": challenge_id}).one_or_none()
     return _challenge(row) if row else None
 
 
@@ -137,20 +191,14 @@ def find_reusable_authorization(
     conn: Connection, account_id: str, identifier: Identifier, wildcard: bool, now: datetime
 ) -> Authorization | None:
     """A valid (or else pending) authorization of this account for the identifier."""
-    query = (
-        select(authorizations)
-        .where(
-            authorizations.c.account_id == account_id,
-            authorizations.c.identifier_type == identifier.type,
-            authorizations.c.identifier_value == identifier.value,
-            authorizations.c.wildcard == wildcard,
-            authorizations.c.status.in_(("valid", "pending")),
-            authorizations.c.expires_at > now,
-        )
-        .order_by(authorizations.c.status.desc(), authorizations.c.expires_at.desc())
-        .limit(1)
-    )
-    rows = conn.execute(query).all()
+    params = {
+        "p_account": account_id,
+        "p_type": identifier.type,
+        "p_value": identifier.value,
+        "p_wildcard": wildcard,
+        "p_now": now,
+    }
+    rows = conn.execute(_REUSABLE_AUTHZ, params).all()
     found = _load_authorizations(conn, rows)
     return found[0] if found else None
 
@@ -165,22 +213,22 @@ def set_challenge_state(
     error: dict[str, Any] | None = None,
 ) -> bool:
     """Move a challenge from ``expected`` to ``status``; False if another writer moved it."""
-    result = conn.execute(
-        update(challenges)
-        .where(challenges.c.id == challenge_id, challenges.c.status == expected)
-        .values(status=status, validated_at=validated_at, error=error)
-    )
+    params = {
+        "p_id": challenge_id,
+        "p_expected": expected,
+        "p_status": status,
+        "p_validated_at": validated_at,
+        "p_error": error,
+    }
+    result = conn.execute(_SET_CHALLENGE, params)
     return result.rowcount == 1
 
 
 def set_authorization_status(
     conn: Connection, authz_id: str, *, expected: str, status: str
 ) -> bool:
-    result = conn.execute(
-        update(authorizations)
-        .where(authorizations.c.id == authz_id, authorizations.c.status == expected)
-        .values(status=status)
-    )
+    params = {"p_id": authz_id, "p_expected": expected, "p_status": status}
+    result = conn.execute(_SET_AUTHZ, params)
     return result.rowcount == 1
 
 
@@ -193,11 +241,14 @@ def set_finalization(
     certificate_id: str | None = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    result = conn.execute(
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.finalization == expected)
-        .values(finalization=finalization, certificate_id=certificate_id, error=error)
-    )
+    params = {
+        "p_id": order_id,
+        "p_expected": expected,
+        "p_finalization": finalization,
+        "p_certificate": certificate_id,
+        "p_error": error,
+    }
+    result = conn.execute(_SET_FINALIZATION, params)
     return result.rowcount == 1
 
 

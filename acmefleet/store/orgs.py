@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from acmefleet.models import Organization, OrgDomain
 from acmefleet.store.schema import org_domains, organizations
+
+_ORG = select(organizations).where(organizations.c.id == bindparam("p_id"))
+_DOMAINS = (
+    select(org_domains)
+    .where(org_domains.c.org_id == bindparam("p_org"))
+    .order_by(org_domains.c.name)
+)
 
 
 class AlreadyExists(Exception):
@@ -44,7 +51,7 @@ def create_org(conn: Connection, name: str, now: datetime) -> Organization:
 
 
 def get_org(conn: Connection, org_id: int) -> Organization | None:
-    row = conn.execute(select(organizations).where(organizations.c.id == org_id)).one_or_none()
+    row = conn.execute(_ORG, {"p_id": org_id}).one_or_none()
     return _org(row) if row else None
 
 
@@ -89,8 +96,7 @@ def remove_domain(conn: Connection, domain_id: int) -> None:
 
 
 def list_domains(conn: Connection, org_id: int) -> list[OrgDomain]:
-    query = select(org_domains).where(org_domains.c.org_id == org_id).order_by(org_domains.c.name)
-    return [_domain(r) for r in conn.execute(query)]
+    return [_domain(r) for r in conn.execute(_DOMAINS, {"p_org": org_id})]
 
 
 def find_domain(conn: Connection, org_id: int, name: str) -> OrgDomain | None:

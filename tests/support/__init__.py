@@ -1,0 +1,1 @@
+"""Shared helpers for the acmefleet test suite and benchmarks."""
