@@ -16,4 +16,6 @@ def acmefleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmefleetSer
         server.org("acme", "example.com", "10.20.0.0/16")
         yield server
         log = server.log_text()
+        leaked = [secret for secret in server.minted_secrets if secret in log]
     assert "Traceback" not in log, f"the server logged an unhandled error:\n{log[-4000:]}"
+    assert not leaked, "an EAB HMAC key appeared in the server log"

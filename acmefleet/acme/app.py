@@ -90,12 +90,15 @@ class AcmeApp:
 
     async def handle(self, request: Request) -> Response:
         endpoint: EndpointConfig | None = None
-        try:
-            if request.path in ("/health", "/healthz"):
-                return json_response({"status": "ok"})
-            pki_match = PKI_PATH.match(request.path)
-            if pki_match:
+        if request.path in ("/health", "/healthz"):
+            return json_response({"status": "ok"})
+        pki_match = PKI_PATH.match(request.path)
+        if pki_match:
+            try:
                 return pki.serve(self.ctx, pki_match["level"], pki_match["item"], request.method)
+            except AcmeError as error:
+                return problem_response(error)
+        try:
             acme_match = None if self.pki_only else ACME_PATH.match(request.path)
             if not acme_match:
                 raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)
@@ -110,8 +113,7 @@ class AcmeApp:
             response = problem_response(
                 AcmeError(ProblemType.SERVER_INTERNAL, "internal error; it has been logged", 500)
             )
-        if endpoint is not None:
-            self._acme_headers(response, endpoint)
+        self._acme_headers(response, endpoint)
         return response
 
     def _acme_headers(self, response: Response, endpoint: EndpointConfig | None) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class AcmefleetServer:
     pki_port: int
     http01_port: int
     proc: subprocess.Popen[bytes] | None = None
+    minted_secrets: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -82,6 +83,7 @@ class AcmefleetServer:
                 now=SystemClock().now(),
                 **kwargs,
             )
+        self.minted_secrets.append(minted.hmac_key)
         return minted.kid, minted.hmac_key
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -140,7 +142,8 @@ def running_acmefleet(
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     with server.log_path.open("wb") as log:
         server.proc = subprocess.Popen(
-            [ACMEFLEET, "server", "run", "--data-dir", str(data_dir), "--workers", str(workers)],
+            [ACMEFLEET, "server", "run", "--data-dir", str(data_dir), "--workers", str(workers),
+             "--log-level", "debug"],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
