@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from acmefleet import __version__
 from acmefleet.ca.errors import CaError
 from acmefleet.clock import SystemClock
-from acmefleet.config import ConfigError, load_config
+from acmefleet.config import ConfigError, load_config, public_pki_warnings
 from acmefleet.console import credentials, organisations
 from acmefleet.console.errors import ConsoleError
 from acmefleet.server.datadir import DataDirError, initialise, read_passphrase, require_initialised
@@ -111,11 +111,13 @@ def server_init(
     click.echo(f"initialised {data.root}")
     click.echo(f"  configuration: {data.config}")
     click.echo(f"  CA bundle for clients: {data.ca_bundle}")
-    for endpoint in load_config(data.root).endpoints.values():
+    config = load_config(data.root)
+    for endpoint in config.endpoints.values():
         click.echo(
-            f"  endpoint {endpoint.name} ({endpoint.type}): "
-            f"{load_config(data.root).directory_url(endpoint.name)}"
+            f"  endpoint {endpoint.name} ({endpoint.type}): {config.directory_url(endpoint.name)}"
         )
+    for warning in public_pki_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @server.command("run")

@@ -57,6 +57,24 @@ class ServerConfig:
         return f"{self.base_url}/acme/{endpoint}/directory"
 
 
+def public_pki_warnings(config: ServerConfig) -> list[str]:
+    """Settings that make public certificates fail the CA/B Forum requirements."""
+    if not any(e.type == "public" for e in config.endpoints.values()):
+        return []
+    host = urlsplit(config.pki_base_url).hostname or ""
+    try:
+        internal = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        internal = host == "localhost" or "." not in host or host.endswith(".local")
+    if not internal:
+        return []
+    return [
+        f"pki_base_url {config.pki_base_url} names an internal host; public certificates carry "
+        "it in their CRL and issuer URLs and then fail the CA/B Forum requirements "
+        "(set server.pki_base_url to a public name)"
+    ]
+
+
 def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in table:
         raise ConfigError(f"{where}: missing '{key}'")

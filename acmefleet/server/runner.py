@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from acmefleet.acme.app import AcmeApp
+from acmefleet.config import public_pki_warnings
 from acmefleet.server.build import build_context
 from acmefleet.server.datadir import require_initialised
 from acmefleet.store.engine import open_database
@@ -66,6 +67,8 @@ async def _serve(
 ) -> None:
     ctx = build_context(root)
     data = require_initialised(root)
+    for warning in public_pki_warnings(ctx.config):
+        log.warning(warning)
     common = {
         "log_level": log_level,
         "access_log": False,

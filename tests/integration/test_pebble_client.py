@@ -63,6 +63,7 @@ def cert_status(pebble: PebbleServer, cert_der: bytes) -> str:
 
 # ------------------------------------------------------------------ happy path
 
+
 def test_directory_and_nonce(make_client: ClientFactory) -> None:
     client = make_client()
     assert client.directory["meta"]["externalAccountRequired"] is True
@@ -86,8 +87,7 @@ def test_eab_account_creation(pebble: PebbleServer, make_client: ClientFactory) 
 
 
 @pytest.mark.parametrize("key_type", ["ec256", "ec384", "ec521", "rsa2048"])
-def test_account_key_types(pebble: PebbleServer, make_client: ClientFactory,
-                           key_type: str) -> None:
+def test_account_key_types(pebble: PebbleServer, make_client: ClientFactory, key_type: str) -> None:
     client = make_client(AccountKey.generate(key_type))  # type: ignore[arg-type]
     assert client.new_account(eab=pebble.next_eab()).status_code == 201
     assert client.account().status_code == 200
@@ -119,14 +119,12 @@ def test_revocation_by_account_and_by_cert_key(pebble: PebbleServer, account: Ac
     assert problem_type(account.revoke(first)) == ERR + "alreadyRevoked"
 
     cert_key = generate_private_key("ec256")
-    second = pem_to_der_chain(account.issue_certificate(["rev2.example.com"],
-                                                        csr_key=cert_key))[0]
+    second = pem_to_der_chain(account.issue_certificate(["rev2.example.com"], csr_key=cert_key))[0]
     assert account.revoke(second, reason=4, use_cert_key=cert_key).status_code == 200
     assert cert_status(pebble, second) == "Revoked"
 
 
-def test_key_change(pebble: PebbleServer, account: AcmeClient,
-                    make_client: ClientFactory) -> None:
+def test_key_change(pebble: PebbleServer, account: AcmeClient, make_client: ClientFactory) -> None:
     old_key, new_key = account.key, AccountKey.generate("ec384")
     response = account.key_change(new_key)
     assert response.status_code == 200, response.text
@@ -151,15 +149,20 @@ def test_deactivation(account: AcmeClient) -> None:
 
 # ------------------------------------------------------------------ negative knobs
 
-@pytest.mark.parametrize(("overrides", "problem"), [
-    ({"alg": "none"}, "malformed"),
-    ({"kid": "https://127.0.0.1/acct/1"}, "malformed"),  # jwk and kid together
-    ({"url": "https://127.0.0.1/wrong"}, "malformed"),
-    ({"nonce": DELETE}, "badNonce"),
-    ({"nonce": "bm90LWEtbm9uY2U"}, "badNonce"),
-])
-def test_outer_jws_overrides_are_rejected(pebble: PebbleServer, make_client: ClientFactory,
-                                          overrides: dict[str, object], problem: str) -> None:
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"alg": "none"}, "malformed"),
+        ({"kid": "https://127.0.0.1/acct/1"}, "malformed"),  # jwk and kid together
+        ({"url": "https://127.0.0.1/wrong"}, "malformed"),
+        ({"nonce": DELETE}, "badNonce"),
+        ({"nonce": "bm90LWEtbm9uY2U"}, "badNonce"),
+    ],
+)
+def test_outer_jws_overrides_are_rejected(
+    pebble: PebbleServer, make_client: ClientFactory, overrides: dict[str, object], problem: str
+) -> None:
     response = make_client().new_account(eab=pebble.next_eab(), protected_overrides=overrides)
     assert response.status_code == 400
     assert problem_type(response) == ERR + problem
@@ -173,8 +176,9 @@ def test_reused_nonce_and_replay(account: AcmeClient) -> None:
     assert problem_type(account.send_jws(sent.url, sent.body)) == ERR + "badNonce"
 
 
-def test_wrong_content_type_and_bad_signature(pebble: PebbleServer,
-                                              make_client: ClientFactory) -> None:
+def test_wrong_content_type_and_bad_signature(
+    pebble: PebbleServer, make_client: ClientFactory
+) -> None:
     client = make_client()
     response = client.new_account(eab=pebble.next_eab(), content_type="application/json")
     assert response.status_code == 415
@@ -188,8 +192,7 @@ def test_wrong_content_type_and_bad_signature(pebble: PebbleServer,
 
 
 @pytest.mark.parametrize("knob", ["nonce", "url", "payload", "hmac", "kid", "alg"])
-def test_bad_eab_is_rejected(pebble: PebbleServer, make_client: ClientFactory,
-                             knob: str) -> None:
+def test_bad_eab_is_rejected(pebble: PebbleServer, make_client: ClientFactory, knob: str) -> None:
     client = make_client()
     kid, hmac_key = pebble.next_eab()
     variants = {
@@ -213,11 +216,13 @@ def test_finalize_before_ready(account: AcmeClient) -> None:
 
 # ------------------------------------------------------------------ client-only checks
 
+
 def test_eddsa_jws_verifies_with_joserfc() -> None:
     key = AccountKey.generate("ed25519")
     assert key.alg == "EdDSA"
-    body = sign_jws({"alg": "EdDSA", "jwk": key.jwk, "nonce": "n", "url": "https://x/"},
-                    b'{"a":1}', key)
+    body = sign_jws(
+        {"alg": "EdDSA", "jwk": key.jwk, "nonce": "n", "url": "https://x/"}, b'{"a":1}', key
+    )
     registry = jws.JWSRegistry(algorithms=["EdDSA"], strict_check_header=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # joserfc flags EdDSA as deprecated (RFC 9864)

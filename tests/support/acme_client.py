@@ -59,12 +59,19 @@ DELETE: Final = _Delete()
 
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
-    "ec256": ec.SECP256R1(), "ec384": ec.SECP384R1(), "ec521": ec.SECP521R1()}
-_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
-                       "OKP": ("crv", "kty", "x")}
+    "ec256": ec.SECP256R1(),
+    "ec384": ec.SECP384R1(),
+    "ec521": ec.SECP521R1(),
+}
+_THUMBPRINT_MEMBERS = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
 _HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
-_JOSERFC_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "ES512",
-                           "HS256", "HS384", "HS512"})
+_JOSERFC_ALGS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512"}
+)
 # strict_check_header=False: ACME adds "url" and "nonce" header fields.
 _REGISTRY = jws.JWSRegistry(algorithms=_JOSERFC_ALGS, strict_check_header=False)
 
@@ -83,6 +90,7 @@ class AcmeError(Exception):
 
 # ---------------------------------------------------------------- encoding
 
+
 def b64url(data: bytes) -> str:
     """Unpadded base64url."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -99,6 +107,7 @@ def json_bytes(value: Any) -> bytes:
 
 
 # ---------------------------------------------------------------- keys
+
 
 def generate_private_key(key_type: KeyType = "ec256") -> PrivateKey:
     """A fresh private key of ``key_type`` (ec256/ec384/ec521/rsaNNNN/ed25519)."""
@@ -163,6 +172,7 @@ class AccountKey:
 
 # ---------------------------------------------------------------- JWS
 
+
 def apply_overrides(header: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Copy ``header`` with ``overrides`` applied (``DELETE`` removes a field)."""
     result = dict(header)
@@ -184,13 +194,15 @@ def _encode_body(payload: Mapping[str, Any] | bytes | str | None) -> bytes:
     return json_bytes(payload)
 
 
-def _joserfc_flattened(protected: Mapping[str, Any], payload: bytes,
-                       key: JoseKey | bytes) -> dict[str, str] | None:
+def _joserfc_flattened(
+    protected: Mapping[str, Any], payload: bytes, key: JoseKey | bytes
+) -> dict[str, str] | None:
     """joserfc's flattened JWS, or None when joserfc refuses the header or key."""
     try:
         jose_key = OctKey.import_key(key) if isinstance(key, bytes) else key
-        signed = jws.serialize_json({"protected": dict(protected)}, payload, jose_key,
-                                    registry=_REGISTRY)
+        signed = jws.serialize_json(
+            {"protected": dict(protected)}, payload, jose_key, registry=_REGISTRY
+        )
     except (JoseError, ValueError, TypeError):
         return None
     return {name: str(value) for name, value in signed.items()}
@@ -204,8 +216,9 @@ def _raw_signature(signing_input: bytes, key: AccountKey | bytes, alg: Any) -> b
     return jws.JWSRegistry.algorithms[natural].sign(signing_input, key.jose_key)
 
 
-def _hand_built(protected: Mapping[str, Any], payload: bytes,
-                key: AccountKey | bytes | None) -> dict[str, str]:
+def _hand_built(
+    protected: Mapping[str, Any], payload: bytes, key: AccountKey | bytes | None
+) -> dict[str, str]:
     """Flattened JWS built by hand (``alg: none``, malformed headers, odd keys)."""
     header = b64url(json_bytes(protected))
     body = b64url(payload)
@@ -216,8 +229,9 @@ def _hand_built(protected: Mapping[str, Any], payload: bytes,
     return {"protected": header, "payload": body, "signature": b64url(signature)}
 
 
-def sign_jws(protected: Mapping[str, Any], payload: bytes,
-             key: AccountKey | bytes | None) -> dict[str, str]:
+def sign_jws(
+    protected: Mapping[str, Any], payload: bytes, key: AccountKey | bytes | None
+) -> dict[str, str]:
     """Flattened JWS JSON serialization of ``payload`` under ``protected``.
 
     ``key`` is an AccountKey, raw HMAC key bytes, or None (unsigned).  joserfc
@@ -238,10 +252,17 @@ def decode_jws_part(part: str) -> Any:
     return json.loads(b64url_decode(part)) if part else None
 
 
-def eab_jws(kid: str, hmac_key_b64url: str, url: str, account_jwk: Mapping[str, Any] | None,
-            alg: str = "HS256", *, protected_overrides: Mapping[str, Any] | None = None,
-            payload: Mapping[str, Any] | bytes | None = None,
-            nonce: str | None = None) -> dict[str, str]:
+def eab_jws(
+    kid: str,
+    hmac_key_b64url: str,
+    url: str,
+    account_jwk: Mapping[str, Any] | None,
+    alg: str = "HS256",
+    *,
+    protected_overrides: Mapping[str, Any] | None = None,
+    payload: Mapping[str, Any] | bytes | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
     """RFC 8555 §7.3.4 EAB inner JWS: {alg, kid, url} over the account's public JWK.
 
     Negative-test knobs: ``nonce`` adds a nonce field, ``payload`` replaces the
@@ -257,18 +278,26 @@ def eab_jws(kid: str, hmac_key_b64url: str, url: str, account_jwk: Mapping[str, 
 
 # ---------------------------------------------------------------- CSR
 
-def make_csr(names: Iterable[str], key: PrivateKey | None = None, key_type: KeyType = "ec256",
-             *, common_name: bool = True) -> tuple[bytes, PrivateKey]:
+
+def make_csr(
+    names: Iterable[str],
+    key: PrivateKey | None = None,
+    key_type: KeyType = "ec256",
+    *,
+    common_name: bool = True,
+) -> tuple[bytes, PrivateKey]:
     """DER CSR with all ``names`` as SANs (DNS or IP), and its private key."""
     names = list(names)
     key = key or generate_private_key(key_type)
     builder = x509.CertificateSigningRequestBuilder()
     if common_name and names and len(names[0]) <= 64:
-        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                                     names[0])]))
+        builder = builder.subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        )
     if names:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
+            x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False
+        )
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     csr = builder.sign(key, algorithm)
     return csr.public_bytes(serialization.Encoding.DER), key
@@ -303,8 +332,10 @@ def _is_ip(value: str) -> bool:
 
 def pem_to_der_chain(pem: str) -> list[bytes]:
     """DER certificates of a PEM chain (leaf first)."""
-    return [cert.public_bytes(serialization.Encoding.DER)
-            for cert in x509.load_pem_x509_certificates(pem.encode())]
+    return [
+        cert.public_bytes(serialization.Encoding.DER)
+        for cert in x509.load_pem_x509_certificates(pem.encode())
+    ]
 
 
 def retry_after_seconds(response: httpx.Response, default: float) -> float:
@@ -322,6 +353,7 @@ def retry_after_seconds(response: httpx.Response, default: float) -> float:
 
 
 # ---------------------------------------------------------------- client
+
 
 @dataclass
 class SentRequest:
@@ -352,10 +384,17 @@ class AcmeClient:
     requests are signed with an embedded ``jwk``.
     """
 
-    def __init__(self, directory_url: str, ca_bundle: str | Path,
-                 account_key: AccountKey | PrivateKey | None = None, *,
-                 timeout: float = 30.0, poll_interval: float = 0.05,
-                 bad_nonce_retries: int = 0, user_agent: str = "acmefleet-tests") -> None:
+    def __init__(
+        self,
+        directory_url: str,
+        ca_bundle: str | Path,
+        account_key: AccountKey | PrivateKey | None = None,
+        *,
+        timeout: float = 30.0,
+        poll_interval: float = 0.05,
+        bad_nonce_retries: int = 0,
+        user_agent: str = "acmefleet-tests",
+    ) -> None:
         self.directory_url = directory_url
         self.key = AccountKey.coerce(account_key)
         self.kid: str | None = None
@@ -367,7 +406,9 @@ class AcmeClient:
         self._directory: dict[str, Any] | None = None
         self.http = httpx.Client(
             verify=ssl.create_default_context(cafile=str(ca_bundle)),
-            timeout=timeout, trust_env=False, headers={"User-Agent": user_agent},
+            timeout=timeout,
+            trust_env=False,
+            headers={"User-Agent": user_agent},
             event_hooks={"response": [self._harvest_nonce]},
         )
 
@@ -420,8 +461,9 @@ class AcmeClient:
 
     # -- JWS POST
 
-    def protected_header(self, url: str, nonce: str | None, key: AccountKey,
-                         use_jwk: bool) -> dict[str, Any]:
+    def protected_header(
+        self, url: str, nonce: str | None, key: AccountKey, use_jwk: bool
+    ) -> dict[str, Any]:
         """Default protected header: alg, nonce, url and kid (or jwk)."""
         header: dict[str, Any] = {"alg": key.alg, "nonce": nonce, "url": url}
         if use_jwk or self.kid is None:
@@ -430,11 +472,18 @@ class AcmeClient:
             header["kid"] = self.kid
         return header
 
-    def post(self, url: str, payload: Mapping[str, Any] | bytes | str | None, *,
-             use_jwk: bool = False, protected_overrides: Mapping[str, Any] | None = None,
-             content_type: str = JOSE_JSON, nonce: str | None = None,
-             key: AccountKey | PrivateKey | None = None,
-             tamper: Tamper | None = None) -> httpx.Response:
+    def post(
+        self,
+        url: str,
+        payload: Mapping[str, Any] | bytes | str | None,
+        *,
+        use_jwk: bool = False,
+        protected_overrides: Mapping[str, Any] | None = None,
+        content_type: str = JOSE_JSON,
+        nonce: str | None = None,
+        key: AccountKey | PrivateKey | None = None,
+        tamper: Tamper | None = None,
+    ) -> httpx.Response:
         """Sign and POST; ``payload=None`` is POST-as-GET. Never raises on HTTP errors.
 
         ``key`` signs instead of the account key; ``tamper`` edits the final
@@ -445,8 +494,9 @@ class AcmeClient:
         response: httpx.Response | None = None
         for _ in range(attempts):
             used_nonce = nonce if nonce is not None else self.take_nonce()
-            protected = apply_overrides(self.protected_header(url, used_nonce, signer, use_jwk),
-                                        protected_overrides)
+            protected = apply_overrides(
+                self.protected_header(url, used_nonce, signer, use_jwk), protected_overrides
+            )
             body: dict[str, Any] = sign_jws(protected, _encode_body(payload), signer)
             body = tamper(body) if tamper else body
             response = self.send_jws(url, body, content_type)
@@ -457,8 +507,9 @@ class AcmeClient:
         assert response is not None
         return response
 
-    def send_jws(self, url: str, body: Mapping[str, Any] | bytes,
-                 content_type: str = JOSE_JSON) -> httpx.Response:
+    def send_jws(
+        self, url: str, body: Mapping[str, Any] | bytes, content_type: str = JOSE_JSON
+    ) -> httpx.Response:
         """POST an already-built JWS (dict or raw bytes) as is, e.g. to replay it."""
         content = body if isinstance(body, bytes) else json_bytes(body)
         return self.http.post(url, content=content, headers={"Content-Type": content_type})
@@ -469,16 +520,29 @@ class AcmeClient:
 
     # -- accounts
 
-    def eab_jws(self, kid: str, hmac_key_b64url: str, url: str | None = None,
-                alg: str = "HS256", **knobs: Any) -> dict[str, str]:
+    def eab_jws(
+        self,
+        kid: str,
+        hmac_key_b64url: str,
+        url: str | None = None,
+        alg: str = "HS256",
+        **knobs: Any,
+    ) -> dict[str, str]:
         """EAB inner JWS for this account key (``url`` defaults to newAccount)."""
-        return eab_jws(kid, hmac_key_b64url, url or self.url_for("newAccount"), self.key.jwk,
-                       alg, **knobs)
+        return eab_jws(
+            kid, hmac_key_b64url, url or self.url_for("newAccount"), self.key.jwk, alg, **knobs
+        )
 
-    def new_account(self, eab: tuple[str, str] | Mapping[str, Any] | None = None,
-                    contact: list[str] | None = None, only_return_existing: bool = False, *,
-                    terms_of_service_agreed: bool | None = True,
-                    extra: Mapping[str, Any] | None = None, **post_knobs: Any) -> httpx.Response:
+    def new_account(
+        self,
+        eab: tuple[str, str] | Mapping[str, Any] | None = None,
+        contact: list[str] | None = None,
+        only_return_existing: bool = False,
+        *,
+        terms_of_service_agreed: bool | None = True,
+        extra: Mapping[str, Any] | None = None,
+        **post_knobs: Any,
+    ) -> httpx.Response:
         """newAccount signed with ``jwk``; ``eab`` is (kid, hmac_b64url) or a prebuilt JWS.
 
         Stores the account URL in ``kid`` on 200/201.
@@ -513,17 +577,25 @@ class AcmeClient:
         """Deactivate the account (RFC 8555 §7.3.6)."""
         return self.update_account({"status": "deactivated"}, **post_knobs)
 
-    def key_change(self, new_key: AccountKey | PrivateKey, *,
-                   inner_overrides: Mapping[str, Any] | None = None,
-                   inner_payload: Mapping[str, Any] | bytes | None = None,
-                   **post_knobs: Any) -> httpx.Response:
+    def key_change(
+        self,
+        new_key: AccountKey | PrivateKey,
+        *,
+        inner_overrides: Mapping[str, Any] | None = None,
+        inner_payload: Mapping[str, Any] | bytes | None = None,
+        **post_knobs: Any,
+    ) -> httpx.Response:
         """Roll the account key over (§7.3.5); switches ``self.key`` on 200."""
         new = AccountKey.coerce(new_key)
         url = self.url_for("keyChange")
-        inner_header = apply_overrides({"alg": new.alg, "jwk": new.jwk, "url": url},
-                                       inner_overrides)
-        payload = inner_payload if inner_payload is not None else {
-            "account": self._account_url(), "oldKey": self.key.jwk}
+        inner_header = apply_overrides(
+            {"alg": new.alg, "jwk": new.jwk, "url": url}, inner_overrides
+        )
+        payload = (
+            inner_payload
+            if inner_payload is not None
+            else {"account": self._account_url(), "oldKey": self.key.jwk}
+        )
         inner = sign_jws(inner_header, _encode_body(payload), new)
         response = self.post(url, inner, **post_knobs)
         if response.status_code == 200:
@@ -537,8 +609,14 @@ class AcmeClient:
 
     # -- orders
 
-    def new_order(self, identifiers: Iterable[str | Identifier], profile: str | None = None, *,
-                  extra: Mapping[str, Any] | None = None, **post_knobs: Any) -> httpx.Response:
+    def new_order(
+        self,
+        identifiers: Iterable[str | Identifier],
+        profile: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        **post_knobs: Any,
+    ) -> httpx.Response:
         """newOrder for ``identifiers`` (names or (type, value) tuples)."""
         payload: dict[str, Any] = {"identifiers": identifiers_of(identifiers)}
         if profile is not None:
@@ -546,8 +624,9 @@ class AcmeClient:
         payload.update(extra or {})
         return self.post(self.url_for("newOrder"), payload, **post_knobs)
 
-    def finalize(self, order: Order | Mapping[str, Any] | str, csr_der: bytes,
-                 **post_knobs: Any) -> httpx.Response:
+    def finalize(
+        self, order: Order | Mapping[str, Any] | str, csr_der: bytes, **post_knobs: Any
+    ) -> httpx.Response:
         """Finalize ``order`` (Order, order JSON or finalize URL) with a DER CSR."""
         if isinstance(order, Order):
             url = str(order.body["finalize"])
@@ -565,8 +644,9 @@ class AcmeClient:
         """Deactivate an authorization (§7.5.2)."""
         return self.post(authz_url, {"status": "deactivated"})
 
-    def poll(self, url: str, until: Iterable[str] = ("valid", "invalid"),
-             timeout: float = 30.0) -> dict[str, Any]:
+    def poll(
+        self, url: str, until: Iterable[str] = ("valid", "invalid"), timeout: float = 30.0
+    ) -> dict[str, Any]:
         """POST-as-GET ``url`` until its status is in ``until``; honours Retry-After."""
         wanted = set(until)
         deadline = time.monotonic() + timeout
@@ -582,8 +662,9 @@ class AcmeClient:
                 raise TimeoutError(f"{url} still {body.get('status')!r} after {timeout}s")
             time.sleep(min(retry_after_seconds(response, self.poll_interval), remaining))
 
-    def poll_order(self, order_url: str, until: Iterable[str] = ("valid", "invalid"),
-                   timeout: float = 30.0) -> dict[str, Any]:
+    def poll_order(
+        self, order_url: str, until: Iterable[str] = ("valid", "invalid"), timeout: float = 30.0
+    ) -> dict[str, Any]:
         """Poll an order until its status is in ``until``."""
         return self.poll(order_url, until, timeout)
 
@@ -594,9 +675,14 @@ class AcmeClient:
             raise AcmeError("certificate download failed", response)
         return response.text
 
-    def revoke(self, cert_der: bytes, reason: int | None = None, *,
-               use_cert_key: PrivateKey | AccountKey | None = None,
-               **post_knobs: Any) -> httpx.Response:
+    def revoke(
+        self,
+        cert_der: bytes,
+        reason: int | None = None,
+        *,
+        use_cert_key: PrivateKey | AccountKey | None = None,
+        **post_knobs: Any,
+    ) -> httpx.Response:
         """revokeCert (§7.6), signed by the account or, with ``use_cert_key``, the cert key."""
         payload: dict[str, Any] = {"certificate": b64url(cert_der)}
         if reason is not None:
@@ -608,10 +694,16 @@ class AcmeClient:
 
     # -- full flow
 
-    def issue_certificate(self, names: Iterable[str | Identifier], *,
-                          csr_key: PrivateKey | None = None, key_type: KeyType = "ec256",
-                          respond_http01: Http01Responder | None = None,
-                          profile: str | None = None, timeout: float = 30.0) -> str:
+    def issue_certificate(
+        self,
+        names: Iterable[str | Identifier],
+        *,
+        csr_key: PrivateKey | None = None,
+        key_type: KeyType = "ec256",
+        respond_http01: Http01Responder | None = None,
+        profile: str | None = None,
+        timeout: float = 30.0,
+    ) -> str:
         """newOrder -> authorizations -> finalize -> poll -> download; returns the PEM chain.
 
         Pending authorizations are solved with http-01: ``respond_http01(token,
@@ -626,8 +718,7 @@ class AcmeClient:
         for authz_url in order.body["authorizations"]:
             self._complete_authorization(authz_url, respond_http01, deadline)
         if order.status == "pending":
-            order.body = self.poll_order(order.url, ("ready", "valid", "invalid"),
-                                         _left(deadline))
+            order.body = self.poll_order(order.url, ("ready", "valid", "invalid"), _left(deadline))
         if order.status == "ready":
             self._finalize(order, [i["value"] for i in idents], csr_key, key_type)
         if order.status == "processing":
@@ -636,16 +727,18 @@ class AcmeClient:
             raise AcmeError(f"order ended {order.status}: {order.body}")
         return self.download_certificate(order.body["certificate"])
 
-    def _finalize(self, order: Order, names: list[str], csr_key: PrivateKey | None,
-                  key_type: KeyType) -> None:
+    def _finalize(
+        self, order: Order, names: list[str], csr_key: PrivateKey | None, key_type: KeyType
+    ) -> None:
         csr_der, _ = make_csr(names, csr_key, key_type)
         response = self.finalize(order, csr_der)
         if response.status_code != 200:
             raise AcmeError("finalize failed", response)
         order.body = response.json()
 
-    def _complete_authorization(self, authz_url: str, respond_http01: Http01Responder | None,
-                                deadline: float) -> None:
+    def _complete_authorization(
+        self, authz_url: str, respond_http01: Http01Responder | None, deadline: float
+    ) -> None:
         response = self.get(authz_url)
         if response.status_code != 200:
             raise AcmeError("authorization fetch failed", response)
@@ -660,8 +753,9 @@ class AcmeClient:
         answer = self.answer_challenge(challenge["url"])
         if answer.status_code != 200:
             raise AcmeError("challenge answer failed", answer)
-        authz = self.poll(authz_url, ("valid", "invalid", "deactivated", "expired", "revoked"),
-                          _left(deadline))
+        authz = self.poll(
+            authz_url, ("valid", "invalid", "deactivated", "expired", "revoked"), _left(deadline)
+        )
         if authz["status"] != "valid":
             raise AcmeError(f"authorization ended {authz['status']}: {authz}")
 

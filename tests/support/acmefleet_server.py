@@ -22,6 +22,9 @@ from acmefleet.store.schema import metadata
 from tests.support.procs import free_ports, terminate_group, wait_for_url
 
 ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
+# Certificates point their CRL and issuer URLs here. pkilint refuses "localhost" in them,
+# so tests publish under a public-looking name; they fetch the CRL from 127.0.0.1 directly.
+PKI_HOST = "pki.example.com"
 BUSINESS_TABLES = [t.name for t in metadata.sorted_tables if t.name != "used_nonces"]
 
 
@@ -134,6 +137,8 @@ def running_acmefleet(
             f"127.0.0.1:{port}",
             "--pki-listen",
             f"127.0.0.1:{pki_port}",
+            "--pki-base-url",
+            f"http://{PKI_HOST}:{pki_port}",
         ],
         check=True,
         capture_output=True,
@@ -142,8 +147,17 @@ def running_acmefleet(
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     with server.log_path.open("wb") as log:
         server.proc = subprocess.Popen(
-            [ACMEFLEET, "server", "run", "--data-dir", str(data_dir), "--workers", str(workers),
-             "--log-level", "debug"],
+            [
+                ACMEFLEET,
+                "server",
+                "run",
+                "--data-dir",
+                str(data_dir),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "debug",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

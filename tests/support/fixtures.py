@@ -1,7 +1,7 @@
 """pytest fixture factories (import them from a conftest.py or a test module).
 
-    from tests.support.fixtures import pebble_fixture
-    pebble = pebble_fixture(scope="module", eab_count=8)
+from tests.support.fixtures import pebble_fixture
+pebble = pebble_fixture(scope="module", eab_count=8)
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from tests.support.acme_client import AccountKey, AcmeClient
 from tests.support.pebble import PebbleServer, make_eab_keys, pebble_available
 
 
-def pebble_fixture(*, scope: Any = "module", eab_count: int = 8,
-                   eab_required: bool = True, env: dict[str, str] | None = None) -> Any:
+def pebble_fixture(
+    *,
+    scope: Any = "module",
+    eab_count: int = 8,
+    eab_required: bool = True,
+    env: dict[str, str] | None = None,
+) -> Any:
     """A fixture yielding a started ``PebbleServer`` (skips when pebble is absent)."""
 
     @pytest.fixture(scope=scope)
@@ -24,8 +29,9 @@ def pebble_fixture(*, scope: Any = "module", eab_count: int = 8,
         if not pebble_available():
             pytest.skip("pebble binary not installed")
         workdir = tmp_path_factory.mktemp("pebble")
-        with PebbleServer(workdir, make_eab_keys(eab_count), eab_required=eab_required,
-                          env=env) as server:
+        with PebbleServer(
+            workdir, make_eab_keys(eab_count), eab_required=eab_required, env=env
+        ) as server:
             yield server
 
     return _pebble

@@ -48,10 +48,17 @@ class PebbleServer:
     makes External Account Binding required unless ``eab_required`` says otherwise.
     """
 
-    def __init__(self, workdir: Path, eab_keys: dict[str, str] | None = None, *,
-                 eab_required: bool | None = None, env: dict[str, str] | None = None,
-                 extra_config: dict[str, Any] | None = None, startup_timeout: float = 20.0,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        eab_keys: dict[str, str] | None = None,
+        *,
+        eab_required: bool | None = None,
+        env: dict[str, str] | None = None,
+        extra_config: dict[str, Any] | None = None,
+        startup_timeout: float = 20.0,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.workdir = Path(workdir)
         self.eab_keys = dict(eab_keys or {})
         self.eab_required = bool(self.eab_keys) if eab_required is None else eab_required
@@ -131,8 +138,12 @@ class PebbleServer:
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [PEBBLE_BINARY, "-config", str(self.config_path), "-strict=false"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env}, cwd=self.workdir, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            cwd=self.workdir,
+            start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - no leaked pebble if Python dies
         )
         wait_for_url(self.directory_url, self.ca_bundle, self._proc, self.startup_timeout)
@@ -155,6 +166,10 @@ class PebbleServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

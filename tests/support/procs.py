@@ -41,8 +41,12 @@ def tls_context(ca_bundle: str | Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_bundle))
 
 
-def wait_for_url(url: str, ca_bundle: str | Path, proc: subprocess.Popen[bytes] | None = None,
-                 timeout: float = 20.0) -> None:
+def wait_for_url(
+    url: str,
+    ca_bundle: str | Path,
+    proc: subprocess.Popen[bytes] | None = None,
+    timeout: float = 20.0,
+) -> None:
     """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -65,7 +69,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The comm field may contain spaces/parentheses: split after the last ')'.
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def _tree_pids(root: int) -> set[int]:
