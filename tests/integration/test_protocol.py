@@ -212,3 +212,15 @@ def test_new_nonce_and_directory(acmefleet: AcmefleetServer) -> None:
         )
         csr, _ = make_csr(["x.example.org"])
         assert csr
+
+
+@pytest.mark.parametrize("key_type", ["rsa2048", "ec384", "ec521", "ed25519"])
+def test_account_key_algorithms(acmefleet: AcmefleetServer, key_type: str) -> None:
+    """RS256, ES384, ES512 and EdDSA account keys register, order and finalize."""
+    acme = AcmeClient(
+        acmefleet.directory("private"), acmefleet.ca_bundle, AccountKey.generate(key_type)
+    )  # type: ignore[arg-type]
+    with acme:
+        assert acme.new_account(acmefleet.mint_eab("acme", "private")).status_code == 201
+        chain = acme.issue_certificate([f"{key_type}-acct.example.com"])
+        assert "BEGIN CERTIFICATE" in chain

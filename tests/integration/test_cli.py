@@ -1,0 +1,109 @@
+"""The scripting interface: real commands, exit codes, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.acmefleet_server import ACMEFLEET
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ACMEFLEET, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def fails(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "data"
+    result = cli("server", "init", "--data-dir", str(path), "--listen", "127.0.0.1:0")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_init_creates_private_files(data_dir: Path) -> None:
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data_dir / "acmefleet.db").stat().st_mode) == 0o600
+    for level in ("private", "public"):
+        assert stat.S_IMODE((data_dir / "ca" / level / "issuer.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "tls" / "server.key").stat().st_mode) == 0o600
+    assert "BEGIN CERTIFICATE" in (data_dir / "ca-bundle.pem").read_text()
+
+
+def test_init_refuses_to_overwrite(data_dir: Path) -> None:
+    before = sorted(p.name for p in data_dir.iterdir())
+    fails(cli("server", "init", "--data-dir", str(data_dir)), "refusing to overwrite")
+    assert sorted(p.name for p in data_dir.iterdir()) == before
+    assert not [p for p in data_dir.parent.iterdir() if ".init-" in p.name]
+
+
+def test_admin_flow_and_eab_listing(data_dir: Path) -> None:
+    d = ("--data-dir", str(data_dir))
+    assert cli("admin", "org", "create", "Example Corp", *d).returncode == 0
+    fails(cli("admin", "org", "create", "Example Corp", *d), "already exists")
+    assert cli("admin", "domain", "add", "Example Corp", "Example.COM", *d).returncode == 0
+    fails(cli("admin", "domain", "add", "Example Corp", "example.com", *d), "already")
+    fails(cli("admin", "domain", "add", "Nobody", "example.org", *d), "no organisation")
+    fails(cli("admin", "domain", "add", "Example Corp", "bad..name", *d), "invalid label")
+    minted = json.loads(
+        cli(
+            "admin", "eab", "create", "--org", "Example Corp", "--endpoint", "private", "--json", *d
+        ).stdout
+    )
+    assert set(minted) >= {"kid", "hmac_key", "directory", "ca_bundle"}
+    assert not minted["hmac_key"].startswith("-") and "=" not in minted["hmac_key"]
+    assert minted["directory"].endswith("/acme/private/directory")
+    fails(
+        cli("admin", "eab", "create", "--org", "Example Corp", "--endpoint", "nope", *d),
+        "no endpoint",
+    )
+    listed = cli("admin", "eab", "list", "--json", *d)
+    rows = json.loads(listed.stdout)
+    assert [r["status"] for r in rows] == ["unused"]
+    assert minted["hmac_key"] not in listed.stdout
+    assert minted["hmac_key"] not in cli("admin", "eab", "list", *d).stdout
+    assert cli("admin", "eab", "revoke", minted["kid"], *d).returncode == 0
+    fails(cli("admin", "eab", "revoke", minted["kid"], *d), "revoked")
+    assert json.loads(cli("admin", "eab", "list", "--json", *d).stdout)[0]["status"] == "revoked"
+
+
+def test_missing_data_dir_and_bad_listen(tmp_path: Path, data_dir: Path) -> None:
+    fails(cli("admin", "org", "list", "--data-dir", str(tmp_path / "none")), "not an acmefleet")
+    fails(cli("server", "run", "--data-dir", str(data_dir), "--listen", "nonsense"), "HOST:PORT")
+    fails(cli("server", "run", "--data-dir", str(tmp_path / "none")), "not an acmefleet")
+
+
+def test_encrypted_ca_keys_need_the_passphrase(tmp_path: Path) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+    secret.chmod(0o600)
+    path = tmp_path / "data"
+    assert (
+        cli(
+            "server", "init", "--data-dir", str(path), "--ca-passphrase-file", str(secret)
+        ).returncode
+        == 0
+    )
+    assert b"ENCRYPTED" in (path / "ca" / "private" / "issuer.key").read_bytes()
+    fails(cli("server", "run", "--data-dir", str(path), "--listen", "127.0.0.1:1"), "passphrase")
