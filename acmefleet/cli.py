@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,13 @@ data_dir_option = click.option(
     help="The server's data directory (env ACMEFLEET_DATA_DIR).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Create ``path`` readable by its owner only, then write the secret."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -85,6 +93,11 @@ def server() -> None:
     type=click.Path(path_type=Path),
     help="Encrypt the CA keys with the passphrase in this file.",
 )
+@click.option(
+    "--admin-token-file",
+    type=click.Path(path_type=Path),
+    help="Write the first console admin token to this file (0600) instead of stdout.",
+)
 def server_init(
     data_dir: Path,
     base_url: str | None,
@@ -92,12 +105,15 @@ def server_init(
     listen: str,
     pki_listen: str,
     ca_passphrase_file: Path | None,
+    admin_token_file: Path | None,
 ) -> None:
-    """Create the CA hierarchies, the database and the default endpoints."""
+    """Create the CA hierarchies, the database, the default endpoints and an admin token."""
     port = listen.rpartition(":")[2]
     pki_port = pki_listen.rpartition(":")[2]
+    if admin_token_file is not None and admin_token_file.exists():
+        fail(f"{admin_token_file} exists; refusing to overwrite it")
     try:
-        data = initialise(
+        done = initialise(
             data_dir,
             base_url=base_url or f"https://localhost:{port}",
             pki_base_url=pki_base_url or f"http://localhost:{pki_port}",
@@ -106,6 +122,9 @@ def server_init(
             clock=SystemClock(),
             passphrase=read_passphrase(ca_passphrase_file),
         )
+        data = done.data
+        if admin_token_file is not None:
+            write_secret_file(admin_token_file, done.admin_token)
     except EXPECTED_ERRORS as exc:
         fail(str(exc))
     click.echo(f"initialised {data.root}")
@@ -118,6 +137,10 @@ def server_init(
         )
     for warning in public_pki_warnings(config):
         click.echo(f"warning: {warning}", err=True)
+    if admin_token_file is not None:
+        click.echo(f"  console admin token written to {admin_token_file} (0600)")
+    else:
+        click.echo(f"  console admin token (shown once): {done.admin_token}")
 
 
 @server.command("run")

@@ -39,7 +39,7 @@ def _acmefleet() -> str:
 def prepare(data_dir: Path, listen: str, pki_listen: str, echo: Echo) -> DataDir:
     if not (data_dir / "config.toml").exists():
         port, pki_port = listen.rpartition(":")[2], pki_listen.rpartition(":")[2]
-        initialise(
+        initialise(  # the demo mints EABs itself; the console token is not needed
             data_dir,
             base_url=f"https://localhost:{port}",
             pki_base_url=f"http://localhost:{pki_port}",

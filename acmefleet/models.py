@@ -36,6 +36,8 @@ class OrgDomain:
     validated_until: datetime | None
     validation_method: str | None
     validated_by: str | None
+    challenge_token: str | None = None
+    challenge_started_at: datetime | None = None
 
     def is_validated(self, now: datetime) -> bool:
         return self.validated_until is not None and self.validated_until > now

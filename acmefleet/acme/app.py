@@ -10,7 +10,9 @@ from acmefleet.acme import pki
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.handlers import directory
 from acmefleet.acme.http import (
+    ASGIApp,
     BodyTooLarge,
+    Message,
     Receive,
     Request,
     Response,
@@ -33,6 +35,7 @@ from acmefleet.store import orders as order_store
 
 log = logging.getLogger(__name__)
 JOSE_JSON = "application/jose+json"
+CONSOLE_PREFIXES = ("/admin/", "/console")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -44,15 +47,22 @@ def problem_response(error: AcmeError) -> Response:
 
 
 class AcmeApp:
-    def __init__(self, ctx: AcmeContext, *, pki_only: bool = False) -> None:
+    def __init__(
+        self, ctx: AcmeContext, *, pki_only: bool = False, console: ASGIApp | None = None
+    ) -> None:
         self.ctx = ctx
         self.pki_only = pki_only  # the plain-HTTP listener serves only /pki/ and health
+        self.console = console  # /admin/ and /console/ go to the console application
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if self.console is not None and path.startswith(CONSOLE_PREFIXES):
+            await self._to_console(scope, receive, send)
             return
         try:
             request = await read_request(scope, receive)
@@ -63,6 +73,26 @@ class AcmeApp:
             return
         response = await self.handle(request)
         await send_response(send, response, head=request.method == "HEAD")
+
+    async def _to_console(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand over to the console with the body read (and its size limited) here."""
+        assert self.console is not None
+        try:
+            request = await read_request(scope, receive)
+        except BodyTooLarge:
+            body = b'{"error":"too_large","detail":"the request body is too large"}'
+            await send_response(send, Response(413, body, "application/json"))
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": request.body, "more_body": False}
+
+        await self.console(scope, replay, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from acmefleet.config import ServerConfig
-from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 from acmefleet.jose.b64 import b64url_encode
 from acmefleet.models import EabCredential
 from acmefleet.store import audit
@@ -90,7 +90,6 @@ def revoke(conn: Connection, kid: str, *, actor: str, now: datetime) -> None:
     if credential is None:
         raise NotFound(f"no EAB credential {kid!r}")
     if not eab_store.revoke(conn, kid, now):
-        raise ConsoleError(
-            f"EAB credential {kid!r} is {credential.state(now)}; only unused ones can be revoked"
-        )
+        state = credential.state(now)
+        raise Conflict(f"EAB credential {kid!r} is {state}; only unused ones can be revoked")
     audit.record(conn, at=now, actor=actor, action="eab.revoke", target=kid)

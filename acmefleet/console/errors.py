@@ -7,3 +7,7 @@ class ConsoleError(ValueError):
 
 class NotFound(ConsoleError):
     pass
+
+
+class Conflict(ConsoleError):
+    """The request contradicts the current state (exists already, already revoked...)."""

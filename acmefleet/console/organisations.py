@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 from acmefleet.identifiers import IdentifierSyntaxError, normalise_dns_name
 from acmefleet.models import Organization, OrgDomain
 from acmefleet.store import audit
@@ -17,15 +17,17 @@ DEFAULT_VALIDATION_LIFETIME = timedelta(days=397)
 MAX_ORG_NAME = 200
 
 
-def create(conn: Connection, name: str, *, actor: str, now: datetime) -> Organization:
+def create(
+    conn: Connection, name: str, *, actor: str, now: datetime, source: str | None = None
+) -> Organization:
     clean = name.strip()
     if not clean or len(clean) > MAX_ORG_NAME or not clean.isprintable():
         raise ConsoleError(f"an organisation name must be 1-{MAX_ORG_NAME} printable characters")
     try:
         org = org_store.create_org(conn, clean, now)
     except org_store.AlreadyExists as exc:
-        raise ConsoleError(str(exc)) from exc
-    audit.record(conn, at=now, actor=actor, action="org.create", target=clean)
+        raise Conflict(str(exc)) from exc
+    audit.record(conn, at=now, actor=actor, action="org.create", target=clean, source=source)
     return org
 
 
@@ -62,15 +64,22 @@ def add_domain(
     now: datetime,
     justification: str | None = None,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+    source: str | None = None,
 ) -> OrgDomain:
     org = get(conn, org_name)
     name, kind = parse_domain(raw_domain)
     try:
         domain = org_store.add_domain(conn, org.id, name, kind, now)
     except org_store.AlreadyExists as exc:
-        raise ConsoleError(str(exc)) from exc
+        raise Conflict(str(exc)) from exc
     audit.record(
-        conn, at=now, actor=actor, action="domain.add", target=name, details={"org": org.name}
+        conn,
+        at=now,
+        actor=actor,
+        action="domain.add",
+        target=name,
+        source=source,
+        details={"org": org.name},
     )
     if validated:
         mark_validated(
@@ -119,3 +128,104 @@ def mark_validated(
             "until": (now + lifetime).isoformat(),
         },
     )
+
+
+def get_by_id(conn: Connection, org_id: int) -> Organization:
+    org = org_store.get_org(conn, org_id)
+    if org is None:
+        raise NotFound(f"no organisation with id {org_id}")
+    return org
+
+
+def set_status(
+    conn: Connection,
+    org_id: int,
+    status: str,
+    *,
+    actor: str,
+    now: datetime,
+    source: str | None = None,
+) -> Organization:
+    org = get_by_id(conn, org_id)
+    if status not in ("active", "disabled"):
+        raise ConsoleError("status must be 'active' or 'disabled'")
+    org_store.set_org_status(conn, org.id, status)
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action=f"org.{'enable' if status == 'active' else 'disable'}",
+        target=org.name,
+        source=source,
+    )
+    return get_by_id(conn, org_id)
+
+
+def get_domain(conn: Connection, domain_id: int) -> OrgDomain:
+    domain = org_store.get_domain(conn, domain_id)
+    if domain is None:
+        raise NotFound(f"no domain with id {domain_id}")
+    return domain
+
+
+def remove_domain(
+    conn: Connection, domain_id: int, *, actor: str, now: datetime, source: str | None = None
+) -> None:
+    from acmefleet.store import delegations as delegation_store
+
+    domain = get_domain(conn, domain_id)
+    delegation_store.remove_for_domain(conn, domain.id)
+    org_store.remove_domain(conn, domain.id)
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action="domain.remove",
+        target=domain.name,
+        source=source,
+        details={"org_id": domain.org_id},
+    )
+
+
+def validate_manually(
+    conn: Connection,
+    domain_id: int,
+    *,
+    justification: str,
+    actor: str,
+    now: datetime,
+    lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+    source: str | None = None,
+) -> OrgDomain:
+    """An administrator vouches for the domain; the justification is kept in the audit log."""
+    domain = get_domain(conn, domain_id)
+    text = justification.strip()
+    if len(text) < 3 or len(text) > 1000:
+        raise ConsoleError("a manual validation needs a justification of 3-1000 characters")
+    if lifetime <= timedelta(0) or lifetime > timedelta(days=825):
+        raise ConsoleError("a validation lasts between 1 and 825 days")
+    org_store.mark_validated(
+        conn, domain.id, at=now, until=now + lifetime, method="manual", by=actor
+    )
+    org_store.set_challenge(conn, domain.id, None, None)
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action="domain.validate",
+        target=domain.name,
+        source=source,
+        details={"method": "manual", "justification": text, "until": (now + lifetime).isoformat()},
+    )
+    return get_domain(conn, domain.id)
+
+
+def unvalidate(
+    conn: Connection, domain_id: int, *, actor: str, now: datetime, source: str | None = None
+) -> OrgDomain:
+    domain = get_domain(conn, domain_id)
+    org_store.clear_validation(conn, domain.id)
+    audit.record(
+        conn, at=now, actor=actor, action="domain.unvalidate", target=domain.name, source=source
+    )
+    return get_domain(conn, domain.id)

@@ -29,6 +29,7 @@ from acmefleet.models import (
 )
 from acmefleet.policy.names import covering_domain
 from acmefleet.store import certificates as cert_store
+from acmefleet.store import delegations as delegation_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import orgs as org_store
 from acmefleet.store.ids import new_id
@@ -174,11 +175,20 @@ def new_order(
     if org is None or org.status != "active":
         raise unauthorized("the account's organisation is disabled")
     domains = org_store.list_domains(conn, account.org_id)
+    delegated = delegation_store.domain_ids_for(conn, account.id, account.eab_kid)
+    if delegated:
+        domains = [d for d in domains if d.id in delegated]
     authz_expiry = now + lifetimes.authorization
     authorizations: list[Authorization] = []
     problems: list[AcmeError] = []
     for identifier in identifiers:
         try:
+            if delegated and covering_domain(domains, identifier) is None:
+                raise AcmeError(
+                    ProblemType.REJECTED_IDENTIFIER,
+                    f"{identifier.value} is not under a domain delegated to this account",
+                    identifier=identifier.as_wire(),
+                )
             needs_challenge, validated = _identifier_policy(endpoint, identifier, domains, now)
         except AcmeError as exc:
             problems.append(exc)

@@ -14,6 +14,7 @@ from acmefleet.ca.hierarchy import TRUST_LEVELS, create_hierarchy, load_authorit
 from acmefleet.ca.tls import issue_server_tls
 from acmefleet.clock import Clock
 from acmefleet.config import CONFIG_FILE, load_config, render_default_config
+from acmefleet.console import tokens
 from acmefleet.store.engine import open_database, sqlite_url
 from acmefleet.store.migrate import upgrade
 
@@ -55,6 +56,12 @@ class DataDir:
         return configured or sqlite_url(self.root)
 
 
+@dataclass(frozen=True)
+class Initialised:
+    data: DataDir
+    admin_token: str
+
+
 def read_passphrase(passphrase_file: Path | None = None) -> bytes | None:
     """The CA key passphrase: a file (flag or env) wins over the environment variable."""
     path = passphrase_file or (
@@ -88,8 +95,11 @@ def initialise(
     pki_listen: str,
     clock: Clock,
     passphrase: bytes | None,
-) -> DataDir:
-    """Create a complete data directory, or nothing: it is built aside and moved in place."""
+) -> Initialised:
+    """Create a complete data directory, or nothing: it is built aside and moved in place.
+
+    Returns the directory and the first console admin token (its only appearance).
+    """
     if root.exists() and any(root.iterdir()):
         raise DataDirError(f"{root} already exists and is not empty; refusing to overwrite it")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +125,10 @@ def initialise(
         database = open_database(sqlite_url(staging))
         try:
             upgrade(database)
+            with database.write() as conn:
+                admin_token, _ = tokens.create(
+                    conn, name="initial-admin", role="admin", actor="server-init", now=clock.now()
+                )
         finally:
             database.dispose()
         if root.exists():
@@ -123,7 +137,7 @@ def initialise(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return DataDir(root)
+    return Initialised(DataDir(root), admin_token)
 
 
 def require_initialised(root: Path) -> DataDir:

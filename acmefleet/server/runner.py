@@ -20,6 +20,7 @@ import uvicorn
 
 from acmefleet.acme.app import AcmeApp
 from acmefleet.config import public_pki_warnings
+from acmefleet.console.app import build_console
 from acmefleet.server.build import build_context
 from acmefleet.server.datadir import require_initialised
 from acmefleet.store.engine import open_database
@@ -79,7 +80,7 @@ async def _serve(
     }
     main = uvicorn.Server(
         uvicorn.Config(
-            AcmeApp(ctx),
+            AcmeApp(ctx, console=build_console(ctx)),
             ssl_certfile=str(data.tls_cert),
             ssl_keyfile=str(data.tls_key),
             lifespan="on",
@@ -113,6 +114,7 @@ def run(root: Path, *, listen: str, pki_listen: str | None, workers: int, log_le
         upgrade(database)
     finally:
         database.dispose()
+    build_context(root).db.dispose()  # fail before binding: keys, passphrase, configuration
     https_sock = bind(listen)
     http_sock = bind(pki_listen) if pki_listen else None
     if workers <= 1:

@@ -36,6 +36,8 @@ def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
         row.validated_until,
         row.validation_method,
         row.validated_by,
+        row.challenge_token,
+        row.challenge_started_at,
     )
 
 
@@ -103,3 +105,28 @@ def find_domain(conn: Connection, org_id: int, name: str) -> OrgDomain | None:
     query = select(org_domains).where(org_domains.c.org_id == org_id, org_domains.c.name == name)
     row = conn.execute(query).one_or_none()
     return _domain(row) if row else None
+
+
+def get_domain(conn: Connection, domain_id: int) -> OrgDomain | None:
+    row = conn.execute(select(org_domains).where(org_domains.c.id == domain_id)).one_or_none()
+    return _domain(row) if row else None
+
+
+def clear_validation(conn: Connection, domain_id: int) -> None:
+    conn.execute(
+        update(org_domains)
+        .where(org_domains.c.id == domain_id)
+        .values(validated_at=None, validated_until=None, validation_method=None, validated_by=None)
+    )
+
+
+def set_challenge(conn: Connection, domain_id: int, token: str | None, at: datetime | None) -> None:
+    conn.execute(
+        update(org_domains)
+        .where(org_domains.c.id == domain_id)
+        .values(challenge_token=token, challenge_started_at=at)
+    )
+
+
+def list_all_domains(conn: Connection) -> list[OrgDomain]:
+    return [_domain(r) for r in conn.execute(select(org_domains).order_by(org_domains.c.name))]

@@ -52,7 +52,47 @@ org_domains = Table(
     Column("validation_method", String(32)),
     Column("validated_by", String(200)),
     Column("created_at", UtcDateTime, nullable=False),
+    # A console validation in progress: the token the domain must serve, and since when.
+    Column("challenge_token", String(128)),
+    Column("challenge_started_at", UtcDateTime),
     UniqueConstraint("org_id", "name", name="uq_org_domains_org_name"),
+)
+
+# Which ACME accounts (or EAB credentials, before binding) may order under a domain.
+# An account with no delegation may use every domain of its organisation.
+domain_delegations = Table(
+    "domain_delegations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain_id", Integer, ForeignKey("org_domains.id"), nullable=False, index=True),
+    Column("account_id", String(64)),
+    Column("eab_kid", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("domain_id", "account_id", "eab_kid", name="uq_domain_delegations_target"),
+)
+
+# Console API tokens: only a hash of the secret is kept.
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+# Web console sessions, in the database so any replica can serve any request.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("token_id", String(32), ForeignKey("admin_tokens.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 
 eab_credentials = Table(

@@ -1,0 +1,40 @@
+"""Request bodies of the API (pydantic), strict: unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OrgCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class DomainCreate(Body):
+    name: str = Field(min_length=1, max_length=253, description="DNS domain or IP network (CIDR)")
+
+
+class Validation(Body):
+    method: Literal["manual", "http-01"]
+    justification: str | None = Field(default=None, max_length=1000)
+    days: int = Field(default=397, ge=1, le=825)
+
+
+class DelegationCreate(Body):
+    account_id: str | None = Field(default=None, max_length=64)
+    eab_kid: str | None = Field(default=None, max_length=64)
+
+
+class EabCreate(Body):
+    org_id: int = Field(ge=1)
+    endpoint: str = Field(min_length=1, max_length=64)
+    days: float | None = Field(default=None, gt=0, le=3650)
+
+
+class Revocation(Body):
+    reason: int = Field(default=0, ge=0, le=10)

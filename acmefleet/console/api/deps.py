@@ -1,0 +1,72 @@
+"""What every API route needs: the server context, the caller, a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Connection
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.console import tokens
+from acmefleet.console.tokens import Principal
+
+
+def context(request: Request) -> AcmeContext:
+    ctx: AcmeContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AcmeContext, Depends(context)]
+
+
+def caller(request: Request, ctx: Ctx) -> Principal:
+    """The principal of the ``Authorization: Bearer`` token (401 otherwise)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        raise HTTPException(
+            401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    with ctx.db.read() as conn:
+        principal = tokens.authenticate(conn, presented)
+    if principal is None:
+        raise HTTPException(
+            401, "the token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def admin(principal: Caller) -> Principal:
+    if not principal.can_write:
+        raise HTTPException(403, f"role {principal.role} may only read")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def reading(ctx: Ctx) -> Iterator[Connection]:
+    with ctx.db.read() as conn:
+        yield conn
+
+
+def writing(ctx: Ctx) -> Iterator[Connection]:
+    """One transaction per request: everything or nothing is stored."""
+    with ctx.db.write() as conn:
+        yield conn
+
+
+ReadConn = Annotated[Connection, Depends(reading)]
+WriteConn = Annotated[Connection, Depends(writing)]
+
+
+def source(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+Source = Annotated[str | None, Depends(source)]

@@ -1,0 +1,114 @@
+"""The console's JSON shapes, shared by the REST API, the CLI and the web page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from acmefleet.config import ServerConfig
+from acmefleet.models import Account, Certificate, EabCredential, Organization, OrgDomain
+from acmefleet.store.delegations import Delegation
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def organisation(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "status": org.status, "created": _time(org.created_at)}
+
+
+def domain(item: OrgDomain, now: datetime) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "org_id": item.org_id,
+        "name": item.name,
+        "kind": item.kind,
+        "validated": item.is_validated(now),
+        "validated_at": _time(item.validated_at),
+        "validated_until": _time(item.validated_until),
+        "validation_method": item.validation_method,
+        "validated_by": item.validated_by,
+        "validation_in_progress": item.challenge_token is not None,
+    }
+
+
+def delegation(item: Delegation) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "domain_id": item.domain_id,
+        "account_id": item.account_id,
+        "eab_kid": item.eab_kid,
+        "created": _time(item.created_at),
+    }
+
+
+def endpoint(config: ServerConfig, name: str, descriptions: dict[str, str]) -> dict[str, Any]:
+    item = config.endpoints[name]
+    return {
+        "name": item.name,
+        "type": item.type,
+        "ca": item.ca,
+        "profiles": {p: descriptions.get(p, "") for p in item.profiles},
+        "default_profile": item.default_profile,
+        "directory": config.directory_url(item.name),
+    }
+
+
+def credential(item: EabCredential, now: datetime, org_name: str | None) -> dict[str, Any]:
+    """An EAB credential, never with its HMAC key."""
+    return {
+        "kid": item.kid,
+        "org_id": item.org_id,
+        "org": org_name,
+        "endpoint": item.endpoint,
+        "status": item.state(now),
+        "account_id": item.account_id,
+        "created": _time(item.created_at),
+        "expires": _time(item.expires_at),
+        "bound": _time(item.bound_at),
+        "revoked": _time(item.revoked_at),
+    }
+
+
+def account(item: Account) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "endpoint": item.endpoint,
+        "org_id": item.org_id,
+        "status": item.status,
+        "contact": item.contact,
+        "eab_kid": item.eab_kid,
+        "key_thumbprint": item.thumbprint,
+        "created": _time(item.created_at),
+    }
+
+
+def certificate(item: Certificate, now: datetime) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "serial": item.serial_hex,
+        "names": item.names,
+        "org_id": item.org_id,
+        "endpoint": item.endpoint,
+        "ca": item.ca_level,
+        "profile": item.profile,
+        "account_id": item.account_id,
+        "not_before": _time(item.not_before),
+        "not_after": _time(item.not_after),
+        "days_left": max(0, (item.not_after - now).days),
+        "revoked": _time(item.revoked_at),
+        "revocation_reason": item.revocation_reason,
+    }
+
+
+def audit_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": _time(row["at"]),
+        "actor": row["actor"],
+        "action": row["action"],
+        "target": row["target"],
+        "source": row["source"],
+        "details": row["details"],
+    }

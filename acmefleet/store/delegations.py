@@ -1,0 +1,73 @@
+"""Domain delegations: which accounts or EAB credentials may order under which domains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select
+
+from acmefleet.store.schema import domain_delegations
+
+_FOR_ACCOUNT = select(domain_delegations.c.domain_id).where(
+    or_(
+        domain_delegations.c.account_id == bindparam("p_account"),
+        domain_delegations.c.eab_kid == bindparam("p_kid"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Delegation:
+    id: int
+    domain_id: int
+    account_id: str | None
+    eab_kid: str | None
+    created_at: datetime
+
+
+def _delegation(row: Row[tuple[object, ...]]) -> Delegation:
+    return Delegation(row.id, row.domain_id, row.account_id, row.eab_kid, row.created_at)
+
+
+def add(
+    conn: Connection,
+    domain_id: int,
+    *,
+    account_id: str | None,
+    eab_kid: str | None,
+    now: datetime,
+) -> Delegation:
+    result = conn.execute(
+        insert(domain_delegations).values(
+            domain_id=domain_id, account_id=account_id, eab_kid=eab_kid, created_at=now
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return Delegation(int(key[0]), domain_id, account_id, eab_kid, now)
+
+
+def list_for_domain(conn: Connection, domain_id: int) -> list[Delegation]:
+    query = select(domain_delegations).where(domain_delegations.c.domain_id == domain_id)
+    return [_delegation(r) for r in conn.execute(query.order_by(domain_delegations.c.id))]
+
+
+def get(conn: Connection, delegation_id: int) -> Delegation | None:
+    query = select(domain_delegations).where(domain_delegations.c.id == delegation_id)
+    row = conn.execute(query).one_or_none()
+    return _delegation(row) if row else None
+
+
+def remove(conn: Connection, delegation_id: int) -> None:
+    conn.execute(delete(domain_delegations).where(domain_delegations.c.id == delegation_id))
+
+
+def remove_for_domain(conn: Connection, domain_id: int) -> None:
+    conn.execute(delete(domain_delegations).where(domain_delegations.c.domain_id == domain_id))
+
+
+def domain_ids_for(conn: Connection, account_id: str, eab_kid: str) -> set[int]:
+    """Domains delegated to the account or to the credential it was bound with."""
+    rows = conn.execute(_FOR_ACCOUNT, {"p_account": account_id, "p_kid": eab_kid})
+    return {row.domain_id for row in rows}
