@@ -1,0 +1,62 @@
+"""``python -m acmefleet.lab``: bring lab hosts up and down (Molecule and scripts use it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from acmefleet.lab.hosts import DEFAULT_LAB_DIR, Lab
+from acmefleet.lab.system import LabError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def lab() -> None:
+    """Disposable Debian test hosts (needs root)."""
+
+
+@lab.command("up")
+@click.argument("name")
+@click.argument("index", type=int)
+def up(name: str, index: int) -> None:
+    """Start host NAME at 10.77.0.INDEX and wait until SSH answers."""
+    try:
+        host = Lab(DEFAULT_LAB_DIR).up(name, index)
+    except LabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(host.as_json()))
+
+
+@lab.command("down")
+@click.argument("names", nargs=-1)
+def down(names: tuple[str, ...]) -> None:
+    """Stop hosts and remove everything they left."""
+    for name in names:
+        Lab(DEFAULT_LAB_DIR).down(name)
+
+
+@lab.command("list")
+def list_hosts() -> None:
+    """The hosts that are up, as JSON."""
+    click.echo(json.dumps([h.as_json() for h in Lab(DEFAULT_LAB_DIR).list()]))
+
+
+@lab.command("ssh-config")
+def ssh_config() -> None:
+    """The SSH key and known_hosts file Ansible should use for lab hosts."""
+    current = Lab(DEFAULT_LAB_DIR)
+    click.echo(
+        json.dumps({"private_key": str(current.ssh_key), "known_hosts": str(current.known_hosts)})
+    )
+
+
+@lab.command("cleanup")
+def cleanup() -> None:
+    """Every host down; the bridge and the egress guard removed (the cache is kept)."""
+    Lab(DEFAULT_LAB_DIR).cleanup()
+
+
+if __name__ == "__main__":
+    lab()
