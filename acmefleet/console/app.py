@@ -1,4 +1,4 @@
-"""The console as one ASGI application: the REST API and (later in this module) the web page."""
+"""The console as one ASGI application: the REST API and, under ``/console``, the web pages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from fastapi import FastAPI
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.console.api.app import build_api
+from acmefleet.console.web.app import build_web
+from acmefleet.console.web.deps import PREFIX
 
 
 def build_console(ctx: AcmeContext) -> FastAPI:
-    return build_api(ctx)
+    app = build_api(ctx)
+    # A mounted application of its own: HTML error pages and security headers for the pages,
+    # JSON errors for the API.
+    app.mount(PREFIX, build_web(ctx))
+    return app

@@ -85,11 +85,13 @@ def list_credentials(conn: Connection) -> list[EabCredential]:
     return eab_store.list_credentials(conn)
 
 
-def revoke(conn: Connection, kid: str, *, actor: str, now: datetime) -> None:
+def revoke(
+    conn: Connection, kid: str, *, actor: str, now: datetime, source: str | None = None
+) -> None:
     credential = eab_store.get_credential(conn, kid)
     if credential is None:
         raise NotFound(f"no EAB credential {kid!r}")
     if not eab_store.revoke(conn, kid, now):
         state = credential.state(now)
         raise Conflict(f"EAB credential {kid!r} is {state}; only unused ones can be revoked")
-    audit.record(conn, at=now, actor=actor, action="eab.revoke", target=kid)
+    audit.record(conn, at=now, actor=actor, action="eab.revoke", target=kid, source=source)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from acmefleet.console.tokens import Principal
+from acmefleet.store import audit
 from acmefleet.store import tokens as token_store
 
 SESSION_LIFETIME = timedelta(hours=8)
@@ -26,7 +27,9 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def open_session(conn: Connection, principal: Principal, now: datetime) -> tuple[str, Session]:
+def open_session(
+    conn: Connection, principal: Principal, now: datetime, source: str | None = None
+) -> tuple[str, Session]:
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     token_store.insert_session(
@@ -36,6 +39,14 @@ def open_session(conn: Connection, principal: Principal, now: datetime) -> tuple
         csrf_token=csrf,
         now=now,
         expires_at=now + SESSION_LIFETIME,
+    )
+    audit.record(
+        conn,
+        at=now,
+        actor=principal.actor,
+        action="console.login",
+        target=principal.token_id,
+        source=source,
     )
     return session_id, Session(principal, csrf)
 
@@ -50,8 +61,20 @@ def load_session(conn: Connection, session_id: str, now: datetime) -> Session | 
     return Session(Principal(token.id, token.name, token.role), record.csrf_token)  # type: ignore[arg-type]
 
 
-def close_session(conn: Connection, session_id: str) -> None:
+def close_session(
+    conn: Connection, session_id: str, *, now: datetime | None = None, source: str | None = None
+) -> None:
+    record = token_store.get_session(conn, _hash(session_id))
     token_store.delete_session(conn, _hash(session_id))
+    if record is not None and now is not None:
+        audit.record(
+            conn,
+            at=now,
+            actor=f"token-id:{record.token_id}",
+            action="console.logout",
+            target=record.token_id,
+            source=source,
+        )
 
 
 def csrf_matches(session: Session, presented: str | None) -> bool:

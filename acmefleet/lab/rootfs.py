@@ -7,8 +7,11 @@ under the lab directory, named by a hash of what goes into it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from acmefleet.lab.mirror import mirror_urls
@@ -49,11 +52,24 @@ KbdInteractiveAuthentication no
 UseDNS no
 """
 APT_CONFIG = 'APT::Install-Recommends "false";\nAcquire::Retries "3";\n'
-RECIPE_VERSION = "1"
+# The packages the roles install, kept as .deb files in the image's apt cache.
+PREFETCHED = (
+    "apache2",
+    "certbot",
+    "python3-certbot-apache",
+    "nginx",
+    "lego",
+    "python3-venv",
+    "python3-pip",
+    "openssl",
+)
+RECIPE_VERSION = "2"
 
 
 def recipe_hash() -> str:
-    recipe = "|".join([RECIPE_VERSION, SUITE, *PACKAGES, *MASKED_UNITS, SSHD_CONFIG, APT_CONFIG])
+    recipe = "|".join(
+        [RECIPE_VERSION, SUITE, *PACKAGES, *PREFETCHED, *MASKED_UNITS, SSHD_CONFIG, APT_CONFIG]
+    )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -77,6 +93,11 @@ def _configure(root: Path) -> None:
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
     run(["chroot", str(root), "apt-get", "update", "-q"], timeout=600)
     run(["chroot", str(root), "apt-get", "clean"])
+    # Downloaded, not installed: roles still install them, without fetching them again.
+    run(
+        ["chroot", str(root), "apt-get", "install", "-y", "-q", "--download-only", *PREFETCHED],
+        timeout=900,
+    )
     # Hosts get no DNS: the mirror is mapped in each host's /etc/hosts.
     (root / "etc/resolv.conf").write_text("# acmefleet lab host: no DNS\n")
     for pattern in ("tmp/*", "var/log/*.log", "var/log/apt/*"):
@@ -85,11 +106,30 @@ def _configure(root: Path) -> None:
                 path.unlink()
 
 
+@contextmanager
+def _locked(cache_dir: Path) -> Iterator[None]:
+    """One builder at a time (hosts are often started in parallel)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(cache_dir: Path) -> Path:
-    """The cached rootfs tarball, built now if missing (about a minute)."""
+    """The cached rootfs tarball, built now if missing (one to two minutes)."""
     tarball = cache_dir / f"rootfs-{SUITE}-{recipe_hash()}.tar"
     if tarball.exists():
         return tarball
+    with _locked(cache_dir):
+        if tarball.exists():
+            return tarball
+        return _build(cache_dir, tarball)
+
+
+def _build(cache_dir: Path, tarball: Path) -> Path:
     urls = mirror_urls()
     if not urls:
         raise LabError("no Debian mirror in /etc/apt/sources.list(.d); cannot build hosts")
@@ -119,9 +159,12 @@ def extracted(cache_dir: Path) -> Path:
     """The tarball unpacked once, the read-only lower layer of every host's overlay."""
     tarball = build(cache_dir)
     base = cache_dir / f"{tarball.stem}.d"
-    if not (base / ".complete").exists():
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
-        run(["tar", "-C", str(base), "--numeric-owner", "-xf", str(tarball)], timeout=600)
-        (base / ".complete").write_text("")
+    if (base / ".complete").exists():
+        return base
+    with _locked(cache_dir):
+        if not (base / ".complete").exists():
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir(parents=True)
+            run(["tar", "-C", str(base), "--numeric-owner", "-xf", str(tarball)], timeout=600)
+            (base / ".complete").write_text("")
     return base

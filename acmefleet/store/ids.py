@@ -6,4 +6,8 @@ import secrets
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(16)
+    """16 random bytes, base64url; never starting with '-' (command lines take it for a flag)."""
+    while True:
+        value = secrets.token_urlsafe(16)
+        if not value.startswith("-"):
+            return value

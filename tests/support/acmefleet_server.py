@@ -36,6 +36,7 @@ class AcmefleetServer:
     http01_port: int
     proc: subprocess.Popen[bytes] | None = None
     minted_secrets: list[str] = field(default_factory=list)
+    admin_token: str = ""
 
     @property
     def base_url(self) -> str:
@@ -139,12 +140,16 @@ def running_acmefleet(
             f"127.0.0.1:{pki_port}",
             "--pki-base-url",
             f"http://{PKI_HOST}:{pki_port}",
+            "--admin-token-file",
+            str(workdir / "admin-token"),
         ],
         check=True,
         capture_output=True,
     )
     configure(data_dir, http01_port=http01_port, extra=extra_config)
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
+    server.admin_token = (workdir / "admin-token").read_text().strip()
+    server.minted_secrets.append(server.admin_token)
     with server.log_path.open("wb") as log:
         server.proc = subprocess.Popen(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +15,7 @@ from acmefleet.console.api import credentials, inventory, meta, organisations
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 
 API_PREFIX = "/admin/api/v1"
+log = logging.getLogger(__name__)
 
 
 def _error(
@@ -42,6 +45,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error in the console API", exc_info=exc)
+    return _error(500, "internal", "internal error; it has been logged")
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
@@ -66,4 +74,5 @@ def build_api(ctx: AcmeContext) -> FastAPI:
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
     return app

@@ -31,7 +31,7 @@ class DelegationCreate(Body):
 
 
 class EabCreate(Body):
-    org_id: int = Field(ge=1)
+    org_id: int = Field(ge=1, le=2**63 - 1)
     endpoint: str = Field(min_length=1, max_length=64)
     days: float | None = Field(default=None, gt=0, le=3650)
 

@@ -62,7 +62,8 @@ def revoke_credential(
     kid: str, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     now = ctx.clock.now()
-    credentials.revoke(conn, kid, actor=who.actor, now=now)
+    credentials.revoke(conn, kid, actor=who.actor, now=now, source=src)
     found = eab_store.get_credential(conn, kid)
     assert found is not None
-    return views.credential(found, now, None)
+    org = org_store.get_org(conn, found.org_id)
+    return views.credential(found, now, org.name if org else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Connection
 
 from acmefleet.acme.context import AcmeContext
@@ -61,8 +61,12 @@ def writing(ctx: Ctx) -> Iterator[Connection]:
         yield conn
 
 
-ReadConn = Annotated[Connection, Depends(reading)]
-WriteConn = Annotated[Connection, Depends(writing)]
+# scope="function": the transaction ends (commits) before the response is sent. FastAPI's
+# default ends it after, so a client could act on a 201 before its write was committed, and
+# the ACME side (synchronous on the event loop) could then wait on the write lock this
+# commit, still queued on that same loop, holds: "database is locked" after the timeout.
+ReadConn = Annotated[Connection, Depends(reading, scope="function")]
+WriteConn = Annotated[Connection, Depends(writing, scope="function")]
 
 
 def source(request: Request) -> str | None:
@@ -70,3 +74,8 @@ def source(request: Request) -> str | None:
 
 
 Source = Annotated[str | None, Depends(source)]
+
+# Row ids are positive and fit a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint):
+# a larger number is refused here rather than overflowing the database driver (a 500).
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

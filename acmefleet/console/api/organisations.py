@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from acmefleet.console import delegations, domain_checks, organisations, views
 from acmefleet.console.api.bodies import DelegationCreate, DomainCreate, OrgCreate, Validation
-from acmefleet.console.api.deps import Admin, Caller, Ctx, ReadConn, Source, WriteConn
+from acmefleet.console.api.deps import Admin, Caller, Ctx, ReadConn, RowId, Source, WriteConn
 from acmefleet.console.errors import ConsoleError
 from acmefleet.store import orgs as org_store
 
@@ -30,13 +30,13 @@ def create_organisation(
 
 
 @router.get("/organizations/{org_id}")
-def show_organisation(org_id: int, _: Caller, conn: ReadConn) -> dict[str, Any]:
+def show_organisation(org_id: RowId, _: Caller, conn: ReadConn) -> dict[str, Any]:
     return views.organisation(organisations.get_by_id(conn, org_id))
 
 
 @router.post("/organizations/{org_id}/disable")
 def disable_organisation(
-    org_id: int, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    org_id: RowId, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     org = organisations.set_status(
         conn, org_id, "disabled", actor=who.actor, now=ctx.clock.now(), source=src
@@ -46,7 +46,7 @@ def disable_organisation(
 
 @router.post("/organizations/{org_id}/enable")
 def enable_organisation(
-    org_id: int, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    org_id: RowId, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     org = organisations.set_status(
         conn, org_id, "active", actor=who.actor, now=ctx.clock.now(), source=src
@@ -55,7 +55,7 @@ def enable_organisation(
 
 
 @router.get("/organizations/{org_id}/domains")
-def list_domains(org_id: int, _: Caller, ctx: Ctx, conn: ReadConn) -> list[dict[str, Any]]:
+def list_domains(org_id: RowId, _: Caller, ctx: Ctx, conn: ReadConn) -> list[dict[str, Any]]:
     organisations.get_by_id(conn, org_id)
     now = ctx.clock.now()
     return [views.domain(d, now) for d in org_store.list_domains(conn, org_id)]
@@ -63,7 +63,7 @@ def list_domains(org_id: int, _: Caller, ctx: Ctx, conn: ReadConn) -> list[dict[
 
 @router.post("/organizations/{org_id}/domains", status_code=201)
 def add_domain(
-    org_id: int, body: DomainCreate, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    org_id: RowId, body: DomainCreate, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     org = organisations.get_by_id(conn, org_id)
     now = ctx.clock.now()
@@ -74,18 +74,18 @@ def add_domain(
 
 
 @router.get("/domains/{domain_id}")
-def show_domain(domain_id: int, _: Caller, ctx: Ctx, conn: ReadConn) -> dict[str, Any]:
+def show_domain(domain_id: RowId, _: Caller, ctx: Ctx, conn: ReadConn) -> dict[str, Any]:
     return views.domain(organisations.get_domain(conn, domain_id), ctx.clock.now())
 
 
 @router.delete("/domains/{domain_id}", status_code=204)
-def remove_domain(domain_id: int, who: Admin, ctx: Ctx, conn: WriteConn, src: Source) -> None:
+def remove_domain(domain_id: RowId, who: Admin, ctx: Ctx, conn: WriteConn, src: Source) -> None:
     organisations.remove_domain(conn, domain_id, actor=who.actor, now=ctx.clock.now(), source=src)
 
 
 @router.post("/domains/{domain_id}/validation")
 def validate_domain(
-    domain_id: int, body: Validation, who: Admin, ctx: Ctx, src: Source
+    domain_id: RowId, body: Validation, who: Admin, ctx: Ctx, src: Source
 ) -> dict[str, Any]:
     """``manual`` records a justified validation; ``http-01`` starts a control check and
     returns the token and content the domain must serve before ``validation/check``."""
@@ -120,7 +120,7 @@ def validate_domain(
 
 
 @router.post("/domains/{domain_id}/validation/check")
-async def check_domain(domain_id: int, who: Admin, ctx: Ctx, src: Source) -> dict[str, Any]:
+async def check_domain(domain_id: RowId, who: Admin, ctx: Ctx, src: Source) -> dict[str, Any]:
     validator = ctx.validators.get("http-01")
     if validator is None:
         raise ConsoleError("http-01 validation is not configured")
@@ -131,7 +131,7 @@ async def check_domain(domain_id: int, who: Admin, ctx: Ctx, src: Source) -> dic
 
 @router.delete("/domains/{domain_id}/validation")
 def unvalidate_domain(
-    domain_id: int, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    domain_id: RowId, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     now = ctx.clock.now()
     return views.domain(
@@ -140,13 +140,13 @@ def unvalidate_domain(
 
 
 @router.get("/domains/{domain_id}/delegations")
-def list_delegations(domain_id: int, _: Caller, conn: ReadConn) -> list[dict[str, Any]]:
+def list_delegations(domain_id: RowId, _: Caller, conn: ReadConn) -> list[dict[str, Any]]:
     return [views.delegation(d) for d in delegations.list_for_domain(conn, domain_id)]
 
 
 @router.post("/domains/{domain_id}/delegations", status_code=201)
 def add_delegation(
-    domain_id: int, body: DelegationCreate, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    domain_id: RowId, body: DelegationCreate, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> dict[str, Any]:
     made = delegations.delegate(
         conn,
@@ -162,6 +162,6 @@ def add_delegation(
 
 @router.delete("/delegations/{delegation_id}", status_code=204)
 def remove_delegation(
-    delegation_id: int, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
+    delegation_id: RowId, who: Admin, ctx: Ctx, conn: WriteConn, src: Source
 ) -> None:
     delegations.remove(conn, delegation_id, actor=who.actor, now=ctx.clock.now(), source=src)

@@ -1,0 +1,5 @@
+"""``python -m acmefleet.cli``."""
+
+from acmefleet.cli.root import main
+
+main()

@@ -1,0 +1,246 @@
+"""``acmefleet admin domain``: an organisation's domains, their validation and delegation."""
+
+from __future__ import annotations
+
+import click
+
+from acmefleet.cli.common import ROW_ID, json_option, usage_error
+from acmefleet.cli.connection import RemoteTarget, connection_options, current_target, open_backend
+from acmefleet.cli.render import JSON, col, emit, print_record, print_table, short_time, time_col
+
+DAYS = click.IntRange(1, 825)
+
+
+def _state(domain: JSON) -> str:
+    if domain["validated"]:
+        return f"validated until {short_time(domain['validated_until'])[:10]}"
+    return "not validated"
+
+
+@click.group()
+def domain() -> None:
+    """An organisation's domains (and IP networks), their validation and delegation."""
+
+
+@domain.command("add")
+@click.argument("org_ref", metavar="ORG")
+@click.argument("domain_name", metavar="DOMAIN")
+@click.option(
+    "--validated",
+    is_flag=True,
+    help="Record the domain as validated (public orders then need no challenge).",
+)
+@click.option("--justification", help="Why it is validated (kept in the audit log).")
+@click.option("--days", type=DAYS, default=397, show_default=True, help="How long it holds.")
+@connection_options
+@json_option
+def domain_add(
+    org_ref: str,
+    domain_name: str,
+    validated: bool,
+    justification: str | None,
+    days: int,
+    as_json: bool,
+) -> None:
+    """Add a domain (or a CIDR network) to an organisation (ORG: name or id)."""
+    if validated and not justification and isinstance(current_target(), RemoteTarget):
+        usage_error(
+            "--validated needs --justification TEXT in remote mode (the audit log keeps it)"
+        )
+    with open_backend() as backend:
+        added = backend.add_domain(
+            org_ref, domain_name, validated=validated, justification=justification, days=days
+        )
+    emit(
+        added,
+        as_json,
+        lambda: click.echo(
+            f"added {added['name']} to {org_ref} (id {added['id']}, {_state(added)})"
+        ),
+    )
+
+
+@domain.command("list")
+@click.argument("org_ref", metavar="ORG")
+@connection_options
+@json_option
+def domain_list(org_ref: str, as_json: bool) -> None:
+    """List an organisation's domains (ORG: name or id)."""
+    with open_backend() as backend:
+        rows = backend.list_domains(org_ref)
+    columns = [
+        col("ID", "id"),
+        col("NAME", "name"),
+        col("KIND", "kind"),
+        col("VALIDATED", "validated"),
+        time_col("UNTIL", "validated_until"),
+        col("METHOD", "validation_method"),
+        col("CHECK PENDING", "validation_in_progress"),
+    ]
+    emit(rows, as_json, lambda: print_table(rows, columns))
+
+
+@domain.command("show")
+@click.argument("domain_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_show(domain_id: int, as_json: bool) -> None:
+    """Show a domain."""
+    with open_backend() as backend:
+        found = backend.get_domain(domain_id)
+    emit(found, as_json, lambda: print_domain(found))
+
+
+def print_domain(item: JSON) -> None:
+    print_record(
+        [
+            ("id", item["id"]),
+            ("name", item["name"]),
+            ("kind", item["kind"]),
+            ("organisation id", item["org_id"]),
+            ("validated", item["validated"]),
+            ("validated at", short_time(item["validated_at"])),
+            ("validated until", short_time(item["validated_until"])),
+            ("method", item["validation_method"]),
+            ("by", item["validated_by"]),
+            ("check pending", item["validation_in_progress"]),
+        ]
+    )
+
+
+@domain.command("remove")
+@click.argument("domain_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_remove(domain_id: int, as_json: bool) -> None:
+    """Remove a domain and its delegations (prints it as it was)."""
+    with open_backend() as backend:
+        removed = backend.remove_domain(domain_id)
+    emit(removed, as_json, lambda: click.echo(f"removed {removed['name']} (id {domain_id})"))
+
+
+@domain.command("validate")
+@click.argument("domain_id", type=ROW_ID)
+@click.option(
+    "--manual", is_flag=True, help="Vouch for the domain yourself (needs --justification)."
+)
+@click.option("--http01", is_flag=True, help="Start an http-01 control check (then 'check').")
+@click.option("--justification", help="Why you vouch for it (kept in the audit log).")
+@click.option("--days", type=DAYS, help="How long a manual validation holds [default: 397].")
+@connection_options
+@json_option
+def domain_validate(
+    domain_id: int,
+    manual: bool,
+    http01: bool,
+    justification: str | None,
+    days: int | None,
+    as_json: bool,
+) -> None:
+    """Validate a domain: --manual --justification TEXT, or --http01 (prints what to serve)."""
+    if manual == http01:
+        usage_error("give one of --manual or --http01")
+    if manual and not justification:
+        usage_error("--manual needs --justification TEXT")
+    if http01 and (justification or days):
+        usage_error("--justification and --days go with --manual only")
+    with open_backend() as backend:
+        if manual:
+            assert justification is not None
+            done = backend.validate_manually(
+                domain_id, justification=justification, days=days or 397
+            )
+        else:
+            done = backend.start_http01(domain_id)
+    if manual:
+        emit(done, as_json, lambda: click.echo(f"{done['name']} is {_state(done)}"))
+        return
+    emit(done, as_json, lambda: _print_pending(domain_id, done))
+
+
+def _print_pending(domain_id: int, pending: JSON) -> None:
+    click.echo(f"http-01 check started for {pending['domain']}; serve this content:")
+    print_record(
+        [
+            ("URL", pending["url"]),
+            ("content", pending["expected_content"]),
+            ("token", pending["token"]),
+        ]
+    )
+    click.echo(f"then run: acmefleet admin domain check {domain_id}")
+
+
+@domain.command("check")
+@click.argument("domain_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_check(domain_id: int, as_json: bool) -> None:
+    """Run the started http-01 check: the domain is validated if its server answers right."""
+    with open_backend() as backend:
+        done = backend.check_domain(domain_id)
+    emit(done, as_json, lambda: click.echo(f"{done['name']} is {_state(done)}"))
+
+
+@domain.command("unvalidate")
+@click.argument("domain_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_unvalidate(domain_id: int, as_json: bool) -> None:
+    """Withdraw a domain's validation."""
+    with open_backend() as backend:
+        done = backend.unvalidate(domain_id)
+    emit(done, as_json, lambda: click.echo(f"{done['name']} is {_state(done)}"))
+
+
+@domain.command("delegate")
+@click.argument("domain_id", type=ROW_ID)
+@click.option("--account", "account_id", help="An ACME account id of the organisation.")
+@click.option("--eab-kid", help="An EAB key id of the organisation (its future account).")
+@connection_options
+@json_option
+def domain_delegate(
+    domain_id: int, account_id: str | None, eab_kid: str | None, as_json: bool
+) -> None:
+    """Delegate a domain to one account (or EAB credential) of its organisation."""
+    if (account_id is None) == (eab_kid is None):
+        usage_error("give one of --account ID or --eab-kid KID")
+    with open_backend() as backend:
+        made = backend.delegate(domain_id, account_id=account_id, eab_kid=eab_kid)
+    to = f"account {account_id}" if account_id else f"EAB credential {eab_kid}"
+    emit(
+        made,
+        as_json,
+        lambda: click.echo(f"delegation {made['id']}: domain {domain_id} to {to}"),
+    )
+
+
+@domain.command("delegations")
+@click.argument("domain_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_delegations(domain_id: int, as_json: bool) -> None:
+    """List a domain's delegations."""
+    with open_backend() as backend:
+        rows = backend.list_delegations(domain_id)
+    columns = [
+        col("ID", "id"),
+        col("ACCOUNT", "account_id"),
+        col("EAB KID", "eab_kid"),
+        time_col("CREATED", "created"),
+    ]
+    emit(rows, as_json, lambda: print_table(rows, columns))
+
+
+@domain.command("undelegate")
+@click.argument("delegation_id", type=ROW_ID)
+@connection_options
+@json_option
+def domain_undelegate(delegation_id: int, as_json: bool) -> None:
+    """Remove a delegation (by its id, see 'delegations')."""
+    with open_backend() as backend:
+        backend.undelegate(delegation_id)
+    emit(
+        {"id": delegation_id, "removed": True},
+        as_json,
+        lambda: click.echo(f"removed delegation {delegation_id}"),
+    )

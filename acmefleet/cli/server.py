@@ -1,0 +1,163 @@
+"""``acmefleet server init|run`` and ``acmefleet demo``: the server on this machine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from acmefleet.cli.common import fail, write_secret_file
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="ACMEFLEET_DATA_DIR",
+    required=True,
+    help="The server's data directory (env ACMEFLEET_DATA_DIR).",
+)
+
+
+def _expected_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:
+    from acmefleet.ca.errors import CaError
+    from acmefleet.config import ConfigError
+    from acmefleet.console.errors import ConsoleError
+    from acmefleet.server.datadir import DataDirError
+
+    return (ConsoleError, DataDirError, ConfigError, CaError, OSError, *extra)
+
+
+@click.group()
+def server() -> None:
+    """Initialise and run the ACME server."""
+
+
+@server.command("init")
+@data_dir_option
+@click.option("--base-url", help="URL clients use (default https://localhost:PORT of --listen).")
+@click.option("--pki-base-url", help="Plain-HTTP URL for issuer certificates and CRLs.")
+@click.option("--listen", default="127.0.0.1:8555", show_default=True)
+@click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
+@click.option(
+    "--ca-passphrase-file",
+    type=click.Path(path_type=Path),
+    help="Encrypt the CA keys with the passphrase in this file.",
+)
+@click.option(
+    "--admin-token-file",
+    type=click.Path(path_type=Path),
+    help="Write the first console admin token to this file (0600) instead of stdout.",
+)
+def server_init(
+    data_dir: Path,
+    base_url: str | None,
+    pki_base_url: str | None,
+    listen: str,
+    pki_listen: str,
+    ca_passphrase_file: Path | None,
+    admin_token_file: Path | None,
+) -> None:
+    """Create the CA hierarchies, the database, the default endpoints and an admin token."""
+    from acmefleet.clock import SystemClock
+    from acmefleet.config import load_config, public_pki_warnings
+    from acmefleet.server.datadir import initialise, read_passphrase
+
+    port = listen.rpartition(":")[2]
+    pki_port = pki_listen.rpartition(":")[2]
+    if admin_token_file is not None and admin_token_file.exists():
+        fail(f"{admin_token_file} exists; refusing to overwrite it")
+    try:
+        done = initialise(
+            data_dir,
+            base_url=base_url or f"https://localhost:{port}",
+            pki_base_url=pki_base_url or f"http://localhost:{pki_port}",
+            listen=listen,
+            pki_listen=pki_listen,
+            clock=SystemClock(),
+            passphrase=read_passphrase(ca_passphrase_file),
+        )
+        data = done.data
+        if admin_token_file is not None:
+            write_secret_file(admin_token_file, done.admin_token)
+    except _expected_errors() as exc:
+        fail(str(exc))
+    click.echo(f"initialised {data.root}")
+    click.echo(f"  configuration: {data.config}")
+    click.echo(f"  CA bundle for clients: {data.ca_bundle}")
+    config = load_config(data.root)
+    for endpoint in config.endpoints.values():
+        click.echo(
+            f"  endpoint {endpoint.name} ({endpoint.type}): {config.directory_url(endpoint.name)}"
+        )
+    for warning in public_pki_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
+    if admin_token_file is not None:
+        click.echo(f"  console admin token written to {admin_token_file} (0600)")
+    else:
+        click.echo(f"  console admin token (shown once): {done.admin_token}")
+
+
+@server.command("run")
+@data_dir_option
+@click.option("--listen", help="HOST:PORT for HTTPS (default: from the configuration).")
+@click.option("--pki-listen", help="HOST:PORT for plain-HTTP /pki/ (default: configuration).")
+@click.option("--no-pki-listen", is_flag=True, help="Do not open the plain-HTTP listener.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def server_run(
+    data_dir: Path,
+    listen: str | None,
+    pki_listen: str | None,
+    no_pki_listen: bool,
+    workers: int,
+    log_level: str,
+) -> None:
+    """Serve ACME over HTTPS until stopped."""
+    from acmefleet.config import load_config
+    from acmefleet.server.datadir import require_initialised
+    from acmefleet.server.runner import ListenError, run
+
+    try:
+        config = load_config(require_initialised(data_dir).root)
+        run(
+            data_dir,
+            listen=listen or config.listen,
+            pki_listen=None if no_pki_listen else (pki_listen or config.pki_listen),
+            workers=workers,
+            log_level=log_level,
+        )
+    except _expected_errors(ListenError) as exc:
+        fail(str(exc))
+
+
+@click.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/var/lib/acmefleet-demo"),
+    show_default=True,
+    help="Where the demo server keeps its state.",
+)
+@click.option("--listen", default="127.0.0.1:8555", show_default=True)
+@click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Keep the server running after the demo (Ctrl-C stops it).",
+)
+def demo(data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
+    """Start a local ACME server and enrol real certbot and lego clients against it."""
+    from acmefleet.demo import run_demo
+
+    try:
+        sys.exit(
+            run_demo(data_dir, listen=listen, pki_listen=pki_listen, wait=wait, echo=click.echo)
+        )
+    except _expected_errors(RuntimeError) as exc:
+        fail(str(exc))

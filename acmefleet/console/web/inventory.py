@@ -1,0 +1,100 @@
+"""ACME accounts and issued certificates: lists, filters, download, deactivate, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request, Response
+
+from acmefleet.console import inventory, views
+from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
+from acmefleet.console.web.render import page, see_other
+from acmefleet.store import accounts as account_store
+from acmefleet.store import orgs as org_store
+
+router = APIRouter()
+EXPIRING_DAYS = 30
+
+
+@router.get("/accounts")
+def list_accounts(request: Request, viewer: SignedIn, ctx: Ctx) -> Response:
+    with ctx.db.read() as conn:
+        names = {o.id: o.name for o in org_store.list_orgs(conn)}
+        accounts = account_store.list_accounts(conn)
+    rows = [views.account(a) | {"org": names.get(a.org_id)} for a in accounts]
+    return page(request, "accounts.html", viewer, accounts=rows)
+
+
+@router.post("/accounts/{account_id}/deactivate")
+def deactivate_account(
+    request: Request, account_id: str, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    back_to(request, "/accounts")
+    with ctx.db.write() as conn:
+        inventory.deactivate_account(
+            conn, account_id, actor=viewer.actor, now=ctx.clock.now(), source=src
+        )
+    return see_other("/accounts")
+
+
+@router.get("/certificates")
+def list_certificates(
+    request: Request,
+    viewer: SignedIn,
+    ctx: Ctx,
+    name: Annotated[str, Query(max_length=253)] = "",
+    expiring: Annotated[bool, Query()] = False,
+    state: Annotated[Literal["", "active", "revoked"], Query()] = "",
+) -> Response:
+    """Filters travel in the query string: they are search terms, never secrets."""
+    now = ctx.clock.now()
+    flt = inventory.CertificateFilter(
+        name=name.strip() or None,
+        expiring_within_days=EXPIRING_DAYS if expiring else None,
+        revoked={"": None, "active": False, "revoked": True}[state],
+    )
+    with ctx.db.read() as conn:
+        names = {o.id: o.name for o in org_store.list_orgs(conn)}
+        certs = inventory.list_certificates(conn, flt, now)
+    rows = [
+        views.certificate(c, now) | {"org": names.get(c.org_id), "expired": c.not_after <= now}
+        for c in sorted(certs, key=lambda c: c.not_after)
+    ]
+    return page(
+        request,
+        "certificates.html",
+        viewer,
+        certificates=rows,
+        filters={"name": name, "expiring": expiring, "state": state},
+        expiring_days=EXPIRING_DAYS,
+    )
+
+
+@router.get("/certificates/{cert_id}/pem")
+def download_certificate(cert_id: str, _: SignedIn, ctx: Ctx) -> Response:
+    with ctx.db.read() as conn:
+        cert = inventory.get_certificate(conn, cert_id)
+    return Response(
+        cert.chain_pem,
+        media_type="application/pem-certificate-chain",
+        headers={"Content-Disposition": f'attachment; filename="{cert.serial_hex}.pem"'},
+    )
+
+
+@router.post("/certificates/{cert_id}/revoke")
+def revoke_certificate(
+    request: Request,
+    cert_id: str,
+    viewer: Writer,
+    ctx: Ctx,
+    src: Source,
+    reason: Annotated[int, Form(ge=0, le=10)] = 0,
+) -> Response:
+    back_to(request, "/certificates")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        cert = inventory.revoke_certificate(
+            conn, cert_id, reason=reason, actor=viewer.actor, now=now, source=src
+        )
+    ctx.crl_cache.pop(cert.ca_level, None)  # as the API does: the next CRL includes it
+    return see_other("/certificates")

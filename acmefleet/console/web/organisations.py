@@ -1,0 +1,228 @@
+"""Organisations, their domains, and the validation of those domains."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from sqlalchemy import Connection
+
+from acmefleet.acme.context import AcmeContext
+from acmefleet.console import domain_checks, organisations, views
+from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
+from acmefleet.console.web.render import page, see_other
+from acmefleet.models import OrgDomain
+from acmefleet.store import eab as eab_store
+from acmefleet.store import orgs as org_store
+
+router = APIRouter()
+
+OrgName = Annotated[str, Form(min_length=1, max_length=200)]
+DomainName = Annotated[str, Form(min_length=1, max_length=253)]
+Justification = Annotated[str, Form(max_length=1000)]
+Days = Annotated[int, Form(ge=1, le=825)]
+
+
+def _org_domain(conn: Connection, org_id: int, domain_id: int) -> OrgDomain:
+    """The domain, only through the organisation that owns it."""
+    organisations.get_by_id(conn, org_id)
+    domain = organisations.get_domain(conn, domain_id)
+    if domain.org_id != org_id:
+        raise NotFound(f"organisation {org_id} has no domain with id {domain_id}")
+    return domain
+
+
+def _pending_check(ctx: AcmeContext, domain: OrgDomain, now: datetime) -> dict[str, str] | None:
+    """What the domain must serve for the http-01 check in progress (None: none running)."""
+    token, started = domain.challenge_token, domain.challenge_started_at
+    if token is None or started is None or started + domain_checks.CHECK_LIFETIME <= now:
+        return None
+    port = ctx.config.validation.http01_port
+    host = domain.name if port == 80 else f"{domain.name}:{port}"
+    return {
+        "token": token,
+        "url": f"http://{host}/.well-known/acme-challenge/{token}",
+        "expected_content": domain_checks.expected_content(token),
+        "expires": (started + domain_checks.CHECK_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@router.get("/orgs")
+def list_organisations(request: Request, viewer: SignedIn, ctx: Ctx) -> Response:
+    now = ctx.clock.now()
+    with ctx.db.read() as conn:
+        orgs = org_store.list_orgs(conn)
+        domains = org_store.list_all_domains(conn)
+    rows: list[dict[str, Any]] = []
+    for org in orgs:
+        own = [d for d in domains if d.org_id == org.id]
+        rows.append(
+            views.organisation(org)
+            | {"domains": len(own), "validated": sum(d.is_validated(now) for d in own)}
+        )
+    return page(request, "organisations.html", viewer, orgs=rows)
+
+
+@router.post("/orgs")
+def create_organisation(
+    request: Request, viewer: Writer, ctx: Ctx, src: Source, name: OrgName
+) -> Response:
+    back_to(request, "/orgs")
+    with ctx.db.write() as conn:
+        org = organisations.create(conn, name, actor=viewer.actor, now=ctx.clock.now(), source=src)
+    return see_other(f"/orgs/{org.id}")
+
+
+@router.get("/orgs/{org_id}")
+def show_organisation(request: Request, org_id: int, viewer: SignedIn, ctx: Ctx) -> Response:
+    now = ctx.clock.now()
+    with ctx.db.read() as conn:
+        org = organisations.get_by_id(conn, org_id)
+        domains = org_store.list_domains(conn, org_id)
+        credentials = [c for c in eab_store.list_credentials(conn) if c.org_id == org_id]
+    rows = [
+        views.domain(d, now)
+        | {"expired": d.validated_until is not None and not d.is_validated(now)}
+        | {"pending": _pending_check(ctx, d, now)}
+        for d in domains
+    ]
+    return page(
+        request,
+        "organisation.html",
+        viewer,
+        org=views.organisation(org),
+        domains=rows,
+        credentials=[views.credential(c, now, org.name) for c in credentials],
+        endpoints=list(ctx.config.endpoints),
+    )
+
+
+@router.post("/orgs/{org_id}/disable")
+def disable_organisation(
+    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    return _set_status(request, org_id, "disabled", viewer.actor, ctx, src)
+
+
+@router.post("/orgs/{org_id}/enable")
+def enable_organisation(
+    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    return _set_status(request, org_id, "active", viewer.actor, ctx, src)
+
+
+def _set_status(
+    request: Request, org_id: int, status: str, actor: str, ctx: AcmeContext, src: str | None
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.write() as conn:
+        organisations.set_status(conn, org_id, status, actor=actor, now=ctx.clock.now(), source=src)
+    return see_other(f"/orgs/{org_id}")
+
+
+@router.post("/orgs/{org_id}/domains")
+def add_domain(
+    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source, name: DomainName
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.write() as conn:
+        org = organisations.get_by_id(conn, org_id)
+        organisations.add_domain(
+            conn,
+            org.name,
+            name,
+            validated=False,
+            actor=viewer.actor,
+            now=ctx.clock.now(),
+            source=src,
+        )
+    return see_other(f"/orgs/{org_id}")
+
+
+@router.post("/orgs/{org_id}/domains/{domain_id}/validate")
+def validate_manually(
+    request: Request,
+    org_id: int,
+    domain_id: int,
+    viewer: Writer,
+    ctx: Ctx,
+    src: Source,
+    justification: Justification = "",
+    days: Days = 397,
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.write() as conn:
+        _org_domain(conn, org_id, domain_id)
+        organisations.validate_manually(
+            conn,
+            domain_id,
+            justification=justification,
+            actor=viewer.actor,
+            now=ctx.clock.now(),
+            lifetime=timedelta(days=days),
+            source=src,
+        )
+    return see_other(f"/orgs/{org_id}#domain-{domain_id}")
+
+
+@router.post("/orgs/{org_id}/domains/{domain_id}/http-01")
+def start_http01(
+    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    """Start a check; the organisation page then shows the token, URL and expected content."""
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.read() as conn:
+        _org_domain(conn, org_id, domain_id)
+    domain_checks.start(
+        ctx.db,
+        ctx.clock,
+        domain_id,
+        http01_port=ctx.config.validation.http01_port,
+        actor=viewer.actor,
+        source=src,
+    )
+    return see_other(f"/orgs/{org_id}#domain-{domain_id}")
+
+
+@router.post("/orgs/{org_id}/domains/{domain_id}/check")
+async def check_http01(
+    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.read() as conn:
+        _org_domain(conn, org_id, domain_id)
+    validator = ctx.validators.get("http-01")
+    if validator is None:
+        raise ConsoleError("http-01 validation is not configured")
+    await domain_checks.check(
+        ctx.db, ctx.clock, validator, domain_id, actor=viewer.actor, source=src
+    )
+    return see_other(f"/orgs/{org_id}#domain-{domain_id}")
+
+
+@router.post("/orgs/{org_id}/domains/{domain_id}/unvalidate")
+def unvalidate(
+    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.write() as conn:
+        _org_domain(conn, org_id, domain_id)
+        organisations.unvalidate(
+            conn, domain_id, actor=viewer.actor, now=ctx.clock.now(), source=src
+        )
+    return see_other(f"/orgs/{org_id}#domain-{domain_id}")
+
+
+@router.post("/orgs/{org_id}/domains/{domain_id}/remove")
+def remove_domain(
+    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.write() as conn:
+        _org_domain(conn, org_id, domain_id)
+        organisations.remove_domain(
+            conn, domain_id, actor=viewer.actor, now=ctx.clock.now(), source=src
+        )
+    return see_other(f"/orgs/{org_id}")

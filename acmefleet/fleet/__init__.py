@@ -1,0 +1,1 @@
+"""The orchestrator: preflight, EAB push, waves through ansible-runner, TLS verification."""

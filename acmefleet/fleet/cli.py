@@ -1,0 +1,144 @@
+"""``acmefleet rollout`` and ``acmefleet status`` (registered on the main command group)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+
+# The heavy parts (ansible-runner, rich, the TLS prober) are imported when a command runs,
+# so the rest of the command line starts quickly.
+def _usage(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.command("rollout")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option("--limit", help="Ansible host pattern: only these hosts.")
+@click.option(
+    "--waves",
+    default="1,10%,100%",
+    show_default=True,
+    help="Wave sizes: counts or percentages of the fleet; the first is the canary.",
+)
+@click.option("--max-fail", help="Failures a wave may have (N or P% of the wave); default 0.")
+@click.option("--resume", is_flag=True, help="Continue from the saved state of the last run.")
+@click.option("--check", is_flag=True, help="Verify, preflight and plan; change nothing.")
+@click.option("--server-exists", is_flag=True, help="Do not deploy the ACME server.")
+@click.option(
+    "--min-days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(0, 3650),
+    help="A host serving a certificate with fewer days left is enrolled again.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    help="Where state, tokens and the CA bundle are kept (default: INVENTORY_DIR/.acmefleet).",
+)
+@click.option(
+    "--report",
+    "report_json",
+    type=click.Path(path_type=Path),
+    help="Also write the report as JSON here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--api-url", help="ACME server URL (with --server-exists).")
+@click.option("--token-file", type=click.Path(path_type=Path), help="Console token file.")
+@click.option("--ca-bundle", type=click.Path(path_type=Path), help="The server's CA bundle.")
+def rollout(
+    inventory: Path,
+    limit: str | None,
+    waves: str,
+    max_fail: str | None,
+    resume: bool,
+    check: bool,
+    server_exists: bool,
+    min_days: int,
+    state_dir: Path | None,
+    report_json: Path | None,
+    as_json: bool,
+    api_url: str | None,
+    token_file: Path | None,
+    ca_bundle: Path | None,
+) -> None:
+    """Enrol a fleet: preflight, a fresh EAB per host, waves, verification, report."""
+    from rich.console import Console
+
+    from acmefleet.console.client import ApiError
+    from acmefleet.fleet import report
+    from acmefleet.fleet.inventory import InventoryError
+    from acmefleet.fleet.rollout import Rollout, RolloutError, RolloutOptions
+    from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_sizes
+
+    console = Console(stderr=as_json)
+    try:
+        parse_sizes(waves)
+        options = RolloutOptions(
+            inventory=inventory,
+            limit=limit,
+            waves=waves,
+            max_fail=max_fail,
+            resume=resume,
+            check=check,
+            deploy_server=not server_exists,
+            state_dir=state_dir,
+            min_days=min_days,
+            report_json=report_json,
+            api_url=api_url,
+            token_file=token_file,
+            ca_bundle=ca_bundle,
+        )
+        outcomes = Rollout(options, console).run()
+    except (InventoryError, WaveSpecError, BudgetSpecError, RolloutError) as exc:
+        _usage(str(exc))
+    except ApiError as exc:
+        _usage(f"ACME server: {exc}")
+    if report_json is not None:
+        report.write_json(outcomes, report_json)
+    if as_json:
+        click.echo(json.dumps(report.as_json(outcomes), indent=2))
+    else:
+        report.print_table(outcomes, console)
+    sys.exit(0 if all(o.done or o.status == "would-enrol" for o in outcomes) else 1)
+
+
+@click.command("status")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option("--limit", help="Ansible host pattern: only these hosts.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    help="CA bundle to verify with (default: the inventory's acmefleet_ca_bundle).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: bool) -> None:
+    """Every host's certificate as served now, and whether renewal is configured."""
+    from rich.console import Console
+
+    from acmefleet.fleet.inventory import InventoryError, load_fleet
+    from acmefleet.fleet.rollout import RolloutOptions
+    from acmefleet.fleet.settings import inventory_path_var, ssh_options
+    from acmefleet.fleet.status import collect, print_table
+
+    try:
+        fleet = load_fleet(inventory, limit)
+        bundle = ca_bundle or inventory_path_var(fleet, inventory, "acmefleet_ca_bundle")
+        if bundle is None and fleet.servers:
+            directory = RolloutOptions(inventory=inventory).directory
+            candidate = directory / f"{fleet.servers[0]}-ca-bundle.pem"
+            bundle = candidate if candidate.exists() else None
+        rows = collect(fleet, bundle, ssh_options(fleet.hosts[0]))
+    except InventoryError as exc:
+        _usage(str(exc))
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
+    else:
+        print_table(rows, Console())
+    sys.exit(0 if all(r.served.verified for r in rows) else 1)

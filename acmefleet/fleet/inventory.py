@@ -1,0 +1,125 @@
+"""The fleet as the orchestrator needs it, read through ``ansible-inventory`` (any source)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
+LINUX_STACKS = ("certbot_apache", "lego_nginx")
+
+
+class InventoryError(ValueError):
+    """The inventory cannot be used; the message says which host and why."""
+
+
+@dataclass(frozen=True)
+class FleetHost:
+    name: str
+    address: str
+    stack: str
+    names: tuple[str, ...]
+    endpoint: str
+    org: str
+    port: int = 22
+    user: str = "root"
+    tls_port: int = 443
+    variables: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_windows(self) -> bool:
+        return self.stack.startswith("win_")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    hosts: tuple[FleetHost, ...]
+    servers: tuple[str, ...]
+    all_vars: dict[str, Any]
+    hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def by_name(self) -> dict[str, FleetHost]:
+        return {h.name: h for h in self.hosts}
+
+
+def _ansible_inventory() -> str:
+    local = Path(sys.executable).with_name("ansible-inventory")
+    return str(local) if local.exists() else "ansible-inventory"
+
+
+def read_inventory(source: Path, limit: str | None = None) -> dict[str, Any]:
+    if not source.exists():
+        raise InventoryError(f"inventory {source} does not exist")
+    command = [_ansible_inventory(), "-i", str(source), "--list"]
+    if limit:
+        command += ["--limit", limit]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    problems = [ln for ln in result.stderr.splitlines() if "[WARNING]" in ln or "ERROR" in ln]
+    if result.returncode != 0 or any("Unable to parse" in ln for ln in problems):
+        detail = problems[-1] if problems else result.stderr.strip()[-400:]
+        raise InventoryError(f"cannot read inventory {source}: {detail}")
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _host(name: str, hostvars: dict[str, Any], stack: str) -> FleetHost:
+    names = hostvars.get("acmefleet_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InventoryError(f"host {name}: acmefleet_names must be a non-empty list of names")
+    for key in ("acmefleet_endpoint", "acmefleet_org"):
+        if not isinstance(hostvars.get(key), str):
+            raise InventoryError(f"host {name}: {key} is not set")
+    return FleetHost(
+        name=name,
+        address=str(hostvars.get("ansible_host", name)),
+        stack=stack,
+        names=tuple(names),
+        endpoint=hostvars["acmefleet_endpoint"],
+        org=hostvars["acmefleet_org"],
+        port=int(hostvars.get("ansible_port", 22)),
+        user=str(hostvars.get("ansible_user", "root")),
+        tls_port=int(hostvars.get("acmefleet_tls_port", 443)),
+        variables=hostvars,
+    )
+
+
+def load_fleet(source: Path, limit: str | None = None) -> Fleet:
+    data = read_inventory(source, limit)
+    hostvars: dict[str, dict[str, Any]] = data.get("_meta", {}).get("hostvars", {})
+    stack_of: dict[str, str] = {}
+    for stack in STACKS:
+        for name in _group_hosts(data, stack):
+            if name in stack_of and stack_of[name] != stack:
+                raise InventoryError(f"host {name} is in two stacks: {stack_of[name]}, {stack}")
+            stack_of[name] = stack
+    for name, variables in hostvars.items():
+        declared = variables.get("acmefleet_stack")
+        if declared is not None and declared not in STACKS:
+            raise InventoryError(f"host {name}: unknown stack {declared!r}")
+        if declared is not None and stack_of.get(name, declared) != declared:
+            raise InventoryError(
+                f"host {name}: acmefleet_stack {declared} != group {stack_of[name]}"
+            )
+        if declared is not None:
+            stack_of[name] = declared
+    hosts = tuple(_host(n, hostvars.get(n, {}), s) for n, s in sorted(stack_of.items()))
+    servers = tuple(sorted(_group_hosts(data, "acme_servers")))
+    all_vars = data.get("all", {}).get("vars", {})
+    if not hosts:
+        raise InventoryError(
+            f"inventory {source} has no host in a stack group ({', '.join(STACKS)})"
+        )
+    return Fleet(hosts, servers, all_vars, hostvars)
+
+
+def _group_hosts(data: dict[str, Any], group: str) -> set[str]:
+    found: set[str] = set()
+    entry = data.get(group, {})
+    found.update(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        found |= _group_hosts(data, child)
+    return found

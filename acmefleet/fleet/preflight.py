@@ -1,0 +1,92 @@
+"""Preflight: every host checked in parallel before anything is spent on it.
+
+One SSH round trip per host (strict host key checking against the known_hosts file in
+use) answers: reachable, host key known and matching, root or password-less sudo, Python
+present, a supported OS. Windows hosts are not reachable over SSH: they are passed over
+here and checked by their own stack.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from acmefleet.fleet.inventory import FleetHost
+
+PROBE = (
+    "id -u; "
+    "(command -v python3 >/dev/null && python3 -c 'import sys; print(sys.version.split()[0])')"
+    " || echo no-python; "
+    '(. /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID") || echo unknown; '
+    "(sudo -n true 2>/dev/null && echo sudo-ok) || echo no-sudo"
+)
+SUPPORTED_OS = {("debian", "12")}
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    host: str
+    ok: bool
+    problem: str | None = None
+    os: str | None = None
+    python: str | None = None
+
+
+def ssh_command(host: FleetHost, ssh_options: list[str], remote: str) -> list[str]:
+    return ["ssh", *ssh_options, "-p", str(host.port), f"{host.user}@{host.address}", remote]
+
+
+def _classify(host: FleetHost, result: subprocess.CompletedProcess[str]) -> PreflightResult:
+    if result.returncode == 255:
+        err = result.stderr
+        if "Host key verification failed" in err or "REMOTE HOST IDENTIFICATION" in err:
+            reason = "host key unknown or changed (not in known_hosts)"
+        elif "Permission denied" in err:
+            reason = "SSH login refused (key not authorised)"
+        else:
+            last = err.strip().splitlines()[-1] if err.strip() else "no answer"
+            reason = f"unreachable over SSH: {last}"
+        return PreflightResult(host.name, False, reason)
+    lines = result.stdout.strip().splitlines()
+    if len(lines) < 4:
+        return PreflightResult(host.name, False, "unexpected answer to the preflight probe")
+    uid, python, os_line, sudo = lines[:4]
+    if python == "no-python":
+        return PreflightResult(host.name, False, "no python3 on the host", os_line)
+    distro = tuple(os_line.split()[:2])
+    if distro not in SUPPORTED_OS:
+        return PreflightResult(
+            host.name, False, f"unsupported OS {os_line!r} (Debian 12 only)", os_line, python
+        )
+    if uid.strip() != "0" and sudo != "sudo-ok":
+        return PreflightResult(
+            host.name, False, "neither root nor password-less sudo", os_line, python
+        )
+    return PreflightResult(host.name, True, None, os_line, python)
+
+
+def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> PreflightResult:
+    if host.is_windows:
+        return PreflightResult(host.name, False, "Windows stacks are not rolled out from here yet")
+    try:
+        result = subprocess.run(
+            ssh_command(host, ssh_options, PROBE),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return PreflightResult(host.name, False, f"no SSH answer within {timeout:.0f} s")
+    return _classify(host, result)
+
+
+def preflight(
+    hosts: list[FleetHost], ssh_options: list[str], *, timeout: float = 15.0, parallel: int = 32
+) -> dict[str, PreflightResult]:
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(parallel, len(hosts))) as pool:
+        results = pool.map(lambda h: check_host(h, ssh_options, timeout), hosts)
+    return {r.host: r for r in results}

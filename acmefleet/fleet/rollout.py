@@ -1,0 +1,302 @@
+"""``acmefleet rollout``: deploy the server, verify, preflight, then enrol in waves.
+
+1. the ACME server is deployed (role acme_server) unless told it exists;
+2. every host is checked over TLS first: one that serves a valid certificate for its names
+   with enough days left is done, and Ansible never runs on it;
+3. the others get a parallel preflight; hosts that fail it are reported and spend nothing;
+4. waves (a canary first): a fresh EAB per host, the enrolment playbook through
+   ansible-runner, unused EABs of failed hosts revoked, every host verified over TLS;
+   a wave over its failure budget stops the roll-out;
+5. state is saved for ``--resume`` and a report is printed (and written as JSON).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from acmefleet.console.client import ApiError, RemoteBackend
+from acmefleet.fleet import tls, waves
+from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
+from acmefleet.fleet.preflight import preflight
+from acmefleet.fleet.progress import Progress
+from acmefleet.fleet.runner import run_playbook
+from acmefleet.fleet.settings import inventory_path_var, ssh_options
+from acmefleet.fleet.state import HostOutcome, RolloutState
+
+
+class RolloutError(RuntimeError):
+    """The roll-out cannot start (server, connection settings); exit code 2."""
+
+
+@dataclass
+class RolloutOptions:
+    inventory: Path
+    limit: str | None = None
+    waves: str = "1,10%,100%"
+    max_fail: str | None = None
+    resume: bool = False
+    check: bool = False
+    deploy_server: bool = True
+    state_dir: Path | None = None
+    min_days: int = 30
+    report_json: Path | None = None
+    api_url: str | None = None
+    token_file: Path | None = None
+    ca_bundle: Path | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "rollout-state.json"
+
+    @property
+    def directory(self) -> Path:
+        return self.state_dir or self.inventory.resolve().parent / ".acmefleet"
+
+
+@dataclass
+class Connection:
+    api_url: str
+    token_file: Path
+    ca_bundle: Path
+
+    def extra_vars(self) -> dict[str, str]:
+        return {
+            "acmefleet_api_url": self.api_url,
+            "acmefleet_console_token_file": str(self.token_file),
+            "acmefleet_ca_bundle": str(self.ca_bundle),
+        }
+
+    def console(self) -> RemoteBackend:
+        return RemoteBackend(
+            self.api_url, self.token_file.read_text().strip(), ca_bundle=self.ca_bundle
+        )
+
+
+@dataclass
+class Rollout:
+    options: RolloutOptions
+    console: Console
+    fleet: Fleet = field(init=False)
+    state: RolloutState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fleet = load_fleet(self.options.inventory, self.options.limit)
+        inventory = str(self.options.inventory.resolve())
+        self.state = (
+            RolloutState.load(self.options.state_path, inventory)
+            if self.options.resume
+            else RolloutState(inventory)
+        )
+
+    # -- connection to the ACME server
+
+    def _path_var(self, name: str) -> Path | None:
+        return inventory_path_var(self.fleet, self.options.inventory, name)
+
+    def deploy_server(self, progress: Progress) -> Connection:
+        directory = self.options.directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        server = self.fleet.servers[0]
+        progress.line(f"deploying the ACME server on {server} (role acme_server)")
+        result = run_playbook(
+            "acme_server.yml",
+            self.options.inventory,
+            limit=list(self.fleet.servers),
+            extra_vars={
+                "acme_server_admin_token_dest": str(directory / f"{server}-admin-token"),
+                "acme_server_ca_bundle_dest": str(directory / f"{server}-ca-bundle.pem"),
+            },
+            progress=lambda h, k, t: None,
+        )
+        if result.failed or result.rc != 0:
+            detail = "; ".join(f"{h}: {m}" for h, m in result.failed.items()) or f"rc {result.rc}"
+            raise RolloutError(f"deploying the ACME server failed: {detail}")
+        base_url = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
+        if not base_url:
+            raise RolloutError(f"{server}: acme_server_base_url is not set in the inventory")
+        return Connection(
+            str(base_url),
+            directory / f"{server}-admin-token",
+            directory / f"{server}-ca-bundle.pem",
+        )
+
+    def connection(self, progress: Progress) -> Connection:
+        if self.options.deploy_server and self.fleet.servers and not self.options.check:
+            return self.deploy_server(progress)
+        if self.options.deploy_server and self.fleet.servers and self.options.check:
+            server = self.fleet.servers[0]
+            directory = self.options.directory
+            base = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
+            if base:
+                return Connection(
+                    str(base),
+                    directory / f"{server}-admin-token",
+                    directory / f"{server}-ca-bundle.pem",
+                )
+        api_url = self.options.api_url or self.fleet.all_vars.get("acmefleet_api_url")
+        token = self.options.token_file or self._path_var("acmefleet_console_token_file")
+        bundle = self.options.ca_bundle or self._path_var("acmefleet_ca_bundle")
+        if not api_url or token is None or bundle is None:
+            raise RolloutError(
+                "no ACME server: put one in the group acme_servers, or give "
+                "--api-url, --token-file and --ca-bundle"
+            )
+        return Connection(str(api_url), token, bundle)
+
+    # -- helpers
+
+    def _outcome(self, host: FleetHost, status: str, **values: Any) -> HostOutcome:
+        outcome = HostOutcome(host.name, host.stack, status, list(host.names), **values)  # type: ignore[arg-type]
+        self.state.hosts[host.name] = outcome
+        return outcome
+
+    def _verified(
+        self, host: FleetHost, seen: tls.ServedCertificate, status: str, **values: Any
+    ) -> HostOutcome:
+        return self._outcome(
+            host,
+            status,
+            serial=seen.serial,
+            issuer=seen.issuer,
+            not_after=seen.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if seen.not_after else None,
+            **values,
+        )
+
+    # -- the run
+
+    def run(self) -> list[HostOutcome]:
+        with Progress(self.console) as progress:
+            conn = self.connection(progress)
+            hosts = list(self.fleet.hosts)
+            served = tls.probe_all(hosts, conn.ca_bundle if conn.ca_bundle.exists() else None)
+            now = tls.now()
+            todo: list[FleetHost] = []
+            for host in hosts:
+                seen = served[host.name]
+                if seen.is_good(host.names, self.options.min_days, now):
+                    self._verified(host, seen, "skipped")
+                    progress.host(host.name, "skipped", "serves a valid certificate")
+                else:
+                    todo.append(host)
+            progress.line(
+                f"{len(hosts) - len(todo)} host(s) already serve a valid certificate;"
+                f" {len(todo)} to enrol"
+            )
+            checked = preflight([h for h in todo if not h.is_windows], self._ssh_options_for(todo))
+            ready: list[FleetHost] = []
+            for host in todo:
+                found = checked.get(host.name)
+                if host.is_windows:
+                    self._outcome(
+                        host,
+                        "not-attempted",
+                        error="Windows hosts are enrolled by playbooks/enroll.yml",
+                    )
+                elif found is None or not found.ok:
+                    problem = found.problem if found else "no preflight result"
+                    self._outcome(host, "failed", error=f"preflight: {problem}")
+                    progress.host(host.name, "failed", f"preflight: {problem}")
+                else:
+                    ready.append(host)
+            if self.options.check:
+                for host in ready:
+                    self._outcome(host, "would-enrol")
+            elif ready:
+                self._waves(conn, ready, progress)
+        self.state.save(self.options.state_path)
+        return list(self.state.hosts.values())
+
+    @staticmethod
+    def _ssh_options_for(hosts: list[FleetHost]) -> list[str]:
+        # Hosts of one inventory share their SSH settings; per-host overrides are rare.
+        return ssh_options(hosts[0]) if hosts else []
+
+    def _waves(self, conn: Connection, ready: list[FleetHost], progress: Progress) -> None:
+        planned = waves.split(ready, self.options.waves)
+        with conn.console() as api:
+            for number, wave in enumerate(planned, start=1):
+                failures = self._wave(conn, api, wave, number, len(planned), progress)
+                budget = waves.failure_budget(self.options.max_fail, len(wave))
+                if failures > budget:
+                    progress.line(
+                        f"wave {number}: {failures} failure(s) > budget {budget}; "
+                        "stopping the roll-out"
+                    )
+                    for later in planned[number:]:
+                        for host in later:
+                            self._outcome(host, "not-attempted", error="stopped: failure budget")
+                    return
+
+    def _wave(
+        self,
+        conn: Connection,
+        api: RemoteBackend,
+        wave: list[FleetHost],
+        number: int,
+        total: int,
+        progress: Progress,
+    ) -> int:
+        progress.wave(number, total, [h.name for h in wave])
+        started = time.monotonic()
+        minted: dict[str, dict[str, str]] = {}
+        for host in wave:
+            try:
+                credential = api.mint_eab(host.org, host.endpoint, days=1)
+            except ApiError as exc:
+                self._outcome(host, "failed", wave=number, error=f"EAB: {exc}")
+                progress.host(host.name, "failed", f"EAB: {exc}")
+                continue
+            minted[host.name] = {"kid": credential["kid"], "hmac_key": credential["hmac_key"]}
+        runnable = [h for h in wave if h.name in minted]
+        result = (
+            run_playbook(
+                "enroll.yml",
+                self.options.inventory,
+                limit=[h.name for h in runnable],
+                extra_vars=conn.extra_vars(),
+                secret_vars={"acmefleet_preminted_eab": minted},
+                progress=progress.event,
+            )
+            if runnable
+            else None
+        )
+        duration = time.monotonic() - started
+        served = tls.probe_all(runnable, conn.ca_bundle)
+        now = tls.now()
+        failures = len(wave) - len(runnable)
+        for host in runnable:
+            kid = minted[host.name]["kid"]
+            error = result.failed.get(host.name) if result else "not run"
+            seen = served[host.name]
+            if error is None and not seen.is_good(host.names, 0, now):
+                error = f"verification: {seen.problem or 'names or validity do not match'}"
+            if error is None:
+                self._verified(host, seen, "enrolled", duration=duration, wave=number, eab_kid=kid)
+                progress.host(host.name, "done", f"serial {seen.serial}")
+                continue
+            failures += 1
+            self._outcome(
+                host,
+                "failed",
+                duration=duration,
+                wave=number,
+                eab_kid=kid,
+                error=error + self._revoke_unused(api, kid),
+            )
+            progress.host(host.name, "failed", error)
+        return failures
+
+    @staticmethod
+    def _revoke_unused(api: RemoteBackend, kid: str) -> str:
+        try:
+            if api.get_eab(kid)["status"] == "unused":
+                api.revoke_eab(kid)
+                return " (its unused EAB was revoked)"
+        except ApiError as exc:
+            return f" (revoking its EAB failed: {exc})"
+        return ""

@@ -1,0 +1,125 @@
+"""Run a playbook of the collection through ansible-runner, streaming events as progress.
+
+Pre-minted EAB credentials reach the play through a 0600 vars file in a private directory
+(``-e @file``), never through the command line or ansible-runner's stored environment; the
+directory is removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = COLLECTION_ROOT / "playbooks"
+ProgressFn = Callable[[str, str, str], None]  # (host, event, task)
+
+
+@dataclass
+class PlayResult:
+    ok: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    rc: int = 0
+
+
+def _environment(summary_file: Path) -> dict[str, str]:
+    collections = COLLECTION_ROOT / ".collections"
+    return {
+        "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),
+        "ANSIBLE_CALLBACKS_ENABLED": "acmefleet.fleet.enrolment_summary",
+        "ACMEFLEET_ENROLMENT_SUMMARY": str(summary_file),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
+def _failure_message(data: dict[str, Any]) -> str:
+    result = data.get("res", {}) or {}
+    task = data.get("task", "?")
+    if result.get("_ansible_no_log"):
+        return f"{task}: failed (output hidden by no_log)"
+    return f"{task}: {str(result.get('msg', 'failed')).strip()[:400]}"
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    *,
+    limit: list[str] | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    secret_vars: Mapping[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    check: bool = False,
+    forks: int = 20,
+) -> PlayResult:
+    work = Path(tempfile.mkdtemp(prefix="acmefleet-run-"))
+    os.chmod(work, 0o700)
+    summary_file = work / "summary.json"
+    result = PlayResult()
+    try:
+        cmdline = []
+        if secret_vars:
+            secret_file = work / "secret-vars.json"
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(dict(secret_vars), handle)
+            cmdline.append(f"-e @{secret_file}")
+        if check:
+            cmdline.append("--check")
+
+        def on_event(event: dict[str, Any]) -> bool:
+            data = event.get("event_data", {})
+            host = data.get("host")
+            kind = event.get("event", "")
+            if host and kind == "runner_on_failed" and not data.get("ignore_errors"):
+                result.failed.setdefault(host, _failure_message(data))
+            elif host and kind == "runner_on_unreachable":
+                message = str((data.get("res") or {}).get("msg", "unreachable"))
+                result.failed.setdefault(host, f"unreachable: {message.strip()[:300]}")
+            if (
+                host
+                and progress is not None
+                and kind
+                in ("runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable")
+            ):
+                progress(host, kind.removeprefix("runner_on_"), str(data.get("task", "")))
+            if kind == "playbook_on_stats":
+                for host_name, count in (data.get("changed") or {}).items():
+                    result.changed[host_name] = int(count)
+                seen = set()
+                for key in ("ok", "changed", "skipped", "failures", "dark", "rescued"):
+                    seen |= set((data.get(key) or {}).keys())
+                result.ok = seen - set(result.failed)
+            return True
+
+        runner = ansible_runner.run(
+            private_data_dir=str(work),
+            playbook=str(PLAYBOOKS / playbook),
+            inventory=str(inventory.resolve()),
+            limit=",".join(limit) if limit else None,
+            extravars=dict(extra_vars or {}),
+            cmdline=" ".join(cmdline) or None,
+            envvars=_environment(summary_file),
+            event_handler=on_event,
+            quiet=True,
+            forks=forks,
+        )
+        result.rc = int(runner.rc or 0)
+        if summary_file.exists():
+            document = json.loads(summary_file.read_text())
+            result.summary = {h["host"]: h for h in document.get("hosts", [])}
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,86 @@
+"""A lab fleet: hosts brought up together and the fleet inventory that describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from acmefleet.lab.hosts import Lab, LabHost
+
+LAB_DOMAIN = "lab.example"
+LAB_ORG = "lab"
+ACME_PORT, PKI_PORT = 8555, 8556
+
+
+@dataclass(frozen=True)
+class LabFleet:
+    server: LabHost
+    web: tuple[tuple[LabHost, str], ...]  # (host, stack)
+    inventory: Path
+
+
+def host_names(host: LabHost) -> list[str]:
+    return [f"{host.name}.{LAB_DOMAIN}"]
+
+
+def inventory_document(
+    lab: Lab, server: LabHost, web: Sequence[tuple[LabHost, str]], endpoint: str = "private"
+) -> dict[str, object]:
+    """A fleet file for the inventory plugin acmefleet.fleet.fleet."""
+    ssh_args = (
+        f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
+        "-o ControlMaster=auto -o ControlPersist=120s"
+    )
+    validation_hosts = {name: h.address for h, _ in web for name in host_names(h)}
+    return {
+        "plugin": "acmefleet.fleet.fleet",
+        "vars": {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(lab.ssh_key),
+            "ansible_ssh_common_args": ssh_args,
+        },
+        "defaults": {"org": LAB_ORG, "endpoint": endpoint, "email": f"ops@{LAB_DOMAIN}"},
+        "acme_servers": [
+            {
+                "name": server.name,
+                "address": server.address,
+                "vars": {
+                    "acme_server_base_url": f"https://{server.address}:{ACME_PORT}",
+                    "acme_server_pki_base_url": f"http://pki.{LAB_DOMAIN}:{PKI_PORT}",
+                    "acme_server_validation": {
+                        "http01_port": 80,
+                        "allow_private_addresses": True,
+                        "hosts": validation_hosts,
+                    },
+                    "acme_server_organizations": [{"name": LAB_ORG, "domains": [LAB_DOMAIN]}],
+                },
+            }
+        ],
+        "hosts": [
+            {"name": h.name, "address": h.address, "stack": stack, "names": host_names(h)}
+            for h, stack in web
+        ],
+    }
+
+
+def write_inventory(path: Path, document: dict[str, object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by acmefleet's lab; hosts are disposable.\n"
+        + yaml.safe_dump(document, sort_keys=False)
+    )
+    return path
+
+
+def bring_up(lab: Lab, names: Sequence[tuple[str, int]], parallel: int = 4) -> list[LabHost]:
+    """Several hosts at once (the bridge is made first, so starts do not race on it)."""
+    if not names:
+        return []
+    first = lab.up(*names[0])
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        rest = list(pool.map(lambda item: lab.up(*item), names[1:]))
+    return [first, *rest]

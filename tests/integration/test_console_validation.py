@@ -1,0 +1,150 @@
+"""A domain validated in the console spares public orders their challenge, and only while it is.
+
+Debian's real lego orders on the ``public`` endpoint (EAB credentials minted through the
+console API; lego's own http-01 listener on the port the server validates against):
+
+* validated (manually, through the API): the order needs no challenge, the certificate is
+  issued, and the server's ``challenges`` table does not grow;
+* the validation removed through the API: the same order (same account, same name), and
+  an order for a new name from a new account, each get an http-01 challenge that lego
+  answers;
+* the validation expired: as removed. The server reads the system clock, so expiry is
+  simulated by moving the domain's ``validated_until`` into the past in the database:
+  that is exactly the state the passage of time would leave behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from acmefleet.store.schema import org_domains
+from tests.support.acmefleet_server import AcmefleetServer
+from tests.support.clients import (
+    ClientRun,
+    LegoPaths,
+    challenges_for,
+    check_issued,
+    run_lego,
+)
+from tests.support.console import ConsoleApi, console_api, ok_json
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def admin(acmefleet: AcmefleetServer) -> Iterator[ConsoleApi]:
+    with console_api(acmefleet, "admin") as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def acme_org_id(admin: ConsoleApi) -> int:
+    """The shared fixture's organisation ``acme``."""
+    [org] = [o for o in ok_json(admin.http.get("/organizations")) if o["name"] == "acme"]
+    return int(org["id"])
+
+
+class Lego:
+    """One lego account (its own ``--path`` and EAB credential) on the public endpoint."""
+
+    def __init__(self, server: AcmefleetServer, admin: ConsoleApi, org_id: int, path: Path):
+        self.server = server
+        self.path = path
+        minted = admin.mint(org_id, "public")
+        self.eab = (minted["kid"], minted["hmac_key"])
+
+    def run(self, name: str) -> tuple[ClientRun, int]:
+        """``lego run`` for ``name``: the run, and how many challenges the server created."""
+        before = self.server.count("challenges")
+        run = run_lego(
+            ["--http", "--http.port", f"127.0.0.1:{self.server.http01_port}", "-d", name, "run"],
+            ca_bundle=self.server.ca_bundle,
+            base_dir=self.path,
+            directory=self.server.directory("public"),
+            eab=self.eab,  # used once: lego keeps the account under --path afterwards
+        ).check()
+        pem = LegoPaths(self.path).certificate(name).read_bytes()
+        check_issued(self.server, pem, [name], level="public", context=run.describe())
+        return run, self.server.count("challenges") - before
+
+
+def authorizations(server: AcmefleetServer, name: str) -> list[str]:
+    """``authz status/challenge type/challenge status`` of every order for ``name``, sorted."""
+    rows = challenges_for(server, [name])
+    return sorted(f"{r['authz_status']}/{r['type']}/{r['challenge_status']}" for r in rows)
+
+
+WITHOUT_CHALLENGE = "valid/None/None"
+WITH_HTTP01 = "valid/http-01/valid"
+
+
+def test_removed_validation_brings_back_the_challenge(
+    acmefleet: AcmefleetServer,
+    admin: ConsoleApi,
+    acme_org_id: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    domain = admin.add_domain(acme_org_id, "console-removed.example.org")
+    validated = admin.validate_manually(domain["id"], justification="owner confirmed by phone")
+    assert validated["validated"] and validated["validation_method"] == "manual"
+    name = "www.console-removed.example.org"
+
+    first = Lego(acmefleet, admin, acme_org_id, tmp_path_factory.mktemp("lego-removed-1"))
+    _run, created = first.run(name)
+    assert created == 0
+    assert authorizations(acmefleet, name) == [WITHOUT_CHALLENGE]
+
+    removed = ok_json(admin.http.delete(f"/domains/{domain['id']}/validation"))
+    assert removed["validated"] is False and removed["validated_until"] is None
+
+    # The same order again (same account, same name): now it needs its challenge.
+    _run, created = first.run(name)
+    assert created == 1
+    assert authorizations(acmefleet, name) == sorted([WITHOUT_CHALLENGE, WITH_HTTP01])
+
+    # A new name under the domain, from a new account: challenged too.
+    other = "new.console-removed.example.org"
+    second = Lego(acmefleet, admin, acme_org_id, tmp_path_factory.mktemp("lego-removed-2"))
+    _run, created = second.run(other)
+    assert created == 1
+    assert authorizations(acmefleet, other) == [WITH_HTTP01]
+
+
+def test_expired_validation_brings_back_the_challenge(
+    acmefleet: AcmefleetServer,
+    admin: ConsoleApi,
+    acme_org_id: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    domain = admin.add_domain(acme_org_id, "console-expiring.example.org")
+    validated = admin.validate_manually(domain["id"], days=30, justification="DNS TXT checked")
+    assert validated["validated"]
+    lego = Lego(acmefleet, admin, acme_org_id, tmp_path_factory.mktemp("lego-expiring"))
+
+    name = "before.console-expiring.example.org"
+    _run, created = lego.run(name)
+    assert created == 0
+    assert authorizations(acmefleet, name) == [WITHOUT_CHALLENGE]
+
+    # Thirty days pass: the validation's end is now behind us (the row time would leave).
+    with acmefleet.db() as db, db.write() as conn:
+        conn.execute(
+            update(org_domains)
+            .where(org_domains.c.id == domain["id"])
+            .values(validated_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    shown = ok_json(admin.http.get(f"/domains/{domain['id']}"))
+    assert shown["validated"] is False and shown["validation_method"] == "manual"
+
+    for name in ("before.console-expiring.example.org", "after.console-expiring.example.org"):
+        _run, created = lego.run(name)
+        assert created == 1, name
+    assert authorizations(acmefleet, "after.console-expiring.example.org") == [WITH_HTTP01]
+    assert authorizations(acmefleet, "before.console-expiring.example.org") == sorted(
+        [WITHOUT_CHALLENGE, WITH_HTTP01]
+    )
