@@ -167,9 +167,20 @@ def load_config(data_dir: Path) -> ServerConfig:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def render_default_config(base_url: str, pki_base_url: str, listen: str, pki_listen: str) -> str:
+def render_default_config(
+    base_url: str,
+    pki_base_url: str,
+    listen: str,
+    pki_listen: str,
+    tls_names: tuple[str, ...] = (),
+) -> str:
+    names = ", ".join(f'"{name}"' for name in tls_names)
     return DEFAULT_CONFIG_TEMPLATE.format(
-        base_url=base_url, pki_base_url=pki_base_url, listen=listen, pki_listen=pki_listen
+        base_url=base_url,
+        pki_base_url=pki_base_url,
+        listen=listen,
+        pki_listen=pki_listen,
+        tls_names=f"[{names}]",
     )
 
 
@@ -184,7 +195,7 @@ pki_base_url = "{pki_base_url}"
 listen = "{listen}"
 pki_listen = "{pki_listen}"
 # Extra names for the server's own TLS certificate (localhost and the base_url host are always in).
-tls_names = []
+tls_names = {tls_names}
 # database_url = "postgresql+psycopg://acmefleet@db/acmefleet"  # default: SQLite in the data dir
 
 [lifetimes]

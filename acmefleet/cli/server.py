@@ -48,6 +48,12 @@ def server() -> None:
     type=click.Path(path_type=Path),
     help="Write the first console admin token to this file (0600) instead of stdout.",
 )
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    help="Another name (or IP) for the server's own TLS certificate (repeatable).",
+)
 def server_init(
     data_dir: Path,
     base_url: str | None,
@@ -56,6 +62,7 @@ def server_init(
     pki_listen: str,
     ca_passphrase_file: Path | None,
     admin_token_file: Path | None,
+    tls_names: tuple[str, ...],
 ) -> None:
     """Create the CA hierarchies, the database, the default endpoints and an admin token."""
     from acmefleet.clock import SystemClock
@@ -75,6 +82,7 @@ def server_init(
             pki_listen=pki_listen,
             clock=SystemClock(),
             passphrase=read_passphrase(ca_passphrase_file),
+            extra_tls_names=tls_names,
         )
         data = done.data
         if admin_token_file is not None:
@@ -120,7 +128,7 @@ def server_run(
     """Serve ACME over HTTPS until stopped."""
     from acmefleet.config import load_config
     from acmefleet.server.datadir import require_initialised
-    from acmefleet.server.runner import ListenError, run
+    from acmefleet.server.runner import ListenError, WorkerError, run
 
     try:
         config = load_config(require_initialised(data_dir).root)
@@ -131,33 +139,53 @@ def server_run(
             workers=workers,
             log_level=log_level,
         )
-    except _expected_errors(ListenError) as exc:
+    except _expected_errors(ListenError, WorkerError) as exc:
         fail(str(exc))
 
 
 @click.command("demo")
+@click.option("--down", is_flag=True, help="Remove the demo's test hosts.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="No test hosts: a server on this machine, enrolled by local certbot and lego.",
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
     default=Path("/var/lib/acmefleet-demo"),
     show_default=True,
-    help="Where the demo server keeps its state.",
+    help="With --local: where the demo server keeps its state.",
 )
-@click.option("--listen", default="127.0.0.1:8555", show_default=True)
-@click.option("--pki-listen", default="127.0.0.1:8556", show_default=True)
+@click.option("--listen", default="127.0.0.1:8555", show_default=True, help="With --local.")
+@click.option("--pki-listen", default="127.0.0.1:8556", show_default=True, help="With --local.")
 @click.option(
     "--wait/--no-wait",
-    default=True,
+    default=False,
     show_default=True,
-    help="Keep the server running after the demo (Ctrl-C stops it).",
+    help="With --local: keep the server running after the demo.",
 )
-def demo(data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
-    """Start a local ACME server and enrol real certbot and lego clients against it."""
-    from acmefleet.demo import run_demo
+def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
+    """A real roll-out on three local test hosts (ACME server, Apache+Certbot, Nginx+Lego)."""
+    if local:
+        from acmefleet.demo import run_demo
+
+        try:
+            sys.exit(
+                run_demo(data_dir, listen=listen, pki_listen=pki_listen, wait=wait, echo=click.echo)
+            )
+        except _expected_errors(RuntimeError) as exc:
+            fail(str(exc))
+    from rich.console import Console
+
+    from acmefleet.fleet import demo as fleet_demo
+    from acmefleet.lab.hosts import Lab
+    from acmefleet.lab.system import LabError
 
     try:
-        sys.exit(
-            run_demo(data_dir, listen=listen, pki_listen=pki_listen, wait=wait, echo=click.echo)
-        )
-    except _expected_errors(RuntimeError) as exc:
+        if down:
+            fleet_demo.down(Lab(), click.echo)
+            return
+        sys.exit(fleet_demo.run(Console(), click.echo))
+    except _expected_errors(LabError, RuntimeError) as exc:
         fail(str(exc))

@@ -95,6 +95,7 @@ def initialise(
     pki_listen: str,
     clock: Clock,
     passphrase: bytes | None,
+    extra_tls_names: tuple[str, ...] = (),
 ) -> Initialised:
     """Create a complete data directory, or nothing: it is built aside and moved in place.
 
@@ -102,12 +103,18 @@ def initialise(
     """
     if root.exists() and any(root.iterdir()):
         raise DataDirError(f"{root} already exists and is not empty; refusing to overwrite it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root.parent))
+    # An existing empty directory (say, made 0700 for a service user that owns nothing
+    # else) is staged inside; otherwise beside it. Either way the result appears whole.
+    inside = root.exists()
+    if not inside:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root if inside else root.parent)
+    )
     try:
         staging.chmod(0o700)
         (staging / CONFIG_FILE).write_text(
-            render_default_config(base_url, pki_base_url, listen, pki_listen)
+            render_default_config(base_url, pki_base_url, listen, pki_listen, extra_tls_names)
         )
         config = load_config(staging)
         staged = DataDir(staging)
@@ -131,9 +138,13 @@ def initialise(
                 )
         finally:
             database.dispose()
-        if root.exists():
-            root.rmdir()
-        staging.rename(root)
+        if inside:
+            entries = sorted(staging.iterdir(), key=lambda p: p.name == CONFIG_FILE)
+            for entry in entries:  # config.toml last: it marks a complete directory
+                entry.rename(root / entry.name)
+            staging.rmdir()
+        else:
+            staging.rename(root)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -33,6 +33,10 @@ class ListenError(ValueError):
     pass
 
 
+class WorkerError(RuntimeError):
+    """A worker process died: the server must exit non-zero so its supervisor restarts it."""
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -141,3 +145,6 @@ def run(root: Path, *, listen: str, pki_listen: str | None, workers: int, log_le
     signal.signal(signal.SIGINT, _stop)
     for process in processes:
         process.join()
+    crashed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    if crashed:
+        raise WorkerError(f"{len(crashed)} worker(s) stopped with an error (exit {crashed[0]})")
