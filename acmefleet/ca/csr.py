@@ -90,21 +90,27 @@ def _ip_order(value: str) -> tuple[int, int]:
     return address.version, int(address)
 
 
-def _requested_names(csr: x509.CertificateSigningRequest) -> set[Identifier]:
+def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
+    """The CSR's names in the order the client gave: the commonName first, then the SANs.
+
+    Clients (lego 4.9 among them) file a certificate under its first name, so the order is
+    kept into the certificate.
+    """
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         san = x509.SubjectAlternativeName([])
     except ValueError as exc:
         raise CsrError(f"CSR extensions are malformed: {exc}") from exc
-    names: set[Identifier] = set()
+    ordered: list[Identifier] = []
     for entry in san:
         if isinstance(entry, x509.DNSName):
-            names.add(Identifier("dns", entry.value.lower()))
+            ordered.append(Identifier("dns", entry.value.lower()))
         elif isinstance(entry, x509.IPAddress):
-            names.add(Identifier("ip", entry.value.compressed))
+            ordered.append(Identifier("ip", entry.value.compressed))
         else:
             raise CsrError(f"CSR subjectAltName has an unsupported {type(entry).__name__} entry")
+    names = set(ordered)
     try:
         cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     except ValueError as exc:
@@ -120,8 +126,8 @@ def _requested_names(csr: x509.CertificateSigningRequest) -> set[Identifier]:
             cn = Identifier("dns", cn_text.lower())
         if names and cn not in names:
             raise CsrError(f"CSR commonName {cn_text!r} is not among its subjectAltName entries")
-        names.add(cn)
-    return names
+        ordered.insert(0, cn)
+    return list(dict.fromkeys(ordered))
 
 
 def _describe(names: set[Identifier]) -> str:
@@ -140,7 +146,8 @@ def check_csr(
     _check_signature(csr)
     if forbidden_key_spki is not None and spki_der(key) == forbidden_key_spki:
         raise CsrError("the certificate key must differ from the account key")
-    requested = _requested_names(csr)
+    in_order = _requested_names(csr)
+    requested = set(in_order)
     if not requested:
         raise CsrError("CSR contains no names (no subjectAltName and no commonName)")
     wanted = {
@@ -156,6 +163,6 @@ def check_csr(
         raise CsrError("CSR names do not match the order; " + "; ".join(problems))
     return CheckedCsr(
         public_key=key,
-        dns_names=tuple(sorted(n.value for n in requested if n.type == "dns")),
-        ip_addresses=tuple(sorted((n.value for n in requested if n.type == "ip"), key=_ip_order)),
+        dns_names=tuple(n.value for n in in_order if n.type == "dns"),
+        ip_addresses=tuple(n.value for n in in_order if n.type == "ip"),
     )

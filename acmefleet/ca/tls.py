@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,11 @@ from acmefleet.ca.errors import CaError
 from acmefleet.ca.hierarchy import Authority
 from acmefleet.ca.issuer import BACKDATE, MAX_CN_LENGTH, ONE_SECOND
 from acmefleet.clock import Clock
-from acmefleet.identifiers import IdentifierSyntaxError, normalise_dns_name
 
 SERVER_TLS_VALIDITY = timedelta(days=397)
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -29,12 +32,11 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         pass
-    if name.lower() == "localhost":
-        return x509.DNSName("localhost")
-    try:
-        return x509.DNSName(normalise_dns_name(name))
-    except IdentifierSyntaxError as exc:
-        raise CaError(f"bad server certificate name: {exc}") from exc
+    host = name.lower().rstrip(".")
+    labels = host.split(".")
+    if not host or len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise CaError(f"bad server certificate name: {name!r} is not a host name")
+    return x509.DNSName(host)
 
 
 def issue_server_tls(

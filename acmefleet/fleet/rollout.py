@@ -114,7 +114,8 @@ class Rollout:
             progress=lambda h, k, t: None,
         )
         if result.failed or result.rc != 0:
-            detail = "; ".join(f"{h}: {m}" for h, m in result.failed.items()) or f"rc {result.rc}"
+            detail = ("; ".join(f"{h}: {m}" for h, m in result.failed.items())
+                      or f"rc {result.rc}: {result.tail}")
             raise RolloutError(f"deploying the ACME server failed: {detail}")
         base_url = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
         if not base_url:

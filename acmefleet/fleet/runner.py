@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +31,14 @@ class PlayResult:
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
     rc: int = 0
+    tail: str = ""  # the end of Ansible's output, for errors no host is blamed for
 
 
 def _environment(summary_file: Path) -> dict[str, str]:
     collections = COLLECTION_ROOT / ".collections"
+    tools = str(Path(sys.executable).parent)  # ansible-playbook of this installation
     return {
+        "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),
@@ -64,6 +68,10 @@ def run_playbook(
     check: bool = False,
     forks: int = 20,
 ) -> PlayResult:
+    # ansible-runner looks ansible-playbook up on this process's PATH: use ours.
+    tools = str(Path(sys.executable).parent)
+    if tools not in os.environ.get("PATH", "").split(":"):
+        os.environ["PATH"] = f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     work = Path(tempfile.mkdtemp(prefix="acmefleet-run-"))
     os.chmod(work, 0o700)
     summary_file = work / "summary.json"
@@ -117,6 +125,9 @@ def run_playbook(
             forks=forks,
         )
         result.rc = int(runner.rc or 0)
+        if result.rc != 0 and not result.failed:
+            output = runner.stdout.read() if runner.stdout else ""
+            result.tail = "\n".join(output.strip().splitlines()[-8:])
         if summary_file.exists():
             document = json.loads(summary_file.read_text())
             result.summary = {h["host"]: h for h in document.get("hosts", [])}

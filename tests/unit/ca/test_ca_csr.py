@@ -28,7 +28,8 @@ def _spki(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 def test_good_csr(key_fixture: str, make_csr: CsrFactory, request: pytest.FixtureRequest) -> None:
     key = request.getfixturevalue(key_fixture)
     checked = check_csr(make_csr(key, ["WWW.Example.com", "example.com"]), ORDER)
-    assert checked.dns_names == ("example.com", "www.example.com")
+    # The CSR's order is kept (clients file certificates under their first name).
+    assert checked.dns_names == ("www.example.com", "example.com")
     assert checked.ip_addresses == ()
     assert checked.public_key == key.public_key()
 
@@ -36,7 +37,7 @@ def test_good_csr(key_fixture: str, make_csr: CsrFactory, request: pytest.Fixtur
 def test_ips_are_normalised(p256_key: ec.EllipticCurvePrivateKey, make_csr: CsrFactory) -> None:
     order = [Identifier("ip", "2001:0db8:0:0::1"), Identifier("ip", "192.0.2.7"), APEX]
     checked = check_csr(make_csr(p256_key, ["example.com"], ["2001:db8::1", "192.0.2.7"]), order)
-    assert checked.ip_addresses == ("192.0.2.7", "2001:db8::1")
+    assert checked.ip_addresses == ("2001:db8::1", "192.0.2.7")
     assert checked.dns_names == ("example.com",)
 
 

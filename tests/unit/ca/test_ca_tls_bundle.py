@@ -61,7 +61,7 @@ def test_server_tls(tmp_path: Path, private_ca: Authority, clock: FixedClock) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["server.key", "server.pem"]
 
 
-@pytest.mark.parametrize("names", [[], ["bad name"], ["bücher.example"], ["intranet"]])
+@pytest.mark.parametrize("names", [[], ["bad name"], ["bücher.example"], ["-lead.example"]])
 def test_server_tls_bad_names(
     tmp_path: Path, private_ca: Authority, clock: FixedClock, names: list[str]
 ) -> None:
@@ -88,3 +88,13 @@ def test_bundle_refusals(tmp_path: Path, ca_dir: Path) -> None:
     with pytest.raises(CaError, match=r"root\.pem"):
         write_bundle(tmp_path, ["public"], tmp_path / "roots.pem")
     assert not (tmp_path / "roots.pem").exists()
+
+
+def test_server_tls_accepts_single_label_host_names(
+    tmp_path: Path, private_ca: Authority, clock: FixedClock
+) -> None:
+    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
+    issue_server_tls(private_ca, ["controller", "10.77.0.1"], cert_path, key_path, clock=clock)
+    leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["controller"]

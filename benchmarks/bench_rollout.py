@@ -1,0 +1,146 @@
+"""Roll-out benchmark: acmefleet rollout against plain ansible-playbook, on fresh test hosts.
+
+    sudo .venv/bin/python benchmarks/bench_rollout.py [--sizes 10,20] [--json FILE]
+
+For each fleet size N (half Apache+Certbot, half Nginx+Lego, plus one ACME server host):
+  1. plain:   fresh hosts; ansible-playbook acme_server.yml, then enroll.yml on all hosts;
+              then the idempotent re-run of enroll.yml;
+  2. rollout: fresh hosts; acmefleet rollout --waves 100% (one wave, like the plain run),
+              then the repeated rollout (verifies over TLS, runs no Ansible on good hosts).
+Wall times to the last valid certificate, per host, and the orchestrator's overhead.
+The hosts are removed at the end of each phase; the script stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from acmefleet.lab.fleet import bring_up, inventory_document, write_inventory  # noqa: E402
+from acmefleet.lab.hosts import Lab  # noqa: E402
+from tests.hosts.fleetlab import ansible_playbook  # noqa: E402
+
+ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
+
+
+def fleet(lab: Lab, size: int, first_index: int, tag: str, workdir: Path) -> tuple[list[str], Path]:
+    names = [(f"{tag}s", first_index)] + [(f"{tag}{i}", first_index + 1 + i) for i in range(size)]
+    hosts = bring_up(lab, names, parallel=6)
+    stacks = ["certbot_apache" if i % 2 == 0 else "lego_nginx" for i in range(size)]
+    doc = inventory_document(lab, hosts[0], list(zip(hosts[1:], stacks, strict=True)))
+    return [n for n, _ in names], write_inventory(workdir / f"{tag}.fleet.yml", doc)
+
+
+def plain(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
+    names, inventory = fleet(lab, size, 110, "bp", workdir)
+    try:
+        secrets = workdir / "plain-secrets"
+        token, bundle = secrets / "bps-admin-token", secrets / "bps-ca-bundle.pem"
+        started = time.monotonic()
+        server = ansible_playbook(
+            "acme_server.yml",
+            inventory,
+            "-e",
+            f"acme_server_admin_token_dest={token}",
+            "-e",
+            f"acme_server_ca_bundle_dest={bundle}",
+        )
+        assert server.rc == 0, server.output[-3000:]
+        address = lab.get("bps").address  # type: ignore[union-attr]
+        enroll_vars = [
+            "-e",
+            f"acmefleet_api_url=https://{address}:8555",
+            "-e",
+            f"acmefleet_console_token_file={token}",
+            "-e",
+            f"acmefleet_ca_bundle={bundle}",
+        ]
+        enrol = ansible_playbook("enroll.yml", inventory, *enroll_vars)
+        assert enrol.rc == 0, enrol.output[-3000:]
+        total = time.monotonic() - started
+        again_started = time.monotonic()
+        again = ansible_playbook("enroll.yml", inventory, *enroll_vars)
+        assert again.rc == 0
+        return {
+            "wall_s": total,
+            "per_host_s": total / size,
+            "rerun_s": time.monotonic() - again_started,
+        }
+    finally:
+        for name in names:
+            lab.down(name)
+
+
+def rollout(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
+    names, inventory = fleet(lab, size, 140, "br", workdir)
+    try:
+        started = time.monotonic()
+        first = subprocess.run(
+            [ACMEFLEET, "rollout", "-i", str(inventory), "--waves", "100%"],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        total = time.monotonic() - started
+        again_started = time.monotonic()
+        again = subprocess.run(
+            [ACMEFLEET, "rollout", "-i", str(inventory), "--waves", "100%"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert again.returncode == 0
+        return {
+            "wall_s": total,
+            "per_host_s": total / size,
+            "rerun_s": time.monotonic() - again_started,
+        }
+    finally:
+        for name in names:
+            lab.down(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,20")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    lab = Lab()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            print(f"fleet of {size}: plain ansible-playbook ...", flush=True)
+            results.setdefault(str(size), {})["plain"] = plain(lab, size, workdir)
+            print(f"fleet of {size}: acmefleet rollout ...", flush=True)
+            results[str(size)]["rollout"] = rollout(lab, size, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\n{'hosts':>5}  {'runner':<18} {'wall s':>8} {'s/host':>7} {'re-run s':>9}")
+    for size, runs in results.items():
+        for runner, figures in runs.items():
+            label = "ansible-playbook" if runner == "plain" else "acmefleet rollout"
+            print(
+                f"{size:>5}  {label:<18} {figures['wall_s']:8.1f} {figures['per_host_s']:7.1f}"
+                f" {figures['rerun_s']:9.1f}"
+            )
+        overhead = runs["rollout"]["wall_s"] / runs["plain"]["wall_s"]
+        print(f"{size:>5}  {'rollout/plain':<18} {overhead:8.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""``acmefleet rollout`` on a fleet of test hosts with one broken host, then ``--resume``.
+
+The broken host passes preflight but cannot reach the ACME server (its own firewall rejects
+the connection), so its enrolment fails after an EAB was minted for it: the roll-out goes
+on within the failure budget, reports it, revokes that EAB and exits 1. Once the host is
+fixed, ``--resume`` enrols it alone (the others are verified over TLS and left alone), and
+another roll-out changes nothing without running Ansible.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from acmefleet.console.client import RemoteBackend
+from acmefleet.lab import network
+from tests.hosts.fleetlab import lab_fleet
+
+pytestmark = pytest.mark.hosts
+ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
+HOSTS = [
+    ("r4srv", 70, None),
+    ("r4a1", 71, "certbot_apache"),
+    ("r4n1", 72, "lego_nginx"),
+    ("r4a2", 73, "certbot_apache"),
+    ("r4n2", 74, "lego_nginx"),
+    ("r4a3", 75, "certbot_apache"),
+    ("r4bad", 76, "lego_nginx"),
+]
+BLOCK_TABLE = "acmefleet_test_block"
+
+
+def rollout(inventory: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+    report = inventory.parent / f"report-{time.monotonic_ns()}.json"
+    result = subprocess.run(
+        [ACMEFLEET, "rollout", "-i", str(inventory), "--report", str(report), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    rows = json.loads(report.read_text()) if report.exists() else []
+    return result.returncode, rows, result.stdout + result.stderr
+
+
+def firewall(name: str, server_address: str, block: bool) -> None:
+    """In the host's own network namespace: reject its connections to the ACME server."""
+    rules = (
+        f"table inet {BLOCK_TABLE} {{\n  chain out {{\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        f"    ip daddr {server_address} tcp dport 8555 reject with tcp reset\n  }}\n}}\n"
+        if block
+        else f"delete table inet {BLOCK_TABLE}\n"
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", network.namespace(name), "nft", "-f", "-"],
+        input=rules,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
+    with lab_fleet(tmp_path, HOSTS) as (_lab, hosts, inventory):
+        server = hosts["r4srv"]
+        firewall("r4bad", server.address, block=True)
+        code, rows, output = rollout(inventory, "--waves", "1,50%,100%", "--max-fail", "1")
+        assert code == 1, output[-6000:]
+        by_host = {r["host"]: r for r in rows}
+        assert set(by_host) == {n for n, _, stack in HOSTS if stack}, output[-3000:]
+        for name, _, _ in HOSTS[1:-1]:
+            assert by_host[name]["status"] == "enrolled", (name, by_host[name], output[-4000:])
+            assert by_host[name]["serial"]
+        bad = by_host["r4bad"]
+        assert bad["status"] == "failed" and "revoked" in str(bad["error"]), bad
+        state = json.loads((inventory.parent / ".acmefleet" / "rollout-state.json").read_text())
+        kid = state["hosts"]["r4bad"]["eab_kid"]
+        token = (inventory.parent / ".acmefleet" / "r4srv-admin-token").read_text().strip()
+        bundle = inventory.parent / ".acmefleet" / "r4srv-ca-bundle.pem"
+        with RemoteBackend(f"https://{server.address}:8555", token, ca_bundle=bundle) as api:
+            assert api.get_eab(kid)["status"] == "revoked"
+            assert len(api.list_accounts()) == 5
+        assert token not in output
+
+        firewall("r4bad", server.address, block=False)
+        code, rows, output = rollout(inventory, "--resume")
+        assert code == 0, output[-6000:]
+        by_host = {r["host"]: r for r in rows}
+        assert by_host["r4bad"]["status"] == "enrolled", output[-4000:]
+        assert {r["status"] for h, r in by_host.items() if h != "r4bad"} == {"skipped"}
+
+        started = time.monotonic()
+        code, rows, output = rollout(
+            inventory,
+            "--server-exists",
+            "--api-url",
+            f"https://{server.address}:8555",
+            "--token-file",
+            str(inventory.parent / ".acmefleet" / "r4srv-admin-token"),
+            "--ca-bundle",
+            str(bundle),
+        )
+        assert code == 0, output[-4000:]
+        assert {r["status"] for r in rows} == {"skipped"}
+        assert time.monotonic() - started < 60
