@@ -186,6 +186,6 @@ def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, 
         if down:
             fleet_demo.down(Lab(), click.echo)
             return
-        sys.exit(fleet_demo.run(Console(), click.echo))
+        sys.exit(fleet_demo.run(Console(width=None if sys.stdout.isatty() else 160), click.echo))
     except _expected_errors(LabError, RuntimeError) as exc:
         fail(str(exc))

@@ -77,7 +77,7 @@ def rollout(
     from acmefleet.fleet.rollout import Rollout, RolloutError, RolloutOptions
     from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_sizes
 
-    console = Console(stderr=as_json)
+    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
     try:
         parse_sizes(waves)
         options = RolloutOptions(
@@ -140,5 +140,5 @@ def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: 
     if as_json:
         click.echo(json.dumps([r.as_json() for r in rows], indent=2))
     else:
-        print_table(rows, Console())
+        print_table(rows, Console(width=None if sys.stdout.isatty() else 160))
     sys.exit(0 if all(r.served.verified for r in rows) else 1)

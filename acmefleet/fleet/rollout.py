@@ -114,8 +114,10 @@ class Rollout:
             progress=lambda h, k, t: None,
         )
         if result.failed or result.rc != 0:
-            detail = ("; ".join(f"{h}: {m}" for h, m in result.failed.items())
-                      or f"rc {result.rc}: {result.tail}")
+            detail = (
+                "; ".join(f"{h}: {m}" for h, m in result.failed.items())
+                or f"rc {result.rc}: {result.tail}"
+            )
             raise RolloutError(f"deploying the ACME server failed: {detail}")
         base_url = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
         if not base_url:
@@ -125,6 +127,13 @@ class Rollout:
             directory / f"{server}-admin-token",
             directory / f"{server}-ca-bundle.pem",
         )
+
+    def _known_ca_bundle(self) -> Path | None:
+        """The server's CA bundle if it is on the controller already (None: system trust)."""
+        candidates = [self.options.ca_bundle, self._path_var("acmefleet_ca_bundle")]
+        if self.fleet.servers:
+            candidates.append(self.options.directory / f"{self.fleet.servers[0]}-ca-bundle.pem")
+        return next((c for c in candidates if c is not None and c.exists()), None)
 
     def connection(self, progress: Progress) -> Connection:
         if self.options.deploy_server and self.fleet.servers and not self.options.check:
@@ -172,9 +181,11 @@ class Rollout:
 
     def run(self) -> list[HostOutcome]:
         with Progress(self.console) as progress:
-            conn = self.connection(progress)
             hosts = list(self.fleet.hosts)
-            served = tls.probe_all(hosts, conn.ca_bundle if conn.ca_bundle.exists() else None)
+            # Verify first, against the CA bundle a previous run fetched (if any): a fleet
+            # that serves valid certificates everywhere needs no Ansible at all.
+            bundle = self._known_ca_bundle()
+            served = tls.probe_all(hosts, bundle)
             now = tls.now()
             todo: list[FleetHost] = []
             for host in hosts:
@@ -188,6 +199,10 @@ class Rollout:
                 f"{len(hosts) - len(todo)} host(s) already serve a valid certificate;"
                 f" {len(todo)} to enrol"
             )
+            if not todo:
+                self.state.save(self.options.state_path)
+                return list(self.state.hosts.values())
+            conn = self.connection(progress)
             checked = preflight([h for h in todo if not h.is_windows], self._ssh_options_for(todo))
             ready: list[FleetHost] = []
             for host in todo:
