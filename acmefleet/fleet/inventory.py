@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
 LINUX_STACKS = ("certbot_apache", "lego_nginx")
 
@@ -46,6 +48,17 @@ class Fleet:
         return {h.name: h for h in self.hosts}
 
 
+def collection_environment() -> dict[str, str]:
+    """Ansible settings that make this checkout's collection and plugins usable anywhere."""
+    return {
+        "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTION_ROOT / ".collections"),
+        "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),
+        "ANSIBLE_INVENTORY_ENABLED": "acmefleet.fleet.fleet,ansible.builtin.yaml,"
+        "ansible.builtin.ini,ansible.builtin.host_list",
+    }
+
+
 def _ansible_inventory() -> str:
     local = Path(sys.executable).with_name("ansible-inventory")
     return str(local) if local.exists() else "ansible-inventory"
@@ -57,10 +70,27 @@ def read_inventory(source: Path, limit: str | None = None) -> dict[str, Any]:
     command = [_ansible_inventory(), "-i", str(source), "--list"]
     if limit:
         command += ["--limit", limit]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    problems = [ln for ln in result.stderr.splitlines() if "[WARNING]" in ln or "ERROR" in ln]
-    if result.returncode != 0 or any("Unable to parse" in ln for ln in problems):
-        detail = problems[-1] if problems else result.stderr.strip()[-400:]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **collection_environment()},
+    )
+    lines = result.stderr.splitlines()
+    ours = [
+        ln.split(" plugin: ", 1)[-1]
+        for ln in lines
+        if "Failed to parse inventory with" in ln and "acmefleet" in ln
+    ]
+    problems = [ln for ln in lines if "[WARNING]" in ln or "ERROR" in ln]
+    if (
+        result.returncode != 0
+        or ours
+        or any("Unable to parse" in ln or "No inventory was parsed" in ln for ln in problems)
+    ):
+        detail = ours[0] if ours else (problems[-1] if problems else result.stderr.strip()[-400:])
         raise InventoryError(f"cannot read inventory {source}: {detail}")
     data: dict[str, Any] = json.loads(result.stdout)
     return data

@@ -19,7 +19,8 @@ from typing import Any
 
 import ansible_runner
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+from acmefleet.fleet.inventory import COLLECTION_ROOT, collection_environment
+
 PLAYBOOKS = COLLECTION_ROOT / "playbooks"
 ProgressFn = Callable[[str, str, str], None]  # (host, event, task)
 
@@ -35,13 +36,10 @@ class PlayResult:
 
 
 def _environment(summary_file: Path) -> dict[str, str]:
-    collections = COLLECTION_ROOT / ".collections"
     tools = str(Path(sys.executable).parent)  # ansible-playbook of this installation
     return {
+        **collection_environment(),
         "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(collections),
-        "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),
         "ANSIBLE_CALLBACKS_ENABLED": "acmefleet.fleet.enrolment_summary",
         "ACMEFLEET_ENROLMENT_SUMMARY": str(summary_file),
         "ANSIBLE_FORCE_COLOR": "0",

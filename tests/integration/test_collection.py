@@ -1,0 +1,225 @@
+"""The Ansible collection on the controller: plugins against a real server, and packaging.
+
+The EAB module and lookup mint and revoke credentials through the live console API (check
+mode changes nothing); the callback writes its summary; the inventory plugin refuses bad
+fleet files; ``ansible-galaxy collection build`` makes a collection that installs and
+resolves by FQCN; ``acmefleet rollout`` answers a bad inventory with exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.acmefleet_server import AcmefleetServer
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def ansible(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+
+
+def module_args(server: AcmefleetServer, token_file: Path, **extra: str) -> str:
+    values = {
+        "api_url": server.base_url,
+        "token_file": str(token_file),
+        "ca_bundle": str(server.ca_bundle),
+        **extra,
+    }
+    return " ".join(f"{k}={v}" for k, v in values.items())
+
+
+@pytest.fixture(scope="module")
+def token_file(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("token") / "admin-token"
+    path.write_text(acmefleet.admin_token)
+    path.chmod(0o600)
+    return path
+
+
+def test_eab_module_mints_revokes_and_respects_check_mode(
+    acmefleet: AcmefleetServer, token_file: Path
+) -> None:
+    before = acmefleet.count("eab_credentials")
+    dry = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "--check",
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        module_args(acmefleet, token_file, org="acme", endpoint="private"),
+    )
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert acmefleet.count("eab_credentials") == before
+    minted = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        module_args(acmefleet, token_file, org="acme", endpoint="private", days="1"),
+        "-o",
+    )
+    assert minted.returncode == 0, minted.stdout + minted.stderr
+    result = json.loads(minted.stdout.split("=>", 1)[1])
+    assert result["changed"] and result["kid"] and result["hmac_key"]
+    acmefleet.minted_secrets.append(result["hmac_key"])
+    assert acmefleet.count("eab_credentials", kid=result["kid"]) == 1
+    revoked = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        module_args(acmefleet, token_file, kid=result["kid"], state="absent"),
+        "-o",
+    )
+    assert revoked.returncode == 0 and '"status": "revoked"' in revoked.stdout
+    again = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        module_args(acmefleet, token_file, kid=result["kid"], state="absent"),
+        "-o",
+    )
+    assert again.returncode == 0 and '"changed": false' in again.stdout
+    refused = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        module_args(acmefleet, token_file, org="nobody", endpoint="private"),
+    )
+    assert refused.returncode != 0 and "no organisation" in refused.stdout
+    assert acmefleet.admin_token not in refused.stdout + refused.stderr
+
+
+def test_lookup_and_summary_callback(
+    acmefleet: AcmefleetServer, token_file: Path, tmp_path: Path
+) -> None:
+    playbook = tmp_path / "lookup.yml"
+    playbook.write_text(f"""---
+- name: Lookup and summary
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Mint through the lookup
+      ansible.builtin.set_fact:
+        minted: "{{{{ lookup('acmefleet.fleet.eab', api_url='{acmefleet.base_url}',
+                     token_file='{token_file}', ca_bundle='{acmefleet.ca_bundle}',
+                     org='acme', endpoint='public') }}}}"
+      no_log: true
+    - name: Record an enrolment
+      ansible.builtin.set_fact:
+        acmefleet_enrolment:
+          stack: test
+          names: [x.example.com]
+          kid: "{{{{ minted.kid }}}}"
+""")
+    summary = tmp_path / "summary.json"
+    run = ansible(
+        "ansible-playbook",
+        "-i",
+        "localhost,",
+        str(playbook),
+        env={
+            "ANSIBLE_CALLBACKS_ENABLED": "acmefleet.fleet.enrolment_summary",
+            "ACMEFLEET_ENROLMENT_SUMMARY": str(summary),
+        },
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads(summary.read_text())
+    host = document["hosts"][0]
+    assert host["host"] == "localhost" and host["status"] == "ok"
+    assert acmefleet.count("eab_credentials", kid=host["kid"], endpoint="public") == 1
+
+
+def test_inventory_plugin_refuses_bad_fleets(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.fleet.yml"
+    bad.write_text(
+        "plugin: acmefleet.fleet.fleet\nhosts:\n  - name: w1\n    stack: iis\n"
+        "    names: [w1.example.com]\n"
+    )
+    run = subprocess.run(
+        [str(BIN / "acmefleet"), "rollout", "-i", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.startswith("error: ") and "stack" in run.stderr
+    missing = subprocess.run(
+        [str(BIN / "acmefleet"), "rollout", "-i", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    graph = ansible("ansible-inventory", "-i", str(ROOT / "inventory/example.fleet.yml"), "--graph")
+    assert "@certbot_apache" in graph.stdout and "web1" in graph.stdout
+
+
+def test_collection_builds_installs_and_resolves(tmp_path: Path) -> None:
+    built = ansible(
+        "ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(tmp_path)
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarball = next(tmp_path.glob("acmefleet-fleet-*.tar.gz"))
+    target = tmp_path / "collections"
+    installed = ansible(
+        "ansible-galaxy", "collection", "install", "--force", str(tarball), "-p", str(target)
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    root = target / "ansible_collections" / "acmefleet" / "fleet"
+    assert (root / "roles" / "certbot_apache" / "meta" / "argument_specs.yml").exists()
+    assert not (root / "acmefleet").exists() and not (root / "tests").exists()
+    doc = ansible(
+        "ansible-doc",
+        "acmefleet.fleet.eab_credential",
+        env={"ANSIBLE_COLLECTIONS_PATH": str(target)},
+        cwd=tmp_path,
+    )
+    assert doc.returncode == 0 and str(target) in doc.stdout, doc.stdout + doc.stderr
