@@ -1,0 +1,102 @@
+"""Orchestrator rules without hosts: waves, failure budgets, preflight verdicts, state."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from acmefleet.fleet.inventory import FleetHost
+from acmefleet.fleet.preflight import _classify
+from acmefleet.fleet.state import HostOutcome, RolloutState
+from acmefleet.fleet.waves import (
+    BudgetSpecError,
+    WaveSpecError,
+    cumulative_targets,
+    failure_budget,
+    parse_sizes,
+    split,
+)
+
+HOST = FleetHost("web1", "10.77.0.11", "lego_nginx", ("web1.example.com",), "private", "org")
+
+
+@pytest.mark.parametrize(
+    ("spec", "total", "sizes"),
+    [
+        ("1,10%,100%", 20, [1, 1, 18]),
+        ("1,10%,100%", 10, [1, 9]),
+        ("2,50%", 10, [2, 3, 5]),
+        ("100%", 7, [7]),
+        ("1,100%", 1, [1]),
+        ("5", 3, [3]),
+    ],
+)
+def test_waves_cover_every_host_once(spec: str, total: int, sizes: list[int]) -> None:
+    waves = split(list(range(total)), spec)
+    assert [len(w) for w in waves] == sizes
+    assert [h for w in waves for h in w] == list(range(total))
+    assert cumulative_targets(parse_sizes(spec), total)[-1] == total
+
+
+@pytest.mark.parametrize("spec", ["", "0", "x", "150%", "1,,%"])
+def test_bad_wave_specs(spec: str) -> None:
+    with pytest.raises(WaveSpecError):
+        parse_sizes(spec)
+
+
+def test_failure_budgets() -> None:
+    assert failure_budget(None, 10) == 0
+    assert failure_budget("2", 10) == 2
+    assert failure_budget("25%", 10) == 2
+    with pytest.raises(BudgetSpecError):
+        failure_budget("some", 10)
+
+
+def probe(rc: int, stdout: str = "", stderr: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess(["ssh"], rc, stdout, stderr)
+
+
+@pytest.mark.parametrize(
+    ("result", "ok", "problem"),
+    [
+        (probe(0, "0\n3.11.2\ndebian 12\nsudo-ok\n"), True, None),
+        (probe(0, "1000\n3.11.2\ndebian 12\nsudo-ok\n"), True, None),
+        (probe(0, "1000\n3.11.2\ndebian 12\nno-sudo\n"), False, "neither root"),
+        (probe(0, "0\nno-python\ndebian 12\nsudo-ok\n"), False, "no python3"),
+        (probe(0, "0\n3.12.3\nubuntu 24.04\nsudo-ok\n"), False, "unsupported OS"),
+        (probe(255, stderr="Host key verification failed.\n"), False, "host key"),
+        (probe(255, stderr="root@x: Permission denied (publickey).\n"), False, "refused"),
+        (
+            probe(255, stderr="ssh: connect to host x port 22: No route to host\n"),
+            False,
+            "unreachable",
+        ),
+    ],
+)
+def test_preflight_verdicts(
+    result: subprocess.CompletedProcess[str], ok: bool, problem: str | None
+) -> None:
+    verdict = _classify(HOST, result)
+    assert verdict.ok is ok
+    if problem is not None:
+        assert verdict.problem and problem in verdict.problem
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    state = RolloutState("inv.yml")
+    state.hosts["web1"] = HostOutcome(
+        "web1",
+        "lego_nginx",
+        "failed",
+        ["web1.example.com"],
+        error="preflight: unreachable",
+        eab_kid="kid",
+    )
+    path = tmp_path / "state" / "rollout-state.json"
+    state.save(path)
+    loaded = RolloutState.load(path, "inv.yml")
+    assert loaded.hosts["web1"] == state.hosts["web1"]
+    assert not loaded.hosts["web1"].done
+    assert "hmac" not in path.read_text()
