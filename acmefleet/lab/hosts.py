@@ -9,12 +9,15 @@ and root login by the lab's key.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -164,16 +167,32 @@ class Lab:
         public = Path(f"{key}.pub").read_text().split()
         self._remember_host_key(address, f"{public[0]} {public[1]}")
 
+    @contextmanager
+    def _known_hosts_locked(self) -> Iterator[None]:
+        """Hosts start in parallel: one writer of known_hosts at a time."""
+        with (self.ssh_dir / ".known_hosts.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _rewrite_known_hosts(self, address: str, key: str | None) -> None:
+        """Drop the address's entry, then add ``key`` for it (if given), under the lock."""
+        with self._known_hosts_locked():
+            lines = []
+            if self.known_hosts.exists():
+                lines = [
+                    ln
+                    for ln in self.known_hosts.read_text().splitlines()
+                    if not ln.startswith(f"{address} ")
+                ]
+            if key is not None:
+                lines.append(f"{address} {key}")
+            self.known_hosts.write_text("\n".join(lines) + ("\n" if lines else ""))
+
     def _remember_host_key(self, address: str, key: str) -> None:
-        lines = []
-        if self.known_hosts.exists():
-            lines = [
-                ln
-                for ln in self.known_hosts.read_text().splitlines()
-                if not ln.startswith(f"{address} ")
-            ]
-        lines.append(f"{address} {key}")
-        self.known_hosts.write_text("\n".join(lines) + "\n")
+        self._rewrite_known_hosts(address, key)
 
     def _boot(self, where: Path, merged: Path, name: str) -> int:
         cgroups = [root / "acmefleet-lab" / name for root in CGROUP_ROOTS if root.is_dir()]
@@ -247,13 +266,7 @@ class Lab:
         shutil.rmtree(where, ignore_errors=True)
 
     def _forget_host_key(self, address: str) -> None:
-        if self.known_hosts.exists():
-            kept = [
-                ln
-                for ln in self.known_hosts.read_text().splitlines()
-                if not ln.startswith(f"{address} ")
-            ]
-            self.known_hosts.write_text("\n".join(kept) + ("\n" if kept else ""))
+        self._rewrite_known_hosts(address, None)
 
     def cleanup(self) -> None:
         """Every host down, the bridge and the guard removed (the cache is kept)."""
