@@ -104,16 +104,6 @@ async def check(
         raise ConsoleError(f"validation of {domain.name} failed: {exc.detail}") from exc
     now = clock.now()
     with db.write() as conn:
-        org_store.mark_validated(
-            conn, domain.id, at=now, until=now + lifetime, method="http-01", by=actor
-        )
-        org_store.set_challenge(conn, domain.id, None, None)
-        audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action="domain.validate",
-            target=domain.name,
-            source=source,
-            details={"method": "http-01", "until": (now + lifetime).isoformat()},
+        organisations.record_validation(
+            conn, domain, method="http-01", actor=actor, now=now, lifetime=lifetime, source=source
         )

@@ -114,19 +114,39 @@ def mark_validated(
     domain = org_store.find_domain(conn, org.id, name)
     if domain is None:
         raise NotFound(f"organisation {org.name!r} has no domain {name!r}")
+    record_validation(
+        conn,
+        domain,
+        method=method,
+        actor=actor,
+        now=now,
+        lifetime=lifetime,
+        details={"org": org.name, "justification": justification},
+    )
+
+
+def record_validation(
+    conn: Connection,
+    domain: OrgDomain,
+    *,
+    method: str,
+    actor: str,
+    now: datetime,
+    lifetime: timedelta,
+    source: str | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    """The one way a domain becomes validated: stored until now + lifetime, and audited."""
     org_store.mark_validated(conn, domain.id, at=now, until=now + lifetime, method=method, by=actor)
+    org_store.set_challenge(conn, domain.id, None, None)
     audit.record(
         conn,
         at=now,
         actor=actor,
         action="domain.validate",
-        target=name,
-        details={
-            "org": org.name,
-            "method": method,
-            "justification": justification,
-            "until": (now + lifetime).isoformat(),
-        },
+        target=domain.name,
+        source=source,
+        details={"method": method, **(details or {}), "until": (now + lifetime).isoformat()},
     )
 
 
@@ -204,18 +224,15 @@ def validate_manually(
         raise ConsoleError("a manual validation needs a justification of 3-1000 characters")
     if lifetime <= timedelta(0) or lifetime > timedelta(days=825):
         raise ConsoleError("a validation lasts between 1 and 825 days")
-    org_store.mark_validated(
-        conn, domain.id, at=now, until=now + lifetime, method="manual", by=actor
-    )
-    org_store.set_challenge(conn, domain.id, None, None)
-    audit.record(
+    record_validation(
         conn,
-        at=now,
+        domain,
+        method="manual",
         actor=actor,
-        action="domain.validate",
-        target=domain.name,
+        now=now,
+        lifetime=lifetime,
         source=source,
-        details={"method": "manual", "justification": text, "until": (now + lifetime).isoformat()},
+        details={"justification": text},
     )
     return get_domain(conn, domain.id)
 
