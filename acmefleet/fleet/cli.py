@@ -52,6 +52,21 @@ def _usage(message: str) -> NoReturn:
 @click.option("--api-url", help="ACME server URL (with --server-exists).")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Console token file.")
 @click.option("--ca-bundle", type=click.Path(path_type=Path), help="The server's CA bundle.")
+@click.option("--awx-url", help="Hand each wave to this AWX / AAP controller (https://...).")
+@click.option(
+    "--awx-job-template",
+    help="The AWX job template (id or name) that runs playbooks/enroll.yml.",
+)
+@click.option(
+    "--awx-token-file",
+    type=click.Path(path_type=Path),
+    help="File holding an AWX OAuth2 token (read at run time, never printed).",
+)
+@click.option(
+    "--awx-ca-bundle",
+    type=click.Path(path_type=Path),
+    help="CA bundle to verify AWX with (default: the system's trust store).",
+)
 def rollout(
     inventory: Path,
     limit: str | None,
@@ -67,12 +82,17 @@ def rollout(
     api_url: str | None,
     token_file: Path | None,
     ca_bundle: Path | None,
+    awx_url: str | None,
+    awx_job_template: str | None,
+    awx_token_file: Path | None,
+    awx_ca_bundle: Path | None,
 ) -> None:
     """Enrol a fleet: preflight, a fresh EAB per host, waves, verification, report."""
     from rich.console import Console
 
     from acmefleet.console.client import ApiError
     from acmefleet.fleet import report
+    from acmefleet.fleet.awx import AwxError, AwxSettings
     from acmefleet.fleet.inventory import InventoryError
     from acmefleet.fleet.rollout import Rollout, RolloutError, RolloutOptions
     from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_sizes
@@ -80,6 +100,12 @@ def rollout(
     console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
     try:
         parse_sizes(waves)
+        awx = None
+        if awx_url or awx_job_template or awx_token_file:
+            if not (awx_url and awx_job_template and awx_token_file):
+                _usage("--awx-url, --awx-job-template and --awx-token-file go together")
+            awx = AwxSettings(awx_url, awx_token_file, awx_job_template, awx_ca_bundle)
+            awx.token()  # a missing or empty token file is a usage error, before anything runs
         options = RolloutOptions(
             inventory=inventory,
             limit=limit,
@@ -94,9 +120,10 @@ def rollout(
             api_url=api_url,
             token_file=token_file,
             ca_bundle=ca_bundle,
+            awx=awx,
         )
         outcomes = Rollout(options, console).run()
-    except (InventoryError, WaveSpecError, BudgetSpecError, RolloutError) as exc:
+    except (InventoryError, WaveSpecError, BudgetSpecError, RolloutError, AwxError) as exc:
         _usage(str(exc))
     except ApiError as exc:
         _usage(f"ACME server: {exc}")

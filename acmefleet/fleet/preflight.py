@@ -2,12 +2,13 @@
 
 One SSH round trip per host (strict host key checking against the known_hosts file in
 use) answers: reachable, host key known and matching, root or password-less sudo, Python
-present, a supported OS. Windows hosts are not reachable over SSH: they are passed over
-here and checked by their own stack.
+present, a supported OS. Windows hosts answer WinRM, not SSH: for them the check is that
+the WinRM listener accepts a connection.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ PROBE = (
     "(sudo -n true 2>/dev/null && echo sudo-ok) || echo no-sudo"
 )
 SUPPORTED_OS = {("debian", "12")}
+WINRM_HTTPS_PORT = 5986
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def _classify(host: FleetHost, result: subprocess.CompletedProcess[str]) -> Pref
 
 def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> PreflightResult:
     if host.is_windows:
-        return PreflightResult(host.name, False, "Windows stacks are not rolled out from here yet")
+        return check_winrm(host, timeout)
     try:
         result = subprocess.run(
             ssh_command(host, ssh_options, PROBE),
@@ -80,6 +82,18 @@ def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> Prefl
     except subprocess.TimeoutExpired:
         return PreflightResult(host.name, False, f"no SSH answer within {timeout:.0f} s")
     return _classify(host, result)
+
+
+def check_winrm(host: FleetHost, timeout: float) -> PreflightResult:
+    """A Windows host: its WinRM listener answers (the play's own connection checks the rest)."""
+    port = int(host.variables.get("ansible_port") or WINRM_HTTPS_PORT)
+    try:
+        with socket.create_connection((host.address, port), timeout=min(timeout, 5.0)):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        return PreflightResult(host.name, False, f"WinRM port {port} does not answer: {reason}")
+    return PreflightResult(host.name, True, None, "windows")
 
 
 def preflight(

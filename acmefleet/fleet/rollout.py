@@ -1,18 +1,21 @@
 """``acmefleet rollout``: deploy the server, verify, preflight, then enrol in waves.
 
-1. the ACME server is deployed (role acme_server) unless told it exists;
-2. every host is checked over TLS first: one that serves a valid certificate for its names
+1. every host is checked over TLS first: one that serves a valid certificate for its names
    with enough days left is done, and Ansible never runs on it;
-3. the others get a parallel preflight; hosts that fail it are reported and spend nothing;
-4. waves (a canary first): a fresh EAB per host, the enrolment playbook through
+2. the others get a parallel preflight; hosts that fail it are reported and spend nothing;
+3. the ACME server is deployed (role acme_server) unless told it exists;
+4. the ACME server is deployed while the first wave installs its stacks' packages
+   (playbooks/prepare.yml): the two slowest steps overlap;
+5. waves (a canary first): a fresh EAB per host, the enrolment playbook through
    ansible-runner, unused EABs of failed hosts revoked, every host verified over TLS;
    a wave over its failure budget stops the roll-out;
-5. state is saved for ``--resume`` and a report is printed (and written as JSON).
+6. state is saved for ``--resume`` and a report is printed (and written as JSON).
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,11 @@ from rich.console import Console
 
 from acmefleet.console.client import ApiError, RemoteBackend
 from acmefleet.fleet import tls, waves
+from acmefleet.fleet.awx import AwxController, AwxError, AwxSettings
 from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
 from acmefleet.fleet.preflight import preflight
 from acmefleet.fleet.progress import Progress
-from acmefleet.fleet.runner import run_playbook
+from acmefleet.fleet.runner import PlayResult, run_playbook
 from acmefleet.fleet.settings import inventory_path_var, ssh_options
 from acmefleet.fleet.state import HostOutcome, RolloutState
 
@@ -48,6 +52,7 @@ class RolloutOptions:
     api_url: str | None = None
     token_file: Path | None = None
     ca_bundle: Path | None = None
+    awx: AwxSettings | None = None  # hand each wave to this AWX instead of running it here
 
     @property
     def state_path(self) -> Path:
@@ -202,41 +207,84 @@ class Rollout:
             if not todo:
                 self.state.save(self.options.state_path)
                 return list(self.state.hosts.values())
-            conn = self.connection(progress)
-            checked = preflight([h for h in todo if not h.is_windows], self._ssh_options_for(todo))
-            ready: list[FleetHost] = []
-            for host in todo:
-                found = checked.get(host.name)
-                if host.is_windows:
-                    self._outcome(
-                        host,
-                        "not-attempted",
-                        error="Windows hosts are enrolled by playbooks/enroll.yml",
-                    )
-                elif found is None or not found.ok:
-                    problem = found.problem if found else "no preflight result"
-                    self._outcome(host, "failed", error=f"preflight: {problem}")
-                    progress.host(host.name, "failed", f"preflight: {problem}")
-                else:
-                    ready.append(host)
+            ready = self._ready(todo, progress)
             if self.options.check:
+                self.connection(progress)  # checks the server settings; deploys nothing
                 for host in ready:
                     self._outcome(host, "would-enrol")
             elif ready:
-                self._waves(conn, ready, progress)
+                planned = waves.split(ready, self.options.waves)
+                conn, unprepared = self._connect_and_prepare(progress, planned[0])
+                self._waves(conn, planned, unprepared, progress)
         self.state.save(self.options.state_path)
         return list(self.state.hosts.values())
+
+    def _ready(self, todo: list[FleetHost], progress: Progress) -> list[FleetHost]:
+        """The hosts that pass preflight; the others are reported and spend nothing."""
+        if self.options.awx is not None:
+            # AWX's execution nodes reach the hosts, this machine may not: they report
+            # unreachable hosts in the job's results, and the job mints nothing for them.
+            progress.line("preflight: left to AWX (its job reports unreachable hosts)")
+            return list(todo)
+        started = time.monotonic()
+        checked = preflight(todo, self._ssh_options_for(todo))
+        progress.line(f"preflight of {len(checked)} host(s): {time.monotonic() - started:.1f} s")
+        ready: list[FleetHost] = []
+        for host in todo:
+            found = checked.get(host.name)
+            if found is None or not found.ok:
+                problem = found.problem if found else "no preflight result"
+                self._outcome(host, "failed", error=f"preflight: {problem}")
+                progress.host(host.name, "failed", f"preflight: {problem}")
+            else:
+                ready.append(host)
+        return ready
 
     @staticmethod
     def _ssh_options_for(hosts: list[FleetHost]) -> list[str]:
         # Hosts of one inventory share their SSH settings; per-host overrides are rare.
         return ssh_options(hosts[0]) if hosts else []
 
-    def _waves(self, conn: Connection, ready: list[FleetHost], progress: Progress) -> None:
-        planned = waves.split(ready, self.options.waves)
+    def _connect_and_prepare(
+        self, progress: Progress, first_wave: list[FleetHost]
+    ) -> tuple[Connection, dict[str, str]]:
+        """Deploy the server while the first wave installs its packages (nothing is minted).
+
+        Returns the connection and, per host of the first wave whose installation failed,
+        the error: such a host gets no EAB.
+        """
+        if not (self.options.deploy_server and self.fleet.servers):
+            return self.connection(progress), {}
+        started = time.monotonic()
+        progress.line(
+            f"meanwhile installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
+        )
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            preparing = pool.submit(
+                run_playbook,
+                "prepare.yml",
+                self.options.inventory,
+                limit=[h.name for h in first_wave],
+                progress=progress.event,
+            )
+            conn = self.deploy_server(progress)
+            prepared: PlayResult = preparing.result()
+        progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - started:.1f} s")
+        unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
+        if prepared.rc != 0 and not unprepared:
+            unprepared = {h.name: f"installing the packages: {prepared.tail}" for h in first_wave}
+        return conn, unprepared
+
+    def _waves(
+        self,
+        conn: Connection,
+        planned: list[list[FleetHost]],
+        unprepared: dict[str, str],
+        progress: Progress,
+    ) -> None:
         with conn.console() as api:
             for number, wave in enumerate(planned, start=1):
-                failures = self._wave(conn, api, wave, number, len(planned), progress)
+                failures = self._wave(conn, api, wave, number, len(planned), unprepared, progress)
                 budget = waves.failure_budget(self.options.max_fail, len(wave))
                 if failures > budget:
                     progress.line(
@@ -255,12 +303,60 @@ class Rollout:
         wave: list[FleetHost],
         number: int,
         total: int,
+        unprepared: dict[str, str],
         progress: Progress,
     ) -> int:
         progress.wave(number, total, [h.name for h in wave])
         started = time.monotonic()
+        minted: dict[str, dict[str, str]]
+        result: PlayResult | None
+        if self.options.awx is not None:
+            runnable, minted, result = wave, {}, self._hand_to_awx(self.options.awx, wave, progress)
+        else:
+            runnable, minted, result = self._run_here(conn, api, wave, number, unprepared, progress)
+        duration = time.monotonic() - started
+        served = tls.probe_all(runnable, conn.ca_bundle)
+        now = tls.now()
+        failures = len(wave) - len(runnable)
+        for host in runnable:
+            kid = minted[host.name]["kid"] if host.name in minted else None
+            error = result.failed.get(host.name) if result else "not run"
+            seen = served[host.name]
+            if error is None and not seen.is_good(host.names, 0, now):
+                error = f"verification: {seen.problem or 'names or validity do not match'}"
+            if error is None:
+                self._verified(host, seen, "enrolled", duration=duration, wave=number, eab_kid=kid)
+                progress.host(host.name, "done", f"serial {seen.serial}")
+                continue
+            failures += 1
+            self._outcome(
+                host,
+                "failed",
+                duration=duration,
+                wave=number,
+                eab_kid=kid,
+                error=error + (self._revoke_unused(api, kid) if kid else ""),
+            )
+            progress.host(host.name, "failed", error)
+        progress.line(f"wave {number}/{total}: {time.monotonic() - started:.1f} s")
+        return failures
+
+    def _run_here(
+        self,
+        conn: Connection,
+        api: RemoteBackend,
+        wave: list[FleetHost],
+        number: int,
+        unprepared: dict[str, str],
+        progress: Progress,
+    ) -> tuple[list[FleetHost], dict[str, dict[str, str]], PlayResult | None]:
+        """Mint an EAB per host, then run enroll.yml here with them in a 0600 vars file."""
         minted: dict[str, dict[str, str]] = {}
         for host in wave:
+            if host.name in unprepared:
+                self._outcome(host, "failed", wave=number, error=unprepared[host.name])
+                progress.host(host.name, "failed", unprepared[host.name])
+                continue
             try:
                 credential = api.mint_eab(host.org, host.endpoint, days=1)
             except ApiError as exc:
@@ -281,31 +377,20 @@ class Rollout:
             if runnable
             else None
         )
-        duration = time.monotonic() - started
-        served = tls.probe_all(runnable, conn.ca_bundle)
-        now = tls.now()
-        failures = len(wave) - len(runnable)
-        for host in runnable:
-            kid = minted[host.name]["kid"]
-            error = result.failed.get(host.name) if result else "not run"
-            seen = served[host.name]
-            if error is None and not seen.is_good(host.names, 0, now):
-                error = f"verification: {seen.problem or 'names or validity do not match'}"
-            if error is None:
-                self._verified(host, seen, "enrolled", duration=duration, wave=number, eab_kid=kid)
-                progress.host(host.name, "done", f"serial {seen.serial}")
-                continue
-            failures += 1
-            self._outcome(
-                host,
-                "failed",
-                duration=duration,
-                wave=number,
-                eab_kid=kid,
-                error=error + self._revoke_unused(api, kid),
-            )
-            progress.host(host.name, "failed", error)
-        return failures
+        return runnable, minted, result
+
+    @staticmethod
+    def _hand_to_awx(
+        settings: AwxSettings, wave: list[FleetHost], progress: Progress
+    ) -> PlayResult:
+        """The wave as one AWX job; the job mints each host's EAB itself."""
+        hosts = [h.name for h in wave]
+        try:
+            with AwxController(settings) as awx:
+                return awx.run_wave(hosts, {}, progress.event)
+        except AwxError as exc:
+            progress.line(f"AWX: {exc}")
+            return PlayResult(failed={h: f"AWX: {exc}" for h in hosts}, rc=2)
 
     @staticmethod
     def _revoke_unused(api: RemoteBackend, kid: str) -> str:
