@@ -9,7 +9,6 @@ resolves by FQCN; ``acmefleet rollout`` answers a bad inventory with exit 2.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,32 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.acmefleet_server import AcmefleetServer
+from tests.support.ansible_cli import ansible
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def ansible(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        "ANSIBLE_NOCOLOR": "1",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
 
 
 def module_args(server: AcmefleetServer, token_file: Path, **extra: str) -> str:

@@ -1,0 +1,181 @@
+# Copyright: acmefleet developers
+# Apache License 2.0
+"""Filters that build win-acme (wacs.exe) command lines and names, as win-acme 2.2 derives them.
+
+Pure functions, so the role's rendering can be checked without a Windows host
+(tests/unit/test_win_acme_commands.py calls them directly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+# System.IO.Path.GetInvalidFileNameChars() on Windows: ", <, >, |, NUL, 1-31, :, *, ?, \, /
+_INVALID_FILE_NAME_CHARS = frozenset('"<>|:*?\\/' + "".join(chr(c) for c in range(32)))
+
+# wacs.exe arguments whose value is a secret (AccountArguments.EabKey is Secret = true).
+SECRET_ARGUMENTS = frozenset({"--eab-key"})
+CENSORED = "********"
+
+
+def clean_base_uri(uri: str) -> str:
+    """win-acme's StringExtensions.CleanBaseUri: drop the scheme, then invalid file name chars.
+
+    It names the configuration folder (%ProgramData%\\win-acme\\<this>) and the scheduled
+    task ("win-acme renew (<this>)").
+    """
+    text = str(uri).replace("https://", "").replace("http://", "")
+    return "".join(c for c in text if c not in _INVALID_FILE_NAME_CHARS)
+
+
+def renewal_id(base_uri: str, selection: Sequence[Any]) -> str:
+    """A stable renewal id (--id) for one server and one selection of sites/hosts/plugins.
+
+    The same server and selection give the same id, hence the same
+    ``<ConfigurationPath>\\<id>.renewal.json``: that file's presence is how the role knows the
+    renewal already exists.
+    """
+    material = "\n".join([str(base_uri), *(str(item) for item in selection)])
+    return "acmefleet-" + hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def _csv(values: Any, name: str) -> str:
+    if isinstance(values, str | int):
+        values = [values]
+    items = [str(v).strip() for v in values or []]
+    if any(not v or "," in v or " " in v for v in items):
+        raise AnsibleFilterError(f"win_acme_argv: {name} must be a list of values without commas")
+    return ",".join(items)
+
+
+def wacs_argv(options: Mapping[str, Any]) -> list[str]:
+    """The unattended ``wacs.exe`` argument vector for a new renewal.
+
+    ``options`` keys: exe, baseuri, id, friendlyname, email, eab_kid, eab_key, eab_algorithm,
+    csr, plugin_args (source/validation/store/installation arguments from the stack role),
+    verbose. Arguments and their meaning: https://www.win-acme.com/reference/cli
+    """
+    for key in ("exe", "baseuri", "id", "plugin_args"):
+        if not options.get(key):
+            raise AnsibleFilterError(f"win_acme_argv: '{key}' is required")
+    plugin_args = [str(a) for a in options["plugin_args"]]
+    if not plugin_args or plugin_args[0] != "--source":
+        raise AnsibleFilterError("win_acme_argv: plugin_args must start with --source")
+    argv = [str(options["exe"]), "--baseuri", str(options["baseuri"])]
+    argv += plugin_args
+    argv += ["--id", str(options["id"])]
+    if options.get("friendlyname"):
+        argv += ["--friendlyname", str(options["friendlyname"])]
+    if options.get("csr"):
+        argv += ["--csr", str(options["csr"])]
+    argv += ["--accepttos"]
+    if options.get("email"):
+        argv += ["--emailaddress", str(options["email"])]
+    kid, key = options.get("eab_kid") or "", options.get("eab_key") or ""
+    if bool(kid) != bool(key):
+        raise AnsibleFilterError("win_acme_argv: eab_kid and eab_key go together")
+    if kid:
+        argv += ["--eab-key-identifier", str(kid), "--eab-key", str(key)]
+        if options.get("eab_algorithm"):
+            argv += ["--eab-algorithm", str(options["eab_algorithm"])]
+    if options.get("verbose"):
+        argv += ["--verbose"]
+    argv += ["--closeonfinish"]
+    return argv
+
+
+def censor_argv(argv: Sequence[str]) -> list[str]:
+    """The argument vector with secret values replaced (as win-acme logs its command line).
+
+    A ``vault://`` reference is no secret and is shown.
+    """
+    shown: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide and not str(arg).startswith("vault://"):
+            shown.append(CENSORED)
+        else:
+            shown.append(str(arg))
+        hide = str(arg).lower() in SECRET_ARGUMENTS
+    return shown
+
+
+def iis_plugin_args(
+    site_ids: Sequence[Any], hosts: Sequence[str], ssl_port: int = 443
+) -> list[str]:
+    """Source, store and installation arguments of the IIS stack (source and installation iis)."""
+    if not site_ids and not hosts:
+        raise AnsibleFilterError("win_acme_iis_plugin_args: give site ids, host names or both")
+    args = ["--source", "iis"]
+    if site_ids:
+        args += ["--siteid", _csv(site_ids, "site ids")]
+    if hosts:
+        args += ["--host", _csv(hosts, "host names")]
+    args += ["--store", "certificatestore", "--installation", "iis"]
+    if int(ssl_port) != 443:
+        args += ["--sslport", str(int(ssl_port))]
+    return args
+
+
+def apache_plugin_args(hosts: Sequence[str], webroot: str, pem_dir: str, script: str) -> list[str]:
+    """Source, validation, store and installation arguments of the Apache stack.
+
+    The certificate goes to .pem files (``--store pemfiles``); the installation script gets the
+    common name and the .pem folder through win-acme's documented tokens.
+    """
+    if not hosts:
+        raise AnsibleFilterError("win_acme_apache_plugin_args: host names are required")
+    return [
+        "--source",
+        "manual",
+        "--host",
+        _csv(hosts, "host names"),
+        "--validation",
+        "filesystem",
+        "--webroot",
+        str(webroot),
+        "--store",
+        "pemfiles",
+        "--pemfilespath",
+        str(pem_dir),
+        "--installation",
+        "script",
+        "--script",
+        str(script),
+        "--scriptparameters",
+        "-CommonName '{CertCommonName}' -StorePath '{StorePath}'",
+    ]
+
+
+def ps_quote(value: Any) -> str:
+    """A PowerShell single-quoted string literal (quotes doubled, nothing expanded)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ps_argv(argv: Sequence[str]) -> str:
+    """A PowerShell call of the argument vector: ``& 'exe' 'arg' ...`` (for display and tests)."""
+    return "& " + " ".join(ps_quote(a) for a in argv)
+
+
+def apache_path(value: Any) -> str:
+    """A Windows path as Apache wants it in its configuration (forward slashes)."""
+    return str(value).replace("\\", "/")
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "win_acme_clean_base_uri": clean_base_uri,
+            "win_acme_renewal_id": renewal_id,
+            "win_acme_argv": wacs_argv,
+            "win_acme_censor_argv": censor_argv,
+            "win_acme_iis_plugin_args": iis_plugin_args,
+            "win_acme_apache_plugin_args": apache_plugin_args,
+            "win_acme_ps_quote": ps_quote,
+            "win_acme_ps_argv": ps_argv,
+            "win_acme_apache_path": apache_path,
+        }
