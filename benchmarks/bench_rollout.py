@@ -126,6 +126,7 @@ def main() -> None:
             results.setdefault(str(size), {})["plain"] = plain(lab, size, workdir)
             print(f"fleet of {size}: acmefleet rollout ...", flush=True)
             results[str(size)]["rollout"] = rollout(lab, size, workdir)
+            print(f"fleet of {size}: {json.dumps(results[str(size)])}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{'hosts':>5}  {'runner':<18} {'wall s':>8} {'s/host':>7} {'re-run s':>9}")

@@ -88,6 +88,7 @@ class Rollout:
     console: Console
     fleet: Fleet = field(init=False)
     state: RolloutState = field(init=False)
+    prepared: set[str] = field(init=False, default_factory=set)  # packages installed this run
 
     def __post_init__(self) -> None:
         self.fleet = load_fleet(self.options.inventory, self.options.limit)
@@ -251,7 +252,7 @@ class Rollout:
         """Deploy the server while the first wave installs its packages (nothing is minted).
 
         Returns the connection and, per host of the first wave whose installation failed,
-        the error: such a host gets no EAB.
+        the error: such a host gets no EAB. The others are remembered as prepared.
         """
         if not (self.options.deploy_server and self.fleet.servers):
             return self.connection(progress), {}
@@ -273,6 +274,7 @@ class Rollout:
         unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
         if prepared.rc != 0 and not unprepared:
             unprepared = {h.name: f"installing the packages: {prepared.tail}" for h in first_wave}
+        self.prepared = {h.name for h in first_wave if h.name not in unprepared}
         return conn, unprepared
 
     def _waves(
@@ -370,7 +372,11 @@ class Rollout:
                 "enroll.yml",
                 self.options.inventory,
                 limit=[h.name for h in runnable],
-                extra_vars=conn.extra_vars(),
+                extra_vars={
+                    **conn.extra_vars(),
+                    # the roles skip their apt run on hosts prepare.yml has just installed
+                    "acmefleet_packages_installed": all(h.name in self.prepared for h in runnable),
+                },
                 secret_vars={"acmefleet_preminted_eab": minted},
                 progress=progress.event,
             )
