@@ -41,73 +41,43 @@ def token_file(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFact
     return path
 
 
+def eab_module(args: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """The module acmefleet.fleet.eab_credential, run ad hoc on the controller."""
+    return ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        *options,
+        "-m",
+        "acmefleet.fleet.eab_credential",
+        "-a",
+        args,
+    )
+
+
 def test_eab_module_mints_revokes_and_respects_check_mode(
     acmefleet: AcmefleetServer, token_file: Path
 ) -> None:
     before = acmefleet.count("eab_credentials")
-    dry = ansible(
-        "ansible",
-        "localhost",
-        "-c",
-        "local",
-        "--check",
-        "-m",
-        "acmefleet.fleet.eab_credential",
-        "-a",
-        module_args(acmefleet, token_file, org="acme", endpoint="private"),
-    )
+    dry = eab_module(module_args(acmefleet, token_file, org="acme", endpoint="private"), "--check")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert acmefleet.count("eab_credentials") == before
-    minted = ansible(
-        "ansible",
-        "localhost",
-        "-c",
-        "local",
-        "-m",
-        "acmefleet.fleet.eab_credential",
-        "-a",
-        module_args(acmefleet, token_file, org="acme", endpoint="private", days="1"),
-        "-o",
+    minted = eab_module(
+        module_args(acmefleet, token_file, org="acme", endpoint="private", days="1"), "-o"
     )
     assert minted.returncode == 0, minted.stdout + minted.stderr
     result = json.loads(minted.stdout.split("=>", 1)[1])
     assert result["changed"] and result["kid"] and result["hmac_key"]
     acmefleet.minted_secrets.append(result["hmac_key"])
     assert acmefleet.count("eab_credentials", kid=result["kid"]) == 1
-    revoked = ansible(
-        "ansible",
-        "localhost",
-        "-c",
-        "local",
-        "-m",
-        "acmefleet.fleet.eab_credential",
-        "-a",
-        module_args(acmefleet, token_file, kid=result["kid"], state="absent"),
-        "-o",
+    revoked = eab_module(
+        module_args(acmefleet, token_file, kid=result["kid"], state="absent"), "-o"
     )
     assert revoked.returncode == 0 and '"status": "revoked"' in revoked.stdout
-    again = ansible(
-        "ansible",
-        "localhost",
-        "-c",
-        "local",
-        "-m",
-        "acmefleet.fleet.eab_credential",
-        "-a",
-        module_args(acmefleet, token_file, kid=result["kid"], state="absent"),
-        "-o",
-    )
+    again = eab_module(module_args(acmefleet, token_file, kid=result["kid"], state="absent"), "-o")
     assert again.returncode == 0 and '"changed": false' in again.stdout
-    refused = ansible(
-        "ansible",
-        "localhost",
-        "-c",
-        "local",
-        "-m",
-        "acmefleet.fleet.eab_credential",
-        "-a",
-        module_args(acmefleet, token_file, org="nobody", endpoint="private"),
-    )
+    refused = eab_module(module_args(acmefleet, token_file, org="nobody", endpoint="private"))
     assert refused.returncode != 0 and "no organisation" in refused.stdout
     assert acmefleet.admin_token not in refused.stdout + refused.stderr
 
