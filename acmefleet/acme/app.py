@@ -1,4 +1,4 @@
-"""The ASGI application: dispatch, the signed-request pipeline, problem documents."""
+"""The ACME ASGI application: dispatch, the signed-request pipeline, problem documents."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from sqlalchemy import Connection
 
 from acmefleet.acme import pki
 from acmefleet.acme.context import AcmeContext
-from acmefleet.acme.handlers import directory
 from acmefleet.acme.http import (
-    ASGIApp,
     BodyTooLarge,
-    Message,
     Receive,
     Request,
     Response,
@@ -22,7 +19,13 @@ from acmefleet.acme.http import (
     read_request,
     send_response,
 )
-from acmefleet.acme.routes import ACME_PATH, PKI_PATH, SignedRoute, match_signed
+from acmefleet.acme.routes import (
+    ACME_PATH,
+    PKI_PATH,
+    UNSIGNED_ROUTES,
+    SignedRoute,
+    match_signed,
+)
 from acmefleet.acme.signed import Signed
 from acmefleet.config import EndpointConfig
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
@@ -35,7 +38,6 @@ from acmefleet.store import orders as order_store
 
 log = logging.getLogger(__name__)
 JOSE_JSON = "application/jose+json"
-CONSOLE_PREFIXES = ("/admin/", "/console")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -47,22 +49,14 @@ def problem_response(error: AcmeError) -> Response:
 
 
 class AcmeApp:
-    def __init__(
-        self, ctx: AcmeContext, *, pki_only: bool = False, console: ASGIApp | None = None
-    ) -> None:
+    """RFC 8555 endpoints and the PKI files; the server composes it with the console."""
+
+    def __init__(self, ctx: AcmeContext, *, pki_only: bool = False) -> None:
         self.ctx = ctx
         self.pki_only = pki_only  # the plain-HTTP listener serves only /pki/ and health
-        self.console = console  # /admin/ and /console/ go to the console application
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
-            return
-        path: str = scope["path"]
-        if self.console is not None and path.startswith(CONSOLE_PREFIXES):
-            await self._to_console(scope, receive, send)
             return
         try:
             request = await read_request(scope, receive)
@@ -73,38 +67,6 @@ class AcmeApp:
             return
         response = await self.handle(request)
         await send_response(send, response, head=request.method == "HEAD")
-
-    async def _to_console(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Hand over to the console with the body read (and its size limited) here."""
-        assert self.console is not None
-        try:
-            request = await read_request(scope, receive)
-        except BodyTooLarge:
-            body = b'{"error":"too_large","detail":"the request body is too large"}'
-            await send_response(send, Response(413, body, "application/json"))
-            return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": request.body, "more_body": False}
-
-        await self.console(scope, replay, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self.resume_validations()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.ctx.tasks.drain()
-                self.ctx.db.dispose()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     def resume_validations(self) -> None:
         """Validations a stopped server left processing are run again."""
@@ -117,6 +79,11 @@ class AcmeApp:
                 ),
                 name=f"validate-{challenge_id}",
             )
+
+    async def shutdown(self) -> None:
+        """Let background validations finish, then close the database."""
+        await self.ctx.tasks.drain()
+        self.ctx.db.dispose()
 
     async def handle(self, request: Request) -> Response:
         endpoint: EndpointConfig | None = None
@@ -154,12 +121,10 @@ class AcmeApp:
             response.add_header("Link", f'<{directory_url}>;rel="index"')
 
     def _dispatch(self, request: Request, endpoint: EndpointConfig, rest: str) -> Response:
-        if rest == "directory":
-            self._require_method(request, ("GET", "HEAD"))
-            return directory.directory(self.ctx, endpoint)
-        if rest == "new-nonce":
-            self._require_method(request, ("GET", "HEAD"))
-            return directory.new_nonce(request.method)
+        unsigned = UNSIGNED_ROUTES.get(rest)
+        if unsigned is not None:
+            self._require_method(request, unsigned.methods)
+            return unsigned.handler(self.ctx, endpoint, request)
         matched = match_signed(rest)
         if matched is None:
             raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)
@@ -202,8 +167,6 @@ class AcmeApp:
             if signed is not None and error.type is not ProblemType.BAD_NONCE:
                 self._burn_nonce(jws)
             raise
-        for action in signed.after_commit:
-            action()
         return response
 
     def _burn_nonce(self, jws: RequestJws) -> None:

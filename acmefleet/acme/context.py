@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from acmefleet.acme.nonces import NonceService
 from acmefleet.acme.urls import EndpointUrls
+from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.ca.hierarchy import Authority
 from acmefleet.ca.issuer import Issuer
 from acmefleet.ca.profiles import LeafProfile
@@ -32,7 +32,7 @@ class AcmeContext:
     keys: KeyCache = field(default_factory=KeyCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
-    crl_cache: dict[str, Any] = field(default_factory=dict)
+    crls: CrlCache = field(default_factory=CrlCache)  # shared with the console
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         return self.config.endpoints.get(name)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Response
@@ -12,13 +11,6 @@ from acmefleet.errors import AcmeError, ProblemType, malformed
 from acmefleet.store import certificates as cert_store
 
 CRL_VALIDITY = timedelta(days=1)
-CRL_CACHE_FOR = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class CachedCrl:
-    der: bytes
-    made_at: datetime
 
 
 def serve(ctx: AcmeContext, level: str, item: str, method: str) -> Response:
@@ -37,9 +29,9 @@ def serve(ctx: AcmeContext, level: str, item: str, method: str) -> Response:
 def current_crl(ctx: AcmeContext, level: str) -> bytes:
     """The CRL, rebuilt from the database at most once a minute (replicas agree within that)."""
     now = ctx.clock.now()
-    cached = ctx.crl_cache.get(level)
-    if isinstance(cached, CachedCrl) and now - cached.made_at < CRL_CACHE_FOR:
-        return cached.der
+    cached = ctx.crls.get(level, now)
+    if cached is not None:
+        return cached
     with ctx.db.read() as conn:
         revoked = cert_store.list_revoked(conn, level)
     entries = [
@@ -54,5 +46,5 @@ def current_crl(ctx: AcmeContext, level: str) -> bytes:
         next_update=now + CRL_VALIDITY,
         crl_number=int(now.timestamp() * 1000),
     )
-    ctx.crl_cache[level] = CachedCrl(der, now)
+    ctx.crls.put(level, der, now)
     return der

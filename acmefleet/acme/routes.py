@@ -1,4 +1,4 @@
-"""All ACME routes in one short table."""
+"""All ACME routes in one short table: the unsigned ones, then the signed ones."""
 
 from __future__ import annotations
 
@@ -10,12 +10,27 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from acmefleet.acme.context import AcmeContext
-from acmefleet.acme.handlers import accounts, authorizations, certificates, orders
-from acmefleet.acme.http import Response
+from acmefleet.acme.handlers import accounts, authorizations, certificates, directory, orders
+from acmefleet.acme.http import Request, Response
 from acmefleet.acme.signed import Signed
+from acmefleet.config import EndpointConfig
 
 SignedHandler = Callable[[AcmeContext, Connection, Signed], Response]
+UnsignedHandler = Callable[[AcmeContext, EndpointConfig, Request], Response]
 KeySource = Literal["jwk", "kid", "either"]
+
+
+@dataclass(frozen=True)
+class UnsignedRoute:
+    handler: UnsignedHandler
+    methods: tuple[str, ...] = ("GET", "HEAD")
+
+
+# Fetched without a JWS (RFC 8555 §7.1.1, §7.2); matched by their exact resource name.
+UNSIGNED_ROUTES: dict[str, UnsignedRoute] = {
+    "directory": UnsignedRoute(directory.directory),
+    "new-nonce": UnsignedRoute(directory.new_nonce),
+}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from acmefleet.acme.http import Request
@@ -24,7 +23,6 @@ class Signed:
     key: AccountKey
     account: Account | None  # None when signed with "jwk" (newAccount, revokeCert)
     params: dict[str, str]
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def signer(self) -> Account:

@@ -26,7 +26,8 @@ from acmefleet.console.client import ApiError, check_token, normalise_url
 from acmefleet.console.errors import ConsoleError
 
 if TYPE_CHECKING:
-    from acmefleet.console.backends import Backend, LocalBackend
+    from acmefleet.cli.backend import Backend
+    from acmefleet.cli.local import LocalBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -268,7 +269,7 @@ def describe(exc: Exception) -> str:
 
 @contextmanager
 def _local(target: LocalTarget) -> Iterator[LocalBackend]:
-    from acmefleet.console.backends import LOCAL_ERRORS, LocalBackend
+    from acmefleet.cli.local import LOCAL_ERRORS, LocalBackend
 
     try:
         with LocalBackend(target.data_dir, actor=actor()) as backend:

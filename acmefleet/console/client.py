@@ -15,7 +15,7 @@ import re
 import ssl
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -413,10 +413,3 @@ def _segment(value: str) -> str:
     if value in ("", ".", ".."):
         raise ConsoleError(f"{value!r} is not an id")
     return quote(value, safe="")
-
-
-if TYPE_CHECKING:
-    from acmefleet.console.backends import Backend
-
-    def _conforms(remote: RemoteBackend) -> Backend:
-        return remote

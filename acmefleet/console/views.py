@@ -6,8 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from acmefleet.config import ServerConfig
+from acmefleet.console.credentials import MintedCredential
+from acmefleet.console.domain_checks import PendingCheck
 from acmefleet.models import Account, Certificate, EabCredential, Organization, OrgDomain
 from acmefleet.store.delegations import Delegation
+from acmefleet.store.tokens import TokenRecord
 
 
 def _time(value: datetime | None) -> str | None:
@@ -68,6 +71,40 @@ def credential(item: EabCredential, now: datetime, org_name: str | None) -> dict
         "expires": _time(item.expires_at),
         "bound": _time(item.bound_at),
         "revoked": _time(item.revoked_at),
+    }
+
+
+def minted_credential(minted: MintedCredential) -> dict[str, Any]:
+    """A credential just minted: the one view that carries its HMAC key."""
+    return {
+        "kid": minted.kid,
+        "hmac_key": minted.hmac_key,
+        "endpoint": minted.endpoint,
+        "directory": minted.directory,
+        "expires": _time(minted.expires_at),
+    }
+
+
+def pending_check(pending: PendingCheck) -> dict[str, Any]:
+    """An http-01 domain control check waiting for the domain to serve its content."""
+    return {
+        "domain": pending.domain,
+        "method": "http-01",
+        "token": pending.token,
+        "url": pending.url,
+        "expected_content": pending.expected_content,
+    }
+
+
+def token(record: TokenRecord) -> dict[str, Any]:
+    """A console token, never its secret (only a hash of it is stored anyway)."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "role": record.role,
+        "created": _time(record.created_at),
+        "created_by": record.created_by,
+        "revoked": _time(record.revoked_at),
     }
 
 

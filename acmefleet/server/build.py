@@ -7,13 +7,15 @@ from pathlib import Path
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.nonces import NonceService, load_or_create_nonce_key
+from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.ca.hierarchy import Authority, load_authority
 from acmefleet.ca.issuer import EmbeddedIssuer, Issuer
 from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
 from acmefleet.clock import Clock, SystemClock
 from acmefleet.config import ConfigError, ServerConfig, load_config
+from acmefleet.console.context import ConsoleContext
 from acmefleet.server.datadir import read_passphrase, require_initialised
-from acmefleet.store.engine import open_database
+from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
 from acmefleet.validation.http01 import Http01Validator
 
@@ -79,4 +81,34 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         issuers=issuers,
         profiles=build_profiles(config),
         validators=build_validators(config),
+    )
+
+
+def _descriptions(profiles: dict[str, LeafProfile]) -> dict[str, str]:
+    return {name: profile.description for name, profile in profiles.items()}
+
+
+def build_console_context(config: ServerConfig, db: Database, clock: Clock) -> ConsoleContext:
+    """The console's context outside a server (the CLI on a data directory): no CRL is
+    served from this process, so its cache is its own."""
+    return ConsoleContext(
+        config=config,
+        db=db,
+        clock=clock,
+        validators=build_validators(config),
+        profile_descriptions=_descriptions(build_profiles(config)),
+        crls=CrlCache(),
+    )
+
+
+def console_context_of(ctx: AcmeContext) -> ConsoleContext:
+    """The console context of a running server: its database, clock, validators and the
+    CRL cache the ACME side serves from."""
+    return ConsoleContext(
+        config=ctx.config,
+        db=ctx.db,
+        clock=ctx.clock,
+        validators=ctx.validators,
+        profile_descriptions=_descriptions(ctx.profiles),
+        crls=ctx.crls,
     )

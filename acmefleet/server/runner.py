@@ -21,7 +21,8 @@ import uvicorn
 from acmefleet.acme.app import AcmeApp
 from acmefleet.config import public_pki_warnings
 from acmefleet.console.app import build_console
-from acmefleet.server.build import build_context
+from acmefleet.server.app import ServerApp
+from acmefleet.server.build import build_context, console_context_of
 from acmefleet.server.datadir import require_initialised
 from acmefleet.store.engine import open_database
 from acmefleet.store.migrate import upgrade
@@ -84,7 +85,7 @@ async def _serve(
     }
     main = uvicorn.Server(
         uvicorn.Config(
-            AcmeApp(ctx, console=build_console(ctx)),
+            ServerApp(AcmeApp(ctx), build_console(console_context_of(ctx))),
             ssl_certfile=str(data.tls_cert),
             ssl_keyfile=str(data.tls_key),
             lifespan="on",

@@ -7,7 +7,7 @@ never deadlock upgrading a read lock. PostgreSQL URLs are used as given.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_FILE = "acmefleet.db"
 BUSY_TIMEOUT_MS = 10_000
+# Where a write transaction keeps what must run once it has committed (``Connection.info``).
+_AFTER_COMMIT = "acmefleet.after_commit"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -51,9 +53,21 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed on success, rolled back on any exception."""
+        """One write transaction: committed on success, rolled back on any exception.
+
+        Actions registered with :func:`after_commit` run after the commit, never after a
+        rollback: a cache dropped or a task started then sees what was written.
+        """
         with self.writer.begin() as conn:
-            yield conn
+            # ``info`` belongs to the pooled DBAPI connection and outlives this checkout:
+            # start each transaction with an empty list and never leave one behind.
+            conn.info[_AFTER_COMMIT] = []
+            try:
+                yield conn
+            finally:
+                actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        for action in actions:
+            action()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -63,6 +77,14 @@ class Database:
     def dispose(self) -> None:
         self.writer.dispose()
         self.reader.dispose()
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> None:
+    """Run ``action`` once the write transaction of ``conn`` has committed."""
+    pending = conn.info.get(_AFTER_COMMIT)
+    if pending is None:
+        raise RuntimeError("after_commit needs a transaction opened by Database.write()")
+    pending.append(action)
 
 
 def _create_private_file(url: str) -> None:

@@ -12,6 +12,7 @@ from acmefleet.errors import malformed, not_found
 from acmefleet.models import Authorization
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.store import orders as order_store
+from acmefleet.store.engine import after_commit
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -56,11 +57,12 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
             conn, found, authz, ctx.validators, authz.status(ctx.clock.now())
         ):
             challenge_id = found.id
-            signed.after_commit.append(
+            after_commit(
+                conn,
                 lambda: ctx.tasks.spawn(
                     challenge_policy.validate(ctx.db, ctx.clock, ctx.validators, challenge_id),
                     name=f"validate-{challenge_id}",
-                )
+                ),
             )
         refreshed = order_store.get_challenge(conn, found.id)
         assert refreshed is not None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from acmefleet.acme.context import AcmeContext
-from acmefleet.acme.http import Response, json_response
+from acmefleet.acme.http import Request, Response, json_response
 from acmefleet.config import EndpointConfig
 
 
-def directory(ctx: AcmeContext, endpoint: EndpointConfig) -> Response:
+def directory(ctx: AcmeContext, endpoint: EndpointConfig, _request: Request) -> Response:
     urls = ctx.urls(endpoint.name)
     profiles = {name: ctx.profiles[name].description for name in endpoint.profiles}
     return json_response(
@@ -26,5 +26,6 @@ def directory(ctx: AcmeContext, endpoint: EndpointConfig) -> Response:
     )
 
 
-def new_nonce(method: str) -> Response:
-    return Response(status=200 if method == "HEAD" else 204)
+def new_nonce(_ctx: AcmeContext, _endpoint: EndpointConfig, request: Request) -> Response:
+    """The nonce itself is in the ``Replay-Nonce`` header every response carries."""
+    return Response(status=200 if request.method == "HEAD" else 204)

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acmefleet import __version__
-from acmefleet.acme.context import AcmeContext
 from acmefleet.console.api import credentials, inventory, meta, organisations
+from acmefleet.console.context import ConsoleContext
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 
 API_PREFIX = "/admin/api/v1"
@@ -56,7 +56,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _error(422, "invalid_request", problems)
 
 
-def build_api(ctx: AcmeContext) -> FastAPI:
+def build_api(ctx: ConsoleContext) -> FastAPI:
     app = FastAPI(
         title="acmefleet console API",
         version=__version__,

@@ -8,17 +8,18 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Connection
 
-from acmefleet.acme.context import AcmeContext
 from acmefleet.console import tokens
+from acmefleet.console.context import ConsoleContext
+from acmefleet.console.operations import ConsoleOperations
 from acmefleet.console.tokens import Principal
 
 
-def context(request: Request) -> AcmeContext:
-    ctx: AcmeContext = request.app.state.ctx
+def context(request: Request) -> ConsoleContext:
+    ctx: ConsoleContext = request.app.state.ctx
     return ctx
 
 
-Ctx = Annotated[AcmeContext, Depends(context)]
+Ctx = Annotated[ConsoleContext, Depends(context)]
 
 
 def caller(request: Request, ctx: Ctx) -> Principal:
@@ -74,6 +75,19 @@ def source(request: Request) -> str | None:
 
 
 Source = Annotated[str | None, Depends(source)]
+
+
+def reader_operations(who: Caller, ctx: Ctx) -> ConsoleOperations:
+    return ConsoleOperations(ctx, who.actor)
+
+
+def admin_operations(who: Admin, ctx: Ctx, src: Source) -> ConsoleOperations:
+    return ConsoleOperations(ctx, who.actor, src)
+
+
+# The operations of the calling token: any role may read, only ``admin`` may change.
+Reader = Annotated[ConsoleOperations, Depends(reader_operations)]
+Writer = Annotated[ConsoleOperations, Depends(admin_operations)]
 
 # Row ids are positive and fit a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint):
 # a larger number is refused here rather than overflowing the database driver (a 500).

@@ -6,9 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from acmefleet.console import views
-from acmefleet.console.api.deps import Caller, Ctx, ReadConn
-from acmefleet.store import audit
+from acmefleet.console.api.deps import Caller, ReadConn, Reader
 
 router = APIRouter(tags=["meta"])
 
@@ -19,13 +17,12 @@ def whoami(who: Caller) -> dict[str, Any]:
 
 
 @router.get("/endpoints")
-def list_endpoints(_: Caller, ctx: Ctx) -> list[dict[str, Any]]:
-    descriptions = {name: p.description for name, p in ctx.profiles.items()}
-    return [views.endpoint(ctx.config, name, descriptions) for name in ctx.config.endpoints]
+def list_endpoints(ops: Reader) -> list[dict[str, Any]]:
+    return ops.list_endpoints()
 
 
 @router.get("/audit")
 def audit_log(
-    _: Caller, conn: ReadConn, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ops: Reader, conn: ReadConn, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
-    return [views.audit_event(e) for e in audit.list_events(conn, limit)]
+    return ops.audit(conn, limit)

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acmefleet.acme.context import AcmeContext
+from acmefleet.console.context import ConsoleContext
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 from acmefleet.console.web import auth, credentials, inventory, organisations, overview
 from acmefleet.console.web.deps import (
@@ -114,7 +114,7 @@ async def _unexpected(request: Request, _: Exception) -> Response:
     return _error_page(request, 500, "Internal error", "The server failed; see its log.")
 
 
-def build_web(ctx: AcmeContext) -> ASGIApp:
+def build_web(ctx: ConsoleContext) -> ASGIApp:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     for module in (auth, overview, organisations, credentials, inventory):

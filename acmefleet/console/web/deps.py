@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request
 
-from acmefleet.acme.context import AcmeContext
 from acmefleet.console import sessions
+from acmefleet.console.context import ConsoleContext
 from acmefleet.console.tokens import Principal
 
 PREFIX = "/console"
@@ -43,12 +43,12 @@ class Viewer:
         return self.session.csrf_token
 
 
-def context(request: Request) -> AcmeContext:
-    ctx: AcmeContext = request.app.state.ctx
+def context(request: Request) -> ConsoleContext:
+    ctx: ConsoleContext = request.app.state.ctx
     return ctx
 
 
-Ctx = Annotated[AcmeContext, Depends(context)]
+Ctx = Annotated[ConsoleContext, Depends(context)]
 
 
 def current_viewer(request: Request, ctx: Ctx) -> Viewer | None:

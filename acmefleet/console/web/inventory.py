@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, Response
 
 from acmefleet.console import inventory, views
+from acmefleet.console.operations import ConsoleOperations
 from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
 from acmefleet.console.web.render import page, see_other
 from acmefleet.store import accounts as account_store
@@ -91,10 +92,7 @@ def revoke_certificate(
     reason: Annotated[int, Form(ge=0, le=10)] = 0,
 ) -> Response:
     back_to(request, "/certificates")
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        cert = inventory.revoke_certificate(
-            conn, cert_id, reason=reason, actor=viewer.actor, now=now, source=src
-        )
-    ctx.crl_cache.pop(cert.ca_level, None)  # as the API does: the next CRL includes it
+        # As the API does: audited, and this process's cached CRL dropped once committed.
+        ConsoleOperations(ctx, viewer.actor, src).revoke_certificate(conn, cert_id, reason=reason)
     return see_other("/certificates")

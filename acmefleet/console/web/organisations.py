@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import Connection
 
-from acmefleet.acme.context import AcmeContext
 from acmefleet.console import domain_checks, organisations, views
-from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.console.context import ConsoleContext
+from acmefleet.console.errors import NotFound
+from acmefleet.console.operations import ConsoleOperations
 from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
 from acmefleet.console.web.render import page, see_other
 from acmefleet.models import OrgDomain
@@ -34,7 +35,7 @@ def _org_domain(conn: Connection, org_id: int, domain_id: int) -> OrgDomain:
     return domain
 
 
-def _pending_check(ctx: AcmeContext, domain: OrgDomain, now: datetime) -> dict[str, str] | None:
+def _pending_check(ctx: ConsoleContext, domain: OrgDomain, now: datetime) -> dict[str, str] | None:
     """What the domain must serve for the http-01 check in progress (None: none running)."""
     token, started = domain.challenge_token, domain.challenge_started_at
     if token is None or started is None or started + domain_checks.CHECK_LIFETIME <= now:
@@ -114,7 +115,7 @@ def enable_organisation(
 
 
 def _set_status(
-    request: Request, org_id: int, status: str, actor: str, ctx: AcmeContext, src: str | None
+    request: Request, org_id: int, status: str, actor: str, ctx: ConsoleContext, src: str | None
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
@@ -175,14 +176,7 @@ def start_http01(
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.read() as conn:
         _org_domain(conn, org_id, domain_id)
-    domain_checks.start(
-        ctx.db,
-        ctx.clock,
-        domain_id,
-        http01_port=ctx.config.validation.http01_port,
-        actor=viewer.actor,
-        source=src,
-    )
+    ConsoleOperations(ctx, viewer.actor, src).start_http01(domain_id)
     return see_other(f"/orgs/{org_id}#domain-{domain_id}")
 
 
@@ -193,12 +187,7 @@ async def check_http01(
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.read() as conn:
         _org_domain(conn, org_id, domain_id)
-    validator = ctx.validators.get("http-01")
-    if validator is None:
-        raise ConsoleError("http-01 validation is not configured")
-    await domain_checks.check(
-        ctx.db, ctx.clock, validator, domain_id, actor=viewer.actor, source=src
-    )
+    await ConsoleOperations(ctx, viewer.actor, src).check_domain(domain_id)
     return see_other(f"/orgs/{org_id}#domain-{domain_id}")
 
 
@@ -209,9 +198,7 @@ def unvalidate(
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
         _org_domain(conn, org_id, domain_id)
-        organisations.unvalidate(
-            conn, domain_id, actor=viewer.actor, now=ctx.clock.now(), source=src
-        )
+        ConsoleOperations(ctx, viewer.actor, src).unvalidate(conn, domain_id)
     return see_other(f"/orgs/{org_id}#domain-{domain_id}")
 
 
@@ -222,7 +209,5 @@ def remove_domain(
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
         _org_domain(conn, org_id, domain_id)
-        organisations.remove_domain(
-            conn, domain_id, actor=viewer.actor, now=ctx.clock.now(), source=src
-        )
+        ConsoleOperations(ctx, viewer.actor, src).remove_domain(conn, domain_id)
     return see_other(f"/orgs/{org_id}")

@@ -1,0 +1,29 @@
+"""Everything a console request (API, web page or local CLI command) may use.
+
+The console's own context, not the ACME front end's: it shares the database, the clock and
+the CRL cache with the ACME side but knows nothing of nonces, routes or key caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from acmefleet.ca.crl_cache import CrlCache
+from acmefleet.clock import Clock
+from acmefleet.config import ServerConfig
+from acmefleet.store.engine import Database
+from acmefleet.validation.base import ChallengeValidator
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    config: ServerConfig
+    db: Database
+    clock: Clock
+    # Validators for the console's own domain control checks (http-01 today).
+    validators: Mapping[str, ChallengeValidator]
+    # Certificate profile name → description, as the endpoints list shows them.
+    profile_descriptions: Mapping[str, str]
+    # Dropped for a CA after a revocation commits, so the next CRL lists it.
+    crls: CrlCache

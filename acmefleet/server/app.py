@@ -1,0 +1,68 @@
+"""The server's HTTPS application: the ACME front end and the console, composed.
+
+Neither side knows of the other: requests under the console's prefixes go to the console
+(with the body read, and its size limited, here, as for ACME), everything else to ACME.
+The server owns the process lifecycle: validations resume at start-up, background work
+drains and the database closes at shutdown.
+"""
+
+from __future__ import annotations
+
+from acmefleet.acme.app import AcmeApp
+from acmefleet.acme.http import (
+    ASGIApp,
+    BodyTooLarge,
+    Message,
+    Receive,
+    Response,
+    Scope,
+    Send,
+    read_request,
+    send_response,
+)
+
+CONSOLE_PREFIXES = ("/admin/", "/console")
+TOO_LARGE = b'{"error":"too_large","detail":"the request body is too large"}'
+
+
+class ServerApp:
+    def __init__(self, acme: AcmeApp, console: ASGIApp) -> None:
+        self.acme = acme
+        self.console = console
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(CONSOLE_PREFIXES):
+            await self._to_console(scope, receive, send)
+        else:
+            await self.acme(scope, receive, send)
+
+    async def _to_console(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand over to the console with the body already read within the size limit."""
+        try:
+            request = await read_request(scope, receive)
+        except BodyTooLarge:
+            await send_response(send, Response(413, TOO_LARGE, "application/json"))
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": request.body, "more_body": False}
+
+        await self.console(scope, replay, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.acme.resume_validations()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.acme.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
