@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
 from acmefleet.identifiers import Identifier
+from acmefleet.jose.keys import thumbprint
 from acmefleet.models import Account, Authorization, AuthzStatus, Challenge
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
@@ -16,15 +18,22 @@ from acmefleet.store.ids import new_id
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-def account(conn: Connection, endpoint: str = "private") -> Account:
-    """An account of a fresh organisation (accounts reference an organisation)."""
+def account(
+    conn: Connection, endpoint: str = "private", jwk: dict[str, Any] | None = None
+) -> Account:
+    """An account of a fresh organisation (accounts reference an organisation).
+
+    Without ``jwk`` the key is a stand-in that no signature verifies with; its
+    thumbprint is still a real RFC 7638 one, so lookups by thumbprint behave.
+    """
     org = org_store.create_org(conn, f"org-{new_id()}", NOW)
+    key = jwk if jwk is not None else {"kty": "OKP", "crv": "Ed25519", "x": new_id()}
     created = Account(
         id=new_id(),
         endpoint=endpoint,
         org_id=org.id,
-        jwk={"kty": "OKP", "crv": "Ed25519", "x": new_id()},
-        thumbprint=new_id(),
+        jwk=key,
+        thumbprint=thumbprint(key),
         status="valid",
         contact=[],
         eab_kid=new_id(),
