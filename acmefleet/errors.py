@@ -84,6 +84,22 @@ class AcmeError(Exception):
         return doc
 
 
+class KeyInUse(AcmeError):
+    """keyChange to a key another account holds (RFC 8555 §7.3.5): 409 Conflict.
+
+    The answer must point at that account (Location), but its URL belongs to the HTTP
+    front end; so policy raises this with the holder's id and the edge builds the URL.
+    """
+
+    holder_id: str
+
+    def __init__(self, holder_id: str) -> None:
+        super().__init__(
+            ProblemType.MALFORMED, "the new key is already in use by an account", status=409
+        )
+        self.holder_id = holder_id
+
+
 def malformed(detail: str, status: int = 400) -> AcmeError:
     return AcmeError(ProblemType.MALFORMED, detail, status=status)
 

@@ -15,16 +15,13 @@ import secrets
 import struct
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
 from acmefleet.clock import Clock
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.jose.b64 import b64url_decode, b64url_encode
-from acmefleet.store.schema import server_secrets, used_nonces
+from acmefleet.store import nonces as nonce_store
 
-NONCE_KEY_NAME = "nonce-hmac-key"
-_REDEEM = insert(used_nonces)
 _MAC_BYTES = 16
 _RANDOM_BYTES = 12
 
@@ -35,13 +32,11 @@ def bad_nonce(detail: str) -> AcmeError:
 
 def load_or_create_nonce_key(conn: Connection) -> bytes:
     """The shared nonce key, created on first use (inside the caller's transaction)."""
-    found = conn.execute(
-        select(server_secrets.c.value).where(server_secrets.c.name == NONCE_KEY_NAME)
-    ).scalar_one_or_none()
+    found = nonce_store.get_key(conn)
     if found is not None:
         return b64url_decode(found)
     key = secrets.token_bytes(32)
-    conn.execute(insert(server_secrets).values(name=NONCE_KEY_NAME, value=b64url_encode(key)))
+    nonce_store.insert_key(conn, b64url_encode(key))
     return key
 
 
@@ -82,14 +77,9 @@ class NonceService:
         transaction to be rolled back, which is what a badNonce answer does anyway.
         """
         expiry = self.check(nonce)
-        try:
-            conn.execute(_REDEEM, {"nonce": nonce, "expires_at": expiry})
-        except IntegrityError as exc:
-            raise bad_nonce("the nonce has already been used") from exc
+        if not nonce_store.redeem(conn, nonce, expiry):
+            raise bad_nonce("the nonce has already been used")
 
     def prune(self, conn: Connection) -> int:
         """Forget used nonces that have expired anyway (they fail ``check``)."""
-        result = conn.execute(
-            delete(used_nonces).where(used_nonces.c.expires_at < self._clock.now())
-        )
-        return int(result.rowcount or 0)
+        return nonce_store.prune(conn, self._clock.now())

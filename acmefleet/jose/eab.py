@@ -2,7 +2,7 @@
 
 This module checks the inner JWS against a credential looked up by the caller; it
 never writes. Binding (create the account, erase the HMAC) is one transaction in
-``policy.accounts``.
+``policy.accounts``. The checks every inner JWS shares are ``jose.inner``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.jose.b64 import b64url_decode
-from acmefleet.jose.jws import bad_algorithm, parse_flattened
+from acmefleet.jose.inner import InnerJwsRules, parse_inner_jws
+from acmefleet.jose.jws import decode_json_object
 from acmefleet.jose.keys import thumbprint
 
 EAB_ALGORITHMS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
@@ -31,6 +32,22 @@ class EabRequest:
     payload_jwk: dict[str, Any]
 
 
+def _require_kid(protected: dict[str, Any]) -> None:
+    """Step 3: "kid" names the credential."""
+    kid = protected.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise malformed("externalAccountBinding: the protected header must contain 'kid'")
+
+
+EAB_RULES = InnerJwsRules(
+    what="externalAccountBinding",
+    algorithms=tuple(EAB_ALGORITHMS),
+    check_key_header=_require_kid,
+    nonce_present="externalAccountBinding: the protected header must not contain 'nonce'",
+    url_mismatch="externalAccountBinding: 'url' must equal the outer JWS 'url'",
+)
+
+
 def parse_eab(binding: Any, outer_url: str) -> EabRequest:
     """Steps 1-4: a flattened JWS with alg HS*, a kid, the outer url, and no nonce."""
     if binding is None:
@@ -38,26 +55,12 @@ def parse_eab(binding: Any, outer_url: str) -> EabRequest:
             ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
             "this server requires an externalAccountBinding in newAccount",
         )
-    # 1. A flattened JWS.
-    flattened, protected, payload = parse_flattened(binding, "externalAccountBinding")
-    # 2. "alg" is a MAC algorithm.
-    alg = protected.get("alg")
-    if alg not in EAB_ALGORITHMS:
-        raise bad_algorithm(alg, tuple(EAB_ALGORITHMS))
-    # 3. "kid" names the credential; no "nonce" (§7.3.4).
-    kid = protected.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise malformed("externalAccountBinding: the protected header must contain 'kid'")
-    if "nonce" in protected:
-        raise malformed("externalAccountBinding: the protected header must not contain 'nonce'")
+    # 1. A flattened JWS; 2. "alg" is a MAC algorithm; 3. a "kid" and no "nonce";
     # 4. "url" equals the outer JWS's url.
-    if protected.get("url") != outer_url:
-        raise unauthorized("externalAccountBinding: 'url' must equal the outer JWS 'url'")
-    from acmefleet.jose.jws import decode_json_object
-
-    payload_jwk = decode_json_object(payload, "externalAccountBinding payload")
-    signing_input = f"{flattened['protected']}.{flattened['payload']}".encode("ascii")
-    return EabRequest(kid, alg, signing_input, b64url_decode(flattened["signature"]), payload_jwk)
+    inner = parse_inner_jws(binding, outer_url, EAB_RULES)
+    payload_jwk = decode_json_object(inner.payload, "externalAccountBinding payload")
+    kid: str = inner.protected["kid"]
+    return EabRequest(kid, inner.alg, inner.signing_input, inner.signature, payload_jwk)
 
 
 def verify_eab(request: EabRequest, hmac_key_b64url: str, account_thumbprint: str) -> None:

@@ -128,22 +128,23 @@ def verify_signature(request: RequestJws, key: AccountKey) -> None:
     The form was checked by ``parse_request_jws``; this asks joserfc's algorithm object
     for the cryptographic check alone, so the JWS is not parsed a second time.
     """
-    algorithm = _ALGORITHMS.get(request.alg)
+    verify_flattened(request.flattened, request.alg, key)
+
+
+def verify_flattened(flattened: dict[str, str], alg: str, key: AccountKey) -> None:
+    """The signature check of any flattened JWS whose form was checked (outer or inner)."""
+    algorithm = _ALGORITHMS.get(alg)
     if algorithm is None:
-        raise bad_algorithm(request.alg, SIGNATURE_ALGORITHMS)
-    if _KEY_TYPES[request.alg] != key.jwk["kty"]:
-        raise bad_algorithm(
-            request.alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"])
-        )
-    signing_input = f"{request.flattened['protected']}.{request.flattened['payload']}".encode()
+        raise bad_algorithm(alg, SIGNATURE_ALGORITHMS)
+    if _KEY_TYPES[alg] != key.jwk["kty"]:
+        raise bad_algorithm(alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"]))
+    signing_input = f"{flattened['protected']}.{flattened['payload']}".encode()
     try:
-        valid = algorithm.verify(
-            signing_input, b64url_decode(request.flattened["signature"]), key.key
-        )
+        valid = algorithm.verify(signing_input, b64url_decode(flattened["signature"]), key.key)
     except (JoseError, ValueError, TypeError) as exc:
-        raise _bad_signature(request.alg) from exc
+        raise _bad_signature(alg) from exc
     if not valid:
-        raise _bad_signature(request.alg)
+        raise _bad_signature(alg)
 
 
 def _bad_signature(alg: str) -> AcmeError:

@@ -10,9 +10,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from acmefleet.config import EndpointConfig
-from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
+from acmefleet.errors import AcmeError, KeyInUse, ProblemType, malformed, unauthorized
 from acmefleet.jose.eab import parse_eab, verify_eab
-from acmefleet.jose.keys import AccountKey
+from acmefleet.jose.keys import AccountKey, thumbprint
 from acmefleet.models import Account
 from acmefleet.policy.contacts import check_contacts
 from acmefleet.store import accounts as account_store
@@ -115,28 +115,18 @@ def update_account(
 
 
 def change_key(
-    conn: Connection,
-    account: Account,
-    new_key: AccountKey,
-    old_key_jwk: Any,
-    account_url: str,
-    payload_account: Any,
+    conn: Connection, account: Account, new_key: AccountKey, old_key_jwk: Any
 ) -> Account:
-    """§7.3.5 after the inner JWS verified: the payload names this account and its key."""
-    from acmefleet.jose.keys import thumbprint
+    """§7.3.5 after ``jose.keychange`` checked the inner JWS: the stored-state steps.
 
-    if payload_account != account_url:
-        raise unauthorized("keyChange: 'account' does not name the signing account")
+    ``oldKey`` must be the account's current key, and no account of the endpoint may
+    hold the new key already (``KeyInUse`` names it; the edge turns it into a URL).
+    """
     if not isinstance(old_key_jwk, dict) or thumbprint(old_key_jwk) != account.thumbprint:
         raise unauthorized("keyChange: 'oldKey' is not the account's current key")
     holder = account_store.find_by_thumbprint(conn, account.endpoint, new_key.thumbprint)
     if holder is not None:
-        raise AcmeError(
-            ProblemType.MALFORMED,
-            "the new key is already in use by an account",
-            status=409,
-            headers={"Location": account_url.rsplit("/", 1)[0] + "/" + holder.id},
-        )
+        raise KeyInUse(holder.id)
     account_store.update_account(conn, account.id, jwk=new_key.jwk, thumbprint=new_key.thumbprint)
     updated = account_store.get_account(conn, account.id)
     assert updated is not None

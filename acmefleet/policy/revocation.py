@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from acmefleet.ca.crl import REVOCATION_REASONS_ACCEPTED
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
@@ -17,7 +17,7 @@ from acmefleet.jose.keys import AccountKey
 from acmefleet.models import Account, Certificate
 from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
-from acmefleet.store.schema import authorizations
+from acmefleet.store import orders as order_store
 
 
 def _load_target(conn: Connection, endpoint: str, payload: dict[str, Any]) -> Certificate:
@@ -50,17 +50,7 @@ def _holds_authorizations(
     for name in names:
         wildcard = name.startswith("*.")
         value = name[2:] if wildcard else name
-        query = (
-            select(authorizations.c.id)
-            .where(
-                authorizations.c.account_id == account.id,
-                authorizations.c.identifier_value == value,
-                authorizations.c.status == "valid",
-                authorizations.c.expires_at > now,
-            )
-            .limit(1)
-        )
-        if conn.execute(query).first() is None:
+        if not order_store.holds_valid_authorization(conn, account.id, value, now):
             return False
     return True
 

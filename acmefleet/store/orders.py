@@ -44,6 +44,16 @@ _REUSABLE_AUTHZ = (
     .order_by(authorizations.c.status.desc(), authorizations.c.expires_at.desc())
     .limit(1)
 )
+_HOLDS_VALID_AUTHZ = (
+    select(authorizations.c.id)
+    .where(
+        authorizations.c.account_id == bindparam("p_account"),
+        authorizations.c.identifier_value == bindparam("p_value"),
+        authorizations.c.status == "valid",
+        authorizations.c.expires_at > bindparam("p_now"),
+    )
+    .limit(1)
+)
 _SET_CHALLENGE = (
     update(challenges)
     .where(challenges.c.id == bindparam("p_id"), challenges.c.status == bindparam("p_expected"))
@@ -201,6 +211,18 @@ def find_reusable_authorization(
     rows = conn.execute(_REUSABLE_AUTHZ, params).all()
     found = _load_authorizations(conn, rows)
     return found[0] if found else None
+
+
+def holds_valid_authorization(
+    conn: Connection, account_id: str, identifier_value: str, now: datetime
+) -> bool:
+    """The account has an unexpired valid authorization for this identifier value.
+
+    Matched on the value alone (any identifier type, wildcard or not): revocation by an
+    authorized account (RFC 8555 §7.6) asks this per certificate name.
+    """
+    params = {"p_account": account_id, "p_value": identifier_value, "p_now": now}
+    return conn.execute(_HOLDS_VALID_AUTHZ, params).first() is not None
 
 
 def set_challenge_state(

@@ -7,15 +7,10 @@ from sqlalchemy import Connection
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Response, json_response
 from acmefleet.acme.signed import Signed
+from acmefleet.acme.urls import EndpointUrls
 from acmefleet.acme.wire import account_object
-from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
-from acmefleet.jose.jws import (
-    SIGNATURE_ALGORITHMS,
-    RequestJws,
-    bad_algorithm,
-    parse_flattened,
-    verify_signature,
-)
+from acmefleet.errors import AcmeError, KeyInUse, unauthorized
+from acmefleet.jose.keychange import parse_key_change
 from acmefleet.policy import accounts as account_policy
 from acmefleet.store import orders as order_store
 
@@ -76,32 +71,25 @@ def _cursor(query: str) -> str | None:
 
 
 def key_change(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
-    """§7.3.5: the inner JWS, signed by the new key, names the account and its old key."""
-    flattened, protected, payload_bytes = parse_flattened(signed.payload(), "keyChange inner JWS")
-    alg = protected.get("alg")
-    if alg not in SIGNATURE_ALGORITHMS:
-        raise bad_algorithm(alg, SIGNATURE_ALGORITHMS)
-    if "jwk" not in protected or "kid" in protected:
-        raise malformed("keyChange: the inner JWS must carry 'jwk' (the new key) and no 'kid'")
-    if "nonce" in protected:
-        raise malformed("keyChange: the inner JWS must not carry 'nonce'")
-    if protected.get("url") != signed.jws.url:
-        raise unauthorized("keyChange: the inner 'url' must equal the outer 'url'")
-    new_key = ctx.keys.get(protected["jwk"])
-    inner = RequestJws(
-        flattened, protected, alg, signed.jws.url, None, None, protected["jwk"], payload_bytes
+    """§7.3.5: jose checks the inner JWS, policy the account's state; this renders."""
+    change = parse_key_change(
+        signed.payload(),
+        outer_url=signed.jws.url,
+        account_url=signed.urls.account(signed.signer.id),
+        keys=ctx.keys,
     )
-    verify_signature(inner, new_key)
-    body = inner.payload_json()
-    account_url = signed.urls.account(signed.signer.id)
     try:
-        updated = account_policy.change_key(
-            conn, signed.signer, new_key, body.get("oldKey"), account_url, body.get("account")
-        )
-    except AcmeError as exc:
-        if exc.type is ProblemType.MALFORMED and exc.http_status == 409:
-            exc.headers = {
-                "Location": signed.urls.account(exc.headers["Location"].rsplit("/", 1)[-1])
-            }
-        raise
+        updated = account_policy.change_key(conn, signed.signer, change.new_key, change.old_key)
+    except KeyInUse as exc:
+        raise key_in_use_error(exc, signed.urls) from exc
     return json_response(account_object(signed.urls, updated))
+
+
+def key_in_use_error(exc: KeyInUse, urls: EndpointUrls) -> AcmeError:
+    """The 409 answer for ``exc``, with the holder's account URL as Location (§7.3.5)."""
+    return AcmeError(
+        exc.type,
+        exc.detail,
+        status=exc.status,
+        headers={"Location": urls.account(exc.holder_id)},
+    )

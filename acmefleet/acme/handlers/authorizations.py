@@ -8,8 +8,9 @@ from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Response, json_response
 from acmefleet.acme.signed import Signed
 from acmefleet.acme.wire import authorization_object, challenge_object
-from acmefleet.errors import malformed, not_found
+from acmefleet.errors import not_found
 from acmefleet.models import Authorization
+from acmefleet.policy import authorizations as authorization_policy
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.store import orders as order_store
 from acmefleet.store.engine import after_commit
@@ -35,14 +36,7 @@ def _authz_response(ctx: AcmeContext, signed: Signed, authz: Authorization) -> R
 def authorization(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     authz = _own_authorization(conn, signed, signed.params["id"])
     if not signed.jws.is_post_as_get:
-        payload = signed.payload()
-        if payload.get("status") != "deactivated":
-            raise malformed("an authorization can only be updated to status 'deactivated'")
-        if authz.status(ctx.clock.now()) in ("pending", "valid"):
-            order_store.set_authorization_status(
-                conn, authz.id, expected=authz.stored_status, status="deactivated"
-            )
-            authz = _own_authorization(conn, signed, authz.id)
+        authz = authorization_policy.deactivate(conn, authz, signed.payload(), ctx.clock.now())
     return _authz_response(ctx, signed, authz)
 
 
