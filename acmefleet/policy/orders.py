@@ -99,11 +99,42 @@ def _parse_time(raw: Any, what: str) -> datetime | None:
     return value
 
 
+@dataclass(frozen=True)
+class Authority:
+    """The organisation's domains an account may order under, read for one decision."""
+
+    domains: list[OrgDomain]
+    # Delegated: only ``domains`` (already narrowed to the delegated ones), even when none
+    # is left: a restriction fails closed, never back open to the whole organisation.
+    restricted: bool
+
+
+def account_authority(conn: Connection, account: Account) -> Authority:
+    """What ``account`` may order under now, or ``unauthorized`` if its organisation is off."""
+    org = org_store.get_org(conn, account.org_id)
+    if org is None or org.status != "active":
+        raise unauthorized("the account's organisation is disabled")
+    domains = org_store.list_domains(conn, account.org_id)
+    if not delegation_store.is_restricted(conn, account.id, account.eab_kid):
+        return Authority(domains, restricted=False)
+    delegated = delegation_store.domain_ids_for(conn, account.id, account.eab_kid)
+    return Authority([d for d in domains if d.id in delegated], restricted=True)
+
+
 def _identifier_policy(
-    endpoint: EndpointConfig, identifier: Identifier, domains: list[OrgDomain], now: datetime
+    endpoint: EndpointConfig, identifier: Identifier, authority: Authority, now: datetime
 ) -> tuple[bool, OrgDomain | None]:
     """(needs a challenge, the validated domain that spares it) or rejectedIdentifier."""
     wire = identifier.as_wire()
+    domains = authority.domains
+    if authority.restricted and covering_domain(domains, identifier) is None:
+        raise AcmeError(
+            ProblemType.REJECTED_IDENTIFIER,
+            f"{identifier.value} is not under a domain delegated to this account"
+            if domains
+            else f"{identifier.value}: no domain is delegated to this account",
+            identifier=wire,
+        )
     if endpoint.type == "private":
         if covering_domain(domains, identifier) is None:
             raise AcmeError(
@@ -129,6 +160,50 @@ def _identifier_policy(
             identifier=wire,
         )
     return True, None
+
+
+def recheck_authority(
+    conn: Connection, endpoint: EndpointConfig, account: Account, order: Order, now: datetime
+) -> None:
+    """At finalize, the authority an order was created under must still hold.
+
+    Between newOrder and finalize an administrator may have removed a domain from the
+    organisation, revoked its console validation, or removed a delegation: the order was
+    ``ready`` under the old state, but nothing may be issued under the new one. A name whose
+    authorization a challenge satisfied stays good; one that the console spared (no
+    challenge) needs its validation still in force.
+    """
+    authority = account_authority(conn, account)
+    problems: list[AcmeError] = []
+    for identifier in order.identifiers:
+        try:
+            needs_challenge, _ = _identifier_policy(endpoint, identifier, authority, now)
+            if needs_challenge and not _proven_by_challenge(order, identifier):
+                raise AcmeError(
+                    ProblemType.REJECTED_IDENTIFIER,
+                    f"{identifier.value}: its domain is no longer validated in the console",
+                    identifier=identifier.as_wire(),
+                )
+        except AcmeError as exc:
+            problems.append(exc)
+    if problems:
+        detail = "; ".join(p.detail for p in problems)
+        raise AcmeError(
+            ProblemType.UNAUTHORIZED,
+            f"the order's authority changed since it was created: {detail}",
+            status=403,
+            subproblems=problems,
+        )
+
+
+def _proven_by_challenge(order: Order, identifier: Identifier) -> bool:
+    for authz in order.authorizations:
+        if (authz.identifier.value, authz.wildcard) == (
+            identifier.base_name,
+            identifier.is_wildcard,
+        ):
+            return any(c.status == "valid" for c in authz.challenges)
+    return False
 
 
 def _new_authorization(
@@ -171,25 +246,13 @@ def new_order(
         raise malformed(
             f"notAfter must lie after notBefore and within {profile.max_validity.days} days"
         )
-    org = org_store.get_org(conn, account.org_id)
-    if org is None or org.status != "active":
-        raise unauthorized("the account's organisation is disabled")
-    domains = org_store.list_domains(conn, account.org_id)
-    delegated = delegation_store.domain_ids_for(conn, account.id, account.eab_kid)
-    if delegated:
-        domains = [d for d in domains if d.id in delegated]
+    authority = account_authority(conn, account)
     authz_expiry = now + lifetimes.authorization
     authorizations: list[Authorization] = []
     problems: list[AcmeError] = []
     for identifier in identifiers:
         try:
-            if delegated and covering_domain(domains, identifier) is None:
-                raise AcmeError(
-                    ProblemType.REJECTED_IDENTIFIER,
-                    f"{identifier.value} is not under a domain delegated to this account",
-                    identifier=identifier.as_wire(),
-                )
-            needs_challenge, validated = _identifier_policy(endpoint, identifier, domains, now)
+            needs_challenge, validated = _identifier_policy(endpoint, identifier, authority, now)
         except AcmeError as exc:
             problems.append(exc)
             continue
@@ -259,9 +322,15 @@ def finalize_order(
         checked = check_csr(der, order.identifiers, forbidden_key_spki=account_spki)
     except CsrError as exc:
         raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
-    org = org_store.get_org(conn, account.org_id)
-    if org is None or org.status != "active":
-        raise unauthorized("the account's organisation is disabled")
+    recheck_authority(conn, endpoint, account, order, now)
+    # Claim the order before signing (ready → processing, conditionally): of two finalize
+    # requests racing on a database that lets both read "ready" (PostgreSQL's READ
+    # COMMITTED), the second waits on this row and then finds it claimed, so it never signs
+    # a certificate that would be thrown away unrecorded.
+    if not order_store.set_finalization(conn, order.id, expected="none", finalization="processing"):
+        raise AcmeError(
+            ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
+        )
     profile = profiles[order.profile]
     try:
         issued = issuer.issue(
@@ -294,12 +363,11 @@ def finalize_order(
         revocation_reason=None,
     )
     cert_store.insert_certificate(conn, certificate, now)
-    if not order_store.set_finalization(
-        conn, order.id, expected="none", finalization="valid", certificate_id=certificate.id
-    ):
-        raise AcmeError(
-            ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
-        )
+    claimed = order_store.set_finalization(
+        conn, order.id, expected="processing", finalization="valid", certificate_id=certificate.id
+    )
+    if not claimed:  # only this transaction can have moved it from processing
+        raise RuntimeError(f"order {order.id} changed while this transaction held its claim")
     return replace(order, finalization="valid", certificate_id=certificate.id)
 
 

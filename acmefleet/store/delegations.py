@@ -5,14 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, or_, select
 
-from acmefleet.store.schema import domain_delegations
+from acmefleet.store.schema import delegation_restrictions, domain_delegations
 
 _FOR_ACCOUNT = select(domain_delegations.c.domain_id).where(
     or_(
         domain_delegations.c.account_id == bindparam("p_account"),
         domain_delegations.c.eab_kid == bindparam("p_kid"),
+    )
+)
+
+_RESTRICTED = select(
+    exists().where(
+        or_(
+            delegation_restrictions.c.account_id == bindparam("p_account"),
+            delegation_restrictions.c.eab_kid == bindparam("p_kid"),
+        )
     )
 )
 
@@ -45,7 +54,19 @@ def add(
     )
     key = result.inserted_primary_key
     assert key is not None
+    _restrict(conn, account_id=account_id, eab_kid=eab_kid, now=now)
     return Delegation(int(key[0]), domain_id, account_id, eab_kid, now)
+
+
+def _restrict(
+    conn: Connection, *, account_id: str | None, eab_kid: str | None, now: datetime
+) -> None:
+    """From its first delegation on, the account or credential orders only where delegated."""
+    table = delegation_restrictions
+    column = table.c.account_id if account_id is not None else table.c.eab_kid
+    value = account_id if account_id is not None else eab_kid
+    if conn.execute(select(column).where(column == value)).first() is None:
+        conn.execute(insert(table).values(account_id=account_id, eab_kid=eab_kid, created_at=now))
 
 
 def list_for_domain(conn: Connection, domain_id: int) -> list[Delegation]:
@@ -65,6 +86,11 @@ def remove(conn: Connection, delegation_id: int) -> None:
 
 def remove_for_domain(conn: Connection, domain_id: int) -> None:
     conn.execute(delete(domain_delegations).where(domain_delegations.c.domain_id == domain_id))
+
+
+def is_restricted(conn: Connection, account_id: str, eab_kid: str) -> bool:
+    """Whether the account, or the credential it was bound with, was ever delegated a domain."""
+    return bool(conn.execute(_RESTRICTED, {"p_account": account_id, "p_kid": eab_kid}).scalar())
 
 
 def domain_ids_for(conn: Connection, account_id: str, eab_kid: str) -> set[int]:

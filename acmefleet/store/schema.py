@@ -59,7 +59,7 @@ org_domains = Table(
 )
 
 # Which ACME accounts (or EAB credentials, before binding) may order under a domain.
-# An account with no delegation may use every domain of its organisation.
+# An account that was never delegated a domain may use every domain of its organisation.
 domain_delegations = Table(
     "domain_delegations",
     metadata,
@@ -69,6 +69,18 @@ domain_delegations = Table(
     Column("eab_kid", String(64)),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("domain_id", "account_id", "eab_kid", name="uq_domain_delegations_target"),
+)
+
+# Accounts and EAB credentials that have been delegated a domain: from then on they may
+# order only under their delegated domains, even when the last delegation is removed (the
+# restriction must fail closed, not widen to the whole organisation).
+delegation_restrictions = Table(
+    "delegation_restrictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), unique=True),
+    Column("eab_kid", String(64), unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 # Console API tokens: only a hash of the secret is kept.

@@ -788,9 +788,66 @@ def test_delegation_limits_what_accounts_may_order(
         for name in ("c.alpha-deleg.example.net", "c.beta-deleg.example.net"):
             assert c.new_order([name]).status_code == 201
 
-        # Without its delegation, A is back to all the organisation's domains.
+        # Without its last delegation, A may order nothing: a restriction fails closed
+        # (it used to widen A back to every domain of the organisation).
         assert admin.http.delete(f"/delegations/{delegation['id']}").status_code == 204
-        assert a.new_order(["again.beta-deleg.example.net"]).status_code == 201
+        for name in ("again.beta-deleg.example.net", "again.alpha-deleg.example.net"):
+            closed = a.new_order([name])
+            assert problem_type(closed) == rejected, closed.text
+            assert "no domain is delegated" in closed.json()["detail"]
+        # Delegated again, A orders under that domain only.
+        admin.delegate(alpha["id"], account_id=account_id(a))
+        assert a.new_order(["again.alpha-deleg.example.net"]).status_code == 201
+        assert problem_type(a.new_order(["again.beta-deleg.example.net"])) == rejected
+
+
+def _ready_order(acme: AcmeClient, name: str) -> dict[str, Any]:
+    created = acme.new_order([name])
+    assert created.status_code == 201, created.text
+    order: dict[str, Any] = created.json()
+    assert order["status"] == "ready", order
+    return order
+
+
+def test_finalize_rechecks_authority_after_the_order_was_ready(
+    acmefleet: AcmefleetServer, admin: ConsoleApi
+) -> None:
+    """A ready order does not outlive the domain, validation or delegation it stood on."""
+    org = admin.create_org("stale-co")
+    owned = admin.add_domain(org["id"], "owned-stale.example.net")
+    kept = admin.add_domain(org["id"], "kept-stale.example.net")
+    validated = admin.add_domain(org["id"], "valid-stale.example.net")
+    admin.validate_manually(validated["id"], days=30)
+    unauthorized = ERR + "unauthorized"
+    with (
+        acme_account(acmefleet, admin.mint(org["id"], "private")) as private,
+        acme_account(acmefleet, admin.mint(org["id"], "public")) as public,
+    ):
+        # Private endpoint: the domain is removed from the organisation.
+        removed_order = _ready_order(private, "www.owned-stale.example.net")
+        kept_order = _ready_order(private, "www.kept-stale.example.net")
+        assert admin.http.delete(f"/domains/{owned['id']}").status_code == 204
+        csr, _ = make_csr(["www.owned-stale.example.net"])
+        refused = private.finalize(removed_order, csr)
+        assert problem_type(refused) == unauthorized, refused.text
+        assert refused.status_code == 403
+        assert "www.owned-stale.example.net" in refused.json()["detail"]
+
+        # Public endpoint: the console validation that spared the challenge is withdrawn.
+        spared_order = _ready_order(public, "valid-stale.example.net")
+        assert admin.http.delete(f"/domains/{validated['id']}/validation").status_code == 200
+        csr, _ = make_csr(["valid-stale.example.net"])
+        refused = public.finalize(spared_order, csr)
+        assert problem_type(refused) == unauthorized, refused.text
+        assert "no longer validated" in refused.json()["detail"]
+
+        # A delegation made after the order narrows it too.
+        other = admin.mint(org["id"], "private")
+        admin.delegate(kept["id"], eab_kid=other["kid"])
+        admin.delegate(kept["id"], account_id=account_id(private))
+        csr, _ = make_csr(["www.kept-stale.example.net"])
+        assert private.finalize(kept_order, csr).status_code == 200  # still delegated: fine
+    assert acmefleet.count("certificates", org_id=org["id"]) == 1
 
 
 # ------------------------------------------------------------------ endpoints and EAB

@@ -13,15 +13,13 @@ from acmefleet.models import Order
 from acmefleet.policy import orders as order_policy
 from acmefleet.store import orders as order_store
 
-RETRY_AFTER_SECONDS = "1"
-
 
 def _order_response(ctx: AcmeContext, signed: Signed, order: Order, status: int = 200) -> Response:
     now = ctx.clock.now()
     response = json_response(order_object(signed.urls, order, now), status=status)
     response.add_header("Location", signed.urls.order(order.id))
-    if order.status(now) == "processing":
-        response.add_header("Retry-After", RETRY_AFTER_SECONDS)
+    # No Retry-After: finalize claims, signs and stores in one transaction, so no other
+    # request ever sees an order "processing". It returns with asynchronous issuance.
     return response
 
 
