@@ -24,6 +24,8 @@ class ProblemType(StrEnum):
     EXTERNAL_ACCOUNT_REQUIRED = "externalAccountRequired"
     INCORRECT_RESPONSE = "incorrectResponse"
     INVALID_CONTACT = "invalidContact"
+    # draft-ietf-acme-profiles: a newOrder "profile" the server does not offer.
+    INVALID_PROFILE = "invalidProfile"
     MALFORMED = "malformed"
     ORDER_NOT_READY = "orderNotReady"
     RATE_LIMITED = "rateLimited"
@@ -106,6 +108,11 @@ def malformed(detail: str, status: int = 400) -> AcmeError:
 
 def unauthorized(detail: str) -> AcmeError:
     return AcmeError(ProblemType.UNAUTHORIZED, detail, status=403)
+
+
+def account_not_valid(status: str) -> AcmeError:
+    """RFC 8555 §7.3.6: every request of a deactivated (or revoked) account is 401."""
+    return AcmeError(ProblemType.UNAUTHORIZED, f"the account is {status}", status=401)
 
 
 def not_found(what: str) -> AcmeError:

@@ -28,7 +28,7 @@ from acmefleet.acme.routes import (
 )
 from acmefleet.acme.signed import Signed
 from acmefleet.config import EndpointConfig
-from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
+from acmefleet.errors import AcmeError, ProblemType, account_not_valid, malformed, unauthorized
 from acmefleet.jose.jws import RequestJws, parse_request_jws, verify_signature
 from acmefleet.jose.keys import AccountKey
 from acmefleet.models import Account
@@ -196,5 +196,5 @@ class AcmeApp:
         if account is None or account.endpoint != endpoint.name:
             raise AcmeError(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account exists at this 'kid'")
         if account.status != "valid":
-            raise unauthorized(f"the account is {account.status}")
+            raise account_not_valid(account.status)
         return self.ctx.keys.get(account.jwk), account

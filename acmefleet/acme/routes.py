@@ -23,7 +23,9 @@ KeySource = Literal["jwk", "kid", "either"]
 @dataclass(frozen=True)
 class UnsignedRoute:
     handler: UnsignedHandler
-    methods: tuple[str, ...] = ("GET", "HEAD")
+    # POST too: a client may fetch any resource with POST-as-GET (RFC 8555 §6.3); these
+    # answer the same whoever asks, so the JWS is not examined.
+    methods: tuple[str, ...] = ("GET", "HEAD", "POST")
 
 
 # Fetched without a JWS (RFC 8555 §7.1.1, §7.2); matched by their exact resource name.

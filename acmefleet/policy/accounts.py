@@ -10,7 +10,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from acmefleet.config import EndpointConfig
-from acmefleet.errors import AcmeError, KeyInUse, ProblemType, malformed, unauthorized
+from acmefleet.errors import (
+    AcmeError,
+    KeyInUse,
+    ProblemType,
+    account_not_valid,
+    malformed,
+    unauthorized,
+)
 from acmefleet.jose.eab import parse_eab, verify_eab
 from acmefleet.jose.keys import AccountKey, thumbprint
 from acmefleet.models import Account
@@ -42,6 +49,8 @@ def new_account(
     # An existing key gets its account before anything else is looked at (§7.3.1).
     existing = account_store.find_by_thumbprint(conn, endpoint.name, key.thumbprint)
     if existing is not None:
+        if existing.status != "valid":  # §7.3.6: a deactivated account's key is refused
+            raise account_not_valid(existing.status)
         return NewAccountResult(existing, created=False)
     if payload.get("onlyReturnExisting") is True:
         raise AcmeError(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account exists for this key")
@@ -94,7 +103,9 @@ def update_account(
     if "contact" in payload:
         changes["contact"] = check_contacts(payload["contact"])
     status = payload.get("status")
-    if status is not None:
+    # §7.3.2: fields the client may not change are ignored, so a client that echoes the
+    # account object back (python-acme sends "status": "valid") is not refused.
+    if status is not None and status != account.status:
         if status != "deactivated":
             raise malformed("an account's status can only be changed to 'deactivated'")
         changes["status"] = "deactivated"

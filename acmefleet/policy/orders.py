@@ -234,9 +234,13 @@ def new_order(
     """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
     identifiers = parse_identifiers(payload.get("identifiers"))
     profile_name = payload.get("profile", endpoint.default_profile)
+    if not isinstance(profile_name, str):
+        raise malformed("'profile' must be a string")
     if profile_name not in endpoint.profiles:
-        raise malformed(
-            f"profile {profile_name!r} is not offered here; choose one of {list(endpoint.profiles)}"
+        raise AcmeError(
+            ProblemType.INVALID_PROFILE,
+            f"profile {profile_name!r} is not offered here; "
+            f"choose one of {list(endpoint.profiles)}",
         )
     profile = profiles[profile_name]
     not_before = _parse_time(payload.get("notBefore"), "notBefore")

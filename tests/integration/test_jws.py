@@ -194,8 +194,11 @@ def test_identifier_policy(acmefleet: AcmefleetServer, account: AcmeClient) -> N
         lambda: account.new_order([("email", "a@example.com")]),  # type: ignore[list-item]
         "unsupportedIdentifier",
     )
+    # A profile this endpoint does not offer (draft-ietf-acme-profiles: invalidProfile).
     refused(
-        acmefleet, lambda: account.new_order(["ok.example.com"], profile="public-dv"), "malformed"
+        acmefleet,
+        lambda: account.new_order(["ok.example.com"], profile="public-dv"),
+        "invalidProfile",
     )
     response = account.new_order([("ip", "10.20.1.5"), "*.wild.example.com"])
     assert response.status_code == 201, response.text

@@ -73,9 +73,28 @@ def test_account_update_and_deactivation(acmefleet: AcmefleetServer) -> None:
         assert problem_type(bad) == ERR + "unsupportedContact"
         bad = acme.update_account({"contact": ["mailto:not an address"]})
         assert problem_type(bad) == ERR + "invalidContact"
+        # §7.3.2: a client that echoes the account object back is not refused for "status".
+        echoed = acme.update_account({**acme.account().json(), "contact": ["mailto:c@example.com"]})
+        assert echoed.status_code == 200, echoed.text
+        assert echoed.json()["status"] == "valid"
+        assert echoed.json()["contact"] == ["mailto:c@example.com"]
         assert acme.deactivate().json()["status"] == "deactivated"
+        # §7.3.6: every request of a deactivated account is 401 unauthorized, newAccount
+        # with its key too (it used to answer 200 and the account's URL).
         after = acme.new_order(["gone.example.com"])
-        assert after.status_code == 403 and problem_type(after) == ERR + "unauthorized"
+        assert after.status_code == 401 and problem_type(after) == ERR + "unauthorized"
+        again = acme.new_account(None, only_return_existing=True)
+        assert again.status_code == 401 and problem_type(again) == ERR + "unauthorized"
+        again = acme.new_account(acmefleet.mint_eab("acme", "private"))
+        assert again.status_code == 401 and problem_type(again) == ERR + "unauthorized"
+
+
+def test_unknown_profile_is_invalid_profile(acmefleet: AcmefleetServer) -> None:
+    with new_client(acmefleet) as acme:
+        refused = acme.new_order(["profile.example.com"], profile="no-such-profile")
+        assert problem_type(refused) == ERR + "invalidProfile", refused.text
+        assert refused.status_code == 400
+        assert acme.new_order(["profile.example.com"], profile="private-server").status_code == 201
 
 
 def test_key_change(acmefleet: AcmefleetServer) -> None:
@@ -210,6 +229,11 @@ def test_new_nonce_and_directory(acmefleet: AcmefleetServer) -> None:
         assert (
             get.status_code == 204 and get.headers["Replay-Nonce"] != head.headers["Replay-Nonce"]
         )
+        # §6.3: POST-as-GET works for every resource, these two included.
+        posted = acme.post(acme.directory_url, None)
+        assert posted.status_code == 200 and posted.json()["newNonce"] == directory["newNonce"]
+        posted = acme.post(directory["newNonce"], None)
+        assert posted.status_code == 204 and posted.headers["Replay-Nonce"]
         csr, _ = make_csr(["x.example.org"])
         assert csr
 
