@@ -85,11 +85,6 @@ def _ip(value: str) -> str:
     return ipaddress.ip_address(value).compressed
 
 
-def _ip_order(value: str) -> tuple[int, int]:
-    address = ipaddress.ip_address(value)
-    return address.version, int(address)
-
-
 def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
     """The CSR's names in the order the client gave: the commonName first, then the SANs.
 

@@ -168,7 +168,7 @@ def server_run(
 def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
     """A real roll-out on three local test hosts (ACME server, Apache+Certbot, Nginx+Lego)."""
     if local:
-        from acmefleet.demo import run_demo
+        from acmefleet.server_demo import run_demo
 
         try:
             sys.exit(
@@ -178,14 +178,14 @@ def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, 
             fail(str(exc))
     from rich.console import Console
 
-    from acmefleet.fleet import demo as fleet_demo
+    from acmefleet.fleet import rollout_demo
     from acmefleet.lab.hosts import Lab
     from acmefleet.lab.system import LabError
 
     try:
         if down:
-            fleet_demo.down(Lab(), click.echo)
+            rollout_demo.down(Lab(), click.echo)
             return
-        sys.exit(fleet_demo.run(Console(width=None if sys.stdout.isatty() else 160), click.echo))
+        sys.exit(rollout_demo.run(Console(width=None if sys.stdout.isatty() else 160), click.echo))
     except _expected_errors(LabError, RuntimeError) as exc:
         fail(str(exc))

@@ -12,7 +12,6 @@ from typing import Any
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
-LINUX_STACKS = ("certbot_apache", "lego_nginx")
 
 
 class InventoryError(ValueError):

@@ -1,15 +1,25 @@
-"""``acmefleet rollout``: deploy the server, verify, preflight, then enrol in waves.
+"""``acmefleet rollout``: verify over TLS, preflight, deploy the server, enrol in waves.
 
-1. every host is checked over TLS first: one that serves a valid certificate for its names
-   with enough days left is done, and Ansible never runs on it;
-2. the others get a parallel preflight; hosts that fail it are reported and spend nothing;
-3. the ACME server is deployed (role acme_server) unless told it exists;
-4. the ACME server is deployed while the first wave installs its stacks' packages
-   (playbooks/prepare.yml): the two slowest steps overlap;
-5. waves (a canary first): a fresh EAB per host, the enrolment playbook through
-   ansible-runner, unused EABs of failed hosts revoked, every host verified over TLS;
-   a wave over its failure budget stops the roll-out;
-6. state is saved for ``--resume`` and a report is printed (and written as JSON).
+What ``Rollout.run()`` does:
+
+1. every host is checked over TLS first (against the server's CA bundle if the controller
+   has it already, else the system's trust store): one that serves a valid certificate for
+   its names with at least ``min_days`` left is done ("skipped"), and Ansible never runs on
+   it; if all are, the run ends there;
+2. the others get a parallel preflight (with AWX, left to its job); hosts that fail it are
+   reported and spend nothing;
+3. with ``--check``, the server settings are looked up but nothing is deployed, and the
+   hosts that passed preflight are reported as "would-enrol"; the run ends there;
+4. the ACME server is deployed (role acme_server) while the first wave installs its stacks'
+   packages (playbooks/prepare.yml): the two slowest steps overlap. With
+   ``--server-exists``, or no host in acme_servers, neither runs: the server given by
+   ``--api-url``/``--token-file``/``--ca-bundle`` (or the inventory's variables) is used;
+5. waves (the first is the canary): a fresh EAB per host and the enrolment playbook through
+   ansible-runner (with AWX, one job per wave that mints the EABs itself), unused EABs of
+   failed hosts revoked, every host verified over TLS; a wave over its failure budget stops
+   the roll-out, and the hosts of later waves are "not-attempted";
+6. when the run ends, the outcomes are saved (the state ``--resume`` starts from) and
+   returned: the command prints them as the report (and writes it as JSON).
 """
 
 from __future__ import annotations
@@ -64,7 +74,9 @@ class RolloutOptions:
 
 
 @dataclass
-class Connection:
+class ServerAccess:
+    """How the roll-out reaches the ACME server's console API (and how its playbooks do)."""
+
     api_url: str
     token_file: Path
     ca_bundle: Path
@@ -99,12 +111,12 @@ class Rollout:
             else RolloutState(inventory)
         )
 
-    # -- connection to the ACME server
+    # -- access to the ACME server
 
     def _path_var(self, name: str) -> Path | None:
         return inventory_path_var(self.fleet, self.options.inventory, name)
 
-    def deploy_server(self, progress: Progress) -> Connection:
+    def deploy_server(self, progress: Progress) -> ServerAccess:
         directory = self.options.directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         server = self.fleet.servers[0]
@@ -128,7 +140,7 @@ class Rollout:
         base_url = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
         if not base_url:
             raise RolloutError(f"{server}: acme_server_base_url is not set in the inventory")
-        return Connection(
+        return ServerAccess(
             str(base_url),
             directory / f"{server}-admin-token",
             directory / f"{server}-ca-bundle.pem",
@@ -141,7 +153,7 @@ class Rollout:
             candidates.append(self.options.directory / f"{self.fleet.servers[0]}-ca-bundle.pem")
         return next((c for c in candidates if c is not None and c.exists()), None)
 
-    def connection(self, progress: Progress) -> Connection:
+    def server_access(self, progress: Progress) -> ServerAccess:
         if self.options.deploy_server and self.fleet.servers and not self.options.check:
             return self.deploy_server(progress)
         if self.options.deploy_server and self.fleet.servers and self.options.check:
@@ -149,7 +161,7 @@ class Rollout:
             directory = self.options.directory
             base = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
             if base:
-                return Connection(
+                return ServerAccess(
                     str(base),
                     directory / f"{server}-admin-token",
                     directory / f"{server}-ca-bundle.pem",
@@ -162,7 +174,7 @@ class Rollout:
                 "no ACME server: put one in the group acme_servers, or give "
                 "--api-url, --token-file and --ca-bundle"
             )
-        return Connection(str(api_url), token, bundle)
+        return ServerAccess(str(api_url), token, bundle)
 
     # -- helpers
 
@@ -210,13 +222,13 @@ class Rollout:
                 return list(self.state.hosts.values())
             ready = self._ready(todo, progress)
             if self.options.check:
-                self.connection(progress)  # checks the server settings; deploys nothing
+                self.server_access(progress)  # checks the server settings; deploys nothing
                 for host in ready:
                     self._outcome(host, "would-enrol")
             elif ready:
                 planned = waves.split(ready, self.options.waves)
-                conn, unprepared = self._connect_and_prepare(progress, planned[0])
-                self._waves(conn, planned, unprepared, progress)
+                access, unprepared = self._connect_and_prepare(progress, planned[0])
+                self._waves(access, planned, unprepared, progress)
         self.state.save(self.options.state_path)
         return list(self.state.hosts.values())
 
@@ -248,14 +260,14 @@ class Rollout:
 
     def _connect_and_prepare(
         self, progress: Progress, first_wave: list[FleetHost]
-    ) -> tuple[Connection, dict[str, str]]:
+    ) -> tuple[ServerAccess, dict[str, str]]:
         """Deploy the server while the first wave installs its packages (nothing is minted).
 
-        Returns the connection and, per host of the first wave whose installation failed,
-        the error: such a host gets no EAB. The others are remembered as prepared.
+        Returns the access to the server and, per host of the first wave whose installation
+        failed, the error: such a host gets no EAB. The others are remembered as prepared.
         """
         if not (self.options.deploy_server and self.fleet.servers):
-            return self.connection(progress), {}
+            return self.server_access(progress), {}
         started = time.monotonic()
         progress.line(
             f"meanwhile installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
@@ -268,25 +280,25 @@ class Rollout:
                 limit=[h.name for h in first_wave],
                 progress=progress.event,
             )
-            conn = self.deploy_server(progress)
+            access = self.deploy_server(progress)
             prepared: PlayResult = preparing.result()
         progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - started:.1f} s")
         unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
         if prepared.rc != 0 and not unprepared:
             unprepared = {h.name: f"installing the packages: {prepared.tail}" for h in first_wave}
         self.prepared = {h.name for h in first_wave if h.name not in unprepared}
-        return conn, unprepared
+        return access, unprepared
 
     def _waves(
         self,
-        conn: Connection,
+        access: ServerAccess,
         planned: list[list[FleetHost]],
         unprepared: dict[str, str],
         progress: Progress,
     ) -> None:
-        with conn.console() as api:
+        with access.console() as api:
             for number, wave in enumerate(planned, start=1):
-                failures = self._wave(conn, api, wave, number, len(planned), unprepared, progress)
+                failures = self._wave(access, api, wave, number, len(planned), unprepared, progress)
                 budget = waves.failure_budget(self.options.max_fail, len(wave))
                 if failures > budget:
                     progress.line(
@@ -300,7 +312,7 @@ class Rollout:
 
     def _wave(
         self,
-        conn: Connection,
+        access: ServerAccess,
         api: RemoteBackend,
         wave: list[FleetHost],
         number: int,
@@ -315,9 +327,11 @@ class Rollout:
         if self.options.awx is not None:
             runnable, minted, result = wave, {}, self._hand_to_awx(self.options.awx, wave, progress)
         else:
-            runnable, minted, result = self._run_here(conn, api, wave, number, unprepared, progress)
+            runnable, minted, result = self._run_here(
+                access, api, wave, number, unprepared, progress
+            )
         duration = time.monotonic() - started
-        served = tls.probe_all(runnable, conn.ca_bundle)
+        served = tls.probe_all(runnable, access.ca_bundle)
         now = tls.now()
         failures = len(wave) - len(runnable)
         for host in runnable:
@@ -345,7 +359,7 @@ class Rollout:
 
     def _run_here(
         self,
-        conn: Connection,
+        access: ServerAccess,
         api: RemoteBackend,
         wave: list[FleetHost],
         number: int,
@@ -373,7 +387,7 @@ class Rollout:
                 self.options.inventory,
                 limit=[h.name for h in runnable],
                 extra_vars={
-                    **conn.extra_vars(),
+                    **access.extra_vars(),
                     # the roles skip their apt run on hosts prepare.yml has just installed
                     "acmefleet_packages_installed": all(h.name in self.prepared for h in runnable),
                 },

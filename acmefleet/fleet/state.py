@@ -1,4 +1,10 @@
-"""Roll-out state kept between runs, so ``--resume`` knows what is done."""
+"""Each host's roll-out outcome, saved when a run ends.
+
+``--resume`` starts from the last run's outcomes, and the run replaces those of the hosts it
+handles: hosts left out of it (``--limit``) keep theirs in the state and in the report.
+Whether a host still needs enrolling is never read from here: every run checks every host
+over TLS.
+"""
 
 from __future__ import annotations
 

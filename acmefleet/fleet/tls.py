@@ -1,18 +1,18 @@
-"""What a host really serves over TLS: verified chain, names, issuer, serial, expiry."""
+"""What a host really serves over TLS: verified chain, names, issuer, serial, expiry.
+
+The probe itself is the collection's (plugins/module_utils/tls_probe.py, reached here as
+acmefleet.fleet.tls_probe), so the module tls_certificate and the roll-out judge alike.
+"""
 
 from __future__ import annotations
 
-import socket
-import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from acmefleet.fleet.inventory import FleetHost
+from acmefleet.fleet.tls_probe import ProbeError, served_leaf
 
 
 @dataclass(frozen=True)
@@ -39,55 +39,28 @@ class ServedCertificate:
         )
 
 
-def _handshake(
-    address: str, port: int, name: str, context: ssl.SSLContext, timeout: float
-) -> bytes:
-    with (
-        socket.create_connection((address, port), timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=name) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    if not der:
-        raise ssl.SSLError("no certificate")
-    return der
-
-
 def probe(host: FleetHost, ca_bundle: Path | None, timeout: float = 5.0) -> ServedCertificate:
-    name = host.names[0]
-    verifying = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
-    problem: str | None = None
+    """The certificate served on the host's TLS port for its first name (as SNI)."""
     try:
-        der = _handshake(host.address, host.tls_port, name, verifying, timeout)
-    except ssl.SSLCertVerificationError as exc:
-        problem = f"certificate does not verify: {exc.verify_message}"
-        lax = ssl.create_default_context()
-        lax.check_hostname = False
-        lax.verify_mode = ssl.CERT_NONE
-        try:
-            der = _handshake(host.address, host.tls_port, name, lax, timeout)
-        except (OSError, ssl.SSLError) as again:
-            return ServedCertificate(host.name, False, False, f"TLS failed: {again}")
-    except (OSError, ssl.SSLError) as exc:
-        return ServedCertificate(host.name, False, False, f"no TLS on port {host.tls_port}: {exc}")
-    leaf = x509.load_der_x509_certificate(der)
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = (
-            *san.get_values_for_type(x509.DNSName),
-            *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+        leaf = served_leaf(
+            host.address,
+            host.tls_port,
+            host.names[0],
+            str(ca_bundle) if ca_bundle else None,
+            timeout,
         )
-    except x509.ExtensionNotFound:
-        names = ()
-    cn = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ProbeError as exc:
+        problem = f"TLS failed: {exc}" if exc.retrying else f"no TLS on port {host.tls_port}: {exc}"
+        return ServedCertificate(host=host.name, reachable=False, verified=False, problem=problem)
     return ServedCertificate(
-        host.name,
-        True,
-        problem is None,
-        problem,
-        tuple(names),
-        str(cn[0].value) if cn else leaf.issuer.rfc4514_string(),
-        format(leaf.serial_number, "x"),
-        leaf.not_valid_after_utc,
+        host=host.name,
+        reachable=True,
+        verified=leaf.verified,
+        problem=None if leaf.verified else f"certificate does not verify: {leaf.verify_error}",
+        names=leaf.names,
+        issuer=leaf.issuer,
+        serial=leaf.serial,
+        not_after=leaf.not_after,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -14,13 +13,6 @@ from acmefleet.lab.hosts import Lab, LabHost
 LAB_DOMAIN = "lab.example"
 LAB_ORG = "lab"
 ACME_PORT, PKI_PORT = 8555, 8556
-
-
-@dataclass(frozen=True)
-class LabFleet:
-    server: LabHost
-    web: tuple[tuple[LabHost, str], ...]  # (host, stack)
-    inventory: Path
 
 
 def host_names(host: LabHost) -> list[str]:

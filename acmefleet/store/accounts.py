@@ -19,15 +19,15 @@ _BY_THUMBPRINT = select(accounts).where(
 
 def _account(row: Row[tuple[object, ...]]) -> Account:
     return Account(
-        row.id,
-        row.endpoint,
-        row.org_id,
-        row.jwk,
-        row.thumbprint,
-        row.status,
-        row.contact,
-        row.eab_kid,
-        row.created_at,
+        id=row.id,
+        endpoint=row.endpoint,
+        org_id=row.org_id,
+        jwk=row.jwk,
+        thumbprint=row.thumbprint,
+        status=row.status,
+        contact=row.contact,
+        eab_kid=row.eab_kid,
+        created_at=row.created_at,
     )
 
 

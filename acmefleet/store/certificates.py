@@ -15,21 +15,21 @@ _BY_ID = select(certificates).where(certificates.c.id == bindparam("p_id"))
 
 def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
     return Certificate(
-        row.id,
-        row.serial_hex,
-        row.account_id,
-        row.order_id,
-        row.org_id,
-        row.endpoint,
-        row.ca_level,
-        row.profile,
-        row.names,
-        row.not_before,
-        row.not_after,
-        row.chain_pem,
-        row.spki_sha256,
-        row.revoked_at,
-        row.revocation_reason,
+        id=row.id,
+        serial_hex=row.serial_hex,
+        account_id=row.account_id,
+        order_id=row.order_id,
+        org_id=row.org_id,
+        endpoint=row.endpoint,
+        ca_level=row.ca_level,
+        profile=row.profile,
+        names=row.names,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        chain_pem=row.chain_pem,
+        spki_sha256=row.spki_sha256,
+        revoked_at=row.revoked_at,
+        revocation_reason=row.revocation_reason,
     )
 
 

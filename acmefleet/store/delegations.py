@@ -36,7 +36,13 @@ class Delegation:
 
 
 def _delegation(row: Row[tuple[object, ...]]) -> Delegation:
-    return Delegation(row.id, row.domain_id, row.account_id, row.eab_kid, row.created_at)
+    return Delegation(
+        id=row.id,
+        domain_id=row.domain_id,
+        account_id=row.account_id,
+        eab_kid=row.eab_kid,
+        created_at=row.created_at,
+    )
 
 
 def add(
@@ -55,7 +61,9 @@ def add(
     key = result.inserted_primary_key
     assert key is not None
     _restrict(conn, account_id=account_id, eab_kid=eab_kid, now=now)
-    return Delegation(int(key[0]), domain_id, account_id, eab_kid, now)
+    return Delegation(
+        id=int(key[0]), domain_id=domain_id, account_id=account_id, eab_kid=eab_kid, created_at=now
+    )
 
 
 def _restrict(

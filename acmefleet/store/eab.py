@@ -12,15 +12,15 @@ from acmefleet.store.schema import eab_credentials
 
 def _credential(row: Row[tuple[object, ...]]) -> EabCredential:
     return EabCredential(
-        row.kid,
-        row.org_id,
-        row.endpoint,
-        row.hmac_key,
-        row.created_at,
-        row.expires_at,
-        row.bound_at,
-        row.account_id,
-        row.revoked_at,
+        kid=row.kid,
+        org_id=row.org_id,
+        endpoint=row.endpoint,
+        hmac_key=row.hmac_key,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        bound_at=row.bound_at,
+        account_id=row.account_id,
+        revoked_at=row.revoked_at,
     )
 
 

@@ -84,20 +84,26 @@ _SET_FINALIZATION = (
 
 def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
     return Challenge(
-        row.id, row.authz_id, row.type, row.token, row.status, row.validated_at, row.error
+        id=row.id,
+        authz_id=row.authz_id,
+        type=row.type,
+        token=row.token,
+        status=row.status,
+        validated_at=row.validated_at,
+        error=row.error,
     )
 
 
 def _authorization(row: Row[tuple[object, ...]], chall: tuple[Challenge, ...]) -> Authorization:
     identifier_type: IdentifierType = row.identifier_type
     return Authorization(
-        row.id,
-        row.account_id,
-        Identifier(identifier_type, row.identifier_value),
-        row.wildcard,
-        row.status,
-        row.expires_at,
-        chall,
+        id=row.id,
+        account_id=row.account_id,
+        identifier=Identifier(type=identifier_type, value=row.identifier_value),
+        wildcard=row.wildcard,
+        stored_status=row.status,
+        expires_at=row.expires_at,
+        challenges=chall,
     )
 
 
@@ -171,17 +177,17 @@ def get_order(conn: Connection, order_id: str) -> Order | None:
         return None
     authz_rows = conn.execute(_ORDER_AUTHZS, {"p_id": order_id}).all()
     return Order(
-        row.id,
-        row.account_id,
-        row.profile,
-        tuple(Identifier(i["type"], i["value"]) for i in row.identifiers),
-        row.expires_at,
-        row.not_before,
-        row.not_after,
-        row.finalization,
-        row.error,
-        row.certificate_id,
-        tuple(_load_authorizations(conn, authz_rows)),
+        id=row.id,
+        account_id=row.account_id,
+        profile=row.profile,
+        identifiers=tuple(Identifier(type=i["type"], value=i["value"]) for i in row.identifiers),
+        expires_at=row.expires_at,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        finalization=row.finalization,
+        error=row.error,
+        certificate_id=row.certificate_id,
+        authorizations=tuple(_load_authorizations(conn, authz_rows)),
     )
 
 

@@ -23,21 +23,21 @@ class AlreadyExists(Exception):
 
 
 def _org(row: Row[tuple[object, ...]]) -> Organization:
-    return Organization(row.id, row.name, row.status, row.created_at)
+    return Organization(id=row.id, name=row.name, status=row.status, created_at=row.created_at)
 
 
 def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
     return OrgDomain(
-        row.id,
-        row.org_id,
-        row.name,
-        row.kind,
-        row.validated_at,
-        row.validated_until,
-        row.validation_method,
-        row.validated_by,
-        row.challenge_token,
-        row.challenge_started_at,
+        id=row.id,
+        org_id=row.org_id,
+        name=row.name,
+        kind=row.kind,
+        validated_at=row.validated_at,
+        validated_until=row.validated_until,
+        validation_method=row.validation_method,
+        validated_by=row.validated_by,
+        challenge_token=row.challenge_token,
+        challenge_started_at=row.challenge_started_at,
     )
 
 
@@ -49,7 +49,7 @@ def create_org(conn: Connection, name: str, now: datetime) -> Organization:
         raise AlreadyExists(f"organisation {name!r} already exists") from exc
     org_id = result.inserted_primary_key
     assert org_id is not None
-    return Organization(int(org_id[0]), name, "active", now)
+    return Organization(id=int(org_id[0]), name=name, status="active", created_at=now)
 
 
 def get_org(conn: Connection, org_id: int) -> Organization | None:
@@ -80,7 +80,16 @@ def add_domain(conn: Connection, org_id: int, name: str, kind: str, now: datetim
         raise AlreadyExists(f"domain {name!r} is already in this organisation") from exc
     key = result.inserted_primary_key
     assert key is not None
-    return OrgDomain(int(key[0]), org_id, name, kind, None, None, None, None)  # type: ignore[arg-type]
+    return OrgDomain(
+        id=int(key[0]),
+        org_id=org_id,
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        validated_at=None,
+        validated_until=None,
+        validation_method=None,
+        validated_by=None,
+    )
 
 
 def mark_validated(

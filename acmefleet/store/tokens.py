@@ -25,13 +25,13 @@ class TokenRecord:
 
 def _token(row: Row[tuple[object, ...]]) -> TokenRecord:
     return TokenRecord(
-        row.id,
-        row.name,
-        row.role,
-        row.secret_sha256,
-        row.created_at,
-        row.created_by,
-        row.revoked_at,
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        secret_sha256=row.secret_sha256,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        revoked_at=row.revoked_at,
     )
 
 
@@ -101,7 +101,11 @@ def get_session(conn: Connection, id_sha256: str) -> SessionRecord | None:
     row = conn.execute(
         select(console_sessions).where(console_sessions.c.id_sha256 == id_sha256)
     ).one_or_none()
-    return SessionRecord(row.token_id, row.csrf_token, row.expires_at) if row else None
+    if row is None:
+        return None
+    return SessionRecord(
+        token_id=row.token_id, csrf_token=row.csrf_token, expires_at=row.expires_at
+    )
 
 
 def delete_session(conn: Connection, id_sha256: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from acmefleet.fleet.demo import DEMO_DIR, DEMO_HOSTS
+from acmefleet.fleet.rollout_demo import DEMO_DIR, DEMO_HOSTS
 from acmefleet.lab.hosts import Lab
 from tests.hosts.fleetlab import require_root
 

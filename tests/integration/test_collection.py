@@ -1,9 +1,10 @@
 """The Ansible collection on the controller: plugins against a real server, and packaging.
 
 The EAB module and lookup mint and revoke credentials through the live console API (check
-mode changes nothing); the callback writes its summary; the inventory plugin refuses bad
-fleet files; ``ansible-galaxy collection build`` makes a collection that installs and
-resolves by FQCN; ``acmefleet rollout`` answers a bad inventory with exit 2.
+mode changes nothing); the TLS module checks the certificate that server serves; the
+callback writes its summary; the inventory plugin refuses bad fleet files;
+``ansible-galaxy collection build`` makes a collection that installs and resolves by FQCN;
+``acmefleet rollout`` answers a bad inventory with exit 2.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.ansible_cli import ansible
+from tests.support.tls_certs import make_serving_cert
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +82,41 @@ def test_eab_module_mints_revokes_and_respects_check_mode(
     refused = eab_module(module_args(acmefleet, token_file, org="nobody", endpoint="private"))
     assert refused.returncode != 0 and "no organisation" in refused.stdout
     assert acmefleet.admin_token not in refused.stdout + refused.stderr
+
+
+def test_tls_certificate_module_checks_what_the_server_serves(
+    acmefleet: AcmefleetServer, tmp_path: Path
+) -> None:
+    """The module as Ansible ships it (its module_utils tls_probe in the payload)."""
+    other = make_serving_cert(tmp_path / "other", prefix="other")
+    base = f"address=127.0.0.1 port={acmefleet.port} server_name=localhost"
+    good = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-o",
+        "-m",
+        "acmefleet.fleet.tls_certificate",
+        "-a",
+        f"{base} ca_bundle={acmefleet.ca_bundle} expected_issuer=acmefleet",
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    result = json.loads(good.stdout.split("=>", 1)[1])
+    assert result["verified"] and result["problems"] == [] and "localhost" in result["names"]
+    refused = ansible(
+        "ansible",
+        "localhost",
+        "-c",
+        "local",
+        "-o",
+        "-m",
+        "acmefleet.fleet.tls_certificate",
+        "-a",
+        f"{base} ca_bundle={other.ca_bundle}",
+    )
+    assert refused.returncode != 0
+    assert "chain does not verify for localhost: unable to get local issuer" in refused.stdout
 
 
 def test_lookup_and_summary_callback(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.acme_client import AccountKey, AcmeClient
-from tests.support.pebble import PebbleServer, make_eab_keys, pebble_available
+from tests.support.pebble import PEBBLE_BINARY, PebbleServer, make_eab_keys, pebble_available
 
 
 def pebble_fixture(
@@ -22,12 +22,19 @@ def pebble_fixture(
     eab_required: bool = True,
     env: dict[str, str] | None = None,
 ) -> Any:
-    """A fixture yielding a started ``PebbleServer`` (skips when pebble is absent)."""
+    """A fixture yielding a started ``PebbleServer``; without pebble the tests fail.
+
+    Debian's pebble is installed by scripts/quickstart, so a missing binary is an error
+    (a skip would let CI pass without the side-by-side tests).
+    """
 
     @pytest.fixture(scope=scope)
     def _pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PebbleServer]:
         if not pebble_available():
-            pytest.skip("pebble binary not installed")
+            pytest.fail(
+                f"{PEBBLE_BINARY} is not on PATH: install Debian's pebble "
+                "(scripts/quickstart setup)"
+            )
         workdir = tmp_path_factory.mktemp("pebble")
         with PebbleServer(
             workdir, make_eab_keys(eab_count), eab_required=eab_required, env=env

@@ -28,11 +28,19 @@ _COMMANDS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def _tool(name: str) -> str:
+def pkilint_tool(name: str) -> str:
+    """The path of a pkilint console script; missing is an error, never a skip.
+
+    pkilint comes with the dev extra that scripts/quickstart installs, so a run without it
+    (CI or a developer's) would silently prove nothing.
+    """
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"{name} (pkilint) is not installed in {local.parent} or on PATH")
+        raise FileNotFoundError(
+            f"{name} (pkilint) is not installed in {local.parent} or on PATH: "
+            "install the dev extra (scripts/quickstart setup)"
+        )
     return found
 
 
@@ -54,7 +62,7 @@ def lint_all(
         document = Path(tmp) / "leaf.pem"
         document.write_bytes(leaf_pem(pem_or_der))
         result = subprocess.run(
-            [_tool(tool), "lint", *args, "-s", severity, "-f", "JSON", str(document)],
+            [pkilint_tool(tool), "lint", *args, "-s", severity, "-f", "JSON", str(document)],
             capture_output=True,
             text=True,
             check=False,

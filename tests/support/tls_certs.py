@@ -42,14 +42,15 @@ def _builder(
     subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
 ) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
+    not_after = now + dt.timedelta(days=days)  # in the past when days < 0: expired
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(min(now - dt.timedelta(minutes=5), not_after - dt.timedelta(days=1)))
+        .not_valid_after(not_after)
     )
 
 
@@ -65,9 +66,15 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def make_serving_cert(
-    directory: Path, names: tuple[str, ...] = LOOPBACK_NAMES, prefix: str = "tls"
+    directory: Path,
+    names: tuple[str, ...] = LOOPBACK_NAMES,
+    prefix: str = "tls",
+    days: int = 30,
 ) -> ServingCert:
-    """Create a CA and a serving certificate for ``names`` under ``directory``."""
+    """Create a CA and a serving certificate for ``names`` under ``directory``.
+
+    The serving certificate is valid for ``days`` from now (expired when negative).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{prefix} test CA")
@@ -95,7 +102,7 @@ def make_serving_cert(
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        _builder(_name(names[0]), ca_name, key.public_key(), days=30)
+        _builder(_name(names[0]), ca_name, key.public_key(), days=days)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,24 +18,17 @@ from acmefleet.ca.issuer import EmbeddedIssuer, IssuedCertificate, IssueRequest
 from acmefleet.ca.profiles import DEFAULT_PROFILES
 from acmefleet.ca.tls import issue_server_tls
 from acmefleet.clock import FixedClock
+from tests.support.pkilint import pkilint_tool
 
 BLOCKING = {"ERROR", "FATAL"}
 DV = DEFAULT_PROFILES["public-dv"]
 PRIVATE = DEFAULT_PROFILES["private-server"]
 
 
-def _tool(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} (pkilint) is not installed")
-    return found
-
-
 def lint(tool: str, args: list[str], document: Path) -> list[tuple[str, str]]:
     """Run a pkilint CLI; return (severity, code) for every finding of NOTICE or above."""
     result = subprocess.run(
-        [_tool(tool), "lint", *args, "-s", "NOTICE", "-f", "JSON", str(document)],
+        [pkilint_tool(tool), "lint", *args, "-s", "NOTICE", "-f", "JSON", str(document)],
         capture_output=True,
         text=True,
         check=False,

@@ -1,4 +1,4 @@
-"""``acmefleet demo``: a real roll-out on local test hosts.
+"""``acmefleet demo``: a real roll-out on local test hosts (``--local``: acmefleet.server_demo).
 
 Three disposable Debian hosts (an ACME server, Apache+Certbot, Nginx+Lego) are made with
 the lab harness, described in a fleet inventory, and enrolled by ``acmefleet rollout``;

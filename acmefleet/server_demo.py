@@ -1,8 +1,10 @@
-"""``acmefleet demo``: a local server on its embedded defaults, proven with real clients.
+"""``acmefleet demo --local``: an ACME server on this machine, proven with real clients.
 
-Until the fleet roll-out lands, the demo initialises a data directory, starts the
-server, enrols Debian's certbot and lego against it (when installed), and prints a
-fresh single-use EAB with the exact commands that use it.
+No test hosts: the demo initialises a data directory (on its first run), starts the server
+from it, enrols Debian's certbot and lego on the private endpoint (each one if installed),
+and prints a fresh single-use EAB with the exact commands that use it. With ``--wait`` the
+server keeps running until Ctrl-C. Plain ``acmefleet demo`` is the roll-out on test hosts
+(acmefleet.fleet.rollout_demo).
 """
 
 from __future__ import annotations

@@ -1,0 +1,40 @@
+"""A fresh SQLite database per test, migrated by the packaged Alembic migrations.
+
+The store's functions run against it exactly as the server runs them: the writer engine
+(``BEGIN IMMEDIATE``, foreign keys on) for changes, the reader for queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from acmefleet.store import accounts, orgs
+from acmefleet.store.engine import Database, open_database, sqlite_url
+from acmefleet.store.migrate import upgrade
+from tests.unit.store.builders import account_model, at
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(sqlite_url(tmp_path))
+    upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def org_id(db: Database) -> int:
+    """The id of organisation ``acme`` (a second, ``other``, exists so ids are not all 1)."""
+    with db.write() as conn:
+        orgs.create_org(conn, "other", at(0))
+        return orgs.create_org(conn, "acme", at(1)).id
+
+
+@pytest.fixture
+def account_id(db: Database, org_id: int) -> str:
+    with db.write() as conn:
+        accounts.insert_account(conn, account_model(org_id))
+    return "acct-1"
