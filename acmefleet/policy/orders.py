@@ -214,10 +214,26 @@ def _new_authorization(
     challenges: tuple[Challenge, ...] = ()
     if needs_challenge:
         token = b64url_encode(secrets.token_bytes(32))
-        challenges = (Challenge(new_id(), authz_id, HTTP01, token, "pending", None, None),)
+        challenges = (
+            Challenge(
+                id=new_id(),
+                authz_id=authz_id,
+                type=HTTP01,
+                token=token,
+                status="pending",
+                validated_at=None,
+                error=None,
+            ),
+        )
     status: AuthzStatus = "pending" if needs_challenge else "valid"
     return Authorization(
-        authz_id, account.id, base, identifier.is_wildcard, status, expires_at, challenges
+        id=authz_id,
+        account_id=account.id,
+        identifier=base,
+        wildcard=identifier.is_wildcard,
+        stored_status=status,
+        expires_at=expires_at,
+        challenges=challenges,
     )
 
 

@@ -41,8 +41,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "console": _DOMAIN | {"store"},
     "server": _DOMAIN | {"acme", "console", "store", "tasks", "policy"},
     "fleet": {"lab", "config", "console.client", "console.errors"},
-    "demo": _DOMAIN | {"server", "console", "store"},
-    "cli": _DOMAIN | {"server", "console", "store", "fleet", "lab", "demo"},
+    "server_demo": _DOMAIN | {"server", "console", "store"},
+    "cli": _DOMAIN | {"server", "console", "store", "fleet", "lab", "server_demo"},
 }
 
 # SQL is written in store/ only: the layers above pass a Connection down and nothing more.
