@@ -38,12 +38,26 @@ def challenge_object(urls: EndpointUrls, challenge: Challenge) -> dict[str, Any]
     return obj
 
 
+def _listed_challenges(authz: Authorization, status: str) -> tuple[Challenge, ...]:
+    """RFC 8555 §7.1.4: a valid authorization lists the challenge that was validated.
+
+    An authorization the server granted without a challenge (a private endpoint's own
+    names, or a domain validated in the console) lists none: "challenges" is present and
+    empty, as Sectigo's ACME service answers for pre-validated domains, and as certbot,
+    lego, win-acme and other clients accept for an authorization that needs no work.
+    """
+    if status == "valid":
+        return tuple(c for c in authz.challenges if c.status == "valid")
+    return authz.challenges
+
+
 def authorization_object(urls: EndpointUrls, authz: Authorization, now: datetime) -> dict[str, Any]:
+    status = authz.status(now)
     obj: dict[str, Any] = {
         "identifier": {"type": authz.identifier.type, "value": authz.identifier.value},
-        "status": authz.status(now),
+        "status": status,
         "expires": timestamp(authz.expires_at),
-        "challenges": [challenge_object(urls, c) for c in authz.challenges],
+        "challenges": [challenge_object(urls, c) for c in _listed_challenges(authz, status)],
     }
     if authz.wildcard:
         obj["wildcard"] = True

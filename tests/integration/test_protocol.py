@@ -163,6 +163,23 @@ def test_http01_validation_and_failure(
         assert failed["challenges"][0]["error"]["type"] == ERR + "unauthorized"
 
 
+def test_valid_authorization_lists_the_validated_challenge(
+    acmefleet: AcmefleetServer, responder: ChallengeResponder
+) -> None:
+    """RFC 8555 §7.1.4: "for valid authorizations, the challenge that was validated"."""
+    with new_client(acmefleet, "public") as acme:
+        created = acme.new_order(["listed.example.org"])
+        authz_url = created.json()["authorizations"][0]
+        challenge = acme.get(authz_url).json()["challenges"][0]
+        responder.respond(challenge["token"], acme.key.key_authorization(challenge["token"]))
+        acme.answer_challenge(challenge["url"])
+        valid = acme.poll(authz_url, ("invalid", "valid"))
+        assert valid["status"] == "valid"
+        [listed] = valid["challenges"]
+        assert listed["url"] == challenge["url"] and listed["status"] == "valid"
+        assert listed["validated"]
+
+
 def test_public_wildcard_and_ip_are_refused(acmefleet: AcmefleetServer) -> None:
     with new_client(acmefleet, "public") as acme:
         assert problem_type(acme.new_order(["*.example.org"])) == ERR + "rejectedIdentifier"
