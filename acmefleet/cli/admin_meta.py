@@ -37,7 +37,7 @@ def endpoint_list(as_json: bool) -> None:
     emit(rows, as_json, lambda: print_table(rows, columns))
 
 
-@click.command("audit")
+@click.group("audit", invoke_without_command=True)
 @click.option(
     "--limit",
     type=click.IntRange(1, 1000),
@@ -47,8 +47,11 @@ def endpoint_list(as_json: bool) -> None:
 )
 @connection_options
 @json_option
-def audit(limit: int, as_json: bool) -> None:
-    """The audit log, newest first."""
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The audit log, newest first; ``audit verify`` checks its hash chain."""
+    if ctx.invoked_subcommand is not None:
+        return
     with open_backend() as backend:
         rows = backend.audit(limit)
     columns = [
@@ -61,3 +64,24 @@ def audit(limit: int, as_json: bool) -> None:
         col("DETAILS", "details"),
     ]
     emit(rows, as_json, lambda: print_table(rows, columns))
+
+
+@audit.command("verify")
+@connection_options
+@json_option
+def audit_verify(as_json: bool) -> None:
+    """Recompute the audit log's hash chain; exit 1 if an event was edited, deleted,
+    inserted or reordered. Keep the printed head hash elsewhere: a later run whose chain
+    no longer passes through it shows that the whole log was rewritten."""
+    with open_backend() as backend:
+        report = backend.verify_audit()
+    if as_json:
+        emit(report, True, lambda: None)
+    elif report["intact"]:
+        click.echo(f"intact: {report['events']} events, head {report['head_hash']}")
+    else:
+        click.echo(f"TAMPERED: {report['events']} events read", err=True)
+        for problem in report["problems"]:
+            click.echo(f"  {problem}", err=True)
+    if not report["intact"]:
+        raise SystemExit(1)

@@ -233,6 +233,9 @@ class LocalBackend:
     def audit(self, limit: int) -> list[JSON]:
         return self.ops.audit(self._conn(), limit)
 
+    def verify_audit(self) -> JSON:
+        return self.ops.verify_audit(self._conn())
+
     # -- console tokens (local only: the API does not manage them) -------------------------
 
     def create_token(self, name: str, role: str) -> tuple[str, JSON]:

@@ -400,6 +400,9 @@ class RemoteBackend:
     def audit(self, limit: int) -> list[JSON]:
         return self._list("/audit", {"limit": limit})
 
+    def verify_audit(self) -> JSON:
+        return self._object("GET", "/audit/verify")
+
     def whoami(self) -> JSON:
         return self._object("GET", "/whoami")
 

@@ -261,3 +261,7 @@ class ConsoleOperations:
 
     def audit(self, conn: Connection, limit: int) -> list[JSON]:
         return [views.audit_event(e) for e in audit_store.list_events(conn, limit)]
+
+    def verify_audit(self, conn: Connection) -> JSON:
+        """Every link of the audit log's hash chain recomputed (see ``store.audit``)."""
+        return views.audit_chain(audit_store.verify_chain(conn))

@@ -9,6 +9,7 @@ from acmefleet.config import ServerConfig
 from acmefleet.console.credentials import MintedCredential
 from acmefleet.console.domain_checks import PendingCheck
 from acmefleet.models import Account, Certificate, EabCredential, Organization, OrgDomain
+from acmefleet.store.audit import ChainReport
 from acmefleet.store.delegations import Delegation
 from acmefleet.store.tokens import TokenRecord
 
@@ -136,6 +137,15 @@ def certificate(item: Certificate, now: datetime) -> dict[str, Any]:
         "days_left": max(0, (item.not_after - now).days),
         "revoked": _time(item.revoked_at),
         "revocation_reason": item.revocation_reason,
+    }
+
+
+def audit_chain(report: ChainReport) -> dict[str, Any]:
+    return {
+        "intact": report.intact,
+        "events": report.events,
+        "head_hash": report.head_hash,
+        "problems": list(report.problems),
     }
 
 

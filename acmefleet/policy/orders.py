@@ -28,6 +28,7 @@ from acmefleet.models import (
     OrgDomain,
 )
 from acmefleet.policy.names import covering_domain
+from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import delegations as delegation_store
 from acmefleet.store import orders as order_store
@@ -324,6 +325,7 @@ def finalize_order(
     issuer: Issuer,
     profiles: dict[str, LeafProfile],
     now: datetime,
+    source: str | None = None,
 ) -> Order:
     """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once."""
     status = order.status(now)
@@ -383,6 +385,15 @@ def finalize_order(
         revocation_reason=None,
     )
     cert_store.insert_certificate(conn, certificate, now)
+    audit.record(
+        conn,
+        at=now,
+        actor=f"acme-account:{account.id}",
+        action="certificate.issue",
+        target=certificate.serial_hex,
+        source=source,
+        details={"names": certificate.names, "order": order.id, "endpoint": endpoint.name},
+    )
     claimed = order_store.set_finalization(
         conn, order.id, expected="processing", finalization="valid", certificate_id=certificate.id
     )

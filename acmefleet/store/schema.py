@@ -234,4 +234,19 @@ audit_events = Table(
     Column("target", String(200), nullable=False),
     Column("source", String(64)),
     Column("details", JsonText),
+    # A hash chain: each event's hash covers its content and the previous event's hash,
+    # so an edited, deleted or reordered event breaks every hash after it.
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# The chain's newest link, one row: appends serialise on it (a row lock on PostgreSQL),
+# and a truncated tail no longer matches it.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("length", Integer, nullable=False),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -107,3 +108,26 @@ def test_encrypted_ca_keys_need_the_passphrase(tmp_path: Path) -> None:
     )
     assert b"ENCRYPTED" in (path / "ca" / "private" / "issuer.key").read_bytes()
     fails(cli("server", "run", "--data-dir", str(path), "--listen", "127.0.0.1:1"), "passphrase")
+
+
+def test_audit_verify_finds_a_tampered_log(data_dir: Path) -> None:
+    d = ("--data-dir", str(data_dir))
+    assert cli("admin", "org", "create", "Audited Corp", *d).returncode == 0
+    assert cli("admin", "audit", "--limit", "1", *d).returncode == 0  # listing still works
+    intact = cli("admin", "audit", "verify", *d)
+    assert intact.returncode == 0, intact.stderr
+    assert intact.stdout.startswith("intact: ") and " events, head " in intact.stdout
+    report = json.loads(cli("admin", "audit", "verify", "--json", *d).stdout)
+    assert report["intact"] is True and report["problems"] == []
+
+    # Someone with the database file rewrites who created the organisation.
+    database = sqlite3.connect(data_dir / "acmefleet.db")
+    with database:
+        database.execute(
+            "UPDATE audit_events SET actor = 'cli:nobody' WHERE target = 'Audited Corp'"
+        )
+    database.close()
+    tampered = cli("admin", "audit", "verify", *d)
+    assert tampered.returncode == 1
+    assert tampered.stderr.startswith("TAMPERED: ")
+    assert "edited" in tampered.stderr

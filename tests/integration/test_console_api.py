@@ -149,6 +149,7 @@ ROUTES = [
     Route("GET", "/whoami"),
     Route("GET", "/endpoints"),
     Route("GET", "/audit"),
+    Route("GET", "/audit/verify"),
     Route("GET", "/organizations"),
     Route("POST", "/organizations", lambda w: {"name": "never-created"}),
     Route("GET", "/organizations/{org_id}"),
@@ -1049,6 +1050,11 @@ def test_audit_log(admin: ConsoleApi, auditor: ConsoleApi) -> None:
     }
     for bad in (0, 1001, -1, "ten"):
         assert error_body(auditor.http.get("/audit", params={"limit": bad}), 422)
+    # Issuance is audited too, and the whole chain verifies for any token role.
+    assert "certificate.issue" in {e["action"] for e in everything}
+    chain = ok_json(auditor.http.get("/audit/verify"))
+    assert chain["intact"] is True and chain["problems"] == []
+    assert chain["events"] >= len(everything) and len(chain["head_hash"]) == 64
 
 
 def test_secrets_never_leave_the_mint_response(

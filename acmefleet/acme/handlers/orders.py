@@ -60,5 +60,6 @@ def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         issuer=ctx.issuers[signed.endpoint.ca],
         profiles=ctx.profiles,
         now=ctx.clock.now(),
+        source=signed.request.client,
     )
     return _order_response(ctx, signed, finalized)

@@ -26,3 +26,9 @@ def audit_log(
     ops: Reader, conn: ReadConn, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
     return ops.audit(conn, limit)
+
+
+@router.get("/audit/verify")
+def verify_audit_log(ops: Reader, conn: ReadConn) -> dict[str, Any]:
+    """Recompute the audit log's hash chain: ``intact`` false lists what was tampered with."""
+    return ops.verify_audit(conn)
