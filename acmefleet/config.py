@@ -52,6 +52,10 @@ class ServerConfig:
     tls_names: tuple[str, ...]
     # Extra or overridden leaf profiles: name -> {kind, validity_days, description}.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Expired orders and authorizations are deleted this long after they expire, checked
+    # every ``housekeeping_interval`` (used nonces as soon as they expire).
+    keep_expired: timedelta = timedelta(days=7)
+    housekeeping_interval: timedelta = timedelta(minutes=10)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -121,6 +125,13 @@ def _validation(raw: dict[str, Any]) -> ValidationConfig:
     )
 
 
+def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> timedelta:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"lifetimes.{key} must be a positive number of {unit}")
+    return timedelta(**{unit: float(value)})
+
+
 def parse_config(raw: dict[str, Any]) -> ServerConfig:
     server = raw.get("server", {})
     base_url = _check_url(_require(server, "base_url", str, "server"), ("https",), "server")
@@ -146,6 +157,8 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         order_lifetime=timedelta(hours=float(lifetimes.get("order_hours", 168))),
         authz_lifetime=timedelta(days=float(lifetimes.get("authorization_days", 30))),
         nonce_lifetime=timedelta(minutes=float(lifetimes.get("nonce_minutes", 30))),
+        keep_expired=_positive(lifetimes, "keep_expired_days", 7.0, "days"),
+        housekeeping_interval=_positive(lifetimes, "housekeeping_minutes", 10.0, "minutes"),
         database_url=server.get("database_url"),
         tls_names=tuple(server.get("tls_names", [])),
         profiles=dict(raw.get("profiles", {})),
@@ -203,6 +216,9 @@ eab_days = 30
 order_hours = 168
 authorization_days = 30
 nonce_minutes = 30
+# Expired orders and authorizations are deleted this many days after they expire.
+keep_expired_days = 7
+housekeeping_minutes = 10
 
 [validation]
 http01_port = 80

@@ -2,11 +2,14 @@
 
 Neither side knows of the other: requests under the console's prefixes go to the console
 (with the body read, and its size limited, here, as for ACME), everything else to ACME.
-The server owns the process lifecycle: validations resume at start-up, background work
-drains and the database closes at shutdown.
+The server owns the process lifecycle: validations resume and housekeeping starts at
+start-up; background work drains and the database closes at shutdown.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from acmefleet.acme.app import AcmeApp
 from acmefleet.acme.http import (
@@ -20,6 +23,7 @@ from acmefleet.acme.http import (
     read_request,
     send_response,
 )
+from acmefleet.server.housekeeping import Retention, run_periodically
 
 CONSOLE_PREFIXES = ("/admin/", "/console")
 TOO_LARGE = b'{"error":"too_large","detail":"the request body is too large"}'
@@ -29,6 +33,7 @@ class ServerApp:
     def __init__(self, acme: AcmeApp, console: ASGIApp) -> None:
         self.acme = acme
         self.console = console
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -61,8 +66,23 @@ class ServerApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.acme.resume_validations()
+                self._start_housekeeping()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._stop_housekeeping()
                 await self.acme.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_housekeeping(self) -> None:
+        ctx = self.acme.ctx
+        retention = Retention(ctx.config.keep_expired, ctx.config.housekeeping_interval)
+        self._housekeeping = asyncio.get_running_loop().create_task(
+            run_periodically(ctx.db, ctx.clock, retention), name="housekeeping"
+        )
+
+    async def _stop_housekeeping(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
