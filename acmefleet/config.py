@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,68 @@ class EndpointConfig:
     ca: str
     profiles: tuple[str, ...]
     default_profile: str
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``count`` in each window of ``window`` (fixed windows aligned to the epoch)."""
+
+    count: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What one account, organisation or address may do; ``None`` turns a limit off."""
+
+    new_accounts_per_address: Limit | None = Limit(300, timedelta(hours=3))
+    eab_failures_per_address: Limit | None = Limit(30, timedelta(hours=1))
+    eab_failures_per_credential: Limit | None = Limit(10, timedelta(hours=1))
+    new_orders_per_account: Limit | None = Limit(300, timedelta(hours=3))
+    new_orders_per_organisation: Limit | None = Limit(10_000, timedelta(hours=1))
+    failed_validations_per_account: Limit | None = Limit(60, timedelta(hours=1))
+    pending_authorizations_per_account: int | None = 1000
+
+
+MAX_LIMIT_WINDOW = timedelta(days=31)  # counters older than this are pruned
+_LIMIT_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_LIMIT_FORMAT = re.compile(r"(\d{1,9})\s*/\s*(\d{1,6})\s*([smhd])")
+
+
+def parse_limit(raw: Any, where: str) -> Limit | None:
+    """``"300/3h"`` (count per window: s, m, h or d) or ``"off"``."""
+    if raw == "off":
+        return None
+    found = _LIMIT_FORMAT.fullmatch(raw) if isinstance(raw, str) else None
+    if found is None or int(found[1]) < 1 or int(found[2]) < 1:
+        raise ConfigError(f'{where} must look like "300/3h" (count/window in s, m, h, d) or "off"')
+    window = timedelta(**{_LIMIT_UNITS[found[3]]: int(found[2])})
+    if window > MAX_LIMIT_WINDOW:
+        raise ConfigError(f"{where}: a window is at most {MAX_LIMIT_WINDOW.days} days")
+    return Limit(int(found[1]), window)
+
+
+def _rate_limits(raw: dict[str, Any]) -> RateLimits:
+    defaults = RateLimits()
+    values: dict[str, Any] = {}
+    for name in RateLimits.__dataclass_fields__:
+        if name not in raw:
+            continue
+        where = f"rate_limits.{name}"
+        if name == "pending_authorizations_per_account":
+            value = raw[name]
+            if value == "off":
+                values[name] = None
+            elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                values[name] = value
+            else:
+                raise ConfigError(f'{where} must be a positive whole number or "off"')
+        else:
+            values[name] = parse_limit(raw[name], where)
+    unknown = set(raw) - set(RateLimits.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"rate_limits: unknown setting(s) {sorted(unknown)}")
+    return replace(defaults, **values)
 
 
 @dataclass(frozen=True)
@@ -56,6 +119,7 @@ class ServerConfig:
     # every ``housekeeping_interval`` (used nonces as soon as they expire).
     keep_expired: timedelta = timedelta(days=7)
     housekeeping_interval: timedelta = timedelta(minutes=10)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -159,6 +223,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         nonce_lifetime=timedelta(minutes=float(lifetimes.get("nonce_minutes", 30))),
         keep_expired=_positive(lifetimes, "keep_expired_days", 7.0, "days"),
         housekeeping_interval=_positive(lifetimes, "housekeeping_minutes", 10.0, "minutes"),
+        rate_limits=_rate_limits(raw.get("rate_limits", {})),
         database_url=server.get("database_url"),
         tls_names=tuple(server.get("tls_names", [])),
         profiles=dict(raw.get("profiles", {})),
@@ -227,6 +292,17 @@ timeout_seconds = 10
 allow_private_addresses = false
 # Static name -> address answers for closed networks ("*" matches every name).
 [validation.hosts]
+
+# Rate limits, shared by all workers and replicas: "COUNT/WINDOW" (s, m, h, d) or "off".
+# A refused request gets rateLimited (HTTP 429) with Retry-After; refusals do not count.
+[rate_limits]
+new_accounts_per_address = "300/3h"
+eab_failures_per_address = "30/1h"
+eab_failures_per_credential = "10/1h"
+new_orders_per_account = "300/3h"
+new_orders_per_organisation = "10000/1h"
+failed_validations_per_account = "60/1h"
+pending_authorizations_per_account = 1000
 
 # Private endpoint: private CA, no domain validation, names must belong to the organisation.
 [[endpoints]]

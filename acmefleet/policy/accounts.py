@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from acmefleet.config import EndpointConfig
+from acmefleet.config import EndpointConfig, RateLimits
 from acmefleet.errors import (
     AcmeError,
     KeyInUse,
@@ -18,9 +18,10 @@ from acmefleet.errors import (
     malformed,
     unauthorized,
 )
-from acmefleet.jose.eab import parse_eab, verify_eab
+from acmefleet.jose.eab import EabRequest, parse_eab, verify_eab
 from acmefleet.jose.keys import AccountKey, thumbprint
-from acmefleet.models import Account
+from acmefleet.models import Account, EabCredential
+from acmefleet.policy import ratelimits
 from acmefleet.policy.contacts import check_contacts
 from acmefleet.store import accounts as account_store
 from acmefleet.store import audit
@@ -44,6 +45,7 @@ def new_account(
     outer_url: str,
     now: datetime,
     source: str | None,
+    limits: RateLimits,
 ) -> NewAccountResult:
     """RFC 8555 §7.3 with §7.3.4; binding and EAB consumption in the caller's transaction."""
     # An existing key gets its account before anything else is looked at (§7.3.1).
@@ -56,13 +58,29 @@ def new_account(
         raise AcmeError(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account exists for this key")
     contacts = check_contacts(payload.get("contact"))
     request = parse_eab(payload.get("externalAccountBinding"), outer_url)
-    credential = eab_store.get_credential(conn, request.kid)
-    if credential is None or credential.endpoint != endpoint.name:
-        raise unauthorized("externalAccountBinding: unknown key identifier for this endpoint")
-    state = credential.state(now)
-    if state != "unused" or credential.hmac_key is None:
-        raise unauthorized(f"externalAccountBinding: this credential is {state}")
-    verify_eab(request, credential.hmac_key, key.thumbprint)
+    address = f"eab-failures:address:{ratelimits.address_key(source)}"
+    per_kid = f"eab-failures:kid:{request.kid}"
+    # Guessing at credentials is slowed per address and per key id; a refusal below
+    # counts as a failure (in its own transaction: this one rolls back).
+    ratelimits.refuse_when_exhausted(
+        conn, limits.eab_failures_per_address, address, now, "failed EAB attempts"
+    )
+    ratelimits.refuse_when_exhausted(
+        conn, limits.eab_failures_per_credential, per_kid, now, "failed attempts with this EAB"
+    )
+    try:
+        credential, hmac_key = _bindable_credential(conn, request, endpoint, key, now)
+    except AcmeError:
+        ratelimits.count_if_refused(conn, limits.eab_failures_per_address, address, now)
+        ratelimits.count_if_refused(conn, limits.eab_failures_per_credential, per_kid, now)
+        raise
+    ratelimits.take(
+        conn,
+        limits.new_accounts_per_address,
+        f"accounts:address:{ratelimits.address_key(source)}",
+        now,
+        "new accounts from this address",
+    )
     org = org_store.get_org(conn, credential.org_id)
     if org is None or org.status != "active":
         raise unauthorized("externalAccountBinding: the credential's organisation is disabled")
@@ -81,7 +99,7 @@ def new_account(
         account_store.insert_account(conn, account)
     except IntegrityError as exc:  # the same key registered concurrently
         raise unauthorized("an account for this key is being created concurrently") from exc
-    if not eab_store.consume(conn, credential.kid, credential.hmac_key, account.id, now):
+    if not eab_store.consume(conn, credential.kid, hmac_key, account.id, now):
         raise unauthorized("externalAccountBinding: this credential has already been used")
     audit.record(
         conn,
@@ -93,6 +111,21 @@ def new_account(
         details={"endpoint": endpoint.name, "org_id": credential.org_id},
     )
     return NewAccountResult(account, created=True)
+
+
+def _bindable_credential(
+    conn: Connection, request: EabRequest, endpoint: EndpointConfig, key: AccountKey, now: datetime
+) -> tuple[EabCredential, str]:
+    """§7.3.4: the credential exists for this endpoint, is unused, and its MAC verifies;
+    the credential and its HMAC key (what binding consumes)."""
+    credential = eab_store.get_credential(conn, request.kid)
+    if credential is None or credential.endpoint != endpoint.name:
+        raise unauthorized("externalAccountBinding: unknown key identifier for this endpoint")
+    state = credential.state(now)
+    if state != "unused" or credential.hmac_key is None:
+        raise unauthorized(f"externalAccountBinding: this credential is {state}")
+    verify_eab(request, credential.hmac_key, key.thumbprint)
+    return credential, credential.hmac_key
 
 
 def update_account(

@@ -14,7 +14,7 @@ from acmefleet.ca.csr import check_csr
 from acmefleet.ca.errors import CaError, CsrError
 from acmefleet.ca.issuer import Issuer, IssueRequest
 from acmefleet.ca.profiles import LeafProfile
-from acmefleet.config import EndpointConfig
+from acmefleet.config import EndpointConfig, RateLimits
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 from acmefleet.jose.b64 import b64url_decode, b64url_encode
@@ -27,6 +27,7 @@ from acmefleet.models import (
     Order,
     OrgDomain,
 )
+from acmefleet.policy import ratelimits
 from acmefleet.policy.names import covering_domain
 from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
@@ -247,6 +248,7 @@ def new_order(
     lifetimes: Lifetimes,
     profiles: dict[str, LeafProfile],
     now: datetime,
+    limits: RateLimits,
 ) -> Order:
     """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
     identifiers = parse_identifiers(payload.get("identifiers"))
@@ -268,8 +270,19 @@ def new_order(
             f"notAfter must lie after notBefore and within {profile.max_validity.days} days"
         )
     authority = account_authority(conn, account)
+    ratelimits.take(
+        conn, limits.new_orders_per_account, f"orders:account:{account.id}", now, "new orders"
+    )
+    ratelimits.take(
+        conn,
+        limits.new_orders_per_organisation,
+        f"orders:org:{account.org_id}",
+        now,
+        "new orders for this organisation",
+    )
     authz_expiry = now + lifetimes.authorization
     authorizations: list[Authorization] = []
+    reused: set[str] = set()
     problems: list[AcmeError] = []
     for identifier in identifiers:
         try:
@@ -287,6 +300,7 @@ def new_order(
             )
             if reusable is not None and reusable.challenges:
                 authorizations.append(reusable)
+                reused.add(reusable.id)
                 continue
         expiry = authz_expiry
         if validated is not None and validated.validated_until is not None:
@@ -294,9 +308,18 @@ def new_order(
         authz = _new_authorization(
             account, identifier, needs_challenge=needs_challenge, expires_at=expiry
         )
-        order_store.insert_authorization(conn, authz, now)
         authorizations.append(authz)
     _raise_rejected(problems)
+    created = [a for a in authorizations if a.id not in reused]
+    ratelimits.check_pending_authorizations(
+        conn,
+        limits.pending_authorizations_per_account,
+        account.id,
+        sum(1 for a in created if a.stored_status == "pending"),
+        now,
+    )
+    for authz in created:
+        order_store.insert_authorization(conn, authz, now)
     order = Order(
         id=new_id(),
         account_id=account.id,

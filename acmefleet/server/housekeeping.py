@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from acmefleet.clock import Clock
+from acmefleet.config import MAX_LIMIT_WINDOW
 from acmefleet.store import housekeeping
 from acmefleet.store.engine import Database
 
@@ -29,19 +30,23 @@ def prune_round(db: Database, clock: Clock, retention: Retention) -> housekeepin
     now = clock.now()
     with db.write() as conn:
         return housekeeping.prune(
-            conn, now=now, expired_before=now - retention.keep_expired, batch=BATCH
+            conn,
+            now=now,
+            expired_before=now - retention.keep_expired,
+            batch=BATCH,
+            counters_before=now - MAX_LIMIT_WINDOW,
         )
 
 
 async def prune_all(db: Database, clock: Clock, retention: Retention) -> housekeeping.Pruned:
     """Rounds until one finds less than a batch, yielding to requests between rounds."""
-    orders = authorizations = nonces = 0
+    orders = authorizations = nonces = counters = 0
     while True:
         done = prune_round(db, clock, retention)
         orders, authorizations = orders + done.orders, authorizations + done.authorizations
-        nonces += done.nonces
+        nonces, counters = nonces + done.nonces, counters + done.counters
         if done.orders < BATCH and done.authorizations < BATCH:
-            return housekeeping.Pruned(orders, authorizations, nonces)
+            return housekeeping.Pruned(orders, authorizations, nonces, counters)
         await asyncio.sleep(0)
 
 
@@ -54,10 +59,11 @@ async def run_periodically(db: Database, clock: Clock, retention: Retention) -> 
             pruned = await prune_all(db, clock, retention)
             if pruned.total:
                 log.info(
-                    "pruned %d orders, %d authorizations, %d nonces",
+                    "pruned %d orders, %d authorizations, %d nonces, %d rate counters",
                     pruned.orders,
                     pruned.authorizations,
                     pruned.nonces,
+                    pruned.counters,
                 )
         except Exception:  # a locked or unreachable database: try again next round
             log.exception("housekeeping failed; retrying in %.0f s", period)

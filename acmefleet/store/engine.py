@@ -6,6 +6,7 @@ never deadlock upgrading a read lock. PostgreSQL URLs are used as given.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ SQLITE_FILE = "acmefleet.db"
 BUSY_TIMEOUT_MS = 10_000
 # Where a write transaction keeps what must run once it has committed (``Connection.info``).
 _AFTER_COMMIT = "acmefleet.after_commit"
+_AFTER_ROLLBACK = "acmefleet.after_rollback"
+log = logging.getLogger(__name__)
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -56,18 +59,38 @@ class Database:
         """One write transaction: committed on success, rolled back on any exception.
 
         Actions registered with :func:`after_commit` run after the commit, never after a
-        rollback: a cache dropped or a task started then sees what was written.
+        rollback: a cache dropped or a task started then sees what was written. Those
+        registered with :func:`after_rollback` run only when it rolls back, in a fresh
+        transaction of their own: what must be remembered of a refused request (a failed
+        attempt counted against a rate limit) survives the rollback of everything else.
         """
-        with self.writer.begin() as conn:
-            # ``info`` belongs to the pooled DBAPI connection and outlives this checkout:
-            # start each transaction with an empty list and never leave one behind.
-            conn.info[_AFTER_COMMIT] = []
-            try:
-                yield conn
-            finally:
-                actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
-        for action in actions:
+        committed: list[Callable[[], None]] = []
+        rolled_back: list[Callable[[Connection], None]] = []
+        try:
+            with self.writer.begin() as conn:
+                # ``info`` belongs to the pooled DBAPI connection and outlives this
+                # checkout: start each transaction with empty lists and leave none behind.
+                conn.info[_AFTER_COMMIT] = committed
+                conn.info[_AFTER_ROLLBACK] = rolled_back
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+                    conn.info.pop(_AFTER_ROLLBACK, None)
+        except BaseException:
+            if rolled_back:
+                self._run_after_rollback(rolled_back)
+            raise
+        for action in committed:
             action()
+
+    def _run_after_rollback(self, actions: list[Callable[[Connection], None]]) -> None:
+        try:
+            with self.writer.begin() as conn:
+                for action in actions:
+                    action(conn)
+        except Exception:  # never hide the error that caused the rollback
+            log.exception("recording after a rollback failed")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -84,6 +107,14 @@ def after_commit(conn: Connection, action: Callable[[], None]) -> None:
     pending = conn.info.get(_AFTER_COMMIT)
     if pending is None:
         raise RuntimeError("after_commit needs a transaction opened by Database.write()")
+    pending.append(action)
+
+
+def after_rollback(conn: Connection, action: Callable[[Connection], None]) -> None:
+    """Run ``action`` in a new transaction if the write transaction of ``conn`` rolls back."""
+    pending = conn.info.get(_AFTER_ROLLBACK)
+    if pending is None:
+        raise RuntimeError("after_rollback needs a transaction opened by Database.write()")
     pending.append(action)
 
 

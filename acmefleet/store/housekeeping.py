@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, exists, select
 
-from acmefleet.store import nonces
+from acmefleet.store import nonces, ratelimits
 from acmefleet.store.schema import authorizations, challenges, order_authorizations, orders
 
 
@@ -22,10 +22,11 @@ class Pruned:
     orders: int = 0
     authorizations: int = 0
     nonces: int = 0
+    counters: int = 0
 
     @property
     def total(self) -> int:
-        return self.orders + self.authorizations + self.nonces
+        return self.orders + self.authorizations + self.nonces + self.counters
 
 
 def prune_orders(conn: Connection, expired_before: datetime, batch: int) -> int:
@@ -61,10 +62,18 @@ def prune_authorizations(conn: Connection, expired_before: datetime, batch: int)
     return len(ids)
 
 
-def prune(conn: Connection, *, now: datetime, expired_before: datetime, batch: int) -> Pruned:
+def prune(
+    conn: Connection,
+    *,
+    now: datetime,
+    expired_before: datetime,
+    batch: int,
+    counters_before: datetime,
+) -> Pruned:
     """One round of every kind; orders first, which frees their authorizations."""
     return Pruned(
         orders=prune_orders(conn, expired_before, batch),
         authorizations=prune_authorizations(conn, expired_before, batch),
         nonces=nonces.prune(conn, now),
+        counters=ratelimits.prune(conn, counters_before),
     )

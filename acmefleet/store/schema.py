@@ -210,6 +210,16 @@ certificates = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Fixed-window counters for rate limits, shared by every worker and replica: one row per
+# limited key (e.g. "orders:account:<id>") and window start.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("window_start", UtcDateTime, primary_key=True),
+    Column("hits", Integer, nullable=False),
+)
+
 used_nonces = Table(
     "used_nonces",
     metadata,

@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,11 @@ ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 # Certificates point their CRL and issuer URLs here. pkilint refuses "localhost" in them,
 # so tests publish under a public-looking name; they fetch the CRL from 127.0.0.1 directly.
 PKI_HOST = "pki.example.com"
-BUSINESS_TABLES = [t.name for t in metadata.sorted_tables if t.name != "used_nonces"]
+# Business rows: all but the used-nonce ledger and the rate counters (which count refused
+# requests on purpose: a wrong EAB must use up one of its attempts).
+BUSINESS_TABLES = [
+    t.name for t in metadata.sorted_tables if t.name not in ("used_nonces", "rate_counters")
+]
 
 
 @dataclass
@@ -111,10 +115,20 @@ class AcmefleetServer:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-def configure(data_dir: Path, *, http01_port: int, extra: str = "") -> None:
+def set_settings(text: str, settings: Mapping[str, str]) -> str:
+    """``config.toml`` text with each ``name = value`` line of the template replaced."""
+    for name, value in settings.items():
+        text, found = re.subn(rf"^{re.escape(name)} = .*$", f"{name} = {value}", text, flags=re.M)
+        assert found == 1, f"no setting {name!r} in the configuration template"
+    return text
+
+
+def configure(
+    data_dir: Path, *, http01_port: int, extra: str = "", settings: Mapping[str, str] = {}
+) -> None:
     """Let validation reach test web servers on loopback (never the default)."""
     path = data_dir / "config.toml"
-    text = path.read_text()
+    text = set_settings(path.read_text(), settings)
     text = re.sub(r"^http01_port = \d+", f"http01_port = {http01_port}", text, flags=re.M)
     text = text.replace("allow_private_addresses = false", "allow_private_addresses = true")
     text = text.replace("[validation.hosts]\n", '[validation.hosts]\n"*" = "127.0.0.1"\n')
@@ -123,7 +137,12 @@ def configure(data_dir: Path, *, http01_port: int, extra: str = "") -> None:
 
 @contextmanager
 def running_acmefleet(
-    workdir: Path, *, workers: int = 1, extra_config: str = "", env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    workers: int = 1,
+    extra_config: str = "",
+    settings: Mapping[str, str] = {},
+    env: dict[str, str] | None = None,
 ) -> Iterator[AcmefleetServer]:
     port, pki_port, http01_port = free_ports(3)
     data_dir = workdir / "acmefleet-data"
@@ -146,7 +165,7 @@ def running_acmefleet(
         check=True,
         capture_output=True,
     )
-    configure(data_dir, http01_port=http01_port, extra=extra_config)
+    configure(data_dir, http01_port=http01_port, extra=extra_config, settings=settings)
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     server.admin_token = (workdir / "admin-token").read_text().strip()
     server.minted_secrets.append(server.admin_token)

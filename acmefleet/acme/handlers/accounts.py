@@ -26,6 +26,7 @@ def new_account(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         outer_url=signed.jws.url,
         now=ctx.clock.now(),
         source=signed.request.client,
+        limits=ctx.config.rate_limits,
     )
     response = json_response(
         account_object(signed.urls, result.account), status=201 if result.created else 200

@@ -32,6 +32,7 @@ def new_order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         lifetimes=ctx.lifetimes,
         profiles=ctx.profiles,
         now=ctx.clock.now(),
+        limits=ctx.config.rate_limits,
     )
     return _order_response(ctx, signed, order, status=201)
 

@@ -64,7 +64,11 @@ def test_expired_rows_go_and_live_ones_stay(database: Database) -> None:
         nonce_store.redeem(conn, "live-nonce", rows.NOW + DAY)
     with database.write() as conn:
         pruned = housekeeping.prune(
-            conn, now=rows.NOW, expired_before=rows.NOW - 7 * DAY, batch=100
+            conn,
+            now=rows.NOW,
+            expired_before=rows.NOW - 7 * DAY,
+            batch=100,
+            counters_before=rows.NOW - 31 * DAY,
         )
     assert pruned == housekeeping.Pruned(orders=1, authorizations=1, nonces=1)
     with database.read() as conn:
