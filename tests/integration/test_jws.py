@@ -203,6 +203,17 @@ def test_identifier_policy(acmefleet: AcmefleetServer, account: AcmeClient) -> N
     refused(acmefleet, lambda: account.new_order([("ip", "192.0.2.1")]), "rejectedIdentifier")
 
 
+@pytest.mark.parametrize(
+    "name", ["evil\n.example.com", "www.example.com\n", "*.evil\n.example.com"]
+)
+def test_identifiers_with_a_newline_are_rejected(
+    acmefleet: AcmefleetServer, account: AcmeClient, name: str
+) -> None:
+    """``re``'s ``$`` matched before a trailing newline: these were ordered and issued."""
+    response = refused(acmefleet, lambda: account.new_order([name]), "rejectedIdentifier")
+    assert response.json()["identifier"] == {"type": "dns", "value": name}
+
+
 def test_unknown_resources_are_404_problems(
     acmefleet: AcmefleetServer, account: AcmeClient
 ) -> None:
