@@ -140,6 +140,7 @@ def test_contacts() -> None:
         (["tel:1"], ProblemType.UNSUPPORTED_CONTACT),
         (["mailto:a@b"], ProblemType.INVALID_CONTACT),
         (["mailto:a@b.com?subject=x"], ProblemType.INVALID_CONTACT),
+        (["mailto:a@b.com\n"], ProblemType.INVALID_CONTACT),  # "$" matched before the newline
         ("mailto:a@b.com", ProblemType.MALFORMED),
     ):
         with pytest.raises(AcmeError) as caught:
