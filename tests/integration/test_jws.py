@@ -65,6 +65,30 @@ def test_unknown_and_missing_nonce(acmefleet: AcmefleetServer, account: AcmeClie
     )
 
 
+def test_a_nonce_has_one_spelling(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    """Padding, a newline or stray final bits made other spellings of one nonce, each
+    redeemable once (RFC 8555 §6.1: padded values MUST be rejected)."""
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "spelling.example.com"}]}
+    nonce = account.new_nonce()
+    for spelling in (nonce + "=", nonce + "==", nonce + "\n", nonce + "==\n"):
+        refused(acmefleet, lambda s=spelling: account.post(url, payload, nonce=s), "badNonce")
+    assert account.post(url, payload, nonce=nonce).status_code == 201
+    refused(acmefleet, lambda: account.post(url, payload, nonce=nonce), "badNonce")
+
+
+def test_jws_members_have_one_spelling(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "members.example.com"}]}
+    for member in ("protected", "payload", "signature"):
+        for suffix in ("=", "==", "\n"):
+
+            def padded(body: dict[str, str], m: str = member, s: str = suffix) -> dict[str, str]:
+                return {**body, m: body[m] + s}
+
+            refused(acmefleet, lambda t=padded: account.post(url, payload, tamper=t), "malformed")
+
+
 def test_wrong_content_type(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
     url = account.url_for("newOrder")
     refused(

@@ -58,6 +58,15 @@ def test_step1_body_must_be_a_flattened_jws() -> None:
     assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
 
 
+@pytest.mark.parametrize("member", ["protected", "payload", "signature"])
+@pytest.mark.parametrize("suffix", ["=", "==", "\n", "==\n"])
+def test_step1_members_are_unpadded_base64url(member: str, suffix: str) -> None:
+    """RFC 8555 §6.1: values with trailing "=" MUST be rejected as improperly encoded."""
+    body = json.loads(signed(header()))
+    body[member] += suffix
+    assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
+
+
 @pytest.mark.parametrize("alg", ["none", "HS256", "RS1", None])
 def test_step2_algorithm(alg: str | None) -> None:
     raw = {
