@@ -23,7 +23,17 @@ from acmefleet.jose.keys import AccountKey
 SIGNATURE_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 _FLATTENED_MEMBERS = {"protected", "payload", "signature"}
 
-_KEY_TYPES = {"RS256": "RSA", "ES256": "EC", "ES384": "EC", "ES512": "EC", "EdDSA": "OKP"}
+# The key each algorithm signs with: RFC 7518 §3.4 ties each ECDSA algorithm to one curve
+# (ES256 is P-256, ES384 P-384, ES512 P-521), §3.3 RS256 to RSA; EdDSA (RFC 8037) is
+# accepted with Ed25519 only. joserfc checks the signature length against the key and the
+# hash against "alg", not the pairing: ES256 with a P-384 key verified.
+_KEY_FOR_ALG: dict[str, tuple[str, str | None]] = {
+    "RS256": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", "Ed25519"),
+}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # joserfc warns that EdDSA is superseded (RFC 9864)
     _ALGORITHMS = {
@@ -136,8 +146,10 @@ def verify_flattened(flattened: dict[str, str], alg: str, key: AccountKey) -> No
     algorithm = _ALGORITHMS.get(alg)
     if algorithm is None:
         raise bad_algorithm(alg, SIGNATURE_ALGORITHMS)
-    if _KEY_TYPES[alg] != key.jwk["kty"]:
-        raise bad_algorithm(alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"]))
+    if not _alg_fits_key(alg, key.jwk):
+        raise bad_algorithm(
+            alg, tuple(a for a in SIGNATURE_ALGORITHMS if _alg_fits_key(a, key.jwk))
+        )
     signing_input = f"{flattened['protected']}.{flattened['payload']}".encode()
     try:
         valid = algorithm.verify(signing_input, b64url_decode(flattened["signature"]), key.key)
@@ -145,6 +157,11 @@ def verify_flattened(flattened: dict[str, str], alg: str, key: AccountKey) -> No
         raise _bad_signature(alg) from exc
     if not valid:
         raise _bad_signature(alg)
+
+
+def _alg_fits_key(alg: str, jwk: dict[str, str]) -> bool:
+    kty, crv = _KEY_FOR_ALG[alg]
+    return jwk.get("kty") == kty and (crv is None or jwk.get("crv") == crv)
 
 
 def _bad_signature(alg: str) -> AcmeError:

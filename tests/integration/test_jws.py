@@ -10,6 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.support.acme_client import AccountKey, AcmeClient, b64url, make_csr, problem_type
 from tests.support.acmefleet_server import AcmefleetServer
@@ -113,6 +116,32 @@ def test_alg_none_and_hmac_outer_jws(acmefleet: AcmefleetServer, account: AcmeCl
         lambda: account.post(url, payload, protected_overrides={"alg": "HS256"}),
         "badSignatureAlgorithm",
     )
+
+
+def test_ecdsa_alg_must_name_the_account_key_curve(
+    acmefleet: AcmefleetServer, account: AcmeClient
+) -> None:
+    """RFC 7518 §3.4: ES384 is P-384. A valid SHA-384 ECDSA signature by the account's P-256
+    key, sent as "ES384", was accepted (joserfc does not tie the alg to the curve)."""
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "curve.example.com"}]}
+    private = account.key.private_key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert private.curve.name == "secp256r1"
+
+    def sha384_on_p256(body: dict[str, str]) -> dict[str, str]:
+        signing_input = f"{body['protected']}.{body['payload']}".encode()
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA384())))
+        return {**body, "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
+
+    response = refused(
+        acmefleet,
+        lambda: account.post(
+            url, payload, protected_overrides={"alg": "ES384"}, tamper=sha384_on_p256
+        ),
+        "badSignatureAlgorithm",
+    )
+    assert response.json()["algorithms"] == ["ES256"]
 
 
 def test_jwk_and_kid_together(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
