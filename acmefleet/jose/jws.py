@@ -22,6 +22,7 @@ from acmefleet.jose.keys import AccountKey
 
 SIGNATURE_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 _FLATTENED_MEMBERS = {"protected", "payload", "signature"}
+MAX_JSON_DEPTH = 32  # ACME nests 3 levels at most ({"identifiers": [{...}]}); room to spare
 
 # The key each algorithm signs with: RFC 7518 §3.4 ties each ECDSA algorithm to one curve
 # (ES256 is P-256, ES384 P-384, ES512 P-521), §3.3 RS256 to RSA; EdDSA (RFC 8037) is
@@ -63,11 +64,43 @@ class RequestJws:
         return decode_json_object(self.payload, "payload")
 
 
-def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
+def load_json(data: bytes, what: str) -> Any:
+    """JSON from the wire, nested at most ``MAX_JSON_DEPTH`` deep; malformed otherwise.
+
+    ``json.loads`` recurses: 100000 "[" raised RecursionError (a 500), and a value just
+    under the interpreter's limit would make later code (``json.dumps``, comparisons)
+    recurse too. ACME bodies nest a few levels; anything deeper is refused.
+    """
     try:
         value = json.loads(data)
+    except RecursionError as exc:
+        raise malformed(f"the {what} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise malformed(f"the {what} is not valid JSON") from exc
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise malformed(f"the {what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
+    value = load_json(data, what)
     if not isinstance(value, dict):
         raise malformed(f"the {what} must be a JSON object")
     return value
@@ -100,10 +133,7 @@ def parse_flattened(body: Any, what: str) -> tuple[dict[str, str], dict[str, Any
 def parse_request_jws(body: bytes, request_url: str) -> RequestJws:
     """RFC 8555 §6.2 steps that need no database, in the RFC's order."""
     # 1. The body is a flattened JWS object.
-    try:
-        outer = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise malformed("the request body is not JSON") from exc
+    outer = load_json(body, "request body")
     flattened, protected, payload = parse_flattened(outer, "request")
     # 2. "alg" is an asymmetric algorithm we accept (never "none", never a MAC).
     alg = protected.get("alg")

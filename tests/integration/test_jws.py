@@ -227,6 +227,22 @@ def test_garbage_csr_and_bodies(acmefleet: AcmefleetServer, account: AcmeClient)
     refused(acmefleet, lambda: account.post(url, {"identifiers": "x"}), "malformed")
 
 
+def test_deeply_nested_json_is_malformed(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    """100000 "[" raised RecursionError in json.loads: a 500 for the body, the protected
+    header and the payload alike."""
+    url = account.url_for("newOrder")
+    deep = b"[" * 100_000
+    refused(acmefleet, lambda: account.send_jws(url, deep), "malformed", 400)
+    refused(acmefleet, lambda: account.post(url, deep), "malformed", 400)
+
+    def deep_header(body: dict[str, str]) -> dict[str, str]:
+        return {**body, "protected": b64url(b'{"alg": "ES256", "x": ' + deep)}
+
+    refused(acmefleet, lambda: account.post(url, {}, tamper=deep_header), "malformed", 400)
+    nested = {"identifiers": [{"type": "dns", "value": "x.example.com", "n": [[[[[[[[]]]]]]]]}]}
+    assert account.post(url, nested).status_code == 201  # ordinary depth is fine
+
+
 def test_finalize_twice_is_order_not_ready(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
     order = _ready_order(account, ["twice.example.com"])
     csr, _ = make_csr(["twice.example.com"])

@@ -62,6 +62,28 @@ def test_step1_body_must_be_a_flattened_jws() -> None:
     assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
 
 
+DEEP = b"[" * 100_000
+
+
+def test_step1_deep_nesting_is_malformed_not_a_crash() -> None:
+    """json.loads raised RecursionError (a 500) on 100000 "["; now malformed (400)."""
+    assert problem(DEEP) is ProblemType.MALFORMED
+    assert problem(b'{"protected": ' + DEEP) is ProblemType.MALFORMED
+    raw = json.loads(signed(header()))
+    raw["protected"] = b64url_encode(b'{"alg": "ES256", "x": ' + DEEP)
+    assert problem(json.dumps(raw).encode()) is ProblemType.MALFORMED
+    for payload in (DEEP, b"[" * 33 + b"]" * 33, b'{"a":' * 40 + b"1" + b"}" * 40):
+        request = parse_request_jws(signed(header(), payload), URL)
+        with pytest.raises(AcmeError) as caught:
+            request.payload_json()
+        assert caught.value.type is ProblemType.MALFORMED
+
+
+def test_step1_ordinary_nesting_is_fine() -> None:
+    payload = json.dumps({"a": [[[[{"b": [1, 2, {"c": {}}]}]]]]}).encode()
+    assert parse_request_jws(signed(header(), payload), URL).payload_json()["a"]
+
+
 @pytest.mark.parametrize("member", ["protected", "payload", "signature"])
 @pytest.mark.parametrize("suffix", ["=", "==", "\n", "==\n"])
 def test_step1_members_are_unpadded_base64url(member: str, suffix: str) -> None:
