@@ -243,6 +243,28 @@ def test_deeply_nested_json_is_malformed(acmefleet: AcmefleetServer, account: Ac
     assert account.post(url, nested).status_code == 201  # ordinary depth is fine
 
 
+@pytest.mark.parametrize(
+    "field", [{"notBefore": "0001-01-01T00:00:00+14:00"}, {"notAfter": "9999-12-31T23:59:59-14:00"}]
+)
+def test_times_beyond_datetime_are_malformed(
+    acmefleet: AcmefleetServer, account: AcmeClient, field: dict[str, str]
+) -> None:
+    """In UTC these fall outside year 1-9999: comparing them raised OverflowError (a 500)."""
+    refused(acmefleet, lambda: account.new_order(["t.example.com"], extra=field), "malformed", 400)
+
+
+def test_far_future_not_before_is_refused_at_finalize(
+    acmefleet: AcmefleetServer, account: AcmeClient
+) -> None:
+    """The validity end (notBefore + the profile's validity) does not fit a datetime."""
+    response = account.new_order(["far.example.com"], extra={"notBefore": "9999-12-31T00:00:00Z"})
+    if response.status_code == 201:
+        csr, _ = make_csr(["far.example.com"])
+        refused(acmefleet, lambda: account.finalize(response.json(), csr), "badCSR")
+    else:
+        assert problem_type(response) == ERR + "malformed", response.text
+
+
 def test_finalize_twice_is_order_not_ready(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
     order = _ready_order(account, ["twice.example.com"])
     csr, _ = make_csr(["twice.example.com"])
