@@ -44,7 +44,7 @@ class SignedRoute:
 
 def _route(path: str, handler: SignedHandler, key_source: KeySource = "kid") -> SignedRoute:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_-]{1,64})", path)
-    return SignedRoute(re.compile(f"^{regex}$"), handler, key_source)
+    return SignedRoute(re.compile(f"{regex}\\Z"), handler, key_source)
 
 
 SIGNED_ROUTES = (
@@ -61,13 +61,15 @@ SIGNED_ROUTES = (
     _route("cert/{id}", certificates.certificate),
 )
 
-ACME_PATH = re.compile(r"^/acme/(?P<endpoint>[A-Za-z0-9_-]{1,64})/(?P<rest>.+)$")
-PKI_PATH = re.compile(r"^/pki/(?P<level>[a-z0-9_-]{1,32})/(?P<item>issuer\.cer|crl|root\.pem)$")
+# "\Z", never "$": "$" also matches before a trailing newline, and the ASGI path is
+# percent-decoded ("/pki/private/crl%0A" arrives as "/pki/private/crl\n"). Used with match().
+ACME_PATH = re.compile(r"/acme/(?P<endpoint>[A-Za-z0-9_-]{1,64})/(?P<rest>.+)\Z")
+PKI_PATH = re.compile(r"/pki/(?P<level>[a-z0-9_-]{1,32})/(?P<item>issuer\.cer|crl|root\.pem)\Z")
 
 
 def match_signed(rest: str) -> tuple[SignedRoute, dict[str, str]] | None:
     for route in SIGNED_ROUTES:
-        found = route.pattern.match(rest)
+        found = route.pattern.fullmatch(rest)
         if found:
             return route, found.groupdict()
     return None

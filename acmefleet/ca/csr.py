@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import NameOID
 
 from acmefleet.ca.errors import CsrError
-from acmefleet.identifiers import Identifier
+from acmefleet.identifiers import (
+    Identifier,
+    IdentifierSyntaxError,
+    normalise_dns_name,
+    normalise_ip,
+)
 
 LeafPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -85,6 +90,14 @@ def _ip(value: str) -> str:
     return ipaddress.ip_address(value).compressed
 
 
+def _dns_name(value: str, where: str) -> Identifier:
+    """A CSR's DNS name, checked as an order identifier is (LDH labels, whole string)."""
+    try:
+        return Identifier("dns", normalise_dns_name(value))
+    except IdentifierSyntaxError as exc:
+        raise CsrError(f"CSR {where} {value!r} is not a valid DNS name") from exc
+
+
 def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
     """The CSR's names in the order the client gave: the commonName first, then the SANs.
 
@@ -100,7 +113,7 @@ def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
     ordered: list[Identifier] = []
     for entry in san:
         if isinstance(entry, x509.DNSName):
-            ordered.append(Identifier("dns", entry.value.lower()))
+            ordered.append(_dns_name(entry.value, "subjectAltName"))
         elif isinstance(entry, x509.IPAddress):
             ordered.append(Identifier("ip", entry.value.compressed))
         else:
@@ -116,9 +129,9 @@ def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
         raw = cns[0].value
         cn_text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         try:
-            cn = Identifier("ip", _ip(cn_text))
-        except ValueError:
-            cn = Identifier("dns", cn_text.lower())
+            cn = Identifier("ip", normalise_ip(cn_text))
+        except IdentifierSyntaxError:
+            cn = _dns_name(cn_text, "commonName")
         if names and cn not in names:
             raise CsrError(f"CSR commonName {cn_text!r} is not among its subjectAltName entries")
         ordered.insert(0, cn)

@@ -145,6 +145,8 @@ class EmbeddedIssuer:
         else:
             not_before = utc_seconds(request.not_before)
         if request.not_after is None:
+            if not_before > self._latest:  # and not_before + validity may not fit a datetime
+                raise CaError("requested validity falls outside the issuing CA's validity")
             not_after = not_before + profile.validity - ONE_SECOND
         else:
             not_after = utc_seconds(request.not_after)

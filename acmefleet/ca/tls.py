@@ -23,7 +23,7 @@ from acmefleet.clock import Clock
 SERVER_TLS_VALIDITY = timedelta(days=397)
 
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")  # fullmatch: "$" allows a "\n"
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -34,7 +34,12 @@ def _general_name(name: str) -> x509.GeneralName:
         pass
     host = name.lower().rstrip(".")
     labels = host.split(".")
-    if not host or len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+    if (
+        not host
+        or not name.isascii()  # before lower(): the Kelvin sign lower-cases to "k"
+        or len(host) > 253
+        or not all(_HOST_LABEL.fullmatch(label) for label in labels)
+    ):
         raise CaError(f"bad server certificate name: {name!r} is not a host name")
     return x509.DNSName(host)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from acmefleet.store import orgs as org_store
 
 DEFAULT_VALIDATION_LIFETIME = timedelta(days=397)
 MAX_ORG_NAME = 200
+_NETWORK_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:/[0-9]{1,3})?")
 
 
 def create(
@@ -39,17 +41,24 @@ def get(conn: Connection, name: str) -> Organization:
 
 
 def parse_domain(raw: str) -> tuple[str, str]:
-    """A DNS domain (no wildcard) or an IP network in CIDR form: (normalised, kind)."""
+    """A DNS domain (no wildcard) or an IP network in CIDR form: (normalised, kind).
+
+    Whitespace around the value is dropped; inside it nothing but the syntax allows. The API,
+    the CLI and the web page all store what this returns.
+    """
     value = raw.strip()
     if "/" in value or value.replace(".", "").isdigit() or ":" in value:
+        # ipaddress takes any string after "%" as an IPv6 zone, a newline included.
         try:
+            if not _NETWORK_CHARS.fullmatch(value):
+                raise ValueError(value)
             return ipaddress.ip_network(value, strict=False).compressed, "ip"
         except ValueError as exc:
             raise ConsoleError(f"{raw!r} is neither a domain nor an IP network") from exc
     if value.startswith("*."):
         raise ConsoleError("add the domain itself; it covers its subdomains and wildcards")
     try:
-        return normalise_dns_name(value), "dns"
+        return normalise_dns_name(value, allow_wildcard=False), "dns"
     except IdentifierSyntaxError as exc:
         raise ConsoleError(str(exc)) from exc
 

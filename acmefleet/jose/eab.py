@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
-from acmefleet.jose.b64 import b64url_decode
+from acmefleet.jose.b64 import b64url_decode_padded
 from acmefleet.jose.inner import InnerJwsRules, parse_inner_jws
 from acmefleet.jose.jws import decode_json_object
 from acmefleet.jose.keys import thumbprint
@@ -65,8 +65,9 @@ def parse_eab(binding: Any, outer_url: str) -> EabRequest:
 
 def verify_eab(request: EabRequest, hmac_key_b64url: str, account_thumbprint: str) -> None:
     """Steps 5-6: the MAC verifies with the credential's key; the payload is the account key."""
-    # 5. The MAC, compared in constant time.
-    key = b64url_decode(hmac_key_b64url)
+    # 5. The MAC, compared in constant time. The key is the one this server stored; padding
+    # on it is tolerated (the JWS members were decoded strictly by parse_inner_jws).
+    key = b64url_decode_padded(hmac_key_b64url)
     digest = EAB_ALGORITHMS[request.alg]
     expected = hmac.new(key, request.signing_input, digest).digest()
     if not hmac.compare_digest(expected, request.signature):

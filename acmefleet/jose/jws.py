@@ -22,8 +22,19 @@ from acmefleet.jose.keys import AccountKey
 
 SIGNATURE_ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 _FLATTENED_MEMBERS = {"protected", "payload", "signature"}
+MAX_JSON_DEPTH = 32  # ACME nests 3 levels at most ({"identifiers": [{...}]}); room to spare
 
-_KEY_TYPES = {"RS256": "RSA", "ES256": "EC", "ES384": "EC", "ES512": "EC", "EdDSA": "OKP"}
+# The key each algorithm signs with: RFC 7518 §3.4 ties each ECDSA algorithm to one curve
+# (ES256 is P-256, ES384 P-384, ES512 P-521), §3.3 RS256 to RSA; EdDSA (RFC 8037) is
+# accepted with Ed25519 only. joserfc checks the signature length against the key and the
+# hash against "alg", not the pairing: ES256 with a P-384 key verified.
+_KEY_FOR_ALG: dict[str, tuple[str, str | None]] = {
+    "RS256": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", "Ed25519"),
+}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # joserfc warns that EdDSA is superseded (RFC 9864)
     _ALGORITHMS = {
@@ -53,11 +64,43 @@ class RequestJws:
         return decode_json_object(self.payload, "payload")
 
 
-def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
+def load_json(data: bytes, what: str) -> Any:
+    """JSON from the wire, nested at most ``MAX_JSON_DEPTH`` deep; malformed otherwise.
+
+    ``json.loads`` recurses: 100000 "[" raised RecursionError (a 500), and a value just
+    under the interpreter's limit would make later code (``json.dumps``, comparisons)
+    recurse too. ACME bodies nest a few levels; anything deeper is refused.
+    """
     try:
         value = json.loads(data)
+    except RecursionError as exc:
+        raise malformed(f"the {what} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise malformed(f"the {what} is not valid JSON") from exc
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise malformed(f"the {what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (iteratively: no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
+    value = load_json(data, what)
     if not isinstance(value, dict):
         raise malformed(f"the {what} must be a JSON object")
     return value
@@ -90,10 +133,7 @@ def parse_flattened(body: Any, what: str) -> tuple[dict[str, str], dict[str, Any
 def parse_request_jws(body: bytes, request_url: str) -> RequestJws:
     """RFC 8555 §6.2 steps that need no database, in the RFC's order."""
     # 1. The body is a flattened JWS object.
-    try:
-        outer = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise malformed("the request body is not JSON") from exc
+    outer = load_json(body, "request body")
     flattened, protected, payload = parse_flattened(outer, "request")
     # 2. "alg" is an asymmetric algorithm we accept (never "none", never a MAC).
     alg = protected.get("alg")
@@ -136,8 +176,10 @@ def verify_flattened(flattened: dict[str, str], alg: str, key: AccountKey) -> No
     algorithm = _ALGORITHMS.get(alg)
     if algorithm is None:
         raise bad_algorithm(alg, SIGNATURE_ALGORITHMS)
-    if _KEY_TYPES[alg] != key.jwk["kty"]:
-        raise bad_algorithm(alg, tuple(a for a, t in _KEY_TYPES.items() if t == key.jwk["kty"]))
+    if not _alg_fits_key(alg, key.jwk):
+        raise bad_algorithm(
+            alg, tuple(a for a in SIGNATURE_ALGORITHMS if _alg_fits_key(a, key.jwk))
+        )
     signing_input = f"{flattened['protected']}.{flattened['payload']}".encode()
     try:
         valid = algorithm.verify(signing_input, b64url_decode(flattened["signature"]), key.key)
@@ -145,6 +187,11 @@ def verify_flattened(flattened: dict[str, str], alg: str, key: AccountKey) -> No
         raise _bad_signature(alg) from exc
     if not valid:
         raise _bad_signature(alg)
+
+
+def _alg_fits_key(alg: str, jwk: dict[str, str]) -> bool:
+    kty, crv = _KEY_FOR_ALG[alg]
+    return jwk.get("kty") == kty and (crv is None or jwk.get("crv") == crv)
 
 
 def _bad_signature(alg: str) -> AcmeError:

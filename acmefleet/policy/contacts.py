@@ -7,8 +7,9 @@ from typing import Any
 
 from acmefleet.errors import AcmeError, ProblemType, malformed
 
+# Used with fullmatch: "$" would also match before a trailing newline.
 _ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+    r"[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
 )
 MAX_CONTACTS = 10
 
@@ -26,6 +27,6 @@ def check_contacts(raw: Any) -> list[str]:
             raise AcmeError(
                 ProblemType.UNSUPPORTED_CONTACT, f"only mailto: contacts are supported: {contact!r}"
             )
-        if not _ADDRESS.match(address) or "." not in address.rsplit("@", 1)[-1]:
+        if not _ADDRESS.fullmatch(address) or "." not in address.rsplit("@", 1)[-1]:
             raise AcmeError(ProblemType.INVALID_CONTACT, f"{contact!r} is not one plain address")
     return list(raw)

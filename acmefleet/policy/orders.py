@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -98,7 +98,10 @@ def _parse_time(raw: Any, what: str) -> datetime | None:
         raise malformed(f"'{what}' must be an RFC 3339 timestamp") from exc
     if value.tzinfo is None:
         raise malformed(f"'{what}' must carry a time zone")
-    return value
+    try:
+        return value.astimezone(UTC)  # "0001-01-01T00:00:00+14:00" is before year 1 in UTC
+    except OverflowError as exc:
+        raise malformed(f"'{what}' is out of range") from exc
 
 
 @dataclass(frozen=True)

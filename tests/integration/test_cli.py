@@ -89,6 +89,19 @@ def test_admin_flow_and_eab_listing(data_dir: Path) -> None:
     assert json.loads(cli("admin", "eab", "list", "--json", *d).stdout)[0]["status"] == "revoked"
 
 
+def test_domain_names_are_ldh_only(data_dir: Path) -> None:
+    """A newline passed the old ``^…$`` label check and was stored (issue 11, item 4)."""
+    d = ("--data-dir", str(data_dir))
+    assert cli("admin", "org", "create", "Newline Corp", *d).returncode == 0
+    fails(cli("admin", "domain", "add", "Newline Corp", "evil\n.example.com", *d), "invalid label")
+    fails(
+        cli("admin", "domain", "add", "Newline Corp", "www.evil\n.example.com", *d), "invalid label"
+    )
+    fails(cli("admin", "domain", "add", "Newline Corp", "2001:db8::%x\n/64", *d), "neither")
+    listed = json.loads(cli("admin", "domain", "list", "Newline Corp", "--json", *d).stdout)
+    assert listed == []
+
+
 def test_missing_data_dir_and_bad_listen(tmp_path: Path, data_dir: Path) -> None:
     fails(cli("admin", "org", "list", "--data-dir", str(tmp_path / "none")), "not an acmefleet")
     fails(cli("server", "run", "--data-dir", str(data_dir), "--listen", "nonsense"), "HOST:PORT")

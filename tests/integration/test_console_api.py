@@ -632,6 +632,20 @@ def test_domains(acmefleet: AcmefleetServer, admin: ConsoleApi) -> None:
     assert (event["action"], event["target"]) == ("domain.remove", "shop.domain-co.example.com")
 
 
+@pytest.mark.parametrize(
+    "name", ["evil\n.example.com", "evil.example\n.com", "2001:db8::%x\n/64", "\u212a.example.com"]
+)
+def test_domain_names_are_ldh_only(
+    acmefleet: AcmefleetServer, admin: ConsoleApi, name: str
+) -> None:
+    """A newline passed the old ``^…$`` label check and was stored (issue 11, item 4)."""
+    org = ok_json(admin.http.get("/organizations"))[0]
+    before = acmefleet.snapshot()
+    response = admin.http.post(f"/organizations/{org['id']}/domains", json={"name": name})
+    assert error_body(response, 400)["error"] == "invalid"
+    assert acmefleet.snapshot() == before
+
+
 def test_manual_validation_and_its_removal(acmefleet: AcmefleetServer, admin: ConsoleApi) -> None:
     org = admin.create_org("manual-co")
     domain = admin.add_domain(org["id"], "manual-co.example.com")
@@ -992,6 +1006,7 @@ def test_certificates_list_and_filters(admin: ConsoleApi, issued: list[Issued]) 
     for bad in (
         {"org_id": 0},
         {"org_id": "x"},
+        {"org_id": TOO_BIG_ID},  # overflowed the SQLite driver: a 500
         {"expiring_within_days": -1},
         {"expiring_within_days": 3651},
         {"revoked": "maybe"},

@@ -363,6 +363,32 @@ def test_service_errors_are_messages_not_500s(admin: Session, server: AcmefleetS
     assert forge(admin, "/console/eab/unknown-kid/revoke", {"csrf_token": csrf}).status == 404
 
 
+def test_ids_beyond_a_row_id_are_404_not_500(admin: Session, server: AcmefleetServer) -> None:
+    """Path ids that no 64-bit row id can be overflowed the SQLite driver (a 500)."""
+    huge = "99999999999999999999"
+    before = server.snapshot()
+    for path in (f"/console/orgs/{huge}", f"/console/orgs/{2**63}", "/console/orgs/0"):
+        response = admin.goto(path)
+        assert response.status == 404, (path, response.status)
+        assert "There is no such page." in admin.page.get_by_role("alert").inner_text()
+    admin.goto("/console/orgs")
+    csrf = admin.csrf()
+    form = {"csrf_token": csrf, "justification": "checked by tests"}
+    for path in (
+        f"/console/orgs/{huge}/disable",
+        f"/console/orgs/{huge}/domains",
+        f"/console/orgs/1/domains/{huge}/validate",
+        f"/console/orgs/1/domains/{huge}/remove",
+        f"/console/orgs/{huge}/domains/1/unvalidate",
+    ):
+        assert forge(admin, path, {**form, "name": "x.example.net"}).status == 404, path
+    minted = forge(admin, "/console/eab", {"csrf_token": csrf, "org_id": huge, "endpoint": "x"})
+    assert minted.status == 422
+    assert admin.goto(f"/console/eab?org={huge}").status == 422
+    assert admin.goto("/console/orgs/abc").status == 422  # not a number: the form of the path
+    assert server.snapshot() == before
+
+
 # -- CSRF and roles
 
 

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from tests.support.acme_client import AccountKey, AcmeClient, b64url, make_csr, problem_type
 from tests.support.acmefleet_server import AcmefleetServer
@@ -65,6 +68,30 @@ def test_unknown_and_missing_nonce(acmefleet: AcmefleetServer, account: AcmeClie
     )
 
 
+def test_a_nonce_has_one_spelling(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    """Padding, a newline or stray final bits made other spellings of one nonce, each
+    redeemable once (RFC 8555 §6.1: padded values MUST be rejected)."""
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "spelling.example.com"}]}
+    nonce = account.new_nonce()
+    for spelling in (nonce + "=", nonce + "==", nonce + "\n", nonce + "==\n"):
+        refused(acmefleet, lambda s=spelling: account.post(url, payload, nonce=s), "badNonce")
+    assert account.post(url, payload, nonce=nonce).status_code == 201
+    refused(acmefleet, lambda: account.post(url, payload, nonce=nonce), "badNonce")
+
+
+def test_jws_members_have_one_spelling(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "members.example.com"}]}
+    for member in ("protected", "payload", "signature"):
+        for suffix in ("=", "==", "\n"):
+
+            def padded(body: dict[str, str], m: str = member, s: str = suffix) -> dict[str, str]:
+                return {**body, m: body[m] + s}
+
+            refused(acmefleet, lambda t=padded: account.post(url, payload, tamper=t), "malformed")
+
+
 def test_wrong_content_type(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
     url = account.url_for("newOrder")
     refused(
@@ -89,6 +116,32 @@ def test_alg_none_and_hmac_outer_jws(acmefleet: AcmefleetServer, account: AcmeCl
         lambda: account.post(url, payload, protected_overrides={"alg": "HS256"}),
         "badSignatureAlgorithm",
     )
+
+
+def test_ecdsa_alg_must_name_the_account_key_curve(
+    acmefleet: AcmefleetServer, account: AcmeClient
+) -> None:
+    """RFC 7518 §3.4: ES384 is P-384. A valid SHA-384 ECDSA signature by the account's P-256
+    key, sent as "ES384", was accepted (joserfc does not tie the alg to the curve)."""
+    url = account.url_for("newOrder")
+    payload = {"identifiers": [{"type": "dns", "value": "curve.example.com"}]}
+    private = account.key.private_key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert private.curve.name == "secp256r1"
+
+    def sha384_on_p256(body: dict[str, str]) -> dict[str, str]:
+        signing_input = f"{body['protected']}.{body['payload']}".encode()
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA384())))
+        return {**body, "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
+
+    response = refused(
+        acmefleet,
+        lambda: account.post(
+            url, payload, protected_overrides={"alg": "ES384"}, tamper=sha384_on_p256
+        ),
+        "badSignatureAlgorithm",
+    )
+    assert response.json()["algorithms"] == ["ES256"]
 
 
 def test_jwk_and_kid_together(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
@@ -174,6 +227,44 @@ def test_garbage_csr_and_bodies(acmefleet: AcmefleetServer, account: AcmeClient)
     refused(acmefleet, lambda: account.post(url, {"identifiers": "x"}), "malformed")
 
 
+def test_deeply_nested_json_is_malformed(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
+    """100000 "[" raised RecursionError in json.loads: a 500 for the body, the protected
+    header and the payload alike."""
+    url = account.url_for("newOrder")
+    deep = b"[" * 100_000
+    refused(acmefleet, lambda: account.send_jws(url, deep), "malformed", 400)
+    refused(acmefleet, lambda: account.post(url, deep), "malformed", 400)
+
+    def deep_header(body: dict[str, str]) -> dict[str, str]:
+        return {**body, "protected": b64url(b'{"alg": "ES256", "x": ' + deep)}
+
+    refused(acmefleet, lambda: account.post(url, {}, tamper=deep_header), "malformed", 400)
+    nested = {"identifiers": [{"type": "dns", "value": "x.example.com", "n": [[[[[[[[]]]]]]]]}]}
+    assert account.post(url, nested).status_code == 201  # ordinary depth is fine
+
+
+@pytest.mark.parametrize(
+    "field", [{"notBefore": "0001-01-01T00:00:00+14:00"}, {"notAfter": "9999-12-31T23:59:59-14:00"}]
+)
+def test_times_beyond_datetime_are_malformed(
+    acmefleet: AcmefleetServer, account: AcmeClient, field: dict[str, str]
+) -> None:
+    """In UTC these fall outside year 1-9999: comparing them raised OverflowError (a 500)."""
+    refused(acmefleet, lambda: account.new_order(["t.example.com"], extra=field), "malformed", 400)
+
+
+def test_far_future_not_before_is_refused_at_finalize(
+    acmefleet: AcmefleetServer, account: AcmeClient
+) -> None:
+    """The validity end (notBefore + the profile's validity) does not fit a datetime."""
+    response = account.new_order(["far.example.com"], extra={"notBefore": "9999-12-31T00:00:00Z"})
+    if response.status_code == 201:
+        csr, _ = make_csr(["far.example.com"])
+        refused(acmefleet, lambda: account.finalize(response.json(), csr), "badCSR")
+    else:
+        assert problem_type(response) == ERR + "malformed", response.text
+
+
 def test_finalize_twice_is_order_not_ready(acmefleet: AcmefleetServer, account: AcmeClient) -> None:
     order = _ready_order(account, ["twice.example.com"])
     csr, _ = make_csr(["twice.example.com"])
@@ -206,11 +297,27 @@ def test_identifier_policy(acmefleet: AcmefleetServer, account: AcmeClient) -> N
     refused(acmefleet, lambda: account.new_order([("ip", "192.0.2.1")]), "rejectedIdentifier")
 
 
+@pytest.mark.parametrize(
+    "name", ["evil\n.example.com", "www.example.com\n", "*.evil\n.example.com"]
+)
+def test_identifiers_with_a_newline_are_rejected(
+    acmefleet: AcmefleetServer, account: AcmeClient, name: str
+) -> None:
+    """``re``'s ``$`` matched before a trailing newline: these were ordered and issued."""
+    response = refused(acmefleet, lambda: account.new_order([name]), "rejectedIdentifier")
+    assert response.json()["identifier"] == {"type": "dns", "value": name}
+
+
 def test_unknown_resources_are_404_problems(
     acmefleet: AcmefleetServer, account: AcmeClient
 ) -> None:
     base = acmefleet.base_url
-    for path in ("/acme/nope/directory", "/nothing", "/acme/private/order/zzz/x"):
+    for path in (
+        "/acme/nope/directory",
+        "/nothing",
+        "/acme/private/order/zzz/x",
+        "/acme/private/directory%0A",  # the ASGI path is decoded; "$" matched before "\n"
+    ):
         response = account.http.get(base + path)
         assert response.status_code == 404
         assert problem_type(response) == ERR + "malformed"

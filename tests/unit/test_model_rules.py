@@ -134,12 +134,32 @@ def test_domain_coverage() -> None:
     assert covering_domain(validated, Identifier("dns", "example.com"), validated_at=NOW) is None
 
 
+def test_a_nonce_is_redeemed_once_whatever_its_spelling() -> None:
+    """RFC 8555 §6.1: padded base64url is improperly encoded. The lenient decoder took six
+    spellings of one nonce, and the ledger (keyed by the string) redeemed each once."""
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    service = NonceService(b"k" * 32, FixedClock(NOW), timedelta(minutes=5))
+    nonce = service.mint()
+    redeemed = []
+    for spelling in (nonce, nonce + "=", nonce + "==", nonce + "\n", nonce + "=\n", nonce + "==\n"):
+        try:
+            with engine.begin() as conn:
+                service.redeem(conn, spelling)
+        except AcmeError as exc:
+            assert exc.type is ProblemType.BAD_NONCE
+        else:
+            redeemed.append(spelling)
+    assert redeemed == [nonce]
+
+
 def test_contacts() -> None:
     assert check_contacts(["mailto:ops@example.com"]) == ["mailto:ops@example.com"]
     for bad, kind in (
         (["tel:1"], ProblemType.UNSUPPORTED_CONTACT),
         (["mailto:a@b"], ProblemType.INVALID_CONTACT),
         (["mailto:a@b.com?subject=x"], ProblemType.INVALID_CONTACT),
+        (["mailto:a@b.com\n"], ProblemType.INVALID_CONTACT),  # "$" matched before the newline
         ("mailto:a@b.com", ProblemType.MALFORMED),
     ):
         with pytest.raises(AcmeError) as caught:

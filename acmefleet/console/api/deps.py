@@ -12,6 +12,7 @@ from acmefleet.console import tokens
 from acmefleet.console.context import ConsoleContext
 from acmefleet.console.operations import ConsoleOperations
 from acmefleet.console.tokens import Principal
+from acmefleet.store.ids import MAX_ROW_ID
 
 
 def context(request: Request) -> ConsoleContext:
@@ -91,5 +92,4 @@ Writer = Annotated[ConsoleOperations, Depends(admin_operations)]
 
 # Row ids are positive and fit a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint):
 # a larger number is refused here rather than overflowing the database driver (a 500).
-MAX_ROW_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from acmefleet.console.api.bodies import Revocation
 from acmefleet.console.api.deps import ReadConn, Reader, WriteConn, Writer
 from acmefleet.console.inventory import CertificateFilter
+from acmefleet.store.ids import MAX_ROW_ID
 
 router = APIRouter(tags=["inventory"])
 
@@ -32,7 +33,7 @@ def deactivate_account(account_id: str, ops: Writer, conn: WriteConn) -> dict[st
 def list_certificates(
     ops: Reader,
     conn: ReadConn,
-    org_id: Annotated[int | None, Query(ge=1)] = None,
+    org_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     endpoint: Annotated[str | None, Query(max_length=64)] = None,
     name: Annotated[str | None, Query(max_length=253)] = None,
     expiring_within_days: Annotated[int | None, Query(ge=0, le=3650)] = None,

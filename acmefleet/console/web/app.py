@@ -100,11 +100,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, exc.status_code, title, detail, dict(exc.headers or {}))
 
 
+# A number in the path that no row id can be (``deps.RowId``: 0, or beyond 64 bits).
+_OUT_OF_RANGE = {"greater_than_equal", "less_than_equal"}
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("loc", ())[:1] == ("path",) and e.get("type") in _OUT_OF_RANGE for e in errors):
+        return _error_page(request, 404, "Not found", "There is no such page.")
     problems = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
-        for e in exc.errors()
+        for e in errors
     )
     return _error_page(request, 422, "Incomplete or invalid form", problems)
 

@@ -13,6 +13,7 @@ from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to, s
 from acmefleet.console.web.render import page, see_other
 from acmefleet.store import eab as eab_store
 from acmefleet.store import orgs as org_store
+from acmefleet.store.ids import MAX_ROW_ID
 
 router = APIRouter()
 CA_BUNDLE = "ca-bundle.pem"  # the server's data directory holds it; clients must trust it
@@ -46,7 +47,7 @@ def list_credentials(
     request: Request,
     viewer: SignedIn,
     ctx: Ctx,
-    org: Annotated[int | None, Query(ge=1)] = None,
+    org: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
 ) -> Response:
     now = ctx.clock.now()
     with ctx.db.read() as conn:
@@ -70,7 +71,7 @@ def mint_credential(
     viewer: Writer,
     ctx: Ctx,
     src: Source,
-    org_id: Annotated[int, Form(ge=1)],
+    org_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
     endpoint: Annotated[str, Form(min_length=1, max_length=64)],
 ) -> Response:
     """Rendered in this response (never redirected to): the key cannot be fetched again."""

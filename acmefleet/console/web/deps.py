@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Form, HTTPException, Request
+from fastapi import Depends, Form, HTTPException, Path, Request
 
 from acmefleet.console import sessions
 from acmefleet.console.context import ConsoleContext
 from acmefleet.console.tokens import Principal
+from acmefleet.store.ids import MAX_ROW_ID
 
 PREFIX = "/console"
 SESSION_COOKIE = "acmefleet_session"
+
+# A row id in a page's path. A number no row can have (0, or beyond a signed 64-bit column,
+# which overflowed the database driver: a 500) names no page: the app answers 404.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class LoginRequired(Exception):

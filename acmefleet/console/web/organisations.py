@@ -12,7 +12,7 @@ from acmefleet.console import domain_checks, organisations, views
 from acmefleet.console.context import ConsoleContext
 from acmefleet.console.errors import NotFound
 from acmefleet.console.operations import ConsoleOperations
-from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
+from acmefleet.console.web.deps import Ctx, RowId, SignedIn, Source, Writer, back_to
 from acmefleet.console.web.render import page, see_other
 from acmefleet.models import OrgDomain
 from acmefleet.store import eab as eab_store
@@ -77,7 +77,7 @@ def create_organisation(
 
 
 @router.get("/orgs/{org_id}")
-def show_organisation(request: Request, org_id: int, viewer: SignedIn, ctx: Ctx) -> Response:
+def show_organisation(request: Request, org_id: RowId, viewer: SignedIn, ctx: Ctx) -> Response:
     now = ctx.clock.now()
     with ctx.db.read() as conn:
         org = organisations.get_by_id(conn, org_id)
@@ -102,14 +102,14 @@ def show_organisation(request: Request, org_id: int, viewer: SignedIn, ctx: Ctx)
 
 @router.post("/orgs/{org_id}/disable")
 def disable_organisation(
-    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     return _set_status(request, org_id, "disabled", viewer.actor, ctx, src)
 
 
 @router.post("/orgs/{org_id}/enable")
 def enable_organisation(
-    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     return _set_status(request, org_id, "active", viewer.actor, ctx, src)
 
@@ -125,7 +125,7 @@ def _set_status(
 
 @router.post("/orgs/{org_id}/domains")
 def add_domain(
-    request: Request, org_id: int, viewer: Writer, ctx: Ctx, src: Source, name: DomainName
+    request: Request, org_id: RowId, viewer: Writer, ctx: Ctx, src: Source, name: DomainName
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
@@ -145,8 +145,8 @@ def add_domain(
 @router.post("/orgs/{org_id}/domains/{domain_id}/validate")
 def validate_manually(
     request: Request,
-    org_id: int,
-    domain_id: int,
+    org_id: RowId,
+    domain_id: RowId,
     viewer: Writer,
     ctx: Ctx,
     src: Source,
@@ -170,7 +170,7 @@ def validate_manually(
 
 @router.post("/orgs/{org_id}/domains/{domain_id}/http-01")
 def start_http01(
-    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     """Start a check; the organisation page then shows the token, URL and expected content."""
     back_to(request, f"/orgs/{org_id}")
@@ -182,7 +182,7 @@ def start_http01(
 
 @router.post("/orgs/{org_id}/domains/{domain_id}/check")
 async def check_http01(
-    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.read() as conn:
@@ -193,7 +193,7 @@ async def check_http01(
 
 @router.post("/orgs/{org_id}/domains/{domain_id}/unvalidate")
 def unvalidate(
-    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
@@ -204,7 +204,7 @@ def unvalidate(
 
 @router.post("/orgs/{org_id}/domains/{domain_id}/remove")
 def remove_domain(
-    request: Request, org_id: int, domain_id: int, viewer: Writer, ctx: Ctx, src: Source
+    request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:

@@ -176,3 +176,22 @@ def test_pem_is_not_der(p256_key: ec.EllipticCurvePrivateKey, make_csr: CsrFacto
     )
     with pytest.raises(CsrError):
         check_csr(pem, [APEX])
+
+
+@pytest.mark.parametrize(
+    ("dns", "cn"),
+    [
+        (["evil\n.example.com"], None),
+        (["www.example.com\n"], None),
+        ([], "evil\n.example.com"),
+        (["bad_label.example.com"], None),
+    ],
+)
+def test_csr_names_must_be_ldh_names(
+    p256_key: ec.EllipticCurvePrivateKey, make_csr: CsrFactory, dns: list[str], cn: str | None
+) -> None:
+    """Checked on their own, not only against the order: an order stored before the
+    identifier check was strict may still list such a name."""
+    names = [Identifier("dns", n.lower()) for n in [*dns, *([cn] if cn else [])]]
+    with pytest.raises(CsrError, match="not a valid DNS name"):
+        check_csr(make_csr(p256_key, dns, cn=cn), names)

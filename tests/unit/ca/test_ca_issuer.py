@@ -187,6 +187,16 @@ def test_validity_within_issuer(
     assert issued.not_before == public_ca.issuer.not_valid_before_utc
 
 
+def test_a_not_before_at_the_end_of_time_is_refused(
+    public_issuer: EmbeddedIssuer, p256_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """notBefore + the profile's validity overflowed datetime (OverflowError, a 500)."""
+    end_of_time = datetime(9999, 12, 31, tzinfo=UTC)
+    request = IssueRequest(p256_key.public_key(), NAMES, (), DV, not_before=end_of_time)
+    with pytest.raises(CaError, match="outside the issuing CA's validity"):
+        public_issuer.issue(request)
+
+
 def test_refusals(public_issuer: EmbeddedIssuer, p256_key: ec.EllipticCurvePrivateKey) -> None:
     edwards = ed25519.Ed25519PrivateKey.generate().public_key()
     with pytest.raises(CaError, match="cannot issue"):

@@ -61,7 +61,18 @@ def test_server_tls(tmp_path: Path, private_ca: Authority, clock: FixedClock) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["server.key", "server.pem"]
 
 
-@pytest.mark.parametrize("names", [[], ["bad name"], ["bücher.example"], ["-lead.example"]])
+@pytest.mark.parametrize(
+    "names",
+    [
+        [],
+        ["bad name"],
+        ["bücher.example"],
+        ["-lead.example"],
+        ["acme\n.example"],
+        ["acme\n"],
+        ["\u212a.example"],
+    ],
+)
 def test_server_tls_bad_names(
     tmp_path: Path, private_ca: Authority, clock: FixedClock, names: list[str]
 ) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.jose.b64 import b64url_encode
@@ -15,6 +18,7 @@ from acmefleet.jose.keys import KeyCache, import_account_key, thumbprint
 
 URL = "https://acme.example/acme/private/new-order"
 EC = ECKey.generate_key("P-256")
+CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 
 def signed(header: dict[str, object], payload: bytes = b"{}", key: object = EC) -> bytes:
@@ -55,6 +59,37 @@ def test_step1_body_must_be_a_flattened_jws() -> None:
     assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
     body = json.loads(signed(header()))
     body["payload"] = "***"
+    assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
+
+
+DEEP = b"[" * 100_000
+
+
+def test_step1_deep_nesting_is_malformed_not_a_crash() -> None:
+    """json.loads raised RecursionError (a 500) on 100000 "["; now malformed (400)."""
+    assert problem(DEEP) is ProblemType.MALFORMED
+    assert problem(b'{"protected": ' + DEEP) is ProblemType.MALFORMED
+    raw = json.loads(signed(header()))
+    raw["protected"] = b64url_encode(b'{"alg": "ES256", "x": ' + DEEP)
+    assert problem(json.dumps(raw).encode()) is ProblemType.MALFORMED
+    for payload in (DEEP, b"[" * 33 + b"]" * 33, b'{"a":' * 40 + b"1" + b"}" * 40):
+        request = parse_request_jws(signed(header(), payload), URL)
+        with pytest.raises(AcmeError) as caught:
+            request.payload_json()
+        assert caught.value.type is ProblemType.MALFORMED
+
+
+def test_step1_ordinary_nesting_is_fine() -> None:
+    payload = json.dumps({"a": [[[[{"b": [1, 2, {"c": {}}]}]]]]}).encode()
+    assert parse_request_jws(signed(header(), payload), URL).payload_json()["a"]
+
+
+@pytest.mark.parametrize("member", ["protected", "payload", "signature"])
+@pytest.mark.parametrize("suffix", ["=", "==", "\n", "==\n"])
+def test_step1_members_are_unpadded_base64url(member: str, suffix: str) -> None:
+    """RFC 8555 §6.1: values with trailing "=" MUST be rejected as improperly encoded."""
+    body = json.loads(signed(header()))
+    body[member] += suffix
     assert problem(json.dumps(body).encode()) is ProblemType.MALFORMED
 
 
@@ -103,6 +138,63 @@ def test_step6_alg_must_fit_the_key_type() -> None:
     with pytest.raises(AcmeError) as caught:
         verify_signature(request, rsa)
     assert caught.value.type is ProblemType.BAD_SIGNATURE_ALGORITHM
+
+
+def _ecdsa_jws(key: ECKey, alg: str, hash_name: str) -> bytes:
+    """A JWS whose "alg" says ``alg`` but whose ECDSA signature uses ``hash_name`` on the
+    key's own curve: the signature is valid, only the pairing is wrong."""
+    protected = b64url_encode(json.dumps(header(alg=alg, jwk=key.as_dict(private=False))).encode())
+    payload = b64url_encode(b"{}")
+    private = key.private_key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    digest = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
+    der = private.sign(f"{protected}.{payload}".encode(), ec.ECDSA(digest[hash_name]))
+    r, s = decode_dss_signature(der)
+    size = (private.curve.key_size + 7) // 8
+    signature = b64url_encode(r.to_bytes(size, "big") + s.to_bytes(size, "big"))
+    return json.dumps({"protected": protected, "payload": payload, "signature": signature}).encode()
+
+
+@pytest.mark.parametrize(
+    ("alg", "hash_name", "curve"),
+    [
+        ("ES256", "SHA256", "P-384"),
+        ("ES256", "SHA256", "P-521"),
+        ("ES384", "SHA384", "P-256"),
+        ("ES384", "SHA384", "P-521"),
+        ("ES512", "SHA512", "P-256"),
+        ("ES512", "SHA512", "P-384"),
+    ],
+)
+def test_step6_ecdsa_alg_must_name_the_key_curve(alg: str, hash_name: str, curve: str) -> None:
+    """RFC 7518 §3.4: ES256 is P-256 with SHA-256, ES384 P-384, ES512 P-521. joserfc checks
+    the signature length against the key and the hash against the alg, not the pairing."""
+    request = parse_request_jws(_ecdsa_jws(ECKey.generate_key(curve), alg, hash_name), URL)
+    with pytest.raises(AcmeError) as caught:
+        verify_signature(request, KeyCache().get(request.jwk or {}))
+    assert caught.value.type is ProblemType.BAD_SIGNATURE_ALGORITHM
+    assert caught.value.as_problem()["algorithms"] == [CURVE_ALG[curve]]
+
+
+@pytest.mark.parametrize(
+    ("curve", "alg"), [("P-256", "ES256"), ("P-384", "ES384"), ("P-521", "ES512")]
+)
+def test_step6_each_curve_with_its_own_alg(curve: str, alg: str) -> None:
+    request = parse_request_jws(_ecdsa_jws(ECKey.generate_key(curve), alg, "SHA" + alg[2:]), URL)
+    verify_signature(request, KeyCache().get(request.jwk or {}))
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+def test_step6_eddsa_only_with_ed25519() -> None:
+    ed = OKPKey.generate_key("Ed25519")
+    request = parse_request_jws(signed(header(alg="ES256")), URL)
+    with pytest.raises(AcmeError) as caught:
+        verify_signature(request, import_account_key(ed.as_dict(private=False)))
+    assert caught.value.type is ProblemType.BAD_SIGNATURE_ALGORITHM
+    assert caught.value.as_problem()["algorithms"] == ["EdDSA"]
+    ok = signed(header(alg="EdDSA", jwk=ed.as_dict(private=False)), key=ed)
+    request = parse_request_jws(ok, URL)
+    verify_signature(request, KeyCache().get(request.jwk or {}))
 
 
 def test_weak_and_private_keys_are_bad_public_keys() -> None:
