@@ -93,6 +93,9 @@ class Challenge:
     status: ChallengeStatus
     validated_at: datetime | None
     error: dict[str, Any] | None
+    # When validation was asked for (status processing): a restart resumes it only until the
+    # validator's deadline has passed since then.
+    processing_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ _SET_CHALLENGE = (
         status=bindparam("p_status"),
         validated_at=bindparam("p_validated_at"),
         error=bindparam("p_error"),
+        processing_since=bindparam("p_processing_since"),
     )
 )
 _SET_AUTHZ = (
@@ -84,7 +85,14 @@ _SET_FINALIZATION = (
 
 def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
     return Challenge(
-        row.id, row.authz_id, row.type, row.token, row.status, row.validated_at, row.error
+        row.id,
+        row.authz_id,
+        row.type,
+        row.token,
+        row.status,
+        row.validated_at,
+        row.error,
+        row.processing_since,
     )
 
 
@@ -233,14 +241,18 @@ def set_challenge_state(
     status: str,
     validated_at: datetime | None = None,
     error: dict[str, Any] | None = None,
+    processing_since: datetime | None = None,
 ) -> bool:
-    """Move a challenge from ``expected`` to ``status``; False if another writer moved it."""
+    """Move a challenge from ``expected`` to ``status``; False if another writer moved it.
+
+    ``processing_since`` is when a challenge became ``processing`` (kept only while it is)."""
     params = {
         "p_id": challenge_id,
         "p_expected": expected,
         "p_status": status,
         "p_validated_at": validated_at,
         "p_error": error,
+        "p_processing_since": processing_since,
     }
     result = conn.execute(_SET_CHALLENGE, params)
     return result.rowcount == 1

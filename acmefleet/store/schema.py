@@ -178,6 +178,8 @@ challenges = Table(
     Column("status", String(16), nullable=False),
     Column("validated_at", UtcDateTime),
     Column("error", JsonText),
+    # When the challenge became processing: a resumed validation has until then + deadline.
+    Column("processing_since", UtcDateTime),
 )
 
 certificates = Table(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from acmefleet.store import orders as order_store
 from acmefleet.store import orgs as org_store
 from acmefleet.store.engine import open_database, sqlite_url
 from acmefleet.store.migrate import upgrade
 from acmefleet.store.schema import metadata, organizations
 from acmefleet.store.types import UtcDateTime
+from tests.unit import rows
 from tests.unit.rows import NOW
 
 # org_domains as revision 0002 left it (no validation_scope yet).
@@ -81,3 +83,30 @@ def test_existing_validations_get_their_scope(tmp_path: Path) -> None:
         "lapsed-check.example": "exact",
         "plain.example": None,
     }
+
+
+def test_challenges_already_processing_get_a_start(tmp_path: Path) -> None:
+    """Migration 0004 stamps them with its own time: one more deadline, not for ever."""
+    db = open_database(sqlite_url(tmp_path))
+    try:
+        upgrade(db, "0003")
+        with db.write() as conn:
+            authz = rows.authorization(conn, rows.account(conn))
+            other = rows.authorization(conn, rows.account(conn))
+            [busy] = authz.challenges
+            old_challenges = sa.table("challenges", sa.column("id"), sa.column("status"))
+            conn.execute(
+                sa.update(old_challenges)
+                .where(old_challenges.c.id == busy.id)
+                .values(status="processing")
+            )
+        before = datetime.now(UTC)
+        upgrade(db)
+        with db.read() as conn:
+            stamped = order_store.get_challenge(conn, busy.id)
+            untouched = order_store.get_challenge(conn, other.challenges[0].id)
+    finally:
+        db.dispose()
+    assert stamped is not None and stamped.processing_since is not None
+    assert before - timedelta(seconds=1) <= stamped.processing_since <= datetime.now(UTC)
+    assert untouched is not None and untouched.processing_since is None
