@@ -12,6 +12,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "config.toml"
+# One validation (DNS, connections, redirects, the response) may take at most this long.
+MAX_VALIDATION_SECONDS = 300
 EndpointType = Literal["private", "public"]
 
 
@@ -181,9 +183,14 @@ def _validation(raw: dict[str, Any]) -> ValidationConfig:
             ipaddress.ip_address(address)
         except ValueError as exc:
             raise ConfigError(f"validation.hosts: {name!r} -> {address!r} is no address") from exc
+    timeout = float(raw.get("timeout_seconds", 10))
+    if not 0 < timeout <= MAX_VALIDATION_SECONDS:
+        raise ConfigError(
+            f"validation.timeout_seconds must lie in (0, {MAX_VALIDATION_SECONDS}], not {timeout}"
+        )
     return ValidationConfig(
         http01_port=int(raw.get("http01_port", 80)),
-        timeout=timedelta(seconds=float(raw.get("timeout_seconds", 10))),
+        timeout=timedelta(seconds=timeout),
         allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
         hosts=dict(hosts),
     )
@@ -287,6 +294,7 @@ housekeeping_minutes = 10
 
 [validation]
 http01_port = 80
+# One deadline per validation: name resolution, connections, redirects and the response.
 timeout_seconds = 10
 # Validation never connects to loopback or private addresses unless this is true.
 allow_private_addresses = false

@@ -16,6 +16,11 @@ AuthzStatus = Literal["pending", "valid", "invalid", "deactivated", "expired", "
 ChallengeStatus = Literal["pending", "processing", "valid", "invalid"]
 OrderStatus = Literal["pending", "ready", "processing", "valid", "invalid"]
 Finalization = Literal["none", "processing", "valid", "invalid"]
+# What a console validation of a domain proves (CA/B BR 3.2.2.4): ``exact`` that one name only
+# (http-01: control of one host, never a wildcard nor the names below it); ``subdomains`` the
+# name, every name below it and wildcards under it (a DNS change; or an administrator's word).
+ValidationScope = Literal["exact", "subdomains"]
+VALIDATION_SCOPES: tuple[ValidationScope, ...] = ("exact", "subdomains")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class OrgDomain:
     validated_by: str | None
     challenge_token: str | None = None
     challenge_started_at: datetime | None = None
+    validation_scope: ValidationScope | None = None
 
     def is_validated(self, now: datetime) -> bool:
         return self.validated_until is not None and self.validated_until > now
@@ -87,6 +93,9 @@ class Challenge:
     status: ChallengeStatus
     validated_at: datetime | None
     error: dict[str, Any] | None
+    # When validation was asked for (status processing): a restart resumes it only until the
+    # validator's deadline has passed since then.
+    processing_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ class AcmeApp:
         await send_response(send, response, head=request.method == "HEAD")
 
     def resume_validations(self) -> None:
-        """Validations a stopped server left processing are run again."""
+        """Validations a stopped server left processing are run again, each only within its
+        validator's deadline from when it was asked for (past it, policy makes it invalid)."""
         with self.ctx.db.read() as conn:
             pending = order_store.processing_challenges(conn)
         for challenge_id in pending:

@@ -9,12 +9,26 @@ from acmefleet.cli.connection import RemoteTarget, connection_options, current_t
 from acmefleet.cli.render import JSON, col, emit, print_record, print_table, short_time, time_col
 
 DAYS = click.IntRange(1, 825)
+SCOPE = click.Choice(["exact", "subdomains"])
+SCOPE_HELP = (
+    "What the manual validation covers on public endpoints: 'exact' the name only (no "
+    "wildcard), 'subdomains' also its subdomains and wildcards under it [default: exact]."
+)
 
 
 def _state(domain: JSON) -> str:
     if domain["validated"]:
-        return f"validated until {short_time(domain['validated_until'])[:10]}"
+        until = short_time(domain["validated_until"])[:10]
+        return f"validated until {until} ({_scope(domain['validation_scope'])})"
     return "not validated"
+
+
+def _scope(scope: str | None) -> str:
+    if scope == "subdomains":
+        return "the name, its subdomains and wildcards"
+    if scope == "exact":
+        return "this name only"
+    return "-"
 
 
 @click.group()
@@ -28,10 +42,11 @@ def domain() -> None:
 @click.option(
     "--validated",
     is_flag=True,
-    help="Record the domain as validated (public orders then need no challenge).",
+    help="Record a manual validation (public orders for what --scope covers need no challenge).",
 )
 @click.option("--justification", help="Why it is validated (kept in the audit log).")
 @click.option("--days", type=DAYS, default=397, show_default=True, help="How long it holds.")
+@click.option("--scope", type=SCOPE, help=SCOPE_HELP + " Goes with --validated.")
 @connection_options
 @json_option
 def domain_add(
@@ -40,16 +55,24 @@ def domain_add(
     validated: bool,
     justification: str | None,
     days: int,
+    scope: str | None,
     as_json: bool,
 ) -> None:
     """Add a domain (or a CIDR network) to an organisation (ORG: name or id)."""
+    if scope is not None and not validated:
+        usage_error("--scope goes with --validated only")
     if validated and not justification and isinstance(current_target(), RemoteTarget):
         usage_error(
             "--validated needs --justification TEXT in remote mode (the audit log keeps it)"
         )
     with open_backend() as backend:
         added = backend.add_domain(
-            org_ref, domain_name, validated=validated, justification=justification, days=days
+            org_ref,
+            domain_name,
+            validated=validated,
+            justification=justification,
+            days=days,
+            scope=scope or "exact",
         )
     emit(
         added,
@@ -75,6 +98,7 @@ def domain_list(org_ref: str, as_json: bool) -> None:
         col("VALIDATED", "validated"),
         time_col("UNTIL", "validated_until"),
         col("METHOD", "validation_method"),
+        col("SCOPE", "validation_scope"),
         col("CHECK PENDING", "validation_in_progress"),
     ]
     emit(rows, as_json, lambda: print_table(rows, columns))
@@ -102,6 +126,7 @@ def print_domain(item: JSON) -> None:
             ("validated at", short_time(item["validated_at"])),
             ("validated until", short_time(item["validated_until"])),
             ("method", item["validation_method"]),
+            ("scope", _scope(item["validation_scope"])),
             ("by", item["validated_by"]),
             ("check pending", item["validation_in_progress"]),
         ]
@@ -127,6 +152,7 @@ def domain_remove(domain_id: int, as_json: bool) -> None:
 @click.option("--http01", is_flag=True, help="Start an http-01 control check (then 'check').")
 @click.option("--justification", help="Why you vouch for it (kept in the audit log).")
 @click.option("--days", type=DAYS, help="How long a manual validation holds [default: 397].")
+@click.option("--scope", type=SCOPE, help=SCOPE_HELP + " An http-01 check is always exact.")
 @connection_options
 @json_option
 def domain_validate(
@@ -135,20 +161,25 @@ def domain_validate(
     http01: bool,
     justification: str | None,
     days: int | None,
+    scope: str | None,
     as_json: bool,
 ) -> None:
-    """Validate a domain: --manual --justification TEXT, or --http01 (prints what to serve)."""
+    """Validate a domain: --manual --justification TEXT [--scope exact|subdomains], or
+    --http01 (prints what to serve; validates the name only)."""
     if manual == http01:
         usage_error("give one of --manual or --http01")
     if manual and not justification:
         usage_error("--manual needs --justification TEXT")
-    if http01 and (justification or days):
-        usage_error("--justification and --days go with --manual only")
+    if http01 and (justification or days or scope):
+        usage_error(
+            "--justification, --days and --scope go with --manual only "
+            "(an http-01 check validates the name only)"
+        )
     with open_backend() as backend:
         if manual:
             assert justification is not None
             done = backend.validate_manually(
-                domain_id, justification=justification, days=days or 397
+                domain_id, justification=justification, days=days or 397, scope=scope or "exact"
             )
         else:
             done = backend.start_http01(domain_id)

@@ -139,7 +139,14 @@ class LocalBackend:
         return self.ops.list_domains(self._conn(), self._org(org).id)
 
     def add_domain(
-        self, org: str, name: str, *, validated: bool, justification: str | None, days: int
+        self,
+        org: str,
+        name: str,
+        *,
+        validated: bool,
+        justification: str | None,
+        days: int,
+        scope: str = "exact",
     ) -> JSON:
         return self.ops.add_domain(
             self._conn(),
@@ -148,6 +155,7 @@ class LocalBackend:
             validated=validated,
             justification=justification,
             days=days,
+            scope=scope,
         )
 
     def get_domain(self, domain_id: int) -> JSON:
@@ -156,9 +164,11 @@ class LocalBackend:
     def remove_domain(self, domain_id: int) -> JSON:
         return self.ops.remove_domain(self._conn(), domain_id)
 
-    def validate_manually(self, domain_id: int, *, justification: str, days: int) -> JSON:
+    def validate_manually(
+        self, domain_id: int, *, justification: str, days: int, scope: str = "exact"
+    ) -> JSON:
         return self.ops.validate_manually(
-            self._conn(), domain_id, justification=justification, days=days
+            self._conn(), domain_id, justification=justification, days=days, scope=scope
         )
 
     def start_http01(self, domain_id: int) -> JSON:

@@ -274,7 +274,14 @@ class RemoteBackend:
         return self._list(f"/organizations/{self._org_id(org)}/domains")
 
     def add_domain(
-        self, org: str, name: str, *, validated: bool, justification: str | None, days: int
+        self,
+        org: str,
+        name: str,
+        *,
+        validated: bool,
+        justification: str | None,
+        days: int,
+        scope: str = "exact",
     ) -> JSON:
         """Add, and with ``validated`` record a manual validation; undone if that fails."""
         text = (justification or "").strip()
@@ -289,7 +296,7 @@ class RemoteBackend:
             return added
         domain_id = int(added["id"])
         try:
-            return self.validate_manually(domain_id, justification=text, days=days)
+            return self.validate_manually(domain_id, justification=text, days=days, scope=scope)
         except ApiError as failed:
             try:
                 self._request("DELETE", f"/domains/{domain_id}")
@@ -309,8 +316,10 @@ class RemoteBackend:
         self._request("DELETE", f"/domains/{domain_id}")
         return found
 
-    def validate_manually(self, domain_id: int, *, justification: str, days: int) -> JSON:
-        body = {"method": "manual", "justification": justification, "days": days}
+    def validate_manually(
+        self, domain_id: int, *, justification: str, days: int, scope: str = "exact"
+    ) -> JSON:
+        body = {"method": "manual", "justification": justification, "days": days, "scope": scope}
         return self._object("POST", f"/domains/{domain_id}/validation", body=body)
 
     def start_http01(self, domain_id: int) -> JSON:

@@ -104,6 +104,15 @@ async def check(
         raise ConsoleError(f"validation of {domain.name} failed: {exc.detail}") from exc
     now = clock.now()
     with db.write() as conn:
+        # An http-01 check proves control of this one FQDN: never its subdomains, never a
+        # wildcard (CA/B BR 3.2.2.4.18/19, ballot SC45).
         organisations.record_validation(
-            conn, domain, method="http-01", actor=actor, now=now, lifetime=lifetime, source=source
+            conn,
+            domain,
+            method="http-01",
+            scope="exact",
+            actor=actor,
+            now=now,
+            lifetime=lifetime,
+            source=source,
         )

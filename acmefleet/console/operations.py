@@ -82,6 +82,7 @@ class ConsoleOperations:
         validated: bool = False,
         justification: str | None = None,
         days: int | None = None,
+        scope: str = organisations.DEFAULT_MANUAL_SCOPE,
     ) -> JSON:
         org = organisations.get_by_id(conn, org_id)
         now = self._now()
@@ -99,6 +100,7 @@ class ConsoleOperations:
                 if days is not None
                 else organisations.DEFAULT_VALIDATION_LIFETIME
             ),
+            scope=scope,
         )
         return views.domain(added, now)
 
@@ -114,8 +116,15 @@ class ConsoleOperations:
         return removed
 
     def validate_manually(
-        self, conn: Connection, domain_id: int, *, justification: str, days: int
+        self,
+        conn: Connection,
+        domain_id: int,
+        *,
+        justification: str,
+        days: int,
+        scope: str = organisations.DEFAULT_MANUAL_SCOPE,
     ) -> JSON:
+        """An administrator's validation: ``exact`` (the name only) unless ``subdomains``."""
         now = self._now()
         done = organisations.validate_manually(
             conn,
@@ -124,6 +133,7 @@ class ConsoleOperations:
             actor=self.actor,
             now=now,
             lifetime=timedelta(days=days),
+            scope=scope,
             source=self.source,
         )
         return views.domain(done, now)

@@ -10,13 +10,24 @@ from sqlalchemy import Connection
 
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 from acmefleet.identifiers import IdentifierSyntaxError, normalise_dns_name
-from acmefleet.models import Organization, OrgDomain
+from acmefleet.models import VALIDATION_SCOPES, Organization, OrgDomain, ValidationScope
 from acmefleet.store import audit
 from acmefleet.store import orgs as org_store
 
 DEFAULT_VALIDATION_LIFETIME = timedelta(days=397)
 MAX_ORG_NAME = 200
 _NETWORK_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:/[0-9]{1,3})?")
+
+# A manual validation covers only the name unless the administrator asks for more.
+DEFAULT_MANUAL_SCOPE: ValidationScope = "exact"
+
+
+def parse_scope(raw: str) -> ValidationScope:
+    """``exact`` (the name only) or ``subdomains`` (the name, its subdomains and wildcards)."""
+    for scope in VALIDATION_SCOPES:
+        if raw == scope:
+            return scope
+    raise ConsoleError(f"a validation scope is one of {', '.join(VALIDATION_SCOPES)}, not {raw!r}")
 
 
 def create(
@@ -56,7 +67,10 @@ def parse_domain(raw: str) -> tuple[str, str]:
         except ValueError as exc:
             raise ConsoleError(f"{raw!r} is neither a domain nor an IP network") from exc
     if value.startswith("*."):
-        raise ConsoleError("add the domain itself; it covers its subdomains and wildcards")
+        raise ConsoleError(
+            "add the domain itself: it owns its subdomains and wildcards "
+            "(a manual validation with the scope 'subdomains' covers them on public endpoints)"
+        )
     try:
         return normalise_dns_name(value, allow_wildcard=False), "dns"
     except IdentifierSyntaxError as exc:
@@ -73,9 +87,12 @@ def add_domain(
     now: datetime,
     justification: str | None = None,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+    scope: str = DEFAULT_MANUAL_SCOPE,
     source: str | None = None,
 ) -> OrgDomain:
+    """Add a domain; with ``validated``, record a manual validation of ``scope`` too."""
     org = get(conn, org_name)
+    checked_scope = parse_scope(scope)
     name, kind = parse_domain(raw_domain)
     try:
         domain = org_store.add_domain(conn, org.id, name, kind, now)
@@ -98,6 +115,7 @@ def add_domain(
             actor=actor,
             now=now,
             method="manual",
+            scope=checked_scope,
             justification=justification,
             lifetime=lifetime,
         )
@@ -115,6 +133,7 @@ def mark_validated(
     actor: str,
     now: datetime,
     method: str,
+    scope: ValidationScope,
     justification: str | None = None,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
 ) -> None:
@@ -127,6 +146,7 @@ def mark_validated(
         conn,
         domain,
         method=method,
+        scope=scope,
         actor=actor,
         now=now,
         lifetime=lifetime,
@@ -139,14 +159,18 @@ def record_validation(
     domain: OrgDomain,
     *,
     method: str,
+    scope: ValidationScope,
     actor: str,
     now: datetime,
     lifetime: timedelta,
     source: str | None = None,
     details: dict[str, object] | None = None,
 ) -> None:
-    """The one way a domain becomes validated: stored until now + lifetime, and audited."""
-    org_store.mark_validated(conn, domain.id, at=now, until=now + lifetime, method=method, by=actor)
+    """The one way a domain becomes validated: stored with its scope until now + lifetime,
+    and audited."""
+    org_store.mark_validated(
+        conn, domain.id, at=now, until=now + lifetime, method=method, scope=scope, by=actor
+    )
     org_store.set_challenge(conn, domain.id, None, None)
     audit.record(
         conn,
@@ -155,7 +179,12 @@ def record_validation(
         action="domain.validate",
         target=domain.name,
         source=source,
-        details={"method": method, **(details or {}), "until": (now + lifetime).isoformat()},
+        details={
+            "method": method,
+            "scope": scope,
+            **(details or {}),
+            "until": (now + lifetime).isoformat(),
+        },
     )
 
 
@@ -224,10 +253,13 @@ def validate_manually(
     actor: str,
     now: datetime,
     lifetime: timedelta = DEFAULT_VALIDATION_LIFETIME,
+    scope: str = DEFAULT_MANUAL_SCOPE,
     source: str | None = None,
 ) -> OrgDomain:
-    """An administrator vouches for the domain; the justification is kept in the audit log."""
+    """An administrator vouches for the domain, for the name only (``exact``, the default) or
+    for its whole subtree (``subdomains``); the justification is kept in the audit log."""
     domain = get_domain(conn, domain_id)
+    checked_scope = parse_scope(scope)
     text = justification.strip()
     if len(text) < 3 or len(text) > 1000:
         raise ConsoleError("a manual validation needs a justification of 3-1000 characters")
@@ -237,6 +269,7 @@ def validate_manually(
         conn,
         domain,
         method="manual",
+        scope=checked_scope,
         actor=actor,
         now=now,
         lifetime=lifetime,

@@ -32,6 +32,9 @@ def domain(item: OrgDomain, now: datetime) -> dict[str, Any]:
         "validated_at": _time(item.validated_at),
         "validated_until": _time(item.validated_until),
         "validation_method": item.validation_method,
+        # On public endpoints: "exact" spares only this name its challenge, "subdomains" also
+        # the names below it and wildcards under it (null: not validated).
+        "validation_scope": item.validation_scope,
         "validated_by": item.validated_by,
         "validation_in_progress": item.challenge_token is not None,
     }

@@ -1,9 +1,17 @@
-"""Challenges: start validation (saved as processing first), then record the outcome."""
+"""Challenges: start validation (saved as processing first), then record the outcome.
+
+A challenge is ``processing`` from the moment validation is asked for until its outcome is
+stored. A server stopped in between resumes it at start-up, but only within the validator's
+deadline counted from that moment: past it, the challenge becomes invalid without another
+attempt, so a web server that hangs every attempt cannot keep it processing across restarts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -16,6 +24,9 @@ from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
 
 log = logging.getLogger(__name__)
+# The validator's own deadline normally ends a validation first (with its own, more precise
+# problem); this much later, policy ends it anyway.
+GRACE = timedelta(seconds=1)
 
 
 def key_authorization(token: str, account: Account) -> str:
@@ -27,16 +38,46 @@ def start(
     challenge: Challenge,
     authz: Authorization,
     validators: Mapping[str, object],
-    now_status: str,
+    now: datetime,
 ) -> bool:
-    """Mark a pending challenge processing; True if validation must be started."""
+    """Mark a pending challenge processing (since ``now``); True if validation must start."""
     if challenge.type not in validators:
         raise AcmeError(ProblemType.MALFORMED, f"challenge type {challenge.type} is not offered")
-    if now_status != "pending" or challenge.status != "pending":
+    if authz.status(now) != "pending" or challenge.status != "pending":
         return False
     return order_store.set_challenge_state(
-        conn, challenge.id, expected="pending", status="processing"
+        conn, challenge.id, expected="pending", status="processing", processing_since=now
     )
+
+
+def _out_of_time(deadline: timedelta) -> AcmeError:
+    return AcmeError(
+        ProblemType.CONNECTION,
+        f"the validation did not finish within {deadline.total_seconds():g} s of being requested",
+    )
+
+
+async def _run(
+    validator: ChallengeValidator,
+    challenge: Challenge,
+    authz: Authorization,
+    account: Account,
+    remaining: timedelta,
+) -> None:
+    """The validator, held to what is left of the challenge's deadline.
+
+    The validator keeps its own deadline; this bound matters for a validation resumed after
+    a restart (it gets only the rest) and for a validator that fails to keep its own.
+    """
+    if remaining <= timedelta(0):
+        raise _out_of_time(validator.deadline)
+    try:
+        async with asyncio.timeout((remaining + GRACE).total_seconds()):
+            await validator.validate(
+                authz.identifier, challenge.token, key_authorization(challenge.token, account)
+            )
+    except TimeoutError:
+        raise _out_of_time(validator.deadline) from None
 
 
 async def validate(
@@ -52,11 +93,13 @@ async def validate(
         account = account_store.get_account(conn, authz.account_id)
         assert account is not None
     validator = validators[challenge.type]
+    # A challenge with no start on record (none should remain: migration 0007 stamps them)
+    # counts as out of time rather than as one that may run again for ever.
+    started = challenge.processing_since
+    remaining = started + validator.deadline - clock.now() if started is not None else timedelta(0)
     error: dict[str, object] | None = None
     try:
-        await validator.validate(
-            authz.identifier, challenge.token, key_authorization(challenge.token, account)
-        )
+        await _run(validator, challenge, authz, account, remaining)
     except AcmeError as exc:
         exc.identifier = exc.identifier or authz.identifier.as_wire()
         error = exc.as_problem()

@@ -1,4 +1,15 @@
-"""Which organisation domains cover an identifier (private ownership, public pre-validation)."""
+"""Which organisation domains cover an identifier: ownership, and console validation.
+
+Two different questions, kept apart on purpose:
+
+* **ownership** (private endpoints, delegations): an organisation's domain covers itself, every
+  name below it and wildcards under it; no validation is involved;
+* **validation** (public endpoints, the "validated in the console, so no challenge" shortcut):
+  a validation covers what its scope says. ``exact`` (an http-01 check, CA/B BR 3.2.2.4.18/19)
+  proves control of that one FQDN: never a wildcard, never a name below it (BR ballot SC45).
+  ``subdomains`` (a DNS change, BR 3.2.2.4.7; or an administrator who vouched for the whole
+  subtree) covers the name, the names below it and wildcards under it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,7 @@ from acmefleet.models import OrgDomain
 
 
 def domain_covers(domain: OrgDomain, identifier: Identifier) -> bool:
-    """A dns domain covers itself, its subdomains and wildcards under it; a network its IPs."""
+    """Ownership: a dns domain covers itself, its subdomains and wildcards; a network its IPs."""
     if identifier.type == "ip":
         if domain.kind != "ip":
             return False
@@ -23,13 +34,32 @@ def domain_covers(domain: OrgDomain, identifier: Identifier) -> bool:
     return name == domain.name or name.endswith("." + domain.name)
 
 
-def covering_domain(
-    domains: Iterable[OrgDomain], identifier: Identifier, *, validated_at: datetime | None = None
-) -> OrgDomain | None:
-    """The domain that covers the identifier; with ``validated_at``, only domains validated then."""
+def covering_domain(domains: Iterable[OrgDomain], identifier: Identifier) -> OrgDomain | None:
+    """The domain the identifier belongs to (ownership; validation plays no part)."""
     for domain in domains:
-        if validated_at is not None and not domain.is_validated(validated_at):
-            continue
         if domain_covers(domain, identifier):
+            return domain
+    return None
+
+
+def validation_covers(domain: OrgDomain, identifier: Identifier, now: datetime) -> bool:
+    """The domain's validation, still valid at ``now``, proves control of the identifier.
+
+    Only dns names: a validation never spares an IP address its challenge. A scope that is
+    missing or unknown counts as ``exact``, the narrower one.
+    """
+    if not domain.is_validated(now) or domain.kind != "dns" or identifier.type != "dns":
+        return False
+    if domain.validation_scope == "subdomains":
+        return domain_covers(domain, identifier)
+    return not identifier.is_wildcard and identifier.value == domain.name
+
+
+def validated_domain(
+    domains: Iterable[OrgDomain], identifier: Identifier, now: datetime
+) -> OrgDomain | None:
+    """The domain whose validation (at ``now``, within its scope) covers the identifier."""
+    for domain in domains:
+        if validation_covers(domain, identifier, now):
             return domain
     return None

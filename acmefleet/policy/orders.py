@@ -28,7 +28,7 @@ from acmefleet.models import (
     OrgDomain,
 )
 from acmefleet.policy import ratelimits
-from acmefleet.policy.names import covering_domain
+from acmefleet.policy.names import covering_domain, validated_domain
 from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import delegations as delegation_store
@@ -154,14 +154,14 @@ def _identifier_policy(
             f"{identifier.value}: IP identifiers are issued only on private endpoints",
             identifier=wire,
         )
-    validated = covering_domain(domains, identifier, validated_at=now)
+    validated = validated_domain(domains, identifier, now)
     if validated is not None:
         return False, validated
     if identifier.is_wildcard:
         raise AcmeError(
             ProblemType.REJECTED_IDENTIFIER,
             f"{identifier.value}: a wildcard on a public endpoint needs its domain validated "
-            "in the console (dns-01 is not offered yet)",
+            "in the console with the scope 'subdomains' (dns-01 is not offered yet)",
             identifier=wire,
         )
     return True, None

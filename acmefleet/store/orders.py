@@ -61,6 +61,7 @@ _SET_CHALLENGE = (
         status=bindparam("p_status"),
         validated_at=bindparam("p_validated_at"),
         error=bindparam("p_error"),
+        processing_since=bindparam("p_processing_since"),
     )
 )
 _SET_AUTHZ = (
@@ -91,6 +92,7 @@ def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
         status=row.status,
         validated_at=row.validated_at,
         error=row.error,
+        processing_since=row.processing_since,
     )
 
 
@@ -239,14 +241,18 @@ def set_challenge_state(
     status: str,
     validated_at: datetime | None = None,
     error: dict[str, Any] | None = None,
+    processing_since: datetime | None = None,
 ) -> bool:
-    """Move a challenge from ``expected`` to ``status``; False if another writer moved it."""
+    """Move a challenge from ``expected`` to ``status``; False if another writer moved it.
+
+    ``processing_since`` is when a challenge became ``processing`` (kept only while it is)."""
     params = {
         "p_id": challenge_id,
         "p_expected": expected,
         "p_status": status,
         "p_validated_at": validated_at,
         "p_error": error,
+        "p_processing_since": processing_since,
     }
     result = conn.execute(_SET_CHALLENGE, params)
     return result.rowcount == 1

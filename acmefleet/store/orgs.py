@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from acmefleet.models import Organization, OrgDomain
+from acmefleet.models import Organization, OrgDomain, ValidationScope
 from acmefleet.store.schema import org_domains, organizations
 
 _ORG = select(organizations).where(organizations.c.id == bindparam("p_id"))
@@ -38,6 +38,7 @@ def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
         validated_by=row.validated_by,
         challenge_token=row.challenge_token,
         challenge_started_at=row.challenge_started_at,
+        validation_scope=row.validation_scope,
     )
 
 
@@ -93,12 +94,25 @@ def add_domain(conn: Connection, org_id: int, name: str, kind: str, now: datetim
 
 
 def mark_validated(
-    conn: Connection, domain_id: int, *, at: datetime, until: datetime, method: str, by: str
+    conn: Connection,
+    domain_id: int,
+    *,
+    at: datetime,
+    until: datetime,
+    method: str,
+    scope: ValidationScope,
+    by: str,
 ) -> None:
     conn.execute(
         update(org_domains)
         .where(org_domains.c.id == domain_id)
-        .values(validated_at=at, validated_until=until, validation_method=method, validated_by=by)
+        .values(
+            validated_at=at,
+            validated_until=until,
+            validation_method=method,
+            validation_scope=scope,
+            validated_by=by,
+        )
     )
 
 
@@ -125,7 +139,13 @@ def clear_validation(conn: Connection, domain_id: int) -> None:
     conn.execute(
         update(org_domains)
         .where(org_domains.c.id == domain_id)
-        .values(validated_at=None, validated_until=None, validation_method=None, validated_by=None)
+        .values(
+            validated_at=None,
+            validated_until=None,
+            validation_method=None,
+            validation_scope=None,
+            validated_by=None,
+        )
     )
 
 

@@ -51,6 +51,9 @@ org_domains = Table(
     Column("validated_until", UtcDateTime),
     Column("validation_method", String(32)),
     Column("validated_by", String(200)),
+    # What the validation covers: "exact" (that name only) or "subdomains" (its subtree and
+    # wildcards under it); null when not validated.
+    Column("validation_scope", String(16)),
     Column("created_at", UtcDateTime, nullable=False),
     # A console validation in progress: the token the domain must serve, and since when.
     Column("challenge_token", String(128)),
@@ -187,6 +190,8 @@ challenges = Table(
     Column("status", String(16), nullable=False),
     Column("validated_at", UtcDateTime),
     Column("error", JsonText),
+    # When the challenge became processing: a resumed validation has until then + deadline.
+    Column("processing_since", UtcDateTime),
 )
 
 certificates = Table(

@@ -102,6 +102,22 @@ def test_domain_names_are_ldh_only(data_dir: Path) -> None:
     assert listed == []
 
 
+def test_domain_validation_scope(data_dir: Path) -> None:
+    """--scope says what a manual validation covers on public endpoints (default: exact)."""
+    d = ("--data-dir", str(data_dir))
+    assert cli("admin", "org", "create", "Scope Corp", *d).returncode == 0
+    wide = ("--validated", "--scope", "subdomains", "--json")
+    added = json.loads(
+        cli("admin", "domain", "add", "Scope Corp", "scope.example", *wide, *d).stdout
+    )
+    assert added["validated"] and added["validation_scope"] == "subdomains"
+    again = ("--manual", "--justification", "apex only")
+    narrowed = cli("admin", "domain", "validate", str(added["id"]), *again, *d)
+    assert narrowed.returncode == 0 and "(this name only)" in narrowed.stdout, narrowed.stdout
+    bad = ("--validated", "--scope", "wide")
+    fails(cli("admin", "domain", "add", "Scope Corp", "x.example", *bad, *d), "'wide' is not one")
+
+
 def test_missing_data_dir_and_bad_listen(tmp_path: Path, data_dir: Path) -> None:
     fails(cli("admin", "org", "list", "--data-dir", str(tmp_path / "none")), "not an acmefleet")
     fails(cli("server", "run", "--data-dir", str(data_dir), "--listen", "nonsense"), "HOST:PORT")

@@ -462,7 +462,44 @@ def test_http01_check_in_both_modes(world: World) -> None:
         responder.close()
     for done in (checked, local_checked):
         assert done["validated"] and done["validation_method"] == "http-01"
+        assert done["validation_scope"] == "exact"
         assert not done["validation_in_progress"]
+
+
+def test_validation_scope_in_both_modes(world: World) -> None:
+    """A manual validation is exact unless --scope subdomains; http-01 is always exact."""
+    w = world
+    w.ok(w.remote("org", "create", "Scope Org", "--json"))
+    add = ("domain", "add", "Scope Org")
+    vouched = ("--validated", "--justification", "zone reviewed", "--scope", "subdomains")
+    wide = w.ok(w.remote(*add, "wide.scope.example", *vouched, "--json"))
+    narrow = w.local_json(*add, "narrow.scope.example", "--validated")
+    assert (wide["validation_scope"], narrow["validation_scope"]) == ("subdomains", "exact")
+
+    manual = ("--manual", "--justification", "re-checked")
+    runs = w.run_all(
+        [
+            w.remote("domain", "validate", str(wide["id"]), *manual, "--json"),
+            w.remote("domain", "validate", str(wide["id"]), "--http01", "--scope", "exact"),
+            w.remote(*add, "x.scope.example", "--scope", "subdomains"),
+        ]
+    )
+    assert ok_json(runs[0])["validation_scope"] == "exact", "the default is the narrow scope"
+    fails(runs[1], "--scope go with --manual only", code=2)
+    fails(runs[2], "--scope goes with --validated only", code=2)
+    widened = w.local_json(
+        "domain", "validate", str(narrow["id"]), *manual, "--scope", "subdomains"
+    )
+    assert widened["validation_scope"] == "subdomains"
+
+    human = w.run(w.remote("domain", "show", str(narrow["id"])))
+    assert re.search(r"^scope: +the name, its subdomains and wildcards$", human.stdout, re.M)
+    assert human.stdout == w.local("domain", "show", str(narrow["id"]))
+    listed = w.ok(w.remote("domain", "list", "Scope Org", "--json"))
+    assert {d["name"]: d["validation_scope"] for d in listed} == {
+        "narrow.scope.example": "subdomains",
+        "wide.scope.example": "exact",
+    }
 
 
 def test_delegation_writes(world: World) -> None:
@@ -741,6 +778,18 @@ def test_transport_errors(world: World) -> None:
         (("domain", "show", "0", "--url", "https://h"), ("0 is not in the range",)),
         (("cert", "show", "-Qx", "--url", "https://h"), ("goes after '--'", "-- -Qx")),
         (("domain", "validate", "1", "--url", "https://h"), ("one of --manual or --http01",)),
+        (
+            ("domain", "validate", "1", "--http01", "--scope", "subdomains", "--url", "https://h"),
+            ("--scope go with --manual only",),
+        ),
+        (
+            ("domain", "validate", "1", "--manual", "--scope", "all", "--url", "https://h"),
+            ("'all' is not one of 'exact', 'subdomains'",),
+        ),
+        (
+            ("domain", "add", "O", "a.example", "--scope", "exact", "--url", "https://h"),
+            ("--scope goes with --validated only",),
+        ),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], fragments: tuple[str, ...]) -> None:

@@ -425,6 +425,9 @@ BAD_BODIES: dict[str, list[dict[str, Any]]] = {
         {"method": "manual", "justification": "fine reason", "days": "ten"},
         {"method": "manual", "justification": "fine reason", "validated": True},
         {"method": "http-01", "token": "mine"},
+        {"method": "http-01", "scope": "subdomains"},
+        {"method": "manual", "justification": "fine reason", "scope": "everything"},
+        {"method": "manual", "justification": "fine reason", "scope": ["subdomains"]},
     ],
     "/domains/{domain_id}/delegations": [
         {},
@@ -605,6 +608,7 @@ def test_domains(acmefleet: AcmefleetServer, admin: ConsoleApi) -> None:
         "validated_at": None,
         "validated_until": None,
         "validation_method": None,
+        "validation_scope": None,
         "validated_by": None,
         "validation_in_progress": False,
     }
@@ -651,6 +655,7 @@ def test_manual_validation_and_its_removal(acmefleet: AcmefleetServer, admin: Co
     domain = admin.add_domain(org["id"], "manual-co.example.com")
     done = admin.validate_manually(domain["id"], days=30, justification="  DNS TXT checked  ")
     assert done["validated"] is True and done["validation_method"] == "manual"
+    assert done["validation_scope"] == "exact", "a manual validation is exact unless asked"
     assert done["validated_by"] == "token:api-admin"
     until = stamp(done["validated_until"]) - stamp(done["validated_at"])
     assert until == timedelta(days=30)
@@ -658,12 +663,17 @@ def test_manual_validation_and_its_removal(acmefleet: AcmefleetServer, admin: Co
     assert event["action"] == "domain.validate" and event["target"] == "manual-co.example.com"
     assert event["details"]["justification"] == "DNS TXT checked"
     assert event["details"]["method"] == "manual"
+    assert event["details"]["scope"] == "exact"
 
-    default = admin.validate_manually(domain["id"])
+    default = admin.validate_manually(domain["id"], scope="subdomains")
     assert stamp(default["validated_until"]) - stamp(default["validated_at"]) == timedelta(days=397)
+    assert default["validation_scope"] == "subdomains"
+    event = ok_json(admin.http.get("/audit", params={"limit": 1}))[0]
+    assert event["details"]["scope"] == "subdomains"
     undone = ok_json(admin.http.delete(f"/domains/{domain['id']}/validation"))
     assert undone["validated"] is False
     assert undone["validated_until"] is None and undone["validation_method"] is None
+    assert undone["validation_scope"] is None
     assert ok_json(admin.http.get(f"/domains/{domain['id']}")) == undone
 
     network = admin.add_domain(org["id"], "198.51.100.0/24")
@@ -703,6 +713,7 @@ def test_http01_validation(
     responder.respond(token, started["expected_content"])
     checked = ok_json(admin.http.post(f"{url}/check"))
     assert checked["validated"] is True and checked["validation_method"] == "http-01"
+    assert checked["validation_scope"] == "exact", "http-01 proves this one name"
     assert checked["validated_by"] == "token:api-admin"
     assert checked["validation_in_progress"] is False
     assert stamp(checked["validated_until"]) - stamp(checked["validated_at"]) == timedelta(days=397)
@@ -967,7 +978,7 @@ def issued(acmefleet: AcmefleetServer, admin: ConsoleApi) -> list[Issued]:
     two = admin.create_org("cert-two")
     admin.add_domain(one["id"], "cert-one.example.com")
     public_domain = admin.add_domain(one["id"], "cert-one.example.org")
-    admin.validate_manually(public_domain["id"])
+    admin.validate_manually(public_domain["id"], scope="subdomains")
     admin.add_domain(two["id"], "cert-two.example.com")
     made = []
     for org, endpoint, name in (

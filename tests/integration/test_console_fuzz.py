@@ -71,7 +71,7 @@ def seeded(acmefleet: AcmefleetServer, tokens: dict[str, str]) -> None:
             domain = api.add_domain(org["id"], f"fuzz{n}.example.com")
             network = api.add_domain(org["id"], f"10.{n}.0.0/16")
             public = api.add_domain(org["id"], f"fuzz{n}.example.org")
-            api.validate_manually(public["id"])
+            api.validate_manually(public["id"], scope="subdomains")
             KNOWN["org_id"].append(org["id"])
             KNOWN["domain_id"] += [domain["id"], network["id"], public["id"]]
             for endpoint in ("private", "public"):

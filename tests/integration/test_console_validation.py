@@ -11,6 +11,10 @@ console API; lego's own http-01 listener on the port the server validates agains
 * the validation expired: as removed. The server reads the system clock, so expiry is
   simulated by moving the domain's ``validated_until`` into the past in the database:
   that is exactly the state the passage of time would leave behind.
+
+Those validations are manual ones of the scope ``subdomains`` (the names ordered lie below
+the validated domain). An http-01 check in the console validates the name only: ``www.`` and
+deeper names get their challenge, and a wildcard is refused (CA/B BR 3.2.2.4.18/19).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pytest
 from sqlalchemy import update
 
 from acmefleet.store.schema import org_domains
+from tests.support.acme_client import problem_type
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.clients import (
     ClientRun,
@@ -31,7 +36,13 @@ from tests.support.clients import (
     check_issued,
     run_lego,
 )
-from tests.support.console import ConsoleApi, console_api, ok_json
+from tests.support.console import (
+    ConsoleApi,
+    Http01Responder,
+    acme_account,
+    console_api,
+    ok_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +101,9 @@ def test_removed_validation_brings_back_the_challenge(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     domain = admin.add_domain(acme_org_id, "console-removed.example.org")
-    validated = admin.validate_manually(domain["id"], justification="owner confirmed by phone")
+    validated = admin.validate_manually(
+        domain["id"], justification="owner confirmed by phone", scope="subdomains"
+    )
     assert validated["validated"] and validated["validation_method"] == "manual"
     name = "www.console-removed.example.org"
 
@@ -122,7 +135,9 @@ def test_expired_validation_brings_back_the_challenge(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     domain = admin.add_domain(acme_org_id, "console-expiring.example.org")
-    validated = admin.validate_manually(domain["id"], days=30, justification="DNS TXT checked")
+    validated = admin.validate_manually(
+        domain["id"], days=30, justification="DNS TXT checked", scope="subdomains"
+    )
     assert validated["validated"]
     lego = Lego(acmefleet, admin, acme_org_id, tmp_path_factory.mktemp("lego-expiring"))
 
@@ -148,3 +163,35 @@ def test_expired_validation_brings_back_the_challenge(
     assert authorizations(acmefleet, "before.console-expiring.example.org") == sorted(
         [WITHOUT_CHALLENGE, WITH_HTTP01]
     )
+
+
+def test_an_http01_check_spares_only_the_name_itself(
+    acmefleet: AcmefleetServer, admin: ConsoleApi, acme_org_id: int
+) -> None:
+    """The console's http-01 check of loop.test: *.loop.test and deep.er.sub.loop.test are
+    not issued without a challenge; loop.test itself is."""
+    domain = admin.add_domain(acme_org_id, "loop.test")
+    url = f"/domains/{domain['id']}/validation"
+    started = ok_json(admin.http.post(url, json={"method": "http-01"}))
+    web = Http01Responder(acmefleet.http01_port)
+    try:
+        web.respond(started["token"], started["expected_content"])
+        checked = ok_json(admin.http.post(f"{url}/check"))
+    finally:
+        web.close()
+    assert checked["validated"] and checked["validation_scope"] == "exact"
+
+    before = acmefleet.count("challenges")
+    with acme_account(acmefleet, admin.mint(acme_org_id, "public")) as acme:
+        apex = acme.new_order(["loop.test"])
+        assert apex.json()["status"] == "ready", apex.text
+        deep = acme.new_order(["deep.er.sub.loop.test"])
+        assert deep.json()["status"] == "pending", deep.text
+        [authz_url] = deep.json()["authorizations"]
+        authz = acme.get(authz_url).json()
+        assert authz["status"] == "pending"
+        assert [c["type"] for c in authz["challenges"]] == ["http-01"]
+        wildcard = acme.new_order(["*.loop.test"])
+        assert problem_type(wildcard) == "urn:ietf:params:acme:error:rejectedIdentifier"
+        assert "subdomains" in wildcard.json()["detail"]
+    assert acmefleet.count("challenges") - before == 1

@@ -272,15 +272,19 @@ def test_organisation_domain_and_manual_validation(admin: Session, server: Acmef
 
     card.get_by_text("Validate manually…").click()
     card.get_by_label("Justification").fill("ticket OPS-1234: registrar record checked")
+    scope = card.get_by_label("Covers on public endpoints")
+    assert scope.input_value() == "exact", "the narrow scope unless asked"
+    scope.select_option("subdomains")
     admin.screenshot("domain-validate-form")
     submit(page, card.get_by_role("button", name="Mark validated"))
     card = domain_card(page, DOMAIN)
     assert card.locator(".badge").first.inner_text() == "validated"
     state = card.locator(".domain-state").inner_text()
     assert "Validated until" in state and "token:web-admin" in state and "manual" in state
+    assert f"Covers {DOMAIN}, its subdomains and wildcards" in state
     [row] = [r for r in audit_rows(server, "domain.validate") if r.target == DOMAIN]
     assert row.actor == "token:web-admin" and row.source == "127.0.0.1"
-    assert "OPS-1234" in row.details
+    assert "OPS-1234" in row.details and '"scope":"subdomains"' in row.details
     admin.screenshot("organisation")
 
 
@@ -312,6 +316,7 @@ def test_http01_check_and_other_domain_actions(admin: Session, server: Acmefleet
         web.close()
     card = domain_card(page, name)
     assert "Validated until" in card.inner_text() and "http-01" in card.inner_text()
+    assert f"Covers {name} only" in card.locator(".domain-state").inner_text()
     assert card.locator(".pending").count() == 0
 
     submit(page, card.get_by_role("button", name="Remove validation"))

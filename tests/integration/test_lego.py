@@ -147,7 +147,8 @@ def private_cert(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFa
 def prevalidated_cert(
     acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Issued:
-    acmefleet.add_domain("acme", PREVALIDATED_DOMAIN, validated=True)
+    # www. under it too: a manual validation of the subtree (scope "subdomains").
+    acmefleet.add_domain("acme", PREVALIDATED_DOMAIN, validated=True, scope="subdomains")
     return lego_run(
         acmefleet,
         tmp_path_factory.mktemp("lego-prevalidated"),

@@ -73,10 +73,19 @@ class AcmefleetServer:
                     conn, name, domain, validated=validated, actor="test", now=SystemClock().now()
                 )
 
-    def add_domain(self, org: str, domain: str, *, validated: bool = False) -> None:
+    def add_domain(
+        self, org: str, domain: str, *, validated: bool = False, scope: str = "exact"
+    ) -> None:
+        """Add a domain; ``validated`` records a manual validation of ``scope``."""
         with self.db() as database, database.write() as conn:
             organisations.add_domain(
-                conn, org, domain, validated=validated, actor="test", now=SystemClock().now()
+                conn,
+                org,
+                domain,
+                validated=validated,
+                scope=scope,
+                actor="test",
+                now=SystemClock().now(),
             )
 
     def mint_eab(self, org: str, endpoint: str, **kwargs: Any) -> tuple[str, str]:

@@ -107,11 +107,18 @@ class ConsoleApi:
         return dict(ok_json(response, 201))
 
     def validate_manually(
-        self, domain_id: int, days: int | None = None, justification: str = "checked by tests"
+        self,
+        domain_id: int,
+        days: int | None = None,
+        justification: str = "checked by tests",
+        scope: str | None = None,
     ) -> dict[str, Any]:
+        """A manual validation; without ``scope`` the server's default (``exact``)."""
         body: dict[str, Any] = {"method": "manual", "justification": justification}
         if days is not None:
             body["days"] = days
+        if scope is not None:
+            body["scope"] = scope
         return dict(ok_json(self.http.post(f"/domains/{domain_id}/validation", json=body)))
 
     def mint(self, org_id: int, endpoint: str, **extra: Any) -> dict[str, Any]:

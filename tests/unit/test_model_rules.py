@@ -13,7 +13,7 @@ from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 from acmefleet.models import Authorization, Challenge, Order, OrgDomain
 from acmefleet.policy.contacts import check_contacts
-from acmefleet.policy.names import covering_domain
+from acmefleet.policy.names import covering_domain, validated_domain
 from acmefleet.store.schema import metadata
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -131,7 +131,7 @@ def test_domain_coverage() -> None:
     assert covering_domain(domains, Identifier("ip", "10.1.2.3"))
     assert covering_domain(domains, Identifier("ip", "11.1.2.3")) is None
     validated = [domain("example.com", validated_until=NOW)]
-    assert covering_domain(validated, Identifier("dns", "example.com"), validated_at=NOW) is None
+    assert validated_domain(validated, Identifier("dns", "example.com"), NOW) is None
 
 
 def test_a_nonce_is_redeemed_once_whatever_its_spelling() -> None:

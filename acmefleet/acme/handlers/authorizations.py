@@ -47,9 +47,7 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     authz = _own_authorization(conn, signed, found.authz_id)
     if not signed.jws.is_post_as_get:
         signed.payload()  # any JSON object (clients send {}) asks the server to validate
-        if challenge_policy.start(
-            conn, found, authz, ctx.validators, authz.status(ctx.clock.now())
-        ):
+        if challenge_policy.start(conn, found, authz, ctx.validators, ctx.clock.now()):
             challenge_id = found.id
             after_commit(
                 conn,

@@ -23,6 +23,14 @@ class Validation(Body):
     method: Literal["manual", "http-01"]
     justification: str | None = Field(default=None, max_length=1000)
     days: int = Field(default=397, ge=1, le=825)
+    scope: Literal["exact", "subdomains"] | None = Field(
+        default=None,
+        description=(
+            "What the validation covers on public endpoints: 'exact' (the name only, no "
+            "wildcard) or 'subdomains' (the name, its subdomains and wildcards under it). "
+            "A manual validation is 'exact' unless asked; http-01 is always 'exact'."
+        ),
+    )
 
 
 class DelegationCreate(Body):

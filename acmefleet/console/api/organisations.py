@@ -8,6 +8,8 @@ from fastapi import APIRouter
 
 from acmefleet.console.api.bodies import DelegationCreate, DomainCreate, OrgCreate, Validation
 from acmefleet.console.api.deps import Ctx, ReadConn, Reader, RowId, WriteConn, Writer
+from acmefleet.console.errors import ConsoleError
+from acmefleet.console.organisations import DEFAULT_MANUAL_SCOPE
 
 router = APIRouter(tags=["organisations"])
 
@@ -59,13 +61,23 @@ def remove_domain(domain_id: RowId, ops: Writer, conn: WriteConn) -> None:
 
 @router.post("/domains/{domain_id}/validation")
 def validate_domain(domain_id: RowId, body: Validation, ops: Writer, ctx: Ctx) -> dict[str, Any]:
-    """``manual`` records a justified validation; ``http-01`` starts a control check and
-    returns the token and content the domain must serve before ``validation/check``."""
+    """``manual`` records a justified validation of ``scope`` (default ``exact``); ``http-01``
+    starts a control check and returns the token and content the domain must serve before
+    ``validation/check`` (it validates the name only: ``exact``)."""
     if body.method == "manual":
         with ctx.db.write() as conn:
             return ops.validate_manually(
-                conn, domain_id, justification=body.justification or "", days=body.days
+                conn,
+                domain_id,
+                justification=body.justification or "",
+                days=body.days,
+                scope=body.scope or DEFAULT_MANUAL_SCOPE,
             )
+    if body.scope not in (None, "exact"):
+        raise ConsoleError(
+            "an http-01 check validates the name only (scope 'exact'); the scope "
+            "'subdomains' needs a manual validation"
+        )
     return ops.start_http01(domain_id)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy import Connection
@@ -24,6 +24,7 @@ OrgName = Annotated[str, Form(min_length=1, max_length=200)]
 DomainName = Annotated[str, Form(min_length=1, max_length=253)]
 Justification = Annotated[str, Form(max_length=1000)]
 Days = Annotated[int, Form(ge=1, le=825)]
+Scope = Annotated[Literal["exact", "subdomains"], Form()]
 
 
 def _org_domain(conn: Connection, org_id: int, domain_id: int) -> OrgDomain:
@@ -152,6 +153,7 @@ def validate_manually(
     src: Source,
     justification: Justification = "",
     days: Days = 397,
+    scope: Scope = organisations.DEFAULT_MANUAL_SCOPE,
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")
     with ctx.db.write() as conn:
@@ -163,6 +165,7 @@ def validate_manually(
             actor=viewer.actor,
             now=ctx.clock.now(),
             lifetime=timedelta(days=days),
+            scope=scope,
             source=src,
         )
     return see_other(f"/orgs/{org_id}#domain-{domain_id}")

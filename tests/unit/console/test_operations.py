@@ -141,6 +141,35 @@ def test_a_domain_not_validated_gets_no_validation_fields(ops: ConsoleOperations
         added = ops.add_domain(conn, org_id, "plain.example.test")
     assert added["validated"] is False
     assert added["validated_at"] is None
+    assert added["validation_scope"] is None
+
+
+def test_manual_validations_record_their_scope_exact_by_default(ops: ConsoleOperations) -> None:
+    org_id = _org(ops)
+    with ops.ctx.db.write() as conn:
+        added = ops.add_domain(conn, org_id, "a.example.test", validated=True, justification="x")
+        wide = ops.add_domain(
+            conn, org_id, "b.example.test", validated=True, justification="x", scope="subdomains"
+        )
+        narrowed = ops.validate_manually(conn, wide["id"], justification="only b", days=10)
+        widened = ops.validate_manually(
+            conn, added["id"], justification="the whole zone", days=10, scope="subdomains"
+        )
+        with pytest.raises(ConsoleError, match="scope"):
+            ops.validate_manually(conn, added["id"], justification="bad", days=10, scope="all")
+        with pytest.raises(ConsoleError, match="scope"):
+            ops.add_domain(conn, org_id, "c.example.test", validated=True, scope="*")
+        events = ops.audit(conn, 4)
+        listed = ops.list_domains(conn, org_id)
+    assert added["validation_scope"] == "exact"
+    assert wide["validation_scope"] == "subdomains"
+    assert narrowed["validation_scope"] == "exact"
+    assert widened["validation_scope"] == "subdomains"
+    assert [d["name"] for d in listed] == ["a.example.test", "b.example.test"]
+    assert [(e["action"], e["details"]["scope"]) for e in events[:2]] == [
+        ("domain.validate", "subdomains"),
+        ("domain.validate", "exact"),
+    ]
 
 
 def test_minted_credential_shows_its_hmac_once(ops: ConsoleOperations) -> None:

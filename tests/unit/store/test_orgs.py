@@ -62,7 +62,9 @@ def test_domains_belong_to_one_organisation(db: Database) -> None:
 def test_clearing_a_validation_keeps_a_challenge_in_progress(db: Database, org_id: int) -> None:
     with db.write() as conn:
         domain = orgs.add_domain(conn, org_id, "example.com", "dns", at(1))
-        orgs.mark_validated(conn, domain.id, at=at(2), until=at(3), method="http-01", by="bob")
+        orgs.mark_validated(
+            conn, domain.id, at=at(2), until=at(3), method="http-01", scope="exact", by="bob"
+        )
         orgs.set_challenge(conn, domain.id, "token-1", at(4))
     with db.read() as conn:
         validated = orgs.get_domain(conn, domain.id)

@@ -47,7 +47,9 @@ def test_organization(db: Database) -> None:
 def test_org_domain(db: Database, org_id: int) -> None:
     with db.write() as conn:
         added = orgs.add_domain(conn, org_id, "10.0.0.0/8", "ip", at(3))
-        orgs.mark_validated(conn, added.id, at=at(4), until=at(5), method="http-01", by="alice")
+        orgs.mark_validated(
+            conn, added.id, at=at(4), until=at(5), method="http-01", scope="exact", by="alice"
+        )
         orgs.set_challenge(conn, added.id, "chal-token", at(6))
     unvalidated = {
         "id": added.id,
@@ -60,6 +62,7 @@ def test_org_domain(db: Database, org_id: int) -> None:
         "validated_by": None,
         "challenge_token": None,
         "challenge_started_at": None,
+        "validation_scope": None,
     }
     assert added.id != org_id
     assert_fields(added, unvalidated)
@@ -76,6 +79,7 @@ def test_org_domain(db: Database, org_id: int) -> None:
             "validated_by": "alice",
             "challenge_token": "chal-token",
             "challenge_started_at": at(6),
+            "validation_scope": "exact",
         },
     )
     assert_columns(got, row)
@@ -196,6 +200,7 @@ def test_challenge_and_authorization(db: Database, account_id: str) -> None:
             "status": "invalid",
             "validated_at": at(3),
             "error": {"type": "urn:ietf:params:acme:error:connection"},
+            "processing_since": None,
         },
     )
     assert_columns(challenge, challenge_row)
