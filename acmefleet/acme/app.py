@@ -76,7 +76,11 @@ class AcmeApp:
         for challenge_id in pending:
             self.ctx.tasks.spawn(
                 challenge_policy.validate(
-                    self.ctx.db, self.ctx.clock, self.ctx.validators, challenge_id
+                    self.ctx.db,
+                    self.ctx.clock,
+                    self.ctx.validators,
+                    challenge_id,
+                    self.ctx.config.rate_limits.failed_validations_per_account,
                 ),
                 name=f"validate-{challenge_id}",
             )

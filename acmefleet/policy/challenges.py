@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from acmefleet.clock import Clock
+from acmefleet.config import Limit
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.models import Account, Authorization, Challenge
+from acmefleet.policy import ratelimits
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
 from acmefleet.store.engine import Database
@@ -33,18 +35,29 @@ def key_authorization(token: str, account: Account) -> str:
     return f"{token}.{account.thumbprint}"
 
 
+def failures_key(account_id: str) -> str:
+    return f"validation-failures:account:{account_id}"
+
+
 def start(
     conn: Connection,
     challenge: Challenge,
     authz: Authorization,
     validators: Mapping[str, object],
     now: datetime,
+    failure_limit: Limit | None = None,
 ) -> bool:
-    """Mark a pending challenge processing (since ``now``); True if validation must start."""
+    """Mark a pending challenge processing (since ``now``); True if validation must start.
+
+    An account whose validations keep failing is refused (``rateLimited``) before another
+    one costs the server a connection out."""
     if challenge.type not in validators:
         raise AcmeError(ProblemType.MALFORMED, f"challenge type {challenge.type} is not offered")
     if authz.status(now) != "pending" or challenge.status != "pending":
         return False
+    ratelimits.refuse_when_exhausted(
+        conn, failure_limit, failures_key(authz.account_id), now, "failed validations"
+    )
     return order_store.set_challenge_state(
         conn, challenge.id, expected="pending", status="processing", processing_since=now
     )
@@ -81,9 +94,14 @@ async def _run(
 
 
 async def validate(
-    db: Database, clock: Clock, validators: Mapping[str, ChallengeValidator], challenge_id: str
+    db: Database,
+    clock: Clock,
+    validators: Mapping[str, ChallengeValidator],
+    challenge_id: str,
+    failure_limit: Limit | None = None,
 ) -> None:
-    """Run the validator for a processing challenge and store the result."""
+    """Run the validator for a processing challenge and store the result (a failure
+    counted against the account's ``failure_limit``)."""
     with db.read() as conn:
         challenge = order_store.get_challenge(conn, challenge_id)
         if challenge is None or challenge.status != "processing":
@@ -101,8 +119,8 @@ async def validate(
     try:
         await _run(validator, challenge, authz, account, remaining)
     except AcmeError as exc:
-        exc.identifier = exc.identifier or authz.identifier.as_wire()
         error = exc.as_problem()
+        error.setdefault("identifier", authz.identifier.as_wire())
     except Exception:  # a validator bug must not leave the challenge processing forever
         log.exception("validator %s failed on challenge %s", challenge.type, challenge_id)
         error = AcmeError(
@@ -122,6 +140,7 @@ async def validate(
             order_store.set_authorization_status(
                 conn, authz.id, expected="pending", status="invalid"
             )
+            ratelimits.count_failure(conn, failure_limit, failures_key(authz.account_id), now)
     log.info(
         "challenge %s for %s: %s",
         challenge_id,

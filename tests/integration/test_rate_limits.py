@@ -21,6 +21,7 @@ LIMITS = {
     "new_orders_per_account": '"3/1h"',
     "new_orders_per_organisation": '"5/1h"',
     "pending_authorizations_per_account": "4",
+    "failed_validations_per_account": '"2/1h"',
 }
 
 
@@ -109,3 +110,21 @@ def test_new_accounts_per_address(server: AcmefleetServer) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+def test_failed_validations_per_account(server: AcmefleetServer) -> None:
+    """Nothing answers on the http-01 port: each validation fails; the third is refused
+    before the server connects anywhere."""
+    server.add_domain("limited", "failing.example.org")
+    with _client(server, endpoint="public") as acme:
+        for n in range(2):
+            created = acme.new_order([f"f{n}.failing.example.org"])
+            authz_url = created.json()["authorizations"][0]
+            challenge = acme.get(authz_url).json()["challenges"][0]
+            assert acme.answer_challenge(challenge["url"]).status_code == 200
+            assert acme.poll(authz_url, ("invalid", "valid"))["status"] == "invalid"
+        created = acme.new_order(["f2.failing.example.org"])
+        authz_url = created.json()["authorizations"][0]
+        challenge = acme.get(authz_url).json()["challenges"][0]
+        _refused(acme.answer_challenge(challenge["url"]), "failed validations")
+        assert acme.get(authz_url).json()["challenges"][0]["status"] == "pending"

@@ -47,12 +47,17 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     authz = _own_authorization(conn, signed, found.authz_id)
     if not signed.jws.is_post_as_get:
         signed.payload()  # any JSON object (clients send {}) asks the server to validate
-        if challenge_policy.start(conn, found, authz, ctx.validators, ctx.clock.now()):
+        failure_limit = ctx.config.rate_limits.failed_validations_per_account
+        if challenge_policy.start(
+            conn, found, authz, ctx.validators, ctx.clock.now(), failure_limit
+        ):
             challenge_id = found.id
             after_commit(
                 conn,
                 lambda: ctx.tasks.spawn(
-                    challenge_policy.validate(ctx.db, ctx.clock, ctx.validators, challenge_id),
+                    challenge_policy.validate(
+                        ctx.db, ctx.clock, ctx.validators, challenge_id, failure_limit
+                    ),
                     name=f"validate-{challenge_id}",
                 ),
             )
