@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from schemathesis.checks import CheckFunction, not_a_server_error
 
-from acmefleet.acme.context import AcmeContext
 from acmefleet.console.api.app import build_api
+from acmefleet.console.context import ConsoleContext
 from acmefleet.console.domain_checks import expected_content
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.console import (
@@ -118,7 +118,7 @@ def domain_web_server(acmefleet: AcmefleetServer) -> Iterator[None]:
 
 def _document() -> dict[str, Any]:
     """The OpenAPI document as the application builds it (no server needed to collect)."""
-    return build_api(cast("AcmeContext", None)).openapi()
+    return build_api(cast("ConsoleContext", None)).openapi()
 
 
 # schemathesis 4.32's fixture-based loader (``schemathesis.pytest.from_fixture``) breaks
@@ -222,7 +222,7 @@ def test_openapi_document_is_valid(live_document: dict[str, Any]) -> None:
     validate(document)  # raises on any violation of the OpenAPI 3.1 schema
     assert document["openapi"].startswith("3.1")
     operations = [(m, p) for p, ops in document["paths"].items() for m in ops]
-    assert len(operations) == 29
+    assert len(operations) == 30
     assert all(p.startswith(API_PREFIX) for _m, p in operations)
 
 
