@@ -4,9 +4,7 @@ real SQLite database, without a server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +18,7 @@ from acmefleet.console.operations import ConsoleOperations
 from acmefleet.models import Account, Certificate
 from acmefleet.store import accounts as account_store
 from acmefleet.store import certificates as cert_store
-from acmefleet.store.engine import Database, open_database, sqlite_url
-from acmefleet.store.migrate import upgrade
+from acmefleet.store.engine import Database
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CONFIG = {
@@ -30,14 +27,6 @@ CONFIG = {
         {"name": "private", "type": "private", "ca": "private", "profiles": ["private-server"]},
     ],
 }
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = open_database(sqlite_url(tmp_path))
-    upgrade(db)
-    yield db
-    db.dispose()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A fresh SQLite database per test, migrated by the packaged Alembic migrations.
+"""Store fixtures over the shared migrated database (``tests/unit/conftest.py``).
 
 The store's functions run against it exactly as the server runs them: the writer engine
 (``BEGIN IMMEDIATE``, foreign keys on) for changes, the reader for queries.
@@ -6,23 +6,17 @@ The store's functions run against it exactly as the server runs them: the writer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from acmefleet.store import accounts, orgs
-from acmefleet.store.engine import Database, open_database, sqlite_url
-from acmefleet.store.migrate import upgrade
+from acmefleet.store.engine import Database
 from tests.unit.store.builders import account_model, at
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(sqlite_url(tmp_path))
-    upgrade(database)
-    yield database
-    database.dispose()
+def db(database: Database) -> Database:
+    """The migrated database of ``tests/unit/conftest.py``, under the store tests' name."""
+    return database
 
 
 @pytest.fixture
