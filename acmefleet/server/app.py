@@ -12,6 +12,7 @@ from acmefleet.acme.app import AcmeApp
 from acmefleet.acme.http import (
     ASGIApp,
     BodyTooLarge,
+    ClientDisconnected,
     Message,
     Receive,
     Response,
@@ -44,6 +45,8 @@ class ServerApp:
             request = await read_request(scope, receive)
         except BodyTooLarge:
             await send_response(send, Response(413, TOO_LARGE, "application/json"))
+            return
+        except ClientDisconnected:
             return
         delivered = False
 
