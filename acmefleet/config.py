@@ -37,6 +37,34 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one client may hold or send ([limits]); each listener of each worker applies them.
+
+    Connections past ``max_connections`` are answered 503 and closed; a request head (request
+    line and headers) with more than ``max_headers`` lines or ``max_header_bytes`` bytes gets
+    431. A connection must finish its TLS handshake within ``tls_handshake_timeout`` and send
+    a complete request head within ``header_timeout`` of being made (or of a request's first
+    byte on a kept-alive connection), then its body within ``body_timeout``; otherwise it is
+    closed (408 when part of a request came). ``idle_timeout`` closes a kept-alive connection
+    between requests and one whose client stops reading its response. Console sign-ins:
+    once ``login_failures_per_source`` have failed from one address (an IPv6 /64), or
+    ``login_failures_overall`` from all, within ``login_window``, the next get 429 until
+    enough of those failures are older than the window.
+    """
+
+    max_connections: int = 400
+    max_headers: int = 100
+    max_header_bytes: int = 64 * 1024
+    tls_handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 30.0
+    login_failures_per_source: int = 10
+    login_failures_overall: int = 100
+    login_window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     base_url: str
     pki_base_url: str
@@ -52,6 +80,7 @@ class ServerConfig:
     tls_names: tuple[str, ...]
     # Extra or overridden leaf profiles: name -> {kind, validity_days, description}.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -121,6 +150,34 @@ def _validation(raw: dict[str, Any]) -> ValidationConfig:
     )
 
 
+_LIMIT_KEYS: dict[str, tuple[str, type]] = {
+    "max_connections": ("max_connections", int),
+    "max_headers": ("max_headers", int),
+    "max_header_bytes": ("max_header_bytes", int),
+    "tls_handshake_seconds": ("tls_handshake_timeout", float),
+    "header_seconds": ("header_timeout", float),
+    "body_seconds": ("body_timeout", float),
+    "idle_seconds": ("idle_timeout", float),
+    "login_failures_per_address": ("login_failures_per_source", int),
+    "login_failures_overall": ("login_failures_overall", int),
+    "login_window_seconds": ("login_window", float),
+}
+
+
+def _limits(raw: dict[str, Any]) -> LimitsConfig:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _LIMIT_KEYS:
+            raise ConfigError(f"limits: unknown setting {key!r}")
+        name, kind = _LIMIT_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"limits: {key!r} must be a positive number")
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(f"limits: {key!r} must be a whole number")
+        values[name] = timedelta(seconds=value) if name == "login_window" else kind(value)
+    return LimitsConfig(**values)
+
+
 def parse_config(raw: dict[str, Any]) -> ServerConfig:
     server = raw.get("server", {})
     base_url = _check_url(_require(server, "base_url", str, "server"), ("https",), "server")
@@ -149,6 +206,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         database_url=server.get("database_url"),
         tls_names=tuple(server.get("tls_names", [])),
         profiles=dict(raw.get("profiles", {})),
+        limits=_limits(raw.get("limits", {})),
     )
 
 
@@ -203,6 +261,29 @@ eab_days = 30
 order_hours = 168
 authorization_days = 30
 nonce_minutes = 30
+
+# What one client may hold or send; each listener (HTTPS, plain-HTTP PKI) of each worker
+# applies them on its own, so the whole server holds up to workers x 2 x max_connections.
+[limits]
+# Open connections per listener and worker; the next one is answered 503 and closed.
+# Keep workers x 2 x max_connections below the process's open-file limit (ulimit -n).
+max_connections = 400
+# A request head (request line and headers) past these gets 431.
+max_headers = 100
+max_header_bytes = 65536
+# A new connection must finish its TLS handshake, then send a whole request head, in time;
+# a request's body must arrive within body_seconds of its head. Otherwise it is closed (408).
+tls_handshake_seconds = 10
+header_seconds = 10
+body_seconds = 30
+# A kept-alive connection may wait this long for its next request, and a client that stops
+# reading its response is dropped after it.
+idle_seconds = 30
+# Console sign-in: failed token logins within the window, per address (IPv6: per /64) and
+# from all addresses together, after which the login form answers 429 until the window moves.
+login_failures_per_address = 10
+login_failures_overall = 100
+login_window_seconds = 900
 
 [validation]
 http01_port = 80

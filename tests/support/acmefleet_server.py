@@ -111,10 +111,15 @@ class AcmefleetServer:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-def configure(data_dir: Path, *, http01_port: int, extra: str = "") -> None:
-    """Let validation reach test web servers on loopback (never the default)."""
+def configure(
+    data_dir: Path, *, http01_port: int, extra: str = "", limits: dict[str, float] | None = None
+) -> None:
+    """Let validation reach test web servers on loopback (never the default); set ``limits``."""
     path = data_dir / "config.toml"
     text = path.read_text()
+    for key, value in (limits or {}).items():
+        text, found = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        assert found == 1, f"no [limits] {key} in the default configuration"
     text = re.sub(r"^http01_port = \d+", f"http01_port = {http01_port}", text, flags=re.M)
     text = text.replace("allow_private_addresses = false", "allow_private_addresses = true")
     text = text.replace("[validation.hosts]\n", '[validation.hosts]\n"*" = "127.0.0.1"\n')
@@ -123,7 +128,12 @@ def configure(data_dir: Path, *, http01_port: int, extra: str = "") -> None:
 
 @contextmanager
 def running_acmefleet(
-    workdir: Path, *, workers: int = 1, extra_config: str = "", env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    workers: int = 1,
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    limits: dict[str, float] | None = None,
 ) -> Iterator[AcmefleetServer]:
     port, pki_port, http01_port = free_ports(3)
     data_dir = workdir / "acmefleet-data"
@@ -146,7 +156,7 @@ def running_acmefleet(
         check=True,
         capture_output=True,
     )
-    configure(data_dir, http01_port=http01_port, extra=extra_config)
+    configure(data_dir, http01_port=http01_port, extra=extra_config, limits=limits)
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     server.admin_token = (workdir / "admin-token").read_text().strip()
     server.minted_secrets.append(server.admin_token)
