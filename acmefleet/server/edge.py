@@ -18,6 +18,7 @@ connections keep their slots and turn away requests on connections already open.
   response for ``idle_timeout``.
 - ``EdgeLoop`` gives TLS handshakes and TLS shutdowns ``tls_handshake_timeout`` (the loop's
   default is 60 s for the handshake and 30 s for the shutdown).
+- ``tls_context`` allows TLS 1.2 and 1.3 only, and for 1.2 only ECDHE with AEAD ciphers.
 
 A refusal is written and the connection closed at once; on plain HTTP the write side is
 closed first and what the client still sends is read and dropped for ``LINGER`` seconds, so
@@ -29,9 +30,12 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import ssl
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import uvicorn
 import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -39,8 +43,30 @@ from acmefleet.config import LimitsConfig
 
 log = logging.getLogger(__name__)
 
+# Mozilla's "intermediate" TLS 1.2 suites without DHE: ECDHE key exchange, AEAD ciphers.
+# TLS 1.3 suites are all AEAD and are not affected by this list.
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+HSTS = ("strict-transport-security", "max-age=31536000")
 LINGER = 2.0
 _WARN_EVERY = 10.0
+
+
+def tls_context(_config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's ``ssl_context_factory``: its context (certificate and key), tightened."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+    return context
 
 
 class EdgeLoop(uvloop.Loop):

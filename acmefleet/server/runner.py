@@ -24,7 +24,7 @@ from acmefleet.console.app import build_console
 from acmefleet.server.app import ServerApp
 from acmefleet.server.build import build_context, console_context_of
 from acmefleet.server.datadir import require_initialised
-from acmefleet.server.edge import edge_loop, limited_protocol
+from acmefleet.server.edge import HSTS, edge_loop, limited_protocol, tls_context
 from acmefleet.store.engine import open_database
 from acmefleet.store.migrate import upgrade
 
@@ -91,6 +91,8 @@ async def _serve(
             ServerApp(AcmeApp(ctx), build_console(console_context_of(ctx))),
             ssl_certfile=str(data.tls_cert),
             ssl_keyfile=str(data.tls_key),
+            ssl_context_factory=tls_context,
+            headers=[HSTS],  # on every HTTPS answer, uvicorn's own errors included
             lifespan="on",
             **common,  # type: ignore[arg-type]
         )

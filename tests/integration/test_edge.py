@@ -2,7 +2,7 @@
 
 Raw sockets against a real server on loopback, with short deadlines in its [limits]: request
 heads too large or too long (431), silent, dripping and half-handshaken connections (closed,
-408), dripped bodies (408), connections past the cap (503).
+408), dripped bodies (408), connections past the cap (503), TLS versions and suites, HSTS.
 Every attack is bounded: a few sockets, at most 40 MB, a few seconds each.
 """
 
@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Literal
 
+import httpx
 import pytest
 
 from tests.support.acmefleet_server import AcmefleetServer, running_acmefleet
@@ -246,3 +247,71 @@ def test_connections_past_the_cap_get_503_and_are_closed(
     while (answer := health(capped, listener))[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.1)  # the held connections are being closed
     assert answer[0] == 200
+
+
+# -- TLS and HSTS
+
+
+def _client(version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = version
+    if ciphers:
+        context.set_ciphers(ciphers)
+    return context
+
+
+def _handshake(server: AcmefleetServer, context: ssl.SSLContext) -> tuple[str | None, str]:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with context.wrap_socket(sock) as tls:
+        cipher = tls.cipher()
+        assert cipher is not None
+        return tls.version(), cipher[0]
+
+
+@pytest.mark.parametrize(
+    "ciphers",
+    [
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA",  # CBC, SHA-1
+        "ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384",  # CBC
+        "AES128-GCM-SHA256:AES256-GCM-SHA384",  # AEAD, but RSA key exchange
+    ],
+)
+def test_tls12_without_ecdhe_and_aead_is_refused(quick: AcmefleetServer, ciphers: str) -> None:
+    with pytest.raises(ssl.SSLError):
+        _handshake(quick, _client(ssl.TLSVersion.TLSv1_2, ciphers))
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls11_is_refused(quick: AcmefleetServer) -> None:
+    with pytest.raises(ssl.SSLError):
+        _handshake(quick, _client(ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0"))
+
+
+def test_modern_clients_connect(quick: AcmefleetServer) -> None:
+    assert _handshake(quick, _client(ssl.TLSVersion.MAXIMUM_SUPPORTED))[0] == "TLSv1.3"
+    version, cipher = _handshake(quick, _client(ssl.TLSVersion.TLSv1_2))
+    assert version == "TLSv1.2" and cipher.startswith("ECDHE-") and "GCM" in cipher
+    with connect(quick, "https") as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert status_of(read_until_closed(sock, 5)[0]) == 200
+
+
+def test_hsts_on_every_https_answer_and_not_on_plain_http(quick: AcmefleetServer) -> None:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(quick.ca_bundle))) as client:
+        for path in [
+            "/acme/private/directory",
+            "/acme/nowhere",
+            "/console/login",
+            "/admin/api/v1/orgs",
+        ]:
+            response = client.get(quick.base_url + path)
+            assert response.headers.get("strict-transport-security") == "max-age=31536000", path
+    with connect(quick, "https") as sock:  # the listener's own refusals too
+        sock.sendall(b"GET /health HTTP/1.1\r\n" + b"X-N: 1\r\n" * 200 + b"\r\n")
+        assert b"strict-transport-security: max-age=31536000" in read_until_closed(sock, 5)[0]
+    pki = httpx.get(f"http://127.0.0.1:{quick.pki_port}/pki/private/issuer.cer")
+    assert pki.status_code == 200
+    assert "strict-transport-security" not in pki.headers
