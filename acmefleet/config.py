@@ -102,6 +102,34 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one client may hold or send ([limits]); each listener of each worker applies them.
+
+    Connections past ``max_connections`` are answered 503 and closed; a request head (request
+    line and headers) with more than ``max_headers`` lines or ``max_header_bytes`` bytes gets
+    431. A connection must finish its TLS handshake within ``tls_handshake_timeout`` and send
+    a complete request head within ``header_timeout`` of being made (or of a request's first
+    byte on a kept-alive connection), then its body within ``body_timeout``; otherwise it is
+    closed (408 when part of a request came). ``idle_timeout`` closes a kept-alive connection
+    between requests and one whose client stops reading its response. Console sign-ins:
+    once ``login_failures_per_source`` have failed from one address (an IPv6 /64), or
+    ``login_failures_overall`` from all, within ``login_window``, the next get 429 until
+    enough of those failures are older than the window.
+    """
+
+    max_connections: int = 400
+    max_headers: int = 100
+    max_header_bytes: int = 64 * 1024
+    tls_handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 30.0
+    login_failures_per_source: int = 10
+    login_failures_overall: int = 100
+    login_window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     base_url: str
     pki_base_url: str
@@ -115,6 +143,10 @@ class ServerConfig:
     nonce_lifetime: timedelta
     database_url: str | None
     tls_names: tuple[str, ...]
+    # Addresses of reverse proxies or load balancers whose X-Forwarded-For / -Proto the
+    # server believes. None by default: otherwise any local process could choose the client
+    # address that rate limits and the login throttle count against.
+    trusted_proxies: tuple[str, ...] = ()
     # Extra or overridden leaf profiles: name -> {kind, validity_days, description}.
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Expired orders and authorizations are deleted this long after they expire, checked
@@ -122,6 +154,7 @@ class ServerConfig:
     keep_expired: timedelta = timedelta(days=7)
     housekeeping_interval: timedelta = timedelta(minutes=10)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -203,6 +236,46 @@ def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> tim
     return timedelta(**{unit: float(value)})
 
 
+_LIMIT_KEYS: dict[str, tuple[str, type]] = {
+    "max_connections": ("max_connections", int),
+    "max_headers": ("max_headers", int),
+    "max_header_bytes": ("max_header_bytes", int),
+    "tls_handshake_seconds": ("tls_handshake_timeout", float),
+    "header_seconds": ("header_timeout", float),
+    "body_seconds": ("body_timeout", float),
+    "idle_seconds": ("idle_timeout", float),
+    "login_failures_per_address": ("login_failures_per_source", int),
+    "login_failures_overall": ("login_failures_overall", int),
+    "login_window_seconds": ("login_window", float),
+}
+
+
+def _limits(raw: dict[str, Any]) -> LimitsConfig:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _LIMIT_KEYS:
+            raise ConfigError(f"limits: unknown setting {key!r}")
+        name, kind = _LIMIT_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"limits: {key!r} must be a positive number")
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(f"limits: {key!r} must be a whole number")
+        values[name] = timedelta(seconds=value) if name == "login_window" else kind(value)
+    return LimitsConfig(**values)
+
+
+def _trusted_proxies(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("server.trusted_proxies must be a list of addresses or networks")
+    found: list[str] = []
+    for item in raw:
+        try:
+            found.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"server.trusted_proxies: {item!r} is not an address") from exc
+    return tuple(found)
+
+
 def parse_config(raw: dict[str, Any]) -> ServerConfig:
     server = raw.get("server", {})
     base_url = _check_url(_require(server, "base_url", str, "server"), ("https",), "server")
@@ -233,7 +306,9 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         rate_limits=_rate_limits(raw.get("rate_limits", {})),
         database_url=server.get("database_url"),
         tls_names=tuple(server.get("tls_names", [])),
+        trusted_proxies=_trusted_proxies(server.get("trusted_proxies", [])),
         profiles=dict(raw.get("profiles", {})),
+        limits=_limits(raw.get("limits", {})),
     )
 
 
@@ -281,6 +356,8 @@ listen = "{listen}"
 pki_listen = "{pki_listen}"
 # Extra names for the server's own TLS certificate (localhost and the base_url host are always in).
 tls_names = {tls_names}
+# Load balancers or proxies whose X-Forwarded-For the server believes (e.g. ["10.0.0.5"]).
+trusted_proxies = []
 # database_url = "postgresql+psycopg://acmefleet@db/acmefleet"  # default: SQLite in the data dir
 
 [lifetimes]
@@ -291,6 +368,29 @@ nonce_minutes = 30
 # Expired orders and authorizations are deleted this many days after they expire.
 keep_expired_days = 7
 housekeeping_minutes = 10
+
+# What one client may hold or send; each listener (HTTPS, plain-HTTP PKI) of each worker
+# applies them on its own, so the whole server holds up to workers x 2 x max_connections.
+[limits]
+# Open connections per listener and worker; the next one is answered 503 and closed.
+# Keep workers x 2 x max_connections below the process's open-file limit (ulimit -n).
+max_connections = 400
+# A request head (request line and headers) past these gets 431.
+max_headers = 100
+max_header_bytes = 65536
+# A new connection must finish its TLS handshake, then send a whole request head, in time;
+# a request's body must arrive within body_seconds of its head. Otherwise it is closed (408).
+tls_handshake_seconds = 10
+header_seconds = 10
+body_seconds = 30
+# A kept-alive connection may wait this long for its next request, and a client that stops
+# reading its response is dropped after it.
+idle_seconds = 30
+# Console sign-in: failed token logins within the window, per address (IPv6: per /64) and
+# from all addresses together, after which the login form answers 429 until the window moves.
+login_failures_per_address = 10
+login_failures_overall = 100
+login_window_seconds = 900
 
 [validation]
 http01_port = 80

@@ -10,6 +10,7 @@ from acmefleet.acme import pki
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import (
     BodyTooLarge,
+    ClientDisconnected,
     Receive,
     Request,
     Response,
@@ -64,6 +65,8 @@ class AcmeApp:
             response = problem_response(malformed("the request body is too large", status=413))
             self._acme_headers(response, None)
             await send_response(send, response)
+            return
+        except ClientDisconnected:
             return
         response = await self.handle(request)
         await send_response(send, response, head=request.method == "HEAD")

@@ -25,6 +25,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ClientDisconnected(Exception):
+    """The client went away (or was cut off) before its body was read: nothing to answer."""
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -61,17 +65,25 @@ def json_response(
     return Response(status=status, body=body, content_type=content_type)
 
 
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined once, in linear time."""
+    values: dict[str, list[str]] = {}
+    for raw_name, raw_value in raw:
+        values.setdefault(raw_name.decode("latin-1").lower(), []).append(
+            raw_value.decode("latin-1")
+        )
+    return {name: v[0] if len(v) == 1 else ", ".join(v) for name, v in values.items()}
+
+
 async def read_request(scope: Scope, receive: Receive) -> Request:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    headers = _headers(scope["headers"])
     chunks: list[bytes] = []
     size = 0
     more = True
     while more:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from acmefleet.store import tokens as token_store
 Role = Literal["admin", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "auditor")
 PREFIX = "acmefleet"
+_TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,14 @@ def create(
         details={"name": clean, "role": role},
     )
     return f"{PREFIX}_{token_id}_{secret}", Principal(token_id, clean, role)
+
+
+def presented_id(presented: str) -> str | None:
+    """The id part of a presented token when it has the form of one (ids are not secret)."""
+    parts = presented.strip().split("_", 2)
+    if len(parts) == 3 and parts[0] == PREFIX and _TOKEN_ID.fullmatch(parts[1]):
+        return parts[1]
+    return None
 
 
 def authenticate(conn: Connection, presented: str) -> Principal | None:

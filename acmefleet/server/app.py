@@ -15,6 +15,7 @@ from acmefleet.acme.app import AcmeApp
 from acmefleet.acme.http import (
     ASGIApp,
     BodyTooLarge,
+    ClientDisconnected,
     Message,
     Receive,
     Response,
@@ -49,6 +50,8 @@ class ServerApp:
             request = await read_request(scope, receive)
         except BodyTooLarge:
             await send_response(send, Response(413, TOO_LARGE, "application/json"))
+            return
+        except ClientDisconnected:
             return
         delivered = False
 

@@ -19,11 +19,12 @@ from types import FrameType
 import uvicorn
 
 from acmefleet.acme.app import AcmeApp
-from acmefleet.config import public_pki_warnings
+from acmefleet.config import load_config, public_pki_warnings
 from acmefleet.console.app import build_console
 from acmefleet.server.app import ServerApp
 from acmefleet.server.build import build_context, console_context_of
 from acmefleet.server.datadir import require_initialised
+from acmefleet.server.edge import HSTS, edge_loop, limited_protocol, tls_context
 from acmefleet.store.engine import open_database
 from acmefleet.store.migrate import upgrade
 
@@ -75,19 +76,26 @@ async def _serve(
     data = require_initialised(root)
     for warning in public_pki_warnings(ctx.config):
         log.warning(warning)
+    limits = ctx.config.limits
     common = {
         "log_level": log_level,
         "access_log": False,
-        "http": "httptools",
+        "http": limited_protocol(limits),  # httptools, with acmefleet's limits (server/edge.py)
+        "ws": "none",
         "loop": "uvloop",
-        "timeout_keep_alive": 30,
+        "timeout_keep_alive": limits.idle_timeout,
         "server_header": False,
+        # Client addresses come from the socket unless a trusted proxy sent them.
+        "proxy_headers": bool(ctx.config.trusted_proxies),
+        "forwarded_allow_ips": list(ctx.config.trusted_proxies) or None,
     }
     main = uvicorn.Server(
         uvicorn.Config(
             ServerApp(AcmeApp(ctx), build_console(console_context_of(ctx))),
             ssl_certfile=str(data.tls_cert),
             ssl_keyfile=str(data.tls_key),
+            ssl_context_factory=tls_context,
+            headers=[HSTS],  # on every HTTPS answer, uvicorn's own errors included
             lifespan="on",
             **common,  # type: ignore[arg-type]
         )
@@ -109,7 +117,8 @@ def _worker(
     )
     import uvloop
 
-    uvloop.run(_serve(root, https_sock, http_sock, log_level))
+    loop = edge_loop(load_config(root).limits)
+    uvloop.run(_serve(root, https_sock, http_sock, log_level), loop_factory=loop)
 
 
 def run(root: Path, *, listen: str, pki_listen: str | None, workers: int, log_level: str) -> None:

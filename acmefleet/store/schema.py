@@ -265,3 +265,15 @@ audit_chain_head = Table(
     Column("last_hash", String(64), nullable=False),
     Column("length", Integer, nullable=False),
 )
+
+# Failed console sign-ins, one row each: every worker throttles on the same count.
+# ``source`` is the client address (an IPv6 address by its /64); rows older than the
+# throttle's window are pruned when a failure is recorded.
+console_login_failures = Table(
+    "console_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Index("ix_console_login_failures_source_at", "source", "at"),
+)

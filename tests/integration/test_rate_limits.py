@@ -101,6 +101,8 @@ def test_new_accounts_per_address(server: AcmefleetServer) -> None:
     try:
         kid, hmac_key = server.mint_eab("limited", "private")
         with AcmeClient(server.directory("private"), server.ca_bundle) as fifth:
+            # No proxy is trusted by default: a forged X-Forwarded-For changes nothing.
+            fifth.http.headers["X-Forwarded-For"] = "198.51.100.7"
             _refused(fifth.new_account((kid, hmac_key)), "new accounts from this address")
         assert server.count("accounts") == 4
         assert server.count("eab_credentials", kid=kid, account_id=None) == 1  # not consumed

@@ -124,7 +124,7 @@ class AcmefleetServer:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-def set_settings(text: str, settings: Mapping[str, str]) -> str:
+def set_settings(text: str, settings: Mapping[str, object]) -> str:
     """``config.toml`` text with each ``name = value`` line of the template replaced."""
     for name, value in settings.items():
         text, found = re.subn(rf"^{re.escape(name)} = .*$", f"{name} = {value}", text, flags=re.M)
@@ -133,11 +133,17 @@ def set_settings(text: str, settings: Mapping[str, str]) -> str:
 
 
 def configure(
-    data_dir: Path, *, http01_port: int, extra: str = "", settings: Mapping[str, str] = {}
+    data_dir: Path,
+    *,
+    http01_port: int,
+    extra: str = "",
+    settings: Mapping[str, str] | None = None,
+    limits: Mapping[str, float] | None = None,
 ) -> None:
-    """Let validation reach test web servers on loopback (never the default)."""
+    """Let validation reach test web servers on loopback (never the default); replace the
+    template's ``settings`` (TOML values as text) and ``[limits]`` values."""
     path = data_dir / "config.toml"
-    text = set_settings(path.read_text(), settings)
+    text = set_settings(path.read_text(), {**(settings or {}), **(limits or {})})
     text = re.sub(r"^http01_port = \d+", f"http01_port = {http01_port}", text, flags=re.M)
     text = text.replace("allow_private_addresses = false", "allow_private_addresses = true")
     text = text.replace("[validation.hosts]\n", '[validation.hosts]\n"*" = "127.0.0.1"\n')
@@ -150,8 +156,9 @@ def running_acmefleet(
     *,
     workers: int = 1,
     extra_config: str = "",
-    settings: Mapping[str, str] = {},
+    settings: Mapping[str, str] | None = None,
     env: dict[str, str] | None = None,
+    limits: dict[str, float] | None = None,
 ) -> Iterator[AcmefleetServer]:
     port, pki_port, http01_port = free_ports(3)
     data_dir = workdir / "acmefleet-data"
@@ -174,7 +181,9 @@ def running_acmefleet(
         check=True,
         capture_output=True,
     )
-    configure(data_dir, http01_port=http01_port, extra=extra_config, settings=settings)
+    configure(
+        data_dir, http01_port=http01_port, extra=extra_config, settings=settings, limits=limits
+    )
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     server.admin_token = (workdir / "admin-token").read_text().strip()
     server.minted_secrets.append(server.admin_token)
