@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import socket
 import sqlite3
 import ssl
@@ -155,7 +156,9 @@ def slow_client(port: int, context: ssl.SSLContext, stop_at: float, tally: Attac
                 if time.monotonic() >= stop_at:
                     return
                 conn.sendall(bytes([byte]))
-                time.sleep(2)
+                # Anything to read (a 408, or the end of the stream) means the server cut us.
+                if select.select([conn], [], [], 2.0)[0]:
+                    raise ConnectionAbortedError
         except OSError:
             with lock:
                 tally.slow_closed_by_server += 1
