@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from acmefleet.identifiers import Identifier
 from acmefleet.jose.keys import thumbprint
-from acmefleet.models import Account, Authorization, AuthzStatus, Challenge
+from acmefleet.models import Account, Authorization, AuthzStatus, Challenge, Order
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import orgs as org_store
@@ -62,4 +62,29 @@ def authorization(
         (Challenge(new_id(), authz_id, "http-01", new_id(), "pending", None, None),),
     )
     order_store.insert_authorization(conn, created, NOW)
+    return created
+
+
+def order(
+    conn: Connection,
+    owner: Account,
+    authz: Authorization,
+    *,
+    expires_at: datetime = NOW + timedelta(days=1),
+) -> Order:
+    """A stored order for ``authz``'s name, not finalized."""
+    created = Order(
+        id=new_id(),
+        account_id=owner.id,
+        profile="private-server",
+        identifiers=(Identifier(authz.identifier.type, authz.identifier.value),),
+        expires_at=expires_at,
+        not_before=None,
+        not_after=None,
+        finalization="none",
+        error=None,
+        certificate_id=None,
+        authorizations=(authz,),
+    )
+    order_store.insert_order(conn, created, NOW)
     return created

@@ -92,20 +92,7 @@ def _ready_order(database: Database) -> tuple[Account, Order]:
             (),
         )
         order_store.insert_authorization(conn, authz, rows.NOW)
-        order = Order(
-            id=new_id(),
-            account_id=account.id,
-            profile="private-server",
-            identifiers=(Identifier("dns", NAME),),
-            expires_at=rows.NOW + timedelta(days=1),
-            not_before=None,
-            not_after=None,
-            finalization="none",
-            error=None,
-            certificate_id=None,
-            authorizations=(authz,),
-        )
-        order_store.insert_order(conn, order, rows.NOW)
+        order = rows.order(conn, account, authz)
     return account, order
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from acmefleet.clock import FixedClock
-from acmefleet.identifiers import Identifier
 from acmefleet.models import Account, Authorization, Order
 from acmefleet.server import housekeeping as server_housekeeping
 from acmefleet.store import housekeeping
 from acmefleet.store import nonces as nonce_store
 from acmefleet.store import orders as order_store
 from acmefleet.store.engine import Database
-from acmefleet.store.ids import new_id
 from acmefleet.store.schema import (
     authorizations,
     challenges,
@@ -28,22 +26,8 @@ from tests.unit import rows
 DAY = timedelta(days=1)
 
 
-def _order(conn: object, owner: Account, authz: Authorization, expires_in: timedelta) -> Order:
-    order = Order(
-        id=new_id(),
-        account_id=owner.id,
-        profile="private-server",
-        identifiers=(Identifier("dns", authz.identifier.value),),
-        expires_at=rows.NOW + expires_in,
-        not_before=None,
-        not_after=None,
-        finalization="none",
-        error=None,
-        certificate_id=None,
-        authorizations=(authz,),
-    )
-    order_store.insert_order(conn, order, rows.NOW)  # type: ignore[arg-type]
-    return order
+def _order(conn: Connection, owner: Account, authz: Authorization, expires_in: timedelta) -> Order:
+    return rows.order(conn, owner, authz, expires_at=rows.NOW + expires_in)
 
 
 def _count(database: Database, table: object) -> int:
