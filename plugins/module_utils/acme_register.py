@@ -238,10 +238,12 @@ class Written:
 class OpenSSL:
     """The ``openssl`` binary. Its argv holds subcommands and file names only, never a secret."""
 
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
+    def __init__(self, binary: str | None) -> None:
+        self.binary = binary  # None: not installed (needed only to register)
 
     def run(self, args: list[str], stdin: bytes = b"") -> bytes:
+        if self.binary is None:
+            raise RegistrationError("the openssl binary is not installed")
         done = subprocess.run(
             [self.binary, *args],
             input=stdin,

@@ -79,7 +79,8 @@ attributes:
   diff_mode:
     support: none
 requirements:
-  - openssl (the binary)
+  - the openssl binary, to register (Debian's ca-certificates depends on it; lego on
+    ca-certificates)
 notes:
   - The account key type does not follow the certificate key type (lego 4.9 would make an
     account key of its C(--key-type)); an ec256 account key serves any certificate key type.
@@ -163,7 +164,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    openssl = OpenSSL(module.get_bin_path("openssl", required=True))
+    # Only a registration needs openssl: check mode and an existing account do not.
+    openssl = OpenSSL(module.get_bin_path("openssl"))
     try:
         result = ensure_account(
             path=p["path"],

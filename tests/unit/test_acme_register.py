@@ -224,6 +224,8 @@ def test_openssl_refuses_other_keys(tmp_path: Path) -> None:
         reg.OpenSSL(OPENSSL).public_jwk(str(rsa_file))
     with pytest.raises(reg.RegistrationError, match="openssl ec failed"):
         reg.OpenSSL(OPENSSL).public_jwk(str(tmp_path / "missing.key"))
+    with pytest.raises(reg.RegistrationError, match="openssl binary is not installed"):
+        reg.OpenSSL(None).generate_p256_key()
 
 
 def test_existing_account_and_check_mode_touch_nothing(tmp_path: Path) -> None:
