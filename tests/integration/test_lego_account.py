@@ -1,8 +1,10 @@
 """The module acmefleet.fleet.lego_account against a running acmefleet, then Debian's lego.
 
 The module registers the account (EAB) through real ``ansible-playbook`` on localhost, with
-the collection on its path; lego 4.9.1 then runs with ``--eab`` alone (no ``--kid``/``--hmac``)
-and must use that account: same account URL, the certificate held by it, no new account.
+the collection on its path; lego 4.9.1 then runs (``run``, then ``renew``) with ``--eab`` alone
+(no ``--kid``/``--hmac``) and must use that account: same account URL, the certificates held
+by it, no new account. The role's certificate step (``state.yml`` + ``certificate.yml`` of
+lego_nginx) runs the same way on this machine: check mode, converge, converged again.
 Also: a second run changes nothing; check mode on a fresh path writes and sends nothing; a
 wrong HMAC key fails with the server's ``unauthorized`` problem and leaves no file.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -333,7 +336,7 @@ def test_the_hmac_key_is_on_no_command_line_environment_output_or_file(
             assert registered.hmac_key.encode() not in path.read_bytes(), path
 
 
-def test_lego_runs_with_eab_alone_on_the_modules_account(
+def test_lego_runs_and_renews_with_eab_alone_on_the_modules_account(
     acmefleet: AcmefleetServer, registered: Registered
 ) -> None:
     assert registered.run.proc.returncode == 0, registered.run.output
@@ -367,6 +370,30 @@ def test_lego_runs_with_eab_alone_on_the_modules_account(
     leaf = check_issued(acmefleet, pem, NAMES, level="private", context=run.describe())
     uri = json.loads(account_before)["registration"]["uri"]
     assert certificate_row(acmefleet, serial_hex(leaf))["account_id"] == uri.rsplit("/", 1)[1]
+    # A renewal (what lego-renew.service runs) with --eab alone, on the same account.
+    renewed = run_lego(
+        [
+            "--eab",
+            "--http",
+            "--http.port",
+            f"127.0.0.1:{acmefleet.http01_port}",
+            "--key-type",
+            "ec384",
+            *domains,
+            "renew",
+            "--days",
+            "9999",
+            "--no-random-sleep",
+        ],
+        ca_bundle=acmefleet.ca_bundle,
+        base_dir=registered.path,
+        directory=acmefleet.directory("private"),
+    ).check()
+    pem = (registered.path / "certificates" / f"{NAMES[0]}.crt").read_bytes()
+    new_leaf = check_issued(acmefleet, pem, NAMES, level="private", context=renewed.describe())
+    assert new_leaf.serial_number != leaf.serial_number, renewed.describe()
+    assert certificate_row(acmefleet, serial_hex(new_leaf))["account_id"] == uri.rsplit("/", 1)[1]
+    assert acmefleet.count("accounts") == accounts
 
 
 def test_second_run_changes_nothing(
@@ -420,3 +447,148 @@ def test_a_wrong_hmac_key_fails_with_the_servers_problem_and_leaves_nothing(
     good = run_module(tmp_path, acmefleet, path, kid, hmac_key)
     assert good.result is not None and good.result["changed"] is True, good.output
     assert acmefleet.count("accounts") == accounts + 1
+
+
+# ------------------------------------------------------------------ the role's certificate step
+
+STEP_NAMES = ["step1.example.com"]
+STEP_PLAYBOOK = """---
+- name: The certificate step of lego_nginx, on this machine
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
+    - {role}/vars/main.yml
+  handlers:
+    - name: Reload nginx
+      ansible.builtin.debug:
+        msg: nginx would reload
+  tasks:
+    - name: Inspect the certificate and the account
+      ansible.builtin.include_tasks: {role}/tasks/state.yml
+    - name: Obtain the certificate
+      ansible.builtin.include_tasks: {role}/tasks/certificate.yml
+"""
+
+
+def run_step(
+    workdir: Path,
+    server: AcmefleetServer,
+    path: Path,
+    eab: tuple[str, str],
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """roles/lego_nginx/tasks/{state,certificate}.yml with this server (private endpoint).
+
+    nginx is not touched: the play's own "Reload nginx" handler only prints. The CA bundle
+    is copied to a ``.crt`` (the role's LEGO_CA_CERTIFICATES file).
+    """
+    role = Path(__file__).resolve().parents[2] / "roles" / "lego_nginx"
+    playbook = workdir / "certificate-step.yml"
+    playbook.write_text(STEP_PLAYBOOK.format(role=role))
+    ca_file = workdir / "acmefleet.crt"
+    ca_file.write_bytes(server.ca_bundle.read_bytes())
+    webroot = workdir / "webroot"
+    webroot.mkdir(exist_ok=True)
+    variables = workdir / f"step-{secrets.token_hex(4)}.json"
+    variables.touch(0o600)
+    variables.write_text(
+        json.dumps(
+            {
+                "lego_nginx_server": server.directory("private"),
+                "lego_nginx_ca_bundle": str(server.ca_bundle),
+                "lego_nginx_ca_file": str(ca_file),
+                "lego_nginx_names": STEP_NAMES,
+                "lego_nginx_email": CONTACT,
+                "lego_nginx_eab_kid": eab[0],
+                "lego_nginx_eab_hmac_key": eab[1],
+                "lego_nginx_path": str(path),
+                "lego_nginx_webroot": str(webroot),
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
+        )
+    )
+    try:
+        return ansible(
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-e",
+            f"@{variables}",
+            *options,
+            str(playbook),
+            env={
+                "NO_PROXY": "localhost,127.0.0.1",
+                "no_proxy": "localhost,127.0.0.1",
+                **(env or {}),
+            },
+        )
+    finally:
+        variables.unlink()
+
+
+def recap(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("localhost") and "ok=" in x)
+    return {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
+
+
+def test_role_step_registers_with_the_module_then_runs_lego_with_eab_alone(
+    acmefleet: AcmefleetServer, tmp_path: Path
+) -> None:
+    kid, hmac_key = acmefleet.mint_eab("acme", "private")
+    path = tmp_path / "lego"
+    accounts = acmefleet.count("accounts")
+
+    dry = run_step(tmp_path, acmefleet, path, (kid, hmac_key), "--check")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert recap(dry)["changed"] == 1, dry.stdout  # the registration it would make
+    assert "check mode: would run lego for step1.example.com" in dry.stdout
+    assert not path.exists() and acmefleet.count("accounts") == accounts
+
+    watch = ProcessWatch(needle=hmac_key.encode())
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+    try:
+        converge = run_step(tmp_path, acmefleet, path, (kid, hmac_key), "-vvv")
+    finally:
+        watch.stop.set()
+        thread.join()
+    output = converge.stdout + converge.stderr
+    assert converge.returncode == 0, output[-6000:]
+    assert recap(converge)["changed"] == 2, converge.stdout  # the account, lego run
+    assert watch.seen_module and watch.hits == [], watch.hits
+    assert hmac_key not in output
+    # -vvv prints lego's command: --eab and nothing of the credential.
+    assert re.search(r'"--eab",\s*"run"\s*\]', output), output[-6000:]
+    assert "--hmac" not in output and "--kid" not in output
+    assert acmefleet.count("accounts") == accounts + 1
+    leaf_pem = (path / "certificates" / f"{STEP_NAMES[0]}.crt").read_bytes()
+    leaf = check_issued(acmefleet, leaf_pem, STEP_NAMES, level="private")
+    user_dir = path / "accounts" / f"localhost_{acmefleet.port}" / CONTACT
+    uri = json.loads((user_dir / "account.json").read_text())["registration"]["uri"]
+    account_id = uri.rsplit("/", 1)[1]
+    assert certificate_row(acmefleet, serial_hex(leaf))["account_id"] == account_id
+    check_eab_bound(acmefleet, kid, account_id, "private")
+
+    # Converged: no change, and no credential needed any more.
+    again = run_step(tmp_path, acmefleet, path, ("", ""))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert recap(again)["changed"] == 0, again.stdout
+    assert acmefleet.count("accounts") == accounts + 1
+
+
+def test_role_step_reports_the_servers_problem_for_a_wrong_key(
+    acmefleet: AcmefleetServer, tmp_path: Path
+) -> None:
+    kid, hmac_key = acmefleet.mint_eab("acme", "private")
+    wrong = b64url_encode(secrets.token_bytes(32))
+    path = tmp_path / "lego"
+    failed = run_step(tmp_path, acmefleet, path, (kid, wrong))
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output
+    assert "registering the ACME account failed" in output, output[-4000:]
+    assert UNAUTHORIZED in output and "MAC does not verify" in output, output[-4000:]
+    assert wrong not in output and hmac_key not in output
+    assert not path.exists(), files_under(path)
