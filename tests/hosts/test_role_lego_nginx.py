@@ -6,9 +6,10 @@ account), runs check mode, then verifies from the controller: TLS handshake per 
 and issuer, the port-80 redirect, one account per host, a forced renewal through
 lego-renew.service.
 
-lego 4.9 wants --eab on every run but reads --kid/--hmac only to register the account, so
-the key must be nowhere on the host afterwards: not in a file, not in the journal (which keeps
-the command line of every process that logs), not in certbot-style logs.
+The account is registered by the module acmefleet.fleet.lego_account, and lego runs with
+--eab alone (it reads --kid/--hmac only to register), so the key must be nowhere on the host
+afterwards: not in a file, not in the journal (which keeps the command line of every process
+that logs), not in certbot-style logs.
 """
 
 from __future__ import annotations
