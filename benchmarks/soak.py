@@ -77,6 +77,7 @@ class Tally:
 class AttackTally:
     slow_opened: int = 0
     slow_closed_by_server: int = 0
+    slow_longest_s: float = 0.0
     flood_requests: int = 0
     flood_refused: int = 0
     flood_unexpected: int = 0
@@ -151,19 +152,40 @@ def slow_client(port: int, context: ssl.SSLContext, stop_at: float, tally: Attac
             continue
         with lock:
             tally.slow_opened += 1
+        opened = time.monotonic()
         try:
             for byte in head:
                 if time.monotonic() >= stop_at:
                     return
                 conn.sendall(bytes([byte]))
-                # Anything to read (a 408, or the end of the stream) means the server cut us.
-                if select.select([conn], [], [], 2.0)[0]:
+                if _answered(conn, 2.0):
                     raise ConnectionAbortedError
         except OSError:
             with lock:
                 tally.slow_closed_by_server += 1
+                tally.slow_longest_s = max(tally.slow_longest_s, time.monotonic() - opened)
         finally:
             conn.close()
+
+
+def _answered(conn: ssl.SSLSocket, wait: float) -> bool:
+    """Whether the server sent an answer (a 408) or closed, within ``wait`` seconds.
+
+    A readable socket alone is not enough: TLS 1.3 servers send session tickets after the
+    handshake, which the TLS layer consumes without handing the application any byte."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([conn], [], [], left)[0]:
+            return False
+        conn.setblocking(False)
+        try:
+            conn.recv(1)  # b"" (closed) or the first byte of an answer
+            return True
+        except ssl.SSLWantReadError:
+            continue  # a TLS record with no application data
+        finally:
+            conn.settimeout(15)
+    return False
 
 
 def header_flood(port: int, context: ssl.SSLContext, stop_at: float, tally: AttackTally,
