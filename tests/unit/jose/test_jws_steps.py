@@ -206,6 +206,15 @@ def test_weak_and_private_keys_are_bad_public_keys() -> None:
     assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
 
 
+@pytest.mark.parametrize("crv", [[], {}, ["P-256"], {"P-256": 1}, None, 256])
+def test_a_curve_of_any_json_type_is_a_bad_public_key(crv: object) -> None:
+    """Found by the parser fuzz: an array or object "crv" raised TypeError (a 500)."""
+    for kty in ("EC", "OKP"):
+        with pytest.raises(AcmeError) as caught:
+            KeyCache().get({"kty": kty, "crv": crv, "x": "AA", "y": "AA"})
+        assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
+
+
 def test_thumbprint_matches_rfc7638_example() -> None:
     # RFC 7638 §3.1 example key and thumbprint.
     jwk = {
