@@ -1,4 +1,4 @@
-"""Shared fixtures: a real acmefleet server per test module."""
+"""Shared fixtures: a real acmefleet server per test module; the hypothesis profiles."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.acmefleet_server import AcmefleetServer, running_acmefleet
+from tests.support.fuzz import register_profiles
+
+# Hypothesis profiles for the fuzz tests: "ci" (derandomized, what the fuzz tests use
+# unless told otherwise) and "long" (``pytest --hypothesis-profile=long``: random, more).
+register_profiles()
 
 
 @pytest.fixture(scope="module")
