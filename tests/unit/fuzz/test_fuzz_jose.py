@@ -245,7 +245,9 @@ def test_load_json_returns_shallow_json_or_malformed(data: bytes) -> None:
                 (c, level + 1) for c in (item.values() if isinstance(item, dict) else item)
             )
     assert depth <= MAX_JSON_DEPTH
-    json.dumps(value)  # what later code may do with it does not recurse out
+    # What later code may do with it: no recursion out, and every string encodes to UTF-8
+    # (a lone surrogate made SQLite raise UnicodeEncodeError).
+    json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 # -- the request JWS
