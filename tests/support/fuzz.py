@@ -50,6 +50,12 @@ def fuzz_settings(max_examples: int) -> settings:
     return settings(parent=parent, max_examples=max(1, max_examples * scale))
 
 
+def half(first: st.SearchStrategy[Any], second: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Each half of the time (``st.one_of`` flattens nested choices and weighs every
+    branch alike, so a valid object among many broken kinds would come up rarely)."""
+    return st.booleans().flatmap(lambda pick: first if pick else second)
+
+
 # -- text
 
 # Every code point, lone surrogates included (JSON "\ud800" decodes to one; SQLite and
@@ -83,7 +89,6 @@ ODD_STRINGS = [
     ".",
     "..",
     "a" * 300,
-    "9" * 5000,
     "=",
     "==",
     "AAAA\n",
@@ -91,11 +96,46 @@ ODD_STRINGS = [
     "AAA",
     "AB",
 ]
-hostile_text = st.one_of(
-    st.sampled_from(ODD_STRINGS),
-    st.text(any_char, max_size=40),
-    st.text(st.sampled_from("aZ09-_.*:@/%=+\n \x00é\u212a\ud800"), max_size=40),
+# Half of the time short strings over a small alphabet of troublemakers (a lone surrogate,
+# NUL, a newline, the Kelvin sign, separators), so that they come up often.
+hostile_text = half(
+    st.text(st.sampled_from("aZ09-_.*:@/%=+\n \x00é\u212a\ud800"), min_size=1, max_size=12),
+    st.one_of(
+        st.sampled_from(ODD_STRINGS),
+        st.text(any_char, max_size=40),
+        st.integers(4290, 4310).map(lambda n: "9" * n),  # around int()'s digit limit
+    ),
 )
+
+
+# One of these put into an otherwise right value (an account URL, a key id): the values
+# an encoder, a regex or SQL may choke on, or that change a string's meaning.
+TROUBLEMAKERS = [
+    "\ud800",  # a lone surrogate: JSON "\ud800" decodes to one; no UTF-8 encoder takes it
+    "\udfff",
+    "\x00",
+    "\n",
+    "\r",
+    "\u212a",
+    "\u0130",
+    "é",
+    "\ufeff",
+    "%00",
+    "/",
+    " ",
+    "\U0001f600",
+]
+
+
+def _spike(text: str, position: int | None, troublemaker: str) -> str:
+    at = len(text) if position is None else position % (len(text) + 1)
+    return text[:at] + troublemaker + text[at:]
+
+
+def spiked(base: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """``base`` values with one troublemaker inserted: at the end, or anywhere."""
+    positions = half(st.none(), st.integers(0, 2**16))
+    return st.builds(_spike, base, positions, st.sampled_from(TROUBLEMAKERS))
 
 
 def b64(data: bytes) -> str:
@@ -115,12 +155,18 @@ b64ish = st.one_of(
 
 # -- JSON
 
-HUGE_INTS = [2**31, 2**63, -(2**63) - 1, 2**64, 2**1024, 10**4000, -(10**4000)]
+
+def _huge(exponent: int) -> int:
+    """Powers of two up to 2**13000 (3914 digits): built by ``map`` so that the strategy's
+    repr, which hypothesis prints, stays short."""
+    return 1 << exponent if exponent >= 0 else -(1 << -exponent) - 1
+
+
 json_scalar = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
-    st.sampled_from(HUGE_INTS),
+    st.sampled_from([31, 32, 63, 64, 1024, 13000, -63, -13000]).map(_huge),
     st.floats(allow_nan=True, allow_infinity=True),
     hostile_text,
 )
@@ -201,12 +247,6 @@ json_bytes = st.one_of(
 
 
 # -- near-valid objects
-
-
-def half(first: st.SearchStrategy[Any], second: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Each half of the time (``st.one_of`` flattens nested choices and weighs every
-    branch alike, so a valid object among many broken kinds would come up rarely)."""
-    return st.booleans().flatmap(lambda pick: first if pick else second)
 
 
 DROP: Any = object()  # in a mutation: remove the member
