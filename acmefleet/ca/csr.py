@@ -148,7 +148,7 @@ def check_csr(
     """Check a finalize CSR against the order's identifiers; raise CsrError with the reason."""
     try:
         csr = x509.load_der_x509_csr(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise CsrError(f"CSR is not a valid DER PKCS#10 request: {exc}") from exc
     key = _checked_key(csr)
     _check_signature(csr)

@@ -69,7 +69,8 @@ def load_json(data: bytes, what: str) -> Any:
 
     ``json.loads`` recurses: 100000 "[" raised RecursionError (a 500), and a value just
     under the interpreter's limit would make later code (``json.dumps``, comparisons)
-    recurse too. ACME bodies nest a few levels; anything deeper is refused.
+    recurse too. ACME bodies nest a few levels; anything deeper is refused. So are lone
+    surrogates, which no UTF-8 encoder (SQLite's among them) accepts.
     """
     try:
         value = json.loads(data)
@@ -79,6 +80,8 @@ def load_json(data: bytes, what: str) -> Any:
         raise malformed(f"the {what} is not valid JSON") from exc
     if _nested_deeper_than(value, MAX_JSON_DEPTH):
         raise malformed(f"the {what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if _holds_lone_surrogate(value):
+        raise malformed(f"the {what} holds a lone surrogate (\\uD800-\\uDFFF), not UTF-8 text")
     return value
 
 
@@ -96,6 +99,27 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
         if depth > limit:
             return True
         pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether a string (or object member name) holds a code point U+D800-U+DFFF.
+
+    ``json.loads`` turns ``"\\ud800"`` (and the bytes ED A0 80) into a str that no UTF-8
+    encoder accepts: a ``kid`` or EAB key id like that made SQLite raise UnicodeEncodeError
+    (a 500). RFC 7493 (I-JSON) §2.1 forbids them; no ACME value needs one.
+    """
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and any("\ud800" <= c <= "\udfff" for c in item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

@@ -69,8 +69,10 @@ def import_account_key(jwk: Any) -> AccountKey:
         raise AcmeError(ProblemType.BAD_PUBLIC_KEY, f"key type {kty!r} is not supported")
     if "d" in jwk or "p" in jwk:
         raise AcmeError(ProblemType.BAD_PUBLIC_KEY, "the JWK contains private key material")
-    if kty in ("EC", "OKP") and jwk.get("crv") not in ALLOWED_CURVES:
-        raise AcmeError(ProblemType.BAD_PUBLIC_KEY, f"curve {jwk.get('crv')!r} is not allowed")
+    crv = jwk.get("crv")
+    # A string first: "crv" may be any JSON value, and an array or object is unhashable.
+    if kty in ("EC", "OKP") and not (isinstance(crv, str) and crv in ALLOWED_CURVES):
+        raise AcmeError(ProblemType.BAD_PUBLIC_KEY, f"curve {crv!r} is not allowed")
     public = {m: jwk[m] for m in members if m in jwk}
     tp = thumbprint(public)
     try:

@@ -27,7 +27,7 @@ def _load_target(conn: Connection, endpoint: str, payload: dict[str, Any]) -> Ce
     try:
         der = b64url_decode(raw)
         parsed = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise malformed("'certificate' is not a DER certificate") from exc
     serial_hex = format(parsed.serial_number, "x")
     stored = cert_store.find_by_serial(conn, serial_hex)

@@ -210,3 +210,16 @@ def running_acmefleet(
             yield server
         finally:
             terminate_group(server.proc)
+
+
+@contextmanager
+def checked_acmefleet(workdir: Path, **kwargs: Any) -> Iterator[AcmefleetServer]:
+    """``running_acmefleet`` with organisation ``acme`` owning example.com (not validated)
+    and 10.20.0.0/16; afterwards its log must hold no traceback and no EAB HMAC key."""
+    with running_acmefleet(workdir, **kwargs) as server:
+        server.org("acme", "example.com", "10.20.0.0/16")
+        yield server
+        log = server.log_text()
+        leaked = [secret for secret in server.minted_secrets if secret in log]
+    assert "Traceback" not in log, f"the server logged an unhandled error:\n{log[-4000:]}"
+    assert not leaked, "an EAB HMAC key appeared in the server log"

@@ -168,6 +168,18 @@ def test_garbage(der: bytes) -> None:
         check_csr(der, [APEX])
 
 
+def test_a_version_other_than_1_is_a_bad_csr(
+    p256_key: ec.EllipticCurvePrivateKey, make_csr: CsrFactory
+) -> None:
+    """Found by the parser fuzz: cryptography raises InvalidVersion, which is not a
+    ValueError, for a CSR whose version field is not 0 (v1); it escaped as a 500."""
+    der = make_csr(p256_key, ["example.com"])
+    version = der.index(b"\x02\x01\x00")  # the first INTEGER: CertificationRequestInfo.version
+    for wrong in (b"\x01", b"\x02", b"\xff"):
+        with pytest.raises(CsrError, match="not a valid DER PKCS#10"):
+            check_csr(der[: version + 2] + wrong + der[version + 3 :], [APEX])
+
+
 def test_pem_is_not_der(p256_key: ec.EllipticCurvePrivateKey, make_csr: CsrFactory) -> None:
     from cryptography import x509
 

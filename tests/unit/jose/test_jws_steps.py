@@ -79,6 +79,45 @@ def test_step1_deep_nesting_is_malformed_not_a_crash() -> None:
         assert caught.value.type is ProblemType.MALFORMED
 
 
+def _flattened(protected: dict[str, object], payload: bytes = b"{}") -> bytes:
+    """Unsigned: parse_request_jws checks the form, not yet the signature."""
+    members = {
+        "protected": b64url_encode(json.dumps(protected).encode()),
+        "payload": b64url_encode(payload),
+        "signature": "AA",
+    }
+    return json.dumps(members).encode()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"jwk": None, "kid": "https://acme.example/acme/private/acct/a\ud800"},
+        {"jwk": None, "kid": "\udfff"},
+        {"x\ud800": 1},
+        {"nonce": ["\ud800"]},
+    ],
+)
+def test_step1_lone_surrogates_are_malformed(changes: dict[str, object]) -> None:
+    """Found by the endpoint fuzz: "\\ud800" in a kid (or an EAB key id) reached SQLite,
+    which cannot encode it: UnicodeEncodeError, a 500. JSON must be UTF-8 text (RFC 7493)."""
+    with pytest.raises(AcmeError, match="lone surrogate") as caught:
+        parse_request_jws(_flattened(header(**changes)), URL)
+    assert caught.value.type is ProblemType.MALFORMED
+
+
+def test_step1_lone_surrogates_in_payload_and_raw_bytes_are_malformed() -> None:
+    request = parse_request_jws(_flattened(header(), b'{"contact": ["\\ud800"]}'), URL)
+    with pytest.raises(AcmeError, match="lone surrogate"):
+        request.payload_json()
+    raw = _flattened(header()).replace(b'"AA"', b'"\xed\xa0\x80"')  # UTF-8 of U+D800
+    with pytest.raises(AcmeError, match="lone surrogate"):
+        parse_request_jws(raw, URL)
+    # A surrogate pair is one ordinary character.
+    fine = parse_request_jws(_flattened(header(), b'{"a": "\\ud83d\\ude00"}'), URL)
+    assert fine.payload_json() == {"a": "\U0001f600"}
+
+
 def test_step1_ordinary_nesting_is_fine() -> None:
     payload = json.dumps({"a": [[[[{"b": [1, 2, {"c": {}}]}]]]]}).encode()
     assert parse_request_jws(signed(header(), payload), URL).payload_json()["a"]
@@ -204,6 +243,15 @@ def test_weak_and_private_keys_are_bad_public_keys() -> None:
     with pytest.raises(AcmeError) as caught:
         import_account_key({"kty": "oct", "k": "AAAA"})
     assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
+
+
+@pytest.mark.parametrize("crv", [[], {}, ["P-256"], {"P-256": 1}, None, 256])
+def test_a_curve_of_any_json_type_is_a_bad_public_key(crv: object) -> None:
+    """Found by the parser fuzz: an array or object "crv" raised TypeError (a 500)."""
+    for kty in ("EC", "OKP"):
+        with pytest.raises(AcmeError) as caught:
+            KeyCache().get({"kty": kty, "crv": crv, "x": "AA", "y": "AA"})
+        assert caught.value.type is ProblemType.BAD_PUBLIC_KEY
 
 
 def test_thumbprint_matches_rfc7638_example() -> None:
