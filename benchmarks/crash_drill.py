@@ -788,6 +788,7 @@ class RoundReport:
     orders_finished_after_restart: dict[str, int] = field(default_factory=dict)
     wal_bytes_at_kill: int = 0
     restart_s: float = 0.0
+    checks_s: float = 0.0  # the checks after the kill and after the restart, together
     fatal: bool = False  # the server did not start again: the drill stops here
     failures: dict[str, list[str]] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)
@@ -1186,11 +1187,13 @@ def one_round(
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     if any(thread.is_alive() for thread in threads):
         journal.unexpected.append("a client thread did not end within 30 s of the kill")
+    checks_began = time.monotonic()
     crash = read_crash_state(server.db_file, args.workdir / f"crash-{round_no}")
     report.interrupted = dict(journal.interrupted)
     report.processing_challenges_at_kill = len(crash.processing_challenges)
     report.wal_bytes_at_kill = crash.wal_bytes
     checker.after_kill(report, survivors, crash)
+    checks_s = time.monotonic() - checks_began
     try:
         report.restart_s = round(server.start(args.startup_timeout), 2)
     except (RuntimeError, TimeoutError) as exc:
@@ -1198,10 +1201,12 @@ def one_round(
         report.fatal = True
         return report
     report.check("server_restarts", [])
+    checks_began = time.monotonic()
     try:
         checker.after_restart(report, crash, datetime.now(UTC))
     finally:
         checker.close_owners()
+    report.checks_s = round(checks_s + time.monotonic() - checks_began, 2)
     report.accounts_new = len(journal.accounts) - before[0]
     report.orders_new = len(journal.orders) - before[1]
     report.certs_load = sum(1 for c in journal.certs[before[2] :] if c.how == "load")
@@ -1300,6 +1305,8 @@ def summary(
         },
         "violations": violations,
         "restart_s_max": max((r.restart_s for r in reports), default=0.0),
+        "restart_s_mean": round(sum(r.restart_s for r in reports) / max(1, len(reports)), 2),
+        "checks_s_mean": round(sum(r.checks_s for r in reports) / max(1, len(reports)), 2),
         "wall_time_s": round(wall, 1),
         "per_round": [asdict(r) for r in reports],
     }
