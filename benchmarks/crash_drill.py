@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/crash_drill.py [--rounds 20] [--clients 2]
         [--public-clients 2] [--min-delay 0.3] [--max-delay 3] [--seed N]
-        [--validation-timeout 8] [--workdir DIR] [--json FILE]
+        [--validation-timeout 8] [--init-kills 5] [--workdir DIR] [--json FILE]
 
 One data directory for the whole drill (``server init`` on loopback ports, every name mapped
 to 127.0.0.1 for http-01, rate limits off). Each round:
@@ -22,6 +22,10 @@ to 127.0.0.1 for http-01, rate limits off). Each round:
    (``CHECKS`` lists them). Orders left ``ready`` or ``pending`` are driven to the end now,
    as their client would, so nothing stays half done; the next round's load runs on the
    restarted server.
+
+Before the rounds, ``--init-kills`` times, ``server init`` itself is killed at a random point
+of its run on an existing empty data dir; the next ``server init`` there must succeed and
+leave a complete data dir with nothing inside or beside it (``kill_inits``).
 
 A per-round table and a JSON summary are printed (``--json`` also writes it). Exit status:
 0 when every check of every round passed, 1 on any violation, 2 when the drill could not run.
@@ -190,8 +194,10 @@ class DrillServer:
     def db_file(self) -> Path:
         return self.data_dir / SQLITE_FILE
 
-    def init(self) -> None:
-        """``server init``, loopback validation, no rate limits, the drill's organisation."""
+    def init(self) -> float:
+        """``server init``, loopback validation, no rate limits, the drill's organisation;
+        how long ``server init`` took."""
+        began = time.monotonic()
         must_cli(
             [
                 "server",
@@ -208,6 +214,7 @@ class DrillServer:
                 str(self.workdir / "admin-token"),
             ]
         )
+        took = time.monotonic() - began
         configure(
             self.data_dir,
             http01_port=self.acme.http01_port,
@@ -217,6 +224,7 @@ class DrillServer:
             },
         )
         self.acme.org(ORG, PRIVATE_DOMAIN, PUBLIC_DOMAIN)  # in the store, as the CLI would
+        return took
 
     def start(self, timeout: float) -> float:
         """Start ``server run``; seconds until both listeners answer /health."""
@@ -1145,6 +1153,66 @@ class Checker:
         return [] if json.loads(done.stdout).get("intact") is True else [done.stdout[-500:]]
 
 
+# ---------------------------------------------------------------- killing server init
+
+COMPLETE_DATA_DIR = ["acmefleet.db", "ca", "ca-bundle.pem", "config.toml", "tls"]
+
+
+@dataclass
+class InitKill:
+    kill_after_s: float
+    left: list[str]  # what the killed init left in the data dir
+    complete: bool  # the data dir was in place before the kill: it must be usable as is
+    problems: list[str]
+
+
+def kill_inits(
+    count: int, workdir: Path, init_seconds: float, rng: random.Random
+) -> list[InitKill]:
+    """``kill -9`` of ``server init`` at a random point of its run, on an existing empty data
+    dir (the service user's directory: init stages inside it). Either the kill came after
+    the data dir was complete, and it is usable as is (its audit chain verifies), or the next
+    ``server init`` on it succeeds and leaves a complete data dir, nothing inside or beside."""
+    done = []
+    for n in range(count):
+        home = workdir / f"init-kill-{n}"
+        data = home / "data"
+        data.mkdir(parents=True, mode=0o700)
+        command = ["server", "init", "--data-dir", str(data), "--listen", "127.0.0.1:1"]
+        command += ["--pki-listen", "127.0.0.1:2"]
+        kill_after = rng.uniform(0.3, 1.0) * init_seconds
+        proc = subprocess.Popen(
+            [ACMEFLEET, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=cli_env(),
+            start_new_session=True,
+        )
+        time.sleep(kill_after)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        left = sorted(p.name for p in data.iterdir())
+        problems = []
+        complete = left == COMPLETE_DATA_DIR
+        if complete:
+            usable = run_cli(["admin", "audit", "verify", "--data-dir", str(data)])
+            if usable.returncode != 0:
+                problems.append(f"the complete data dir does not verify: {usable.stderr}")
+        else:
+            again = run_cli(command)
+            now = sorted(p.name for p in data.iterdir())
+            beside = sorted(p.name for p in home.iterdir() if p.name != "data")
+            if again.returncode != 0:
+                problems.append(f"init after the kill exited {again.returncode}: {again.stderr}")
+            elif now != COMPLETE_DATA_DIR or beside:
+                problems.append(f"after the next init: {now} in the data dir, {beside} beside")
+        done.append(InitKill(round(kill_after, 3), left, complete, problems))
+        shutil.rmtree(home, ignore_errors=True)
+    return done
+
+
 # ---------------------------------------------------------------- the drill
 
 
@@ -1267,9 +1335,18 @@ def render(rows: list[list[str]], header: bool = True) -> str:
 
 
 def summary(
-    args: argparse.Namespace, reports: list[RoundReport], journal: Journal, wall: float
+    args: argparse.Namespace,
+    reports: list[RoundReport],
+    inits: list[InitKill],
+    journal: Journal,
+    wall: float,
 ) -> dict[str, Any]:
-    violations = [
+    violations: list[dict[str, Any]] = [
+        {"round": f"init-kill-{n}", "check": "init_resumable", "problems": kill.problems}
+        for n, kill in enumerate(inits, 1)
+        if kill.problems
+    ]
+    violations += [
         {"round": r.round_no, "check": name, "problems": problems}
         for r in reports
         for name, problems in r.failures.items()
@@ -1284,6 +1361,12 @@ def summary(
     return {
         "rounds": len(reports),
         "kills": len(reports),
+        "init_kills": {
+            "kills": len(inits),
+            "left_a_staging_dir": sum(any(".init-" in name for name in k.left) for k in inits),
+            "complete_before_the_kill": sum(k.complete for k in inits),
+            "per_kill": [asdict(k) for k in inits],
+        },
         "workers": args.workers,
         "clients": {"private": args.clients, "public": args.public_clients},
         "seed": args.seed,
@@ -1312,12 +1395,20 @@ def summary(
     }
 
 
-def drill(args: argparse.Namespace, reports: list[RoundReport], journal: Journal) -> None:
-    """Init, then ``args.rounds`` rounds; ``reports`` fills as rounds end (kept on an abort)."""
+def drill(
+    args: argparse.Namespace, reports: list[RoundReport], inits: list[InitKill], journal: Journal
+) -> None:
+    """Init, the init kills, then ``args.rounds`` rounds; the lists fill as they go (and are
+    kept on an abort)."""
     rng = random.Random(args.seed)
     server = DrillServer(args.workdir, args.workers, args.validation_timeout)
     print(f"crash drill: {args.rounds} rounds, seed {args.seed}, in {args.workdir}", flush=True)
-    server.init()
+    init_seconds = server.init()
+    for n, kill in enumerate(kill_inits(args.init_kills, args.workdir, init_seconds, rng), 1):
+        inits.append(kill)
+        done = "complete, usable" if kill.complete else f"left {kill.left}, the next init ok"
+        outcome = "; ".join(kill.problems) or done
+        print(f"init kill {n}: after {kill.kill_after_s:.2f} s: {outcome}", flush=True)
     responder = Responder(server.acme.http01_port, rng.random())
     checker = Checker(server, responder, journal)
     try:
@@ -1352,6 +1443,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-delay", type=float, default=3.0, help="latest kill, s")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument(
+        "--init-kills", type=int, default=5, help="kill -9 server init this many times first"
+    )
+    parser.add_argument(
         "--validation-timeout",
         type=int,
         default=8,
@@ -1363,8 +1457,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.clients < 0 or args.public_clients < 0:
-        parser.error("--rounds must be positive, client counts not negative")
+    if args.rounds < 1 or min(args.clients, args.public_clients, args.init_kills) < 0:
+        parser.error("--rounds must be positive, the counts not negative")
     if not 0 < args.min_delay <= args.max_delay:
         parser.error("need 0 < --min-delay <= --max-delay")
     if args.seed is None:
@@ -1379,14 +1473,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     reports: list[RoundReport] = []
+    inits: list[InitKill] = []
     journal = Journal()
     status = 0
     try:
-        drill(args, reports, journal)
+        drill(args, reports, inits, journal)
     except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
         print(f"crash drill aborted: {exc}", file=sys.stderr)
         status = 2
-    document = summary(args, reports, journal, time.monotonic() - began)
+    document = summary(args, reports, inits, journal, time.monotonic() - began)
     print()
     print(render([row_of(r) for r in reports]))
     print()

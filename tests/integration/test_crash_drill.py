@@ -1,5 +1,5 @@
-"""The crash drill, shortened: three kill -9 rounds under a small load break no invariant,
-and the drill's checks do catch what a crash could leave behind."""
+"""The crash drill, shortened: a killed ``server init`` and three kill -9 rounds under a small
+load break no invariant, and the drill's checks do catch what a crash could leave behind."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def drill() -> ModuleType:
 def drilled(
     drill: ModuleType, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, Any], Path]]:
-    """Three rounds with one private and one http-01 client; the summary and the work dir."""
+    """One kill of ``server init``, then three rounds with one private and one http-01
+    client; the summary and the work dir."""
     workdir = tmp_path_factory.mktemp("crash-drill")
     summary = workdir / "summary.json"
     command = [
@@ -57,6 +58,8 @@ def drilled(
         "1.5",
         "--validation-timeout",
         "6",
+        "--init-kills",
+        "1",
         "--workdir",
         str(workdir / "run"),
         "--json",
@@ -72,6 +75,7 @@ def test_three_kills_break_no_invariant(
 ) -> None:
     summary, _ = drilled
     assert summary["rounds"] == summary["kills"] == 3
+    assert summary["init_kills"]["kills"] == 1
     assert summary["violations"] == []
     assert summary["checks"] == {
         "per_round": len(drill.CHECKS),
