@@ -8,11 +8,11 @@ One data directory for the whole drill (``server init`` on loopback ports, every
 to 127.0.0.1 for http-01, rate limits off). Each round:
 
 1. the server runs with ``--workers 2``; client threads (the project's test client) do full
-   issuances: a fresh EAB minted in the store, newAccount, newOrder, finalize, download on
-   the private endpoint, and http-01 orders on the public endpoint against a local responder
-   that answers after a random delay (some answers wrong on purpose, so orders also end
-   ``invalid``). Everything a client was told is journaled: accounts, order URLs,
-   certificates (URL, serial, PEM);
+   issuances: a fresh EAB minted through the console REST API (as an admin would), then
+   newAccount, newOrder, finalize, download on the private endpoint, and http-01 orders on
+   the public endpoint against a local responder that answers after a random delay (some
+   answers wrong on purpose, so orders also end ``invalid``). Everything a client was told
+   is journaled: accounts, order URLs, certificates (URL, serial, PEM);
 2. after a random delay (uniform ``--min-delay``..``--max-delay`` s) the server's whole
    process group gets SIGKILL; the database and its WAL as the kill left them are copied
    aside and read (integrity, challenges left processing, orders left processing);
@@ -74,6 +74,7 @@ from acmefleet.store.schema import (  # noqa: E402
     challenges,
     eab_credentials,
     orders,
+    organizations,
 )
 from tests.support.acme_client import AccountKey, AcmeClient, make_csr  # noqa: E402
 from tests.support.acme_client import AcmeError as ClientError  # noqa: E402
@@ -183,6 +184,7 @@ class DrillServer:
         self.acme = AcmefleetServer(workdir / "data", port, pki_port, http01_port)
         self.validation_timeout = timedelta(seconds=validation_timeout)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.org_id = 0
         self.starts = 0
         self.log_path = workdir / "server-0.log"
 
@@ -224,7 +226,21 @@ class DrillServer:
             },
         )
         self.acme.org(ORG, PRIVATE_DOMAIN, PUBLIC_DOMAIN)  # in the store, as the CLI would
+        with reading(self.db_file) as conn:
+            found = conn.execute(select(organizations.c.id).where(organizations.c.name == ORG))
+            self.org_id = int(found.scalar_one())
         return took
+
+    def console(self) -> httpx.Client:
+        """A console REST API client with the first admin token ``server init`` wrote."""
+        token = (self.workdir / "admin-token").read_text().strip()
+        return httpx.Client(
+            base_url=f"{self.acme.base_url}/admin/api/v1",
+            verify=str(self.acme.ca_bundle),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=REQUEST_TIMEOUT,
+            trust_env=False,
+        )
 
     def start(self, timeout: float) -> float:
         """Start ``server run``; seconds until both listeners answer /health."""
@@ -430,6 +446,7 @@ class Driver:
         self.endpoint = endpoint
         self.rng = random.Random(seed)
         self.client: AcmeClient | None = None
+        self.console: httpx.Client | None = None
         self.account: AccountRec | None = None
 
     def run(self) -> None:
@@ -456,6 +473,8 @@ class Driver:
         finally:
             if self.client is not None:
                 self.client.close()
+            if self.console is not None:
+                self.console.close()
 
     def _call(
         self, step: str, send: Callable[[], httpx.Response], ok: tuple[int, ...] = (200,)
@@ -472,10 +491,17 @@ class Driver:
         return response
 
     def _account(self) -> None:
+        """A fresh EAB minted through the console API (an admin's request: the drill itself
+        never opens the database while the server may be killed), then newAccount."""
         if self.client is not None:
             self.client.close()
         server = self.load.server.acme
-        eab = server.mint_eab(ORG, self.endpoint)
+        if self.console is None:
+            self.console = self.load.server.console()
+        console = self.console
+        body = {"org_id": self.load.server.org_id, "endpoint": self.endpoint}
+        minted = self._call("mintEab", lambda: console.post("/eab", json=body), ok=(201,))
+        eab = (str(minted.json()["kid"]), str(minted.json()["hmac_key"]))
         client = AcmeClient(
             server.directory(self.endpoint), server.ca_bundle, timeout=REQUEST_TIMEOUT
         )
