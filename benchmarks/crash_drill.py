@@ -389,6 +389,7 @@ class Journal:
         self.certs: list[CertRec] = []
         self.interrupted: collections.Counter[str] = collections.Counter()  # cut in flight
         self.refused = 0  # tried after the kill
+        self.slowest = 0.0  # the longest any request of the round took, or was in flight
         self.unexpected: list[str] = []
         self.invalid_on_purpose = 0
 
@@ -483,12 +484,18 @@ class Driver:
         try:
             response = send()
         except httpx.TransportError as exc:
+            self._took(min(time.monotonic(), self.load.killed_at) - began)
             if self.load.stop.is_set():
                 raise Interrupted(step, cut=began < self.load.killed_at) from exc
             raise Unexpected(f"{step}: {exc!r} before the kill") from exc
+        self._took(time.monotonic() - began)
         if response.status_code not in ok:
             raise Unexpected(f"{step}: {response.status_code} {response.text[:300]}")
         return response
+
+    def _took(self, seconds: float) -> None:
+        with self.load.journal.lock:
+            self.load.journal.slowest = max(self.load.journal.slowest, seconds)
 
     def _account(self) -> None:
         """A fresh EAB minted through the console API (an admin's request: the drill itself
@@ -817,6 +824,9 @@ class RoundReport:
     accounts_new: int = 0
     invalid_on_purpose: int = 0
     interrupted: dict[str, int] = field(default_factory=dict)
+    # A figure, not a check: a request stalled (by a lock, say) shows here, and as few
+    # certificates, since the kill comes before any timeout would.
+    slowest_request_s: float = 0.0
     processing_challenges_at_kill: int = 0
     challenges_resumed: dict[str, int] = field(default_factory=dict)
     orders_finished_after_restart: dict[str, int] = field(default_factory=dict)
@@ -1271,6 +1281,7 @@ def one_round(
     load = Load(server, checker.responder, journal, round_no)
     journal.interrupted.clear()
     journal.refused = 0
+    journal.slowest = 0.0
     threads = run_load(load, args.clients, args.public_clients, rng)
     time.sleep(kill_after)
     load.stop.set()  # set first: a request failing from now on failed because of the kill
@@ -1284,6 +1295,7 @@ def one_round(
     checks_began = time.monotonic()
     crash = read_crash_state(server.db_file, args.workdir / f"crash-{round_no}")
     report.interrupted = dict(journal.interrupted)
+    report.slowest_request_s = round(journal.slowest, 2)
     report.processing_challenges_at_kill = len(crash.processing_challenges)
     report.wal_bytes_at_kill = crash.wal_bytes
     checker.after_kill(report, survivors, crash)
@@ -1316,6 +1328,7 @@ COLUMNS = (
     "+after",
     "orders",
     "cut requests",
+    "slowest",
     "challenges",
     "WAL KiB",
     "restart s",
@@ -1340,6 +1353,7 @@ def row_of(r: RoundReport) -> list[str]:
         str(r.certs_resumed),
         str(r.orders_new),
         cut,
+        f"{r.slowest_request_s:.2f}",
         challenges_cell(r),
         str(r.wal_bytes_at_kill // 1024),
         f"{r.restart_s:.1f}",
@@ -1348,7 +1362,7 @@ def row_of(r: RoundReport) -> list[str]:
     ]
 
 
-WIDTHS = (5, 6, 5, 6, 6, 30, 10, 7, 9, 6)
+WIDTHS = (5, 6, 5, 6, 6, 30, 7, 10, 7, 9, 6)
 
 
 def render(rows: list[list[str]], header: bool = True) -> str:
@@ -1413,6 +1427,7 @@ def summary(
             "failed": sum(len(r.failures) for r in reports),
         },
         "violations": violations,
+        "slowest_request_s": max((r.slowest_request_s for r in reports), default=0.0),
         "restart_s_max": max((r.restart_s for r in reports), default=0.0),
         "restart_s_mean": round(sum(r.restart_s for r in reports) / max(1, len(reports)), 2),
         "checks_s_mean": round(sum(r.checks_s for r in reports) / max(1, len(reports)), 2),
