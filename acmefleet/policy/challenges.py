@@ -134,13 +134,16 @@ async def validate(
             )
             order_store.set_authorization_status(conn, authz.id, expected="pending", status="valid")
         else:
-            order_store.set_challenge_state(
+            recorded = order_store.set_challenge_state(
                 conn, challenge_id, expected="processing", status="invalid", error=error
             )
             order_store.set_authorization_status(
                 conn, authz.id, expected="pending", status="invalid"
             )
-            ratelimits.count_failure(conn, failure_limit, failures_key(authz.account_id), now)
+            # Every worker of a restarted server resumes the challenge: only the outcome
+            # recorded (the first) counts as a failure, not one per worker.
+            if recorded:
+                ratelimits.count_failure(conn, failure_limit, failures_key(authz.account_id), now)
     log.info(
         "challenge %s for %s: %s",
         challenge_id,

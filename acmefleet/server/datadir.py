@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -15,12 +16,15 @@ from acmefleet.ca.tls import issue_server_tls
 from acmefleet.clock import Clock
 from acmefleet.config import CONFIG_FILE, load_config, render_default_config
 from acmefleet.console import tokens
-from acmefleet.store.engine import open_database, sqlite_url
+from acmefleet.store.engine import SQLITE_FILE, open_database, sqlite_url
 from acmefleet.store.migrate import upgrade
 
 PASSPHRASE_ENV = "ACMEFLEET_CA_PASSPHRASE"  # noqa: S105 - a variable name
 PASSPHRASE_FILE_ENV = "ACMEFLEET_CA_PASSPHRASE_FILE"  # noqa: S105
 SERVER_CA_LEVEL = "private"
+# What init moves from its staging directory into an existing empty data dir, besides
+# config.toml (moved last: the mark of a complete directory).
+_INIT_ENTRIES = (SQLITE_FILE, "ca", "ca-bundle.pem", "tls")
 
 
 class DataDirError(RuntimeError):
@@ -86,6 +90,61 @@ def tls_names(base_url: str, extra: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(["localhost", "127.0.0.1", "::1", host, *extra]))
 
 
+def _staging_prefix(root: Path) -> str:
+    return f".{root.name}.init-"
+
+
+def _hold(directory: Path) -> int:
+    """An exclusive ``flock`` on ``directory`` until the returned descriptor is closed.
+
+    The kernel drops it when its holder dies, ``kill -9`` included: a staging directory
+    nobody holds is one whose init was killed.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _abandoned(directory: Path) -> bool:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _clear_interrupted_init(root: Path) -> None:
+    """Remove what an init killed before it finished left: its staging directory (inside
+    an existing empty data dir, or beside a new one) and, when it was killed while moving
+    its files in, the files it had moved (config.toml, moved last, is not there yet).
+
+    None of it was ever usable: a server runs only on a directory with config.toml, and the
+    first admin token had not been handed out. A staging directory still held belongs to
+    an init that is running, and is left alone.
+    """
+    prefix = _staging_prefix(root)
+    for place in (root, root.parent):
+        if not place.is_dir():
+            continue
+        for staging in place.iterdir():
+            if not staging.name.startswith(prefix) or staging.is_symlink():
+                continue
+            if not staging.is_dir() or not _abandoned(staging):
+                continue
+            if place == root and not (root / CONFIG_FILE).exists():
+                for name in _INIT_ENTRIES:
+                    moved = root / name
+                    if moved.exists() and not (staging / name).exists():
+                        if moved.is_dir() and not moved.is_symlink():
+                            shutil.rmtree(moved)
+                        else:
+                            moved.unlink()
+            shutil.rmtree(staging)
+
+
 def initialise(
     root: Path,
     *,
@@ -99,8 +158,10 @@ def initialise(
 ) -> Initialised:
     """Create a complete data directory, or nothing: it is built aside and moved in place.
 
-    Returns the directory and the first console admin token (its only appearance).
+    Returns the directory and the first console admin token (its only appearance). What an
+    earlier init killed half-way left is removed first (one init at a time per directory).
     """
+    _clear_interrupted_init(root)
     if root.exists() and any(root.iterdir()):
         raise DataDirError(f"{root} already exists and is not empty; refusing to overwrite it")
     # An existing empty directory (say, made 0700 for a service user that owns nothing
@@ -109,8 +170,9 @@ def initialise(
     if not inside:
         root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
-        tempfile.mkdtemp(prefix=f".{root.name}.init-", dir=root if inside else root.parent)
+        tempfile.mkdtemp(prefix=_staging_prefix(root), dir=root if inside else root.parent)
     )
+    held = _hold(staging)  # until the result is in place, or this process dies
     try:
         staging.chmod(0o700)
         (staging / CONFIG_FILE).write_text(
@@ -148,6 +210,8 @@ def initialise(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     return Initialised(DataDir(root), admin_token)
 
 

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,32 @@ def test_init_refuses_to_overwrite(data_dir: Path) -> None:
     fails(cli("server", "init", "--data-dir", str(data_dir)), "refusing to overwrite")
     assert sorted(p.name for p in data_dir.iterdir()) == before
     assert not [p for p in data_dir.parent.iterdir() if ".init-" in p.name]
+
+
+def test_init_killed_half_way_is_cleared_by_the_next(tmp_path: Path) -> None:
+    """kill -9 while init builds in the service user's empty directory: the next init
+    clears what it left (it used to refuse the directory, and ``server run`` too)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    command = [ACMEFLEET, "server", "init", "--data-dir", str(data), "--listen", "127.0.0.1:0"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(data.glob(".data.init-*")):
+        assert first.poll() is None, "init ended before its staging directory was seen"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    first.kill()
+    first.wait(timeout=10)
+    assert [p.name.startswith(".data.init-") for p in data.iterdir()] == [True]
+    result = cli(*command[1:])
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in data.iterdir()) == [
+        "acmefleet.db",
+        "ca",
+        "ca-bundle.pem",
+        "config.toml",
+        "tls",
+    ]
 
 
 def test_admin_flow_and_eab_listing(data_dir: Path) -> None:

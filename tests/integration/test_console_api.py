@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -1081,6 +1082,41 @@ def test_audit_log(admin: ConsoleApi, auditor: ConsoleApi) -> None:
     chain = ok_json(auditor.http.get("/audit/verify"))
     assert chain["intact"] is True and chain["problems"] == []
     assert chain["events"] >= len(everything) and len(chain["head_hash"]) == 64
+
+
+def test_console_writes_do_not_stall_acme_requests(
+    acmefleet: AcmefleetServer, admin: ConsoleApi, world: World
+) -> None:
+    """Console writes and signed ACME requests on the same worker (the module's server has
+    one). The console's write transaction used to be a ``yield`` dependency: FastAPI runs its
+    start (BEGIN IMMEDIATE), the route and its end (COMMIT) as three thread-pool calls
+    scheduled from the event loop, so SQLite's write lock was held across turns of the loop.
+    An ACME request, which writes synchronously on that loop, then waited for the lock and
+    kept the loop from scheduling the commit until the busy timeout: ACME requests took 10 s
+    and more and failed with 500 ("database is locked"), the console's took as long."""
+    body = {"org_id": world.org_id, "endpoint": "private"}
+    failures: list[str] = []
+
+    def mint_many() -> None:
+        for _ in range(20):
+            minted = admin.http.post("/eab", json=body)
+            if minted.status_code != 201:
+                failures.append(f"console {minted.status_code}: {minted.text[:200]}")
+                return
+            acmefleet.minted_secrets.append(minted.json()["hmac_key"])
+
+    with acme_account(acmefleet, admin.mint(world.org_id, "private")) as acme:
+        console = threading.Thread(target=mint_many)
+        console.start()
+        for n in range(20):
+            created = acme.new_order([f"busy{n}.world.example.com"])
+            if created.status_code != 201:
+                failures.append(f"ACME {created.status_code}: {created.text[:200]}")
+                break
+        console.join(timeout=120)
+    assert not console.is_alive()
+    assert failures == []
+    assert "database is locked" not in acmefleet.log_text()
 
 
 def test_secrets_never_leave_the_mint_response(

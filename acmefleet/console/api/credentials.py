@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from acmefleet.console.api.bodies import EabCreate
-from acmefleet.console.api.deps import ReadConn, Reader, WriteConn, Writer
+from acmefleet.console.api.deps import Ctx, ReadConn, Reader, Writer
 
 router = APIRouter(tags=["eab"])
 
@@ -18,8 +18,9 @@ def list_credentials(ops: Reader, conn: ReadConn) -> list[dict[str, Any]]:
 
 
 @router.post("/eab", status_code=201)
-def mint_credential(body: EabCreate, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.mint_eab(conn, body.org_id, body.endpoint, days=body.days)
+def mint_credential(body: EabCreate, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.mint_eab(conn, body.org_id, body.endpoint, days=body.days)
 
 
 @router.get("/eab/{kid}")
@@ -28,5 +29,6 @@ def show_credential(kid: str, ops: Reader, conn: ReadConn) -> dict[str, Any]:
 
 
 @router.post("/eab/{kid}/revoke")
-def revoke_credential(kid: str, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.revoke_eab(conn, kid)
+def revoke_credential(kid: str, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.revoke_eab(conn, kid)

@@ -1,4 +1,14 @@
-"""What every API route needs: the server context, the caller, a transaction."""
+"""What every API route needs: the server context, the caller, a read transaction.
+
+A route that writes opens its transaction in its own body (``with ctx.db.write() as conn``),
+never through a dependency: FastAPI runs a synchronous ``yield`` dependency's start, the
+route and the dependency's end as three thread-pool calls, each scheduled from the event
+loop, so a write transaction held by a dependency would keep SQLite's write lock across
+turns of the loop. A signed ACME request, which writes synchronously on that same loop,
+would then wait for the lock (up to the busy timeout) while keeping the loop from scheduling
+the COMMIT that frees it: "database is locked" after 10 s. Read transactions do not block
+writers (WAL), so they stay a dependency.
+"""
 
 from __future__ import annotations
 
@@ -57,18 +67,8 @@ def reading(ctx: Ctx) -> Iterator[Connection]:
         yield conn
 
 
-def writing(ctx: Ctx) -> Iterator[Connection]:
-    """One transaction per request: everything or nothing is stored."""
-    with ctx.db.write() as conn:
-        yield conn
-
-
-# scope="function": the transaction ends (commits) before the response is sent. FastAPI's
-# default ends it after, so a client could act on a 201 before its write was committed, and
-# the ACME side (synchronous on the event loop) could then wait on the write lock this
-# commit, still queued on that same loop, holds: "database is locked" after the timeout.
+# scope="function": the read transaction ends before the response is sent, not after it.
 ReadConn = Annotated[Connection, Depends(reading, scope="function")]
-WriteConn = Annotated[Connection, Depends(writing, scope="function")]
 
 
 def source(request: Request) -> str | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from acmefleet.console.api.bodies import Revocation
-from acmefleet.console.api.deps import ReadConn, Reader, WriteConn, Writer
+from acmefleet.console.api.deps import Ctx, ReadConn, Reader, Writer
 from acmefleet.console.inventory import CertificateFilter
 from acmefleet.store.ids import MAX_ROW_ID
 
@@ -25,8 +25,9 @@ def show_account(account_id: str, ops: Reader, conn: ReadConn) -> dict[str, Any]
 
 
 @router.post("/accounts/{account_id}/deactivate")
-def deactivate_account(account_id: str, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.deactivate_account(conn, account_id)
+def deactivate_account(account_id: str, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.deactivate_account(conn, account_id)
 
 
 @router.get("/certificates")
@@ -58,7 +59,6 @@ def download_certificate(cert_id: str, ops: Reader, conn: ReadConn) -> Response:
 
 
 @router.post("/certificates/{cert_id}/revoke")
-def revoke_certificate(
-    cert_id: str, body: Revocation, ops: Writer, conn: WriteConn
-) -> dict[str, Any]:
-    return ops.revoke_certificate(conn, cert_id, reason=body.reason)
+def revoke_certificate(cert_id: str, body: Revocation, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.revoke_certificate(conn, cert_id, reason=body.reason)

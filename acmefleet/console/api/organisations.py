@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from acmefleet.console.api.bodies import DelegationCreate, DomainCreate, OrgCreate, Validation
-from acmefleet.console.api.deps import Ctx, ReadConn, Reader, RowId, WriteConn, Writer
+from acmefleet.console.api.deps import Ctx, ReadConn, Reader, RowId, Writer
 from acmefleet.console.errors import ConsoleError
 from acmefleet.console.organisations import DEFAULT_MANUAL_SCOPE
 
@@ -20,8 +20,9 @@ def list_organisations(ops: Reader, conn: ReadConn) -> list[dict[str, Any]]:
 
 
 @router.post("/organizations", status_code=201)
-def create_organisation(body: OrgCreate, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.create_org(conn, body.name)
+def create_organisation(body: OrgCreate, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.create_org(conn, body.name)
 
 
 @router.get("/organizations/{org_id}")
@@ -30,13 +31,15 @@ def show_organisation(org_id: RowId, ops: Reader, conn: ReadConn) -> dict[str, A
 
 
 @router.post("/organizations/{org_id}/disable")
-def disable_organisation(org_id: RowId, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.set_org_status(conn, org_id, "disabled")
+def disable_organisation(org_id: RowId, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.set_org_status(conn, org_id, "disabled")
 
 
 @router.post("/organizations/{org_id}/enable")
-def enable_organisation(org_id: RowId, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.set_org_status(conn, org_id, "active")
+def enable_organisation(org_id: RowId, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.set_org_status(conn, org_id, "active")
 
 
 @router.get("/organizations/{org_id}/domains")
@@ -45,8 +48,9 @@ def list_domains(org_id: RowId, ops: Reader, conn: ReadConn) -> list[dict[str, A
 
 
 @router.post("/organizations/{org_id}/domains", status_code=201)
-def add_domain(org_id: RowId, body: DomainCreate, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.add_domain(conn, org_id, body.name)
+def add_domain(org_id: RowId, body: DomainCreate, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.add_domain(conn, org_id, body.name)
 
 
 @router.get("/domains/{domain_id}")
@@ -55,8 +59,9 @@ def show_domain(domain_id: RowId, ops: Reader, conn: ReadConn) -> dict[str, Any]
 
 
 @router.delete("/domains/{domain_id}", status_code=204)
-def remove_domain(domain_id: RowId, ops: Writer, conn: WriteConn) -> None:
-    ops.remove_domain(conn, domain_id)
+def remove_domain(domain_id: RowId, ops: Writer, ctx: Ctx) -> None:
+    with ctx.db.write() as conn:
+        ops.remove_domain(conn, domain_id)
 
 
 @router.post("/domains/{domain_id}/validation")
@@ -87,8 +92,9 @@ async def check_domain(domain_id: RowId, ops: Writer) -> dict[str, Any]:
 
 
 @router.delete("/domains/{domain_id}/validation")
-def unvalidate_domain(domain_id: RowId, ops: Writer, conn: WriteConn) -> dict[str, Any]:
-    return ops.unvalidate(conn, domain_id)
+def unvalidate_domain(domain_id: RowId, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    with ctx.db.write() as conn:
+        return ops.unvalidate(conn, domain_id)
 
 
 @router.get("/domains/{domain_id}/delegations")
@@ -98,11 +104,13 @@ def list_delegations(domain_id: RowId, ops: Reader, conn: ReadConn) -> list[dict
 
 @router.post("/domains/{domain_id}/delegations", status_code=201)
 def add_delegation(
-    domain_id: RowId, body: DelegationCreate, ops: Writer, conn: WriteConn
+    domain_id: RowId, body: DelegationCreate, ops: Writer, ctx: Ctx
 ) -> dict[str, Any]:
-    return ops.delegate(conn, domain_id, account_id=body.account_id, eab_kid=body.eab_kid)
+    with ctx.db.write() as conn:
+        return ops.delegate(conn, domain_id, account_id=body.account_id, eab_kid=body.eab_kid)
 
 
 @router.delete("/delegations/{delegation_id}", status_code=204)
-def remove_delegation(delegation_id: RowId, ops: Writer, conn: WriteConn) -> None:
-    ops.undelegate(conn, delegation_id)
+def remove_delegation(delegation_id: RowId, ops: Writer, ctx: Ctx) -> None:
+    with ctx.db.write() as conn:
+        ops.undelegate(conn, delegation_id)

@@ -16,10 +16,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from acmefleet.clock import FixedClock
+from acmefleet.config import Limit
+from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
 from acmefleet.models import Authorization, Challenge
 from acmefleet.policy import challenges as challenge_policy
+from acmefleet.policy.ratelimits import window_start
 from acmefleet.store import orders as order_store
+from acmefleet.store import ratelimits as counter_store
 from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
 from tests.unit import rows
@@ -41,6 +45,14 @@ class Validator:
     async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
         self.calls += 1
         await asyncio.sleep(self.delay)
+
+
+class Failing(Validator):
+    """Answers wrongly after ``delay`` seconds."""
+
+    async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
+        await super().validate(identifier, token, key_authorization)
+        raise AcmeError(ProblemType.INCORRECT_RESPONSE, "not the key authorization")
 
 
 def _processing(database: Database, validator: ChallengeValidator, since: datetime) -> Challenge:
@@ -146,3 +158,31 @@ def test_a_challenge_with_no_start_on_record_is_not_run_again(database: Database
     _validate(database, validator, challenge, NOW)
     assert validator.calls == 0
     assert _stored(database, challenge)[0].status == "invalid"
+
+
+def test_resumed_by_every_worker_a_failure_counts_once(database: Database) -> None:
+    """Every worker of a restarted server resumes every challenge left processing. The first
+    to finish records the outcome; the others' are dropped (the state changes only from
+    processing), and so must their failures be: the account's count of failed validations
+    (its rate limit) goes up by one, not by one per worker. Seen in the crash drill's logs."""
+    validator = Failing(deadline=5, delay=0.2)
+    challenge = _processing(database, validator, NOW)
+    limit = Limit(10, timedelta(hours=1))
+
+    async def two_workers() -> None:
+        await asyncio.gather(
+            *(
+                challenge_policy.validate(
+                    database, FixedClock(NOW), {"http-01": validator}, challenge.id, limit
+                )
+                for _ in range(2)
+            )
+        )
+
+    asyncio.run(two_workers())
+    found, authz = _stored(database, challenge)
+    assert validator.calls == 2  # both read it processing before either wrote
+    assert (found.status, authz.stored_status) == ("invalid", "invalid")
+    key = challenge_policy.failures_key(authz.account_id)
+    with database.read() as conn:
+        assert counter_store.hits(conn, key, window_start(NOW, limit.window)) == 1
