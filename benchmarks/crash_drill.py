@@ -53,7 +53,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +78,7 @@ from acmefleet.store.schema import (  # noqa: E402
 from tests.support.acme_client import AccountKey, AcmeClient, make_csr  # noqa: E402
 from tests.support.acme_client import AcmeError as ClientError  # noqa: E402
 from tests.support.acmefleet_server import ACMEFLEET, AcmefleetServer, configure  # noqa: E402
+from tests.support.console import Http01Responder  # noqa: E402
 from tests.support.procs import die_with_parent, free_ports, terminate_group  # noqa: E402
 
 ORG = "drill"
@@ -305,41 +305,15 @@ class DrillServer:
             self.proc = None
 
 
-class Responder:
+def responder(port: int, seed: float) -> Http01Responder:
     """The http-01 web server every name resolves to; answers after a random short delay."""
+    rng, lock = random.Random(seed), threading.Lock()
 
-    def __init__(self, port: int, seed: float) -> None:
-        self.answers: dict[str, str] = {}
-        answers, rng, lock = self.answers, random.Random(seed), threading.Lock()
+    def delay() -> float:
+        with lock:
+            return rng.uniform(0, RESPONDER_DELAY)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with lock:
-                    delay = rng.uniform(0, RESPONDER_DELAY)
-                time.sleep(delay)
-                body = answers.get(self.path.rsplit("/", 1)[-1])
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                if body is not None:
-                    with contextlib.suppress(OSError):
-                        self.wfile.write(body.encode())
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def respond(self, token: str, content: str) -> None:
-        self.answers[token] = content
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    return Http01Responder(port, delay)
 
 
 # ---------------------------------------------------------------- what clients were told
@@ -426,7 +400,7 @@ class Unexpected(Exception):
 @dataclass
 class Load:
     server: DrillServer
-    responder: Responder
+    responder: Http01Responder
     journal: Journal
     round_no: int
     stop: threading.Event = field(default_factory=threading.Event)
@@ -848,7 +822,7 @@ class RoundReport:
 class Checker:
     """The invariants, after a kill and again after the restart."""
 
-    def __init__(self, server: DrillServer, responder: Responder, journal: Journal) -> None:
+    def __init__(self, server: DrillServer, responder: Http01Responder, journal: Journal) -> None:
         self.server = server
         self.responder = responder
         self.journal = journal
@@ -1450,8 +1424,8 @@ def drill(
         done = "complete, usable" if kill.complete else f"left {kill.left}, the next init ok"
         outcome = "; ".join(kill.problems) or done
         print(f"init kill {n}: after {kill.kill_after_s:.2f} s: {outcome}", flush=True)
-    responder = Responder(server.acme.http01_port, rng.random())
-    checker = Checker(server, responder, journal)
+    web = responder(server.acme.http01_port, rng.random())
+    checker = Checker(server, web, journal)
     try:
         server.start(args.startup_timeout)
         print(render([]), flush=True)
@@ -1466,7 +1440,7 @@ def drill(
                 break
     finally:
         server.stop()
-        responder.close()
+        web.close()
     # The last run ended with SIGTERM, not a kill: its log is read here.
     if reports and "Traceback" in server.log_path.read_text(errors="replace"):
         last = reports[-1]

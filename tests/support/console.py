@@ -6,8 +6,10 @@ then driven over real HTTPS with httpx, trusting only the server's CA bundle.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -157,10 +159,11 @@ class Http01Responder:
     """A real web server on the port the server's http-01 validator connects to.
 
     It answers ``/.well-known/acme-challenge/<token>`` with whatever ``respond`` set for
-    the token (404 otherwise) and records the paths it was asked for.
+    the token (404 otherwise) and records the paths it was asked for. ``delay`` (seconds,
+    default none) answers each request after a pause it returns, e.g. a random one.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, delay: Callable[[], float] | None = None) -> None:
         self.answers: dict[str, str] = {}
         self.requests: list[str] = []
         answers, requests = self.answers, self.requests
@@ -168,6 +171,8 @@ class Http01Responder:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 requests.append(self.path)
+                if delay is not None:
+                    time.sleep(delay())
                 prefix = "/.well-known/acme-challenge/"
                 token = self.path[len(prefix) :] if self.path.startswith(prefix) else None
                 body = answers.get(token) if token else None
@@ -175,7 +180,8 @@ class Http01Responder:
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
                 if body is not None:
-                    self.wfile.write(body.encode())
+                    with contextlib.suppress(OSError):  # the validator may have gone
+                        self.wfile.write(body.encode())
 
             def log_message(self, *args: object) -> None:
                 pass
