@@ -9,8 +9,11 @@ Pure functions, so the role's rendering can be checked without a Windows host
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -21,14 +24,86 @@ _INVALID_FILE_NAME_CHARS = frozenset('"<>|:*?\\/' + "".join(chr(c) for c in rang
 SECRET_ARGUMENTS = frozenset({"--eab-key"})
 CENSORED = "********"
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+# RFC 3986 unreserved characters: System.Uri shows their percent-escapes decoded.
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+def _dotnet_uri_string(uri: str) -> str:
+    """``new System.Uri(uri).ToString()`` for the absolute http(s) URLs an ACME server has.
+
+    What .NET's canonical form changes and this copies: surrounding blanks trimmed, scheme
+    and host lower-cased, the scheme's default port (443 for https, 80 for http) dropped,
+    back slashes in the path turned into slashes, ``.``/``..`` segments removed, an empty path
+    made ``/``, percent-escapes of unreserved characters decoded (other escapes are kept as
+    given; an ACME directory URL has none). User info, query and fragment are kept here
+    (``CleanUri`` removes the user info itself).
+    """
+    text = str(uri).strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.netloc:
+        raise AnsibleFilterError(f"win_acme_clean_base_uri: {uri!r} is not an http(s) URL")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise AnsibleFilterError(f"win_acme_clean_base_uri: {uri!r}: {exc}") from exc
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal: urlsplit drops the brackets
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    path = _ESCAPE.sub(_decode_unreserved, parts.path.replace("\\", "/"))
+    path = _remove_dot_segments(path) or "/"
+    out = f"{scheme}://{netloc}{path}"
+    if parts.query or text.split("#", 1)[0].endswith("?"):
+        out += f"?{parts.query}"
+    if parts.fragment or text.endswith("#"):
+        out += f"#{parts.fragment}"
+    return out
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return char if char in _UNRESERVED else match.group(0)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4, which .NET applies to http(s) paths."""
+    out: list[str] = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/".join(out)
+
 
 def clean_base_uri(uri: str) -> str:
-    """win-acme's StringExtensions.CleanBaseUri: drop the scheme, then invalid file name chars.
+    """win-acme's ``StringExtensions.CleanUri(Uri)`` of the ``--baseuri`` value.
 
-    It names the configuration folder (%ProgramData%\\win-acme\\<this>) and the scheduled
-    task ("win-acme renew (<this>)").
+    win-acme 2.2 parses ``--baseuri`` into a ``System.Uri`` and names its configuration folder
+    (``%ProgramData%\\win-acme\\<this>``) and its scheduled task (``win-acme renew (<this>)``)
+    after ``uri.ToString()`` with the user info and every ``https://``/``http://`` removed and
+    then every character invalid in a file name (``CleanPath``). So the host is lower-cased
+    and ``:443`` disappears, exactly as on the host.
     """
-    text = str(uri).replace("https://", "").replace("http://", "")
+    text = _dotnet_uri_string(uri)
+    userinfo = urlsplit(text).netloc.rpartition("@")[0]
+    if userinfo:
+        text = text.replace(f"{userinfo}@", "")
+    text = text.replace("https://", "").replace("http://", "")
     return "".join(c for c in text if c not in _INVALID_FILE_NAME_CHARS)
 
 

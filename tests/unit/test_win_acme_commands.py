@@ -128,7 +128,38 @@ def test_clean_base_uri_names_folder_and_task_as_win_acme_does() -> None:
         "acme-v02.api.letsencrypt.org"
     )
     assert wa.clean_base_uri(SERVER) == "acme1.example.net8555acmeprivatedirectory"
-    assert wa.clean_base_uri('http://a:1/b?c*d"e<f>g|h\\i') == "a1bcdefghi"
+
+
+@pytest.mark.parametrize(
+    ("base_uri", "folder"),
+    [
+        # System.Uri lower-cases scheme and host; the path keeps its case.
+        ("HTTPS://ACME1.Example.NET:8555/acme/Private/dir", "acme1.example.net8555acmePrivatedir"),
+        # The scheme's default port is not part of Uri.ToString().
+        ("https://acme1.example.net:443/acme/private/dir", "acme1.example.netacmeprivatedir"),
+        ("http://acme1.example.net:80/directory", "acme1.example.netdirectory"),
+        # Any other port stays (its ':' is invalid in a file name and goes).
+        ("https://acme1.example.net:8443/directory", "acme1.example.net8443directory"),
+        ("http://acme1.example.net:443/directory", "acme1.example.net443directory"),
+        # An empty path becomes "/"; dot segments are resolved; the query stays.
+        ("https://acme1.example.net", "acme1.example.net"),
+        ("https://acme1.example.net/acme/./x/../dir?p=1", "acme1.example.netacmedirp=1"),
+        # CleanUri drops the user info; blanks around the argument are trimmed.
+        ("  https://user:pw@acme1.example.net:443/dir ", "acme1.example.netdir"),
+        # Escaped unreserved characters are shown decoded.
+        ("https://acme1.example.net/%61cme/dir", "acme1.example.netacmedir"),
+        ("https://[2001:DB8::1]:443/dir", "[2001db81]dir"),
+    ],
+)
+def test_clean_base_uri_follows_system_uri_to_string(base_uri: str, folder: str) -> None:
+    assert wa.clean_base_uri(base_uri) == folder
+    assert not set(folder) & wa._INVALID_FILE_NAME_CHARS
+
+
+def test_clean_base_uri_refuses_what_win_acme_cannot_parse() -> None:
+    for bad in ("acme1.example.net/directory", "ftp://acme1.example.net/", "https://h:99999/"):
+        with pytest.raises(AnsibleFilterError, match="win_acme_clean_base_uri"):
+            wa.clean_base_uri(bad)
 
 
 def test_iis_command_line_is_exactly_the_documented_unattended_form() -> None:
