@@ -196,14 +196,39 @@ def iis_plugin_args(
     return args
 
 
-def apache_plugin_args(hosts: Sequence[str], webroot: str, pem_dir: str, script: str) -> list[str]:
+# What --pemfilesname may be here: a file name prefix that needs no quoting in
+# --scriptparameters (win-acme itself would turn a '*' into '_').
+_PEM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def apache_pem_name(names: Sequence[str], pem_name: str = "") -> str:
+    """The ``--pemfilesname`` of the Apache stack: ``pem_name``, else the first DNS name.
+
+    win-acme's PemFiles store names its files ``<name>-chain.pem``/``<name>-key.pem`` with
+    ``name = --pemfilesname ?? subject CN ?? first SAN`` (``*`` → ``_``), while the script
+    token ``{CertCommonName}`` is only the subject CN, empty for a certificate without one
+    (acmefleet's public endpoint). So the role fixes the name and hands the same name to the
+    installation script.
+    """
+    name = str(pem_name or "") or (str(names[0]).replace("*", "_") if names else "")
+    if not _PEM_NAME.match(name):
+        raise AnsibleFilterError(
+            f"win_acme_apache_pem_name: {name!r} must be letters, digits, '.', '-' and '_'"
+        )
+    return name
+
+
+def apache_plugin_args(
+    hosts: Sequence[str], webroot: str, pem_dir: str, script: str, pem_name: str = ""
+) -> list[str]:
     """Source, validation, store and installation arguments of the Apache stack.
 
-    The certificate goes to .pem files (``--store pemfiles``); the installation script gets the
-    common name and the .pem folder through win-acme's documented tokens.
+    The certificate goes to .pem files (``--store pemfiles``) named ``--pemfilesname``; the
+    installation script gets that same name and the .pem folder (win-acme's ``{StorePath}``).
     """
     if not hosts:
         raise AnsibleFilterError("win_acme_apache_plugin_args: host names are required")
+    name = apache_pem_name(hosts, pem_name)
     return [
         "--source",
         "manual",
@@ -217,12 +242,14 @@ def apache_plugin_args(hosts: Sequence[str], webroot: str, pem_dir: str, script:
         "pemfiles",
         "--pemfilespath",
         str(pem_dir),
+        "--pemfilesname",
+        name,
         "--installation",
         "script",
         "--script",
         str(script),
         "--scriptparameters",
-        "-CommonName '{CertCommonName}' -StorePath '{StorePath}'",
+        f"-PemFilesName '{name}' -StorePath '{{StorePath}}'",
     ]
 
 

@@ -111,6 +111,7 @@ RENDER = """---
           settings: "{{ win_acme__settings_overrides }}"
           apache_script: "{{ win_acme_apache__script_text | default('') }}"
           apache_include: "{{ win_acme_apache__include_line | default('') }}"
+          apache_pem_acl: "{{ win_acme_apache__pem_acl_rendered | default([]) }}"
 """
 
 
@@ -184,15 +185,17 @@ def test_apache_rendering(tmp_path: Path, ca_bundle: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     argv = out["argv_new_account"]
     script = r"C:\ProgramData\acmefleet\Install-ApacheCertificate.ps1"
-    assert argv[3:21] == [
+    assert argv[3:23] == [
         "--source", "manual", "--host", "wiki.example.com,www.wiki.example.com",
         "--validation", "filesystem", "--webroot", r"C:\Apache24\htdocs",
         "--store", "pemfiles", "--pemfilespath", r"C:\ProgramData\acmefleet\apache",
+        "--pemfilesname", "wiki.example.com",
         "--installation", "script", "--script", script,
-        "--scriptparameters", "-CommonName '{CertCommonName}' -StorePath '{StorePath}'",
+        "--scriptparameters", "-PemFilesName 'wiki.example.com' -StorePath '{StorePath}'",
     ]  # fmt: skip
     text = out["apache_script"]
-    assert "[Parameter(Mandatory = $true)][string]$CommonName" in text
+    assert "[Parameter(Mandatory = $true)][string]$PemFilesName" in text
+    assert "'\\' + $PemFilesName) -replace" in text
     assert "$conf = 'C:\\Apache24\\conf\\extra\\acmefleet-tls.conf'" in text
     assert "$httpd = Join-Path 'C:\\Apache24' 'bin\\httpd.exe'" in text
     assert "$service = 'Apache2.4'" in text
@@ -203,6 +206,43 @@ def test_apache_rendering(tmp_path: Path, ca_bundle: Path) -> None:
     assert "& $httpd -t" in text and "Restart-Service -Name $service" in text
     assert "Listen 443" in text
     assert out["apache_include"] == 'IncludeOptional "C:/Apache24/conf/extra/acmefleet-tls.conf"'
+    # The account is read from the service on the host: SYSTEM and Administrators only here.
+    assert out["apache_pem_acl"] == [
+        {"user": "S-1-5-18", "rights": "FullControl"},
+        {"user": "S-1-5-32-544", "rights": "FullControl"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("account", "extra"),
+    [
+        (r"EXAMPLE\svc-apache", [{"user": r"EXAMPLE\svc-apache", "rights": "ReadAndExecute"}]),
+        (r"NT SERVICE\Apache2.4", [{"user": r"NT SERVICE\Apache2.4", "rights": "ReadAndExecute"}]),
+        ("LocalSystem", []),
+        (r"NT AUTHORITY\SYSTEM", []),
+    ],
+)
+def test_apache_key_folder_acl_names_system_administrators_and_the_service_account(
+    tmp_path: Path, ca_bundle: Path, account: str, extra: list[dict[str, str]]
+) -> None:
+    run, out = render(
+        tmp_path,
+        "win_acme_apache",
+        common_vars(
+            ca_bundle,
+            win_acme_names=["*.wiki.example.com"],
+            win_acme_apache_service_account=account,
+            win_acme_apache_pem_name="",
+        ),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert out["apache_pem_acl"] == [
+        {"user": "S-1-5-18", "rights": "FullControl"},
+        {"user": "S-1-5-32-544", "rights": "FullControl"},
+        *extra,
+    ]
+    argv = out["argv_new_account"]
+    assert argv[argv.index("--pemfilesname") + 1] == "_.wiki.example.com"
 
 
 def test_secret_store_mode_keeps_the_hmac_off_the_command_line(

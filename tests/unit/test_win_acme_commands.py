@@ -60,6 +60,7 @@ DOCUMENTED = {
     "--script": True,
     "--scriptparameters": True,
     "--pemfilespath": True,
+    "--pemfilesname": True,
     "--webroot": True,
 }
 # Plugin names each of these arguments accepts (win-acme's plugin references).
@@ -250,9 +251,31 @@ def test_apache_command_line_uses_pemfiles_and_the_script_installation() -> None
     assert parsed["--pemfilespath"] == r"C:\ProgramData\acmefleet\apache"
     assert parsed["--installation"] == "script"
     assert parsed["--script"].endswith(".ps1")
-    # PowerShell parameters, single-quoted as the script plugin's docs allow, with its tokens.
-    assert parsed["--scriptparameters"] == "-CommonName '{CertCommonName}' -StorePath '{StorePath}'"
+    # The .pem files get a fixed name and the script the same name: {CertCommonName} is the
+    # subject CN only, empty for a certificate without one (acmefleet's public endpoint).
+    assert parsed["--pemfilesname"] == "wiki.example.com"
+    assert parsed["--scriptparameters"] == (
+        "-PemFilesName 'wiki.example.com' -StorePath '{StorePath}'"
+    )
+    assert "{CertCommonName}" not in str(parsed["--scriptparameters"])
     assert set(re.findall(r"\{[A-Za-z]+\}", parsed["--scriptparameters"])) <= SCRIPT_TOKENS
+
+
+def test_apache_pem_name_is_given_or_the_first_name() -> None:
+    def args(names: list[str], name: str = "") -> dict[str, str | None]:
+        plugin = wa.apache_plugin_args(names, r"C:\w", r"C:\p", r"C:\s.ps1", name)
+        return parse(wa.wacs_argv(options(plugin_args=plugin)))
+
+    wildcard = args(["*.example.com", "example.com"])
+    # win-acme would write '_' for '*' itself; the script must see the same name.
+    assert wildcard["--pemfilesname"] == "_.example.com"
+    assert wildcard["--scriptparameters"] == (
+        "-PemFilesName '_.example.com' -StorePath '{StorePath}'"
+    )
+    assert args(["a.example.com"], "apache-site")["--pemfilesname"] == "apache-site"
+    for bad in ("it's", "two words", "a/b", "*.x"):
+        with pytest.raises(AnsibleFilterError, match="win_acme_apache_pem_name"):
+            args(["a.example.com"], bad)
 
 
 def test_plugin_arguments_must_start_with_a_source() -> None:
@@ -306,7 +329,7 @@ def test_powershell_scripts_take_exactly_the_parameters_the_role_passes() -> Non
     include = (ROLES / "win_acme_apache" / "files" / "apache-include.ps1").read_text()
     assert _param_names(include) == {"HttpdConf", "Line"}
     installer = ROLES / "win_acme_apache" / "templates" / "Install-ApacheCertificate.ps1.j2"
-    assert _param_names(installer.read_text()) == {"CommonName", "StorePath"}
+    assert _param_names(installer.read_text()) == {"PemFilesName", "StorePath"}
 
 
 def test_secret_store_file_is_written_as_win_acmes_json_secret_service_reads_it() -> None:
