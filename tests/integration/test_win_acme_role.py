@@ -194,7 +194,7 @@ def test_apache_rendering(tmp_path: Path, ca_bundle: Path) -> None:
         "--scriptparameters", "-PemFilesName 'wiki.example.com' -StorePath '{StorePath}'",
     ]  # fmt: skip
     text = out["apache_script"]
-    assert "[Parameter(Mandatory = $true)][string]$PemFilesName" in text
+    assert "[Alias('CommonName')][string]$PemFilesName" in text
     assert "'\\' + $PemFilesName) -replace" in text
     assert "$conf = 'C:\\Apache24\\conf\\extra\\acmefleet-tls.conf'" in text
     assert "$httpd = Join-Path 'C:\\Apache24' 'bin\\httpd.exe'" in text

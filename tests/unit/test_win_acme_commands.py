@@ -380,3 +380,25 @@ def test_every_task_that_handles_the_hmac_key_has_no_log() -> None:
                 continue
             if any(marker in text for marker in secret_markers):
                 assert task.get("no_log") is True, f"{path.name}: {task.get('name')}"
+
+
+# win_powershell decides whether a script may run in check mode from its param block's
+# [CmdletBinding(...)] attribute (ansible.windows' win_powershell.ps1 reads the script's AST:
+# ParamBlock.Attributes, TypeName CmdletBinding, named argument SupportsShouldProcess); without
+# it the task is skipped and reports "changed" in check mode.
+_SHOULD_PROCESS_PARAM_BLOCK = re.compile(
+    r"^\[CmdletBinding\((?:[\w=$]+,\s*)?SupportsShouldProcess(?:=\$true)?(?:,\s*[\w=$]+)?\)\]"
+    r"\s*\n(?:#[^\n]*\n|\s*\n)*param\(",
+    re.M,
+)
+
+
+def test_scripts_that_change_the_host_support_check_mode() -> None:
+    include = (ROLES / "win_acme_apache" / "files" / "apache-include.ps1").read_text()
+    assert _SHOULD_PROCESS_PARAM_BLOCK.search(include), "apache-include.ps1 lacks ShouldProcess"
+    # Every write sits inside $PSCmdlet.ShouldProcess(...), none is guarded by hand.
+    body = include.split("param(", 1)[1]
+    guarded = re.search(r"if \(\$PSCmdlet\.ShouldProcess\([^)]*\)\) \{\n([^}]*)\}", body)
+    assert guarded and "Add-Content" in guarded.group(1)
+    assert body.count("Add-Content") == 1
+    assert "$Ansible.CheckMode" not in body
