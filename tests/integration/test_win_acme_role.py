@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,7 @@ RENDER = """---
           renewal_id: "{{ win_acme__renewal_id }}"
           ca_certs: "{{ win_acme__ca_certs }}"
           settings: "{{ win_acme__settings_overrides }}"
+          settings_json: "{{ win_acme__settings_preview }}"
           apache_script: "{{ win_acme_apache__script_text | default('') }}"
           apache_include: "{{ win_acme_apache__include_line | default('') }}"
           apache_pem_acl: "{{ win_acme_apache__pem_acl_rendered | default([]) }}"
@@ -243,6 +245,40 @@ def test_apache_key_folder_acl_names_system_administrators_and_the_service_accou
     ]
     argv = out["argv_new_account"]
     assert argv[argv.index("--pemfilesname") + 1] == "_.wiki.example.com"
+
+
+def test_settings_json_keeps_numbers_and_booleans_typed(tmp_path: Path, ca_bundle: Path) -> None:
+    # win-acme binds settings.json onto typed properties (int RenewalDays, bool EncryptConfig):
+    # "55" where an int is due makes it refuse the file.
+    extra = {
+        "Cache": {"ReuseDays": 0, "DeleteStaleFiles": True},
+        "Notification": {"SmtpPort": 587, "SmtpSecure": False, "SmtpServer": "mail.example.net"},
+        "ScheduledTask": {"RandomDelay": "04:00:00"},
+    }
+    run, out = render(
+        tmp_path,
+        "win_acme_iis",
+        common_vars(ca_bundle, win_acme_renewal_days="30", win_acme_settings=extra),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    text = out["settings_json"]
+    assert isinstance(text, str) and text.startswith("{\n  ")  # to_nice_json(indent=2)
+    settings = json.loads(text)
+    assert settings == {
+        "ScheduledTask": {"RenewalDays": 30, "RandomDelay": "04:00:00"},
+        "Security": {"EncryptConfig": True},
+        **{k: v for k, v in extra.items() if k != "ScheduledTask"},
+    }
+    # The text itself, not only what json.loads makes of it: unquoted numbers and booleans.
+    for literal in (
+        '"RenewalDays": 30',
+        '"EncryptConfig": true',
+        '"SmtpPort": 587',
+        '"SmtpSecure": false',
+        '"ReuseDays": 0',
+        '"DeleteStaleFiles": true',
+    ):
+        assert re.search(re.escape(literal) + r"[,\n]", text), literal  # fmt: skip
 
 
 def test_secret_store_mode_keeps_the_hmac_off_the_command_line(

@@ -345,6 +345,35 @@ def test_secret_store_file_is_written_as_win_acmes_json_secret_service_reads_it(
     assert "ConvertTo-Json -InputObject @($entries)" in script
 
 
+def _single_expression(value: object) -> bool:
+    text = str(value).strip()
+    return (
+        isinstance(value, str)
+        and text.startswith("{{")
+        and text.endswith("}}")
+        and text.count("{{") == 1
+    )
+
+
+def test_settings_json_is_built_in_one_expression() -> None:
+    # ansible-core < 2.19 renders every templated leaf of a YAML mapping to a string: a
+    # RenewalDays: "{{ days | int }}" leaf became "55" in settings.json, which win-acme refuses.
+    # One expression over typed values keeps numbers and booleans what they are.
+    render = yaml.safe_load((ROLES / "win_acme" / "tasks" / "render.yml").read_text())
+    facts = next(
+        t["ansible.builtin.set_fact"]
+        for t in render
+        if "win_acme__settings_overrides" in t.get("ansible.builtin.set_fact", {})
+    )
+    assert _single_expression(facts["win_acme__settings_overrides"])
+    variables = yaml.safe_load((ROLES / "win_acme" / "vars" / "main.yml").read_text())
+    assert _single_expression(variables["win_acme__settings_text"])
+    assert "to_nice_json" in variables["win_acme__settings_text"]
+    settings = yaml.safe_load((ROLES / "win_acme" / "tasks" / "settings.yml").read_text())
+    write = next(t for t in settings if "ansible.windows.win_copy" in t)
+    assert write["ansible.windows.win_copy"]["content"] == "{{ win_acme__settings_text }}"
+
+
 def test_scheduled_task_name_is_win_acmes() -> None:
     # TaskSchedulerService.TaskName: "{ClientName} renew ({BaseUri.CleanBaseUri()})".
     render = (ROLES / "win_acme" / "tasks" / "render.yml").read_text()
