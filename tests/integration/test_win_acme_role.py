@@ -442,3 +442,61 @@ def test_winrm_certificate_example_validates_and_uses_the_client_certificate(
             cert_key_pem=f"{tmp_path}/.acmefleet/winrm-client.key",
             message_encryption="always",
         ).transport.build_session()
+
+
+def test_share_copy_runs_with_network_only_credentials() -> None:
+    """WinRM's double hop: the copy from a share runs as runas with new_credentials.
+
+    The task's become settings go through Ansible's real runas become plugin, which builds the
+    parameters of the PowerShell become wrapper that runs on the host.
+    """
+    from ansible.plugins.loader import become_loader, init_plugin_loader
+
+    tasks = yaml.safe_load((ROOT / "roles/win_acme/tasks/install.yml").read_text())
+    copy = next(t for t in tasks if "ansible.windows.win_copy" in t)
+    assert copy["ansible.windows.win_copy"]["remote_src"] is True
+    assert copy["become"] == "{{ win_acme_artifact_share_user | length > 0 }}"
+    assert copy["become_method"] == "ansible.builtin.runas"
+    assert copy["become_user"] == "{{ win_acme_artifact_share_user }}"
+    assert copy["vars"] == {"ansible_become_password": "{{ win_acme_artifact_share_password }}"}
+    # The URL download has no second hop and no become.
+    fetch = next(t for t in tasks if "ansible.windows.win_get_url" in t)
+    assert "become" not in fetch
+
+    init_plugin_loader()
+    runas = become_loader.get("ansible.builtin.runas")
+    runas.set_options(
+        direct={
+            "become_user": r"EXAMPLE\svc-artifacts",
+            "become_pass": "share-password",
+            "become_flags": copy["become_flags"],
+        }
+    )
+    wrapper, params, secure = runas._build_powershell_wrapper_action()
+    assert wrapper == "become_wrapper.ps1"
+    # NewCredentials + NetCredentialsOnly: the local identity stays (the remote temp folder
+    # and the destination are the WinRM user's), the account is used for the share only.
+    assert params == {
+        "BecomeUser": r"EXAMPLE\svc-artifacts",
+        "LogonType": "NewCredentials",
+        "LogonFlags": "NetCredentialsOnly",
+    }
+    assert secure == {"BecomePassword": "share-password"}  # a secure parameter, not a flag
+
+
+def test_share_account_variables_pass_the_spec_and_the_password_stays_hidden(
+    tmp_path: Path, ca_bundle: Path
+) -> None:
+    secret = "Sh4rePassw0rd-not-for-logs"
+    variables = common_vars(
+        ca_bundle,
+        win_acme_artifact_url="",
+        win_acme_artifact_path=r"\\files.example.net\software\win-acme.zip",
+        win_acme_artifact_share_user=r"EXAMPLE\svc-artifacts",
+        win_acme_artifact_share_password=secret,
+    )
+    run, out = render(tmp_path, "win_acme_iis", variables, "-vvv")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Validating arguments against arg spec" in run.stdout
+    assert secret not in run.stdout + run.stderr
+    assert out["renewal_id"]
