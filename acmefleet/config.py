@@ -217,7 +217,12 @@ def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
     if default not in profiles:
         raise ConfigError(f"{where}: default_profile {default!r} is not in profiles")
     return EndpointConfig(
-        name, kind, _require(raw, "ca", str, where), profiles, default, _challenges(raw, kind, where)
+        name,
+        kind,
+        _require(raw, "ca", str, where),
+        profiles,
+        default,
+        _challenges(raw, kind, where),
     )
 
 
@@ -228,7 +233,7 @@ def _challenges(raw: dict[str, Any], kind: str, where: str) -> tuple[str, ...]:
         return ()
     chosen = raw.get("challenges", list(CHALLENGE_TYPES))
     if not isinstance(chosen, list) or not all(c in CHALLENGE_TYPES for c in chosen):
-        raise ConfigError(f"{where}: 'challenges' must be a list drawn from {list(CHALLENGE_TYPES)}")
+        raise ConfigError(f"{where}: 'challenges' must be a list from {list(CHALLENGE_TYPES)}")
     return tuple(c for c in CHALLENGE_TYPES if c in chosen)
 
 

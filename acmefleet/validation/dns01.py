@@ -180,8 +180,7 @@ class Dns01Validator:
         except dns.resolver.NoNameservers as exc:
             log.info("dns-01 %s: %s", shown, exc)
             raise _dns_problem(
-                f"the DNS resolvers could not answer for the TXT record {shown} "
-                f"({_verdicts(exc)})"
+                f"the DNS resolvers could not answer for the TXT record {shown} ({_verdicts(exc)})"
             ) from None
         except dns.message.ChainTooLong:
             raise _dns_problem(f"more than {MAX_CNAMES} CNAMEs from {name}") from None
@@ -194,7 +193,8 @@ class Dns01Validator:
         if len(rrset) > MAX_TXT_RECORDS:
             raise AcmeError(
                 ProblemType.UNAUTHORIZED,
-                f"{len(rrset)} TXT records at {name}: more than {MAX_TXT_RECORDS} are not looked at",
+                f"{len(rrset)} TXT records at {name}: more than {MAX_TXT_RECORDS} are not "
+                "looked at",
             )
         # A TXT record is one or more character strings; its value is their concatenation.
         return [b"".join(rdata.strings) for rdata in rrset]

@@ -22,6 +22,7 @@ Not for wildcards (RFC 8737 §3: a wildcard authorization never offers it); IP i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
@@ -163,10 +164,9 @@ class TlsAlpn01Validator:
             der = tls.getpeercert(binary_form=True) if tls is not None else None
         finally:
             writer.close()
-            try:
+            # The applicant's server may close rudely; the certificate is in hand.
+            with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
-            except (OSError, ssl.SSLError):
-                pass  # the applicant's server may close rudely; the certificate is in hand
         del reader
         if protocol != ALPN_PROTOCOL:
             raise AcmeError(

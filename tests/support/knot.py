@@ -142,7 +142,7 @@ zone:
             stdout=subprocess.DEVNULL,
             stderr=self.log_path.with_suffix(".stderr").open("wb"),
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no leaked knotd if Python dies
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -158,7 +158,10 @@ zone:
         raise RuntimeError(f"knotd did not answer within 20 s: {self.log_text()}")
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self.proc is not None:
             terminate_group(self.proc)
