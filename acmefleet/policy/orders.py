@@ -177,6 +177,8 @@ def offered_challenges(endpoint: EndpointConfig, identifier: Identifier) -> tupl
     control of a web server or TLS port proves one host, never the names below it)."""
     if identifier.is_wildcard:
         return tuple(c for c in endpoint.challenges if c == DNS01)
+    if identifier.type == "ip":  # RFC 8738 §7: no dns-01 for an IP address
+        return tuple(c for c in endpoint.challenges if c != DNS01)
     return endpoint.challenges
 
 
