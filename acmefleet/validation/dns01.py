@@ -97,7 +97,11 @@ class Dns01Validator:
 
     def _resolver(self) -> dns.asyncresolver.Resolver:
         """A fresh resolver per validation: nothing cached from one to the next."""
-        resolver = dns.asyncresolver.Resolver(configure=not self._resolvers)
+        try:
+            resolver = dns.asyncresolver.Resolver(configure=not self._resolvers)
+        except dns.exception.DNSException as exc:  # no /etc/resolv.conf, or none in it
+            log.error("dns-01: no system resolvers to ask: %s", exc)
+            raise _dns_problem("this server has no DNS resolvers to validate with") from None
         if self._resolvers:
             resolver.nameservers = [
                 dns.nameserver.Do53Nameserver(address, port) for address, port in self._resolvers

@@ -50,6 +50,10 @@ STATIC_RECORDS = [
     f"_acme-challenge.big TXT {BIG_TXT}",
     "_acme-challenge.loop CNAME _acme-challenge.loop2",
     "_acme-challenge.loop2 CNAME _acme-challenge.loop",
+    # Ten CNAMEs in a row: more than the validator follows (8).
+    "_acme-challenge.chain CNAME hop1",
+    *[f"hop{i} CNAME hop{i + 1}" for i in range(1, 10)],
+    'hop10 TXT "end"',
 ]
 
 
@@ -243,6 +247,13 @@ def test_a_cname_loop_ends(acmefleet: AcmefleetServer) -> None:
     with new_client(acmefleet) as acme:
         problem = failure(acme, f"loop.{ZONE}")
     assert problem["type"] == ERR + "dns"
+
+
+def test_a_long_cname_chain_ends(acmefleet: AcmefleetServer) -> None:
+    with new_client(acmefleet) as acme:
+        problem = failure(acme, f"chain.{ZONE}")
+    assert problem["type"] == ERR + "dns"
+    assert "more than 8 CNAMEs" in problem["detail"], problem
 
 
 def test_a_resolver_that_never_answers_times_out(tmp_path: Path) -> None:
