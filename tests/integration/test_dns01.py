@@ -269,3 +269,17 @@ def test_a_resolver_that_never_answers_times_out(tmp_path: Path) -> None:
     assert problem["type"] == ERR + "dns"
     assert "within 2 s" in problem["detail"], problem
     assert took < 10, took
+
+
+def test_an_endpoint_without_dns01_refuses_wildcards(tmp_path: Path) -> None:
+    """``challenges`` in the endpoint's configuration decides what is offered."""
+    with (
+        checked_acmefleet(tmp_path, settings={"challenges": '["http-01"]'}) as server,
+        new_client(server) as acme,
+    ):
+        plain = acme.new_order([f"www.{ZONE}"])
+        authz = acme.get(plain.json()["authorizations"][0]).json()
+        assert [c["type"] for c in authz["challenges"]] == ["http-01"]
+        refused = acme.new_order([f"*.{ZONE}"])
+    assert refused.json()["type"] == ERR + "rejectedIdentifier", refused.text
+    assert "needs dns-01" in refused.json()["detail"]
