@@ -15,6 +15,9 @@ CONFIG_FILE = "config.toml"
 # One validation (DNS, connections, redirects, the response) may take at most this long.
 MAX_VALIDATION_SECONDS = 300
 EndpointType = Literal["private", "public"]
+# Challenge types a public endpoint may offer, in the order they are listed to clients.
+CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
+DNS_PORT = 53
 
 
 class ConfigError(ValueError):
@@ -28,6 +31,10 @@ class EndpointConfig:
     ca: str
     profiles: tuple[str, ...]
     default_profile: str
+    # What a public endpoint offers for a name not validated in the console (a wildcard:
+    # dns-01 only, RFC 8555 §7.1.3 and CA/B BR 3.2.2.4). Private endpoints never use it
+    # (the configuration file gives them none).
+    challenges: tuple[str, ...] = CHALLENGE_TYPES
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,10 @@ def _rate_limits(raw: dict[str, Any]) -> RateLimits:
 @dataclass(frozen=True)
 class ValidationConfig:
     http01_port: int = 80
+    tls_alpn01_port: int = 443
     timeout: timedelta = timedelta(seconds=10)
+    # dns-01 asks these (address, port); none: the system's resolvers (/etc/resolv.conf).
+    dns_resolvers: tuple[tuple[str, int], ...] = ()
     allow_private_addresses: bool = False
     # Static answers for names in a closed network: suffix -> address ("*" matches all).
     hosts: dict[str, str] = field(default_factory=dict)
@@ -206,7 +216,56 @@ def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
     default = raw.get("default_profile", profiles[0])
     if default not in profiles:
         raise ConfigError(f"{where}: default_profile {default!r} is not in profiles")
-    return EndpointConfig(name, kind, _require(raw, "ca", str, where), profiles, default)
+    return EndpointConfig(
+        name,
+        kind,
+        _require(raw, "ca", str, where),
+        profiles,
+        default,
+        _challenges(raw, kind, where),
+    )
+
+
+def _challenges(raw: dict[str, Any], kind: str, where: str) -> tuple[str, ...]:
+    if kind == "private":
+        if raw.get("challenges"):
+            raise ConfigError(f"{where}: a private endpoint validates no names: no 'challenges'")
+        return ()
+    chosen = raw.get("challenges", list(CHALLENGE_TYPES))
+    if not isinstance(chosen, list) or not all(c in CHALLENGE_TYPES for c in chosen):
+        raise ConfigError(f"{where}: 'challenges' must be a list from {list(CHALLENGE_TYPES)}")
+    return tuple(c for c in CHALLENGE_TYPES if c in chosen)
+
+
+def parse_resolver(text: Any) -> tuple[str, int]:
+    """``"192.0.2.53"``, ``"192.0.2.53:5353"``, ``"2001:db8::53"`` or ``"[2001:db8::53]:5353"``.
+
+    An address, never a name: the resolver is what names are looked up with."""
+    where = f"validation.dns_resolvers: {text!r}"
+    if not isinstance(text, str):
+        raise ConfigError(f"{where} must be a string HOST[:PORT]")
+    host, port = text, str(DNS_PORT)
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{where} must look like [IPv6]:PORT")
+        port = rest[1:] or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {host!r} is not an IP address") from exc
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {port!r} is not a port")
+    return str(address), int(port)
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"validation.{key} must be a list")
+    return value
 
 
 def _validation(raw: dict[str, Any]) -> ValidationConfig:
@@ -223,7 +282,9 @@ def _validation(raw: dict[str, Any]) -> ValidationConfig:
         )
     return ValidationConfig(
         http01_port=int(raw.get("http01_port", 80)),
+        tls_alpn01_port=int(raw.get("tls_alpn01_port", 443)),
         timeout=timedelta(seconds=timeout),
+        dns_resolvers=tuple(parse_resolver(r) for r in _list(raw, "dns_resolvers")),
         allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
         hosts=dict(hosts),
     )
@@ -394,7 +455,12 @@ login_window_seconds = 900
 
 [validation]
 http01_port = 80
-# One deadline per validation: name resolution, connections, redirects and the response.
+# tls-alpn-01 (RFC 8737) connects here; 443 but in closed networks and tests.
+tls_alpn01_port = 443
+# dns-01 asks these resolvers ("ADDRESS[:PORT]"); empty: the system's (/etc/resolv.conf).
+dns_resolvers = []
+# One deadline per validation: name resolution, connections, redirects and the response
+# (dns-01: every query and CNAME followed).
 timeout_seconds = 10
 # Validation never connects to loopback or private addresses unless this is true.
 allow_private_addresses = false
@@ -419,10 +485,12 @@ type = "private"
 ca = "private"
 profiles = ["private-server"]
 
-# Public endpoint: domain control proven by http-01 unless validated in the console.
+# Public endpoint: domain control proven by a challenge unless validated in the console.
+# A wildcard is offered dns-01 only.
 [[endpoints]]
 name = "public"
 type = "public"
 ca = "public"
 profiles = ["public-dv"]
+challenges = ["http-01", "dns-01", "tls-alpn-01"]
 """

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from acmefleet.acme.urls import EndpointUrls
+from acmefleet.config import CHALLENGE_TYPES
 from acmefleet.models import Account, Authorization, Challenge, Order
 
 
@@ -48,7 +49,13 @@ def _listed_challenges(authz: Authorization, status: str) -> tuple[Challenge, ..
     """
     if status == "valid":
         return tuple(c for c in authz.challenges if c.status == "valid")
-    return authz.challenges
+    # In the configuration's order (http-01 first), whatever order they were stored in.
+    return tuple(sorted(authz.challenges, key=_challenge_rank))
+
+
+def _challenge_rank(challenge: Challenge) -> int:
+    known = challenge.type in CHALLENGE_TYPES
+    return CHALLENGE_TYPES.index(challenge.type) if known else len(CHALLENGE_TYPES)
 
 
 def authorization_object(urls: EndpointUrls, authz: Authorization, now: datetime) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from acmefleet.store import orgs as org_store
 from acmefleet.store.ids import new_id
 
 MAX_IDENTIFIERS = 100
-HTTP01 = "http-01"
+DNS01 = "dns-01"
 
 
 @dataclass(frozen=True)
@@ -157,14 +157,29 @@ def _identifier_policy(
     validated = validated_domain(domains, identifier, now)
     if validated is not None:
         return False, validated
-    if identifier.is_wildcard:
+    if not offered_challenges(endpoint, identifier):
         raise AcmeError(
             ProblemType.REJECTED_IDENTIFIER,
-            f"{identifier.value}: a wildcard on a public endpoint needs its domain validated "
-            "in the console with the scope 'subdomains' (dns-01 is not offered yet)",
+            f"{identifier.value}: a wildcard on this endpoint needs dns-01, which it does not "
+            "offer, or its domain validated in the console with the scope 'subdomains'"
+            if identifier.is_wildcard
+            else f"{identifier.value}: this endpoint offers no challenge; its domain must be "
+            "validated in the console",
             identifier=wire,
         )
     return True, None
+
+
+def offered_challenges(endpoint: EndpointConfig, identifier: Identifier) -> tuple[str, ...]:
+    """The challenge types an authorization for ``identifier`` gets, in the endpoint's order.
+
+    A wildcard is proven only through dns-01 (RFC 8555 §7.1.3, RFC 8737 §3; CA/B BR 3.2.2.4:
+    control of a web server or TLS port proves one host, never the names below it)."""
+    if identifier.is_wildcard:
+        return tuple(c for c in endpoint.challenges if c == DNS01)
+    if identifier.type == "ip":  # RFC 8738 §7: no dns-01 for an IP address
+        return tuple(c for c in endpoint.challenges if c != DNS01)
+    return endpoint.challenges
 
 
 def recheck_authority(
@@ -212,24 +227,29 @@ def _proven_by_challenge(order: Order, identifier: Identifier) -> bool:
 
 
 def _new_authorization(
-    account: Account, identifier: Identifier, *, needs_challenge: bool, expires_at: datetime
+    account: Account,
+    identifier: Identifier,
+    *,
+    challenge_types: tuple[str, ...],
+    expires_at: datetime,
 ) -> Authorization:
+    """``challenge_types`` empty: granted without a challenge (valid at once)."""
     authz_id = new_id()
     base = Identifier(identifier.type, identifier.base_name)
-    challenges: tuple[Challenge, ...] = ()
-    if needs_challenge:
-        token = b64url_encode(secrets.token_bytes(32))
-        challenges = (
-            Challenge(
-                id=new_id(),
-                authz_id=authz_id,
-                type=HTTP01,
-                token=token,
-                status="pending",
-                validated_at=None,
-                error=None,
-            ),
+    needs_challenge = bool(challenge_types)
+    # One token per challenge (RFC 8555 §8: each challenge carries its own).
+    challenges = tuple(
+        Challenge(
+            id=new_id(),
+            authz_id=authz_id,
+            type=kind,
+            token=b64url_encode(secrets.token_bytes(32)),
+            status="pending",
+            validated_at=None,
+            error=None,
         )
+        for kind in challenge_types
+    )
     status: AuthzStatus = "pending" if needs_challenge else "valid"
     return Authorization(
         id=authz_id,
@@ -309,7 +329,10 @@ def new_order(
         if validated is not None and validated.validated_until is not None:
             expiry = min(expiry, validated.validated_until)
         authz = _new_authorization(
-            account, identifier, needs_challenge=needs_challenge, expires_at=expiry
+            account,
+            identifier,
+            challenge_types=offered_challenges(endpoint, identifier) if needs_challenge else (),
+            expires_at=expiry,
         )
         authorizations.append(authz)
     _raise_rejected(problems)

@@ -17,7 +17,9 @@ from acmefleet.console.context import ConsoleContext
 from acmefleet.server.datadir import read_passphrase, require_initialised
 from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.dns01 import Dns01Validator
 from acmefleet.validation.http01 import Http01Validator
+from acmefleet.validation.tlsalpn01 import TlsAlpn01Validator
 
 
 def build_profiles(config: ServerConfig) -> dict[str, LeafProfile]:
@@ -53,7 +55,14 @@ def build_validators(config: ServerConfig) -> dict[str, ChallengeValidator]:
             timeout=validation.timeout,
             allow_private=validation.allow_private_addresses,
             hosts=validation.hosts,
-        )
+        ),
+        "dns-01": Dns01Validator(resolvers=validation.dns_resolvers, timeout=validation.timeout),
+        "tls-alpn-01": TlsAlpn01Validator(
+            port=validation.tls_alpn01_port,
+            timeout=validation.timeout,
+            allow_private=validation.allow_private_addresses,
+            hosts=validation.hosts,
+        ),
     }
 
 

@@ -14,7 +14,8 @@ console API; lego's own http-01 listener on the port the server validates agains
 
 Those validations are manual ones of the scope ``subdomains`` (the names ordered lie below
 the validated domain). An http-01 check in the console validates the name only: ``www.`` and
-deeper names get their challenge, and a wildcard is refused (CA/B BR 3.2.2.4.18/19).
+deeper names get their challenges, and a wildcard only dns-01 (CA/B BR 3.2.2.4.18/19: the
+check proves one host, never the names below it).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from acmefleet.config import CHALLENGE_TYPES
 from acmefleet.store.schema import org_domains
-from tests.support.acme_client import problem_type
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.clients import (
     ClientRun,
@@ -70,7 +71,8 @@ class Lego:
         self.eab = (minted["kid"], minted["hmac_key"])
 
     def run(self, name: str) -> tuple[ClientRun, int]:
-        """``lego run`` for ``name``: the run, and how many challenges the server created."""
+        """``lego run`` for ``name``: the run, and how many authorizations the server created
+        with challenges (each gets one challenge of every type the endpoint offers)."""
         before = self.server.count("challenges")
         run = run_lego(
             ["--http", "--http.port", f"127.0.0.1:{self.server.http01_port}", "-d", name, "run"],
@@ -81,13 +83,19 @@ class Lego:
         ).check()
         pem = LegoPaths(self.path).certificate(name).read_bytes()
         check_issued(self.server, pem, [name], level="public", context=run.describe())
-        return run, self.server.count("challenges") - before
+        created = self.server.count("challenges") - before
+        assert created % len(CHALLENGE_TYPES) == 0, created
+        return run, created // len(CHALLENGE_TYPES)
 
 
 def authorizations(server: AcmefleetServer, name: str) -> list[str]:
     """``authz status/challenge type/challenge status`` of every order for ``name``, sorted."""
     rows = challenges_for(server, [name])
-    return sorted(f"{r['authz_status']}/{r['type']}/{r['challenge_status']}" for r in rows)
+    # The alternatives lego left untried (dns-01, tls-alpn-01 next to its http-01) are not shown.
+    tried = [
+        r for r in rows if r["challenge_status"] != "pending" or r["authz_status"] == "pending"
+    ]
+    return sorted(f"{r['authz_status']}/{r['type']}/{r['challenge_status']}" for r in tried)
 
 
 WITHOUT_CHALLENGE = "valid/None/None"
@@ -190,8 +198,11 @@ def test_an_http01_check_spares_only_the_name_itself(
         [authz_url] = deep.json()["authorizations"]
         authz = acme.get(authz_url).json()
         assert authz["status"] == "pending"
-        assert [c["type"] for c in authz["challenges"]] == ["http-01"]
+        assert [c["type"] for c in authz["challenges"]] == ["http-01", "dns-01", "tls-alpn-01"]
         wildcard = acme.new_order(["*.loop.test"])
-        assert problem_type(wildcard) == "urn:ietf:params:acme:error:rejectedIdentifier"
-        assert "subdomains" in wildcard.json()["detail"]
-    assert acmefleet.count("challenges") - before == 1
+        assert wildcard.json()["status"] == "pending", wildcard.text
+        [authz_url] = wildcard.json()["authorizations"]
+        authz = acme.get(authz_url).json()
+        assert authz["wildcard"] is True
+        assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
+    assert acmefleet.count("challenges") - before == len(CHALLENGE_TYPES) + 1

@@ -180,11 +180,15 @@ def test_valid_authorization_lists_the_validated_challenge(
         assert listed["validated"]
 
 
-def test_public_wildcard_and_ip_are_refused(acmefleet: AcmefleetServer) -> None:
+def test_public_ip_is_refused_and_a_wildcard_gets_dns01_only(acmefleet: AcmefleetServer) -> None:
     with new_client(acmefleet, "public") as acme:
-        assert problem_type(acme.new_order(["*.example.org"])) == ERR + "rejectedIdentifier"
         refused = acme.new_order([("ip", "192.0.2.7")])
         assert problem_type(refused) == ERR + "rejectedIdentifier"
+        wildcard = acme.new_order(["*.example.org"])
+        assert wildcard.status_code == 201, wildcard.text
+        authz = acme.get(wildcard.json()["authorizations"][0]).json()
+        assert authz["wildcard"] is True and authz["identifier"]["value"] == "example.org"
+        assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
 
 
 def test_prevalidated_domain_needs_no_challenge(acmefleet: AcmefleetServer) -> None:

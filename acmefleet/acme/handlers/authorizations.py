@@ -48,9 +48,14 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     if not signed.jws.is_post_as_get:
         signed.payload()  # any JSON object (clients send {}) asks the server to validate
         failure_limit = ctx.config.rate_limits.failed_validations_per_account
-        if challenge_policy.start(
-            conn, found, authz, ctx.validators, ctx.clock.now(), failure_limit
-        ):
+        # Only what the endpoint offers now: a challenge type removed from its configuration
+        # is not validated on an authorization created before.
+        offered = {
+            kind: validator
+            for kind, validator in ctx.validators.items()
+            if kind in signed.endpoint.challenges
+        }
+        if challenge_policy.start(conn, found, authz, offered, ctx.clock.now(), failure_limit):
             challenge_id = found.id
             after_commit(
                 conn,

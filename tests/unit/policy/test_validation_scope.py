@@ -32,6 +32,9 @@ from tests.unit import rows
 from tests.unit.rows import NOW
 
 PUBLIC = EndpointConfig("public", "public", "public", ("public-dv",), "public-dv")
+# An endpoint that offers http-01 only: a wildcard has no challenge to be proven by there.
+HTTP_ONLY = replace(PUBLIC, challenges=("http-01",))
+ALL_TYPES = ("http-01", "dns-01", "tls-alpn-01")
 PRIVATE = EndpointConfig("private", "private", "private", ("private-server",), "private-server")
 LIFETIMES = Lifetimes(order=timedelta(days=7), authorization=timedelta(days=30))
 DOMAIN = "loop.test"
@@ -110,14 +113,21 @@ def _spared(order: Order) -> bool:
     return authz.stored_status == "valid" and authz.challenges == ()
 
 
-def _challenged(order: Order) -> bool:
+def _challenged(order: Order, types: tuple[str, ...] = ALL_TYPES) -> bool:
+    """Pending, with one challenge of each of ``types`` (a wildcard: dns-01 alone)."""
     [authz] = order.authorizations
-    return authz.stored_status == "pending" and [c.type for c in authz.challenges] == ["http-01"]
+    return authz.stored_status == "pending" and tuple(c.type for c in authz.challenges) == types
 
 
-def _refused(database: Database, account: Account, name: str) -> AcmeError:
+def _dns01_only(order: Order) -> bool:
+    return _challenged(order, ("dns-01",)) and order.authorizations[0].wildcard
+
+
+def _refused(
+    database: Database, account: Account, name: str, endpoint: EndpointConfig = HTTP_ONLY
+) -> AcmeError:
     with pytest.raises(AcmeError) as caught:
-        _order(database, account, name)
+        _order(database, account, name, endpoint)
     assert caught.value.type is ProblemType.REJECTED_IDENTIFIER
     return caught.value
 
@@ -131,6 +141,7 @@ def test_an_http01_check_covers_exactly_the_name(database: Database) -> None:
     for name in BELOW:
         assert _challenged(_order(database, account, name)), name
     for name in WILDCARDS:
+        assert _dns01_only(_order(database, account, name)), name
         assert "subdomains" in _refused(database, account, name).detail
 
 
@@ -142,6 +153,7 @@ def test_a_manual_validation_is_exact_unless_asked(database: Database) -> None:
     for name in BELOW:
         assert _challenged(_order(database, account, name)), name
     for name in WILDCARDS:
+        assert _dns01_only(_order(database, account, name)), name
         _refused(database, account, name)
 
 
@@ -162,7 +174,20 @@ def test_an_http01_check_replaces_a_wider_manual_validation(database: Database) 
     _manual(database, account, scope="subdomains")
     assert _http01(database, account).validation_scope == "exact"
     assert _challenged(_order(database, account, BELOW[0]))
+    assert _dns01_only(_order(database, account, WILDCARDS[0]))
     _refused(database, account, WILDCARDS[0])
+
+
+def test_each_challenge_has_its_own_token(database: Database) -> None:
+    account, _org = _account(database)
+    [authz] = _order(database, account, BELOW[0]).authorizations
+    assert len({c.token for c in authz.challenges}) == len(ALL_TYPES)
+
+
+def test_an_endpoint_without_challenges_refuses_unvalidated_names(database: Database) -> None:
+    account, _org = _account(database)
+    refused = _refused(database, account, BELOW[0], replace(PUBLIC, challenges=()))
+    assert "offers no challenge" in refused.detail
 
 
 def test_an_unknown_scope_is_refused(database: Database) -> None:
