@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +83,14 @@ def ansible_playbook(
 
 @contextmanager
 def lab_fleet(
-    workdir: Path, hosts: list[Spec], **document: Any
+    workdir: Path, specs: Sequence[Spec | tuple[str, int, str | None]], **document: Any
 ) -> Iterator[tuple[Lab, dict[str, LabHost], Path]]:
-    """Hosts up (first = ACME server), a fleet inventory written; everything down after."""
+    """Hosts up (first = ACME server), a fleet inventory written; everything down after.
+
+    A plain (name, index, stack) is a Debian 12 host reached as the sudo user.
+    """
     require_root()
+    hosts = [Spec(*spec) for spec in specs]
     lab = Lab()
     for spec in hosts:
         lab.down(spec.name)  # leftovers of an interrupted run

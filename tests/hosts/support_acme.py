@@ -478,8 +478,8 @@ class ScenarioRun:
         return self.ephemeral / "acmefleet"
 
     def eab_files(self) -> list[Path]:
-        """The credential prepare minted for each host (eab-HOST.json, 0600)."""
-        return sorted(self.ephemeral.glob("eab-*.json"))
+        """The credential prepare minted for each host (eab-HOST.json, or eab.json, 0600)."""
+        return sorted([*self.ephemeral.glob("eab-*.json"), *self.ephemeral.glob("eab.json")])
 
     def secrets(self) -> list[str]:
         """Every EAB HMAC key prepare minted (eab.json and the server's record)."""

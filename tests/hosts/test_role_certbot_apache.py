@@ -18,7 +18,7 @@ from tests.hosts.support_acme import ScenarioRun, lab_hosts, scenario_run, ssh
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(3600)]
 
 ROLE = "certbot_apache"
-HOSTS = ("web30", "web32")  # Debian 12 and 13 (see the scenario's platforms)
+HOSTS = ("web30", "web130")  # Debian 12 and 13 (see the scenario's platforms)
 # Everywhere on the host a leftover credential could be (the temporary certbot config,
 # Ansible's remote temporary files, logs), /etc/letsencrypt included.
 SWEEP = "/etc /root /home /tmp /var/tmp /var/log /var/lib/letsencrypt /run"

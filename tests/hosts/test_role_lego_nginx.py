@@ -24,7 +24,7 @@ from tests.hosts.support_acme import ScenarioRun, lab_hosts, scenario_run, ssh
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(3600)]
 
 ROLE = "lego_nginx"
-HOSTS = ("web31", "web33")  # Debian 12 and 13 (see the scenario's platforms)
+HOSTS = ("web31", "web131")  # Debian 12 and 13 (see the scenario's platforms)
 SWEEP = "/etc /root /home /tmp /var/tmp /var/log /var/lib/lego /var/www /run"
 
 
