@@ -20,9 +20,15 @@ PROBE = (
     "(command -v python3 >/dev/null && python3 -c 'import sys; print(sys.version.split()[0])')"
     " || echo no-python; "
     '(. /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID") || echo unknown; '
-    "(sudo -n true 2>/dev/null && echo sudo-ok) || echo no-sudo"
+    # Root needs no sudo; otherwise sudo must run without a password (-n: never prompt),
+    # and when it does not, its own first line of complaint says why.
+    'if [ "$(id -u)" = 0 ]; then echo root; '
+    "elif ! command -v sudo >/dev/null; then echo no-sudo; "
+    "elif sudo -n true 2>/dev/null; then echo sudo-ok; "
+    'else echo "sudo-refused $(sudo -n true 2>&1 | head -n 1)"; fi'
 )
-SUPPORTED_OS = {("debian", "12")}
+SUPPORTED_OS = {("debian", "12"), ("debian", "13")}
+SUPPORTED_TEXT = "Debian 12 or 13"
 WINRM_HTTPS_PORT = 5986
 
 
@@ -59,13 +65,25 @@ def _classify(host: FleetHost, result: subprocess.CompletedProcess[str]) -> Pref
     distro = tuple(os_line.split()[:2])
     if distro not in SUPPORTED_OS:
         return PreflightResult(
-            host.name, False, f"unsupported OS {os_line!r} (Debian 12 only)", os_line, python
+            host.name, False, f"unsupported OS {os_line!r} ({SUPPORTED_TEXT} only)", os_line, python
         )
-    if uid.strip() != "0" and sudo != "sudo-ok":
-        return PreflightResult(
-            host.name, False, "neither root nor password-less sudo", os_line, python
-        )
+    privilege = _privilege_problem(host, uid.strip(), sudo.strip())
+    if privilege is not None:
+        return PreflightResult(host.name, False, privilege, os_line, python)
     return PreflightResult(host.name, True, None, os_line, python)
+
+
+def _privilege_problem(host: FleetHost, uid: str, sudo: str) -> str | None:
+    """None when the login can become root without a password (the plays use become)."""
+    if uid == "0" or sudo in ("root", "sudo-ok"):
+        return None
+    who = f"{host.user} (uid {uid}) is not root and"
+    if sudo == "no-sudo":
+        return f"{who} sudo is not installed: neither root nor password-less sudo"
+    if sudo.startswith("sudo-refused"):
+        said = sudo.removeprefix("sudo-refused").strip() or "no reason given"
+        return f"{who} has no password-less sudo (sudo -n true: {said})"
+    return f"{who} its sudo could not be checked ({sudo!r})"
 
 
 def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> PreflightResult:

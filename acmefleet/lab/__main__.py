@@ -8,6 +8,7 @@ import sys
 import click
 
 from acmefleet.lab.hosts import DEFAULT_LAB_DIR, Lab
+from acmefleet.lab.rootfs import DEFAULT_SUITE, LAB_USER, SUITES
 from acmefleet.lab.system import LabError
 
 
@@ -19,10 +20,17 @@ def lab() -> None:
 @lab.command("up")
 @click.argument("name")
 @click.argument("index", type=int)
-def up(name: str, index: int) -> None:
+@click.option(
+    "--suite",
+    type=click.Choice(SUITES),
+    default=DEFAULT_SUITE,
+    show_default=True,
+    help="Debian release of the host (bookworm = 12, trixie = 13).",
+)
+def up(name: str, index: int, suite: str) -> None:
     """Start host NAME at 10.77.0.INDEX and wait until SSH answers."""
     try:
-        host = Lab(DEFAULT_LAB_DIR).up(name, index)
+        host = Lab(DEFAULT_LAB_DIR).up(name, index, suite)
     except LabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -45,10 +53,16 @@ def list_hosts() -> None:
 
 @lab.command("ssh-config")
 def ssh_config() -> None:
-    """The SSH key and known_hosts file Ansible should use for lab hosts."""
+    """The SSH key, known_hosts file and sudo user Ansible should use for lab hosts."""
     current = Lab(DEFAULT_LAB_DIR)
     click.echo(
-        json.dumps({"private_key": str(current.ssh_key), "known_hosts": str(current.known_hosts)})
+        json.dumps(
+            {
+                "private_key": str(current.ssh_key),
+                "known_hosts": str(current.known_hosts),
+                "sudo_user": LAB_USER,
+            }
+        )
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 
 from acmefleet.lab.hosts import Lab, LabHost
+from acmefleet.lab.rootfs import LAB_USER
 
 LAB_DOMAIN = "lab.example"
 LAB_ORG = "lab"
@@ -19,10 +20,25 @@ def host_names(host: LabHost) -> list[str]:
     return [f"{host.name}.{LAB_DOMAIN}"]
 
 
+def _login(host: LabHost, users: Mapping[str, str]) -> dict[str, str]:
+    """Per-host vars: who Ansible logs in as, when not the lab's sudo user (root, say)."""
+    user = users.get(host.name, LAB_USER)
+    return {} if user == LAB_USER else {"ansible_user": user}
+
+
 def inventory_document(
-    lab: Lab, server: LabHost, web: Sequence[tuple[LabHost, str]], endpoint: str = "private"
+    lab: Lab,
+    server: LabHost,
+    web: Sequence[tuple[LabHost, str]],
+    endpoint: str = "private",
+    users: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """A fleet file for the inventory plugin acmefleet.fleet.fleet."""
+    """A fleet file for the inventory plugin acmefleet.fleet.fleet.
+
+    Hosts are reached as the lab's sudo user (the plays become root), as most sites do;
+    ``users`` names the hosts reached as someone else (``root``).
+    """
+    users = users or {}
     ssh_args = (
         f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
         "-o ControlMaster=auto -o ControlPersist=120s"
@@ -31,7 +47,7 @@ def inventory_document(
     return {
         "plugin": "acmefleet.fleet.fleet",
         "vars": {
-            "ansible_user": "root",
+            "ansible_user": LAB_USER,
             "ansible_ssh_private_key_file": str(lab.ssh_key),
             "ansible_ssh_common_args": ssh_args,
         },
@@ -41,6 +57,7 @@ def inventory_document(
                 "name": server.name,
                 "address": server.address,
                 "vars": {
+                    **_login(server, users),
                     "acme_server_base_url": f"https://{server.address}:{ACME_PORT}",
                     "acme_server_pki_base_url": f"http://pki.{LAB_DOMAIN}:{PKI_PORT}",
                     "acme_server_validation": {
@@ -53,7 +70,13 @@ def inventory_document(
             }
         ],
         "hosts": [
-            {"name": h.name, "address": h.address, "stack": stack, "names": host_names(h)}
+            {
+                "name": h.name,
+                "address": h.address,
+                "stack": stack,
+                "names": host_names(h),
+                **({"vars": _login(h, users)} if _login(h, users) else {}),
+            }
             for h, stack in web
         ],
     }
@@ -68,8 +91,13 @@ def write_inventory(path: Path, document: dict[str, object]) -> Path:
     return path
 
 
-def bring_up(lab: Lab, names: Sequence[tuple[str, int]], parallel: int = 4) -> list[LabHost]:
-    """Several hosts at once (the bridge is made first, so starts do not race on it)."""
+def bring_up(
+    lab: Lab, names: Sequence[tuple[str, int] | tuple[str, int, str]], parallel: int = 4
+) -> list[LabHost]:
+    """Several hosts at once (the bridge is made first, so starts do not race on it).
+
+    Each item is (name, index) or (name, index, suite).
+    """
     if not names:
         return []
     first = lab.up(*names[0])

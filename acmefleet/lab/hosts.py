@@ -3,7 +3,8 @@
 Each host is an overlayfs over the shared rootfs (its own writable layer), its own network
 namespace on the lab bridge, its own cgroup (so stopping a unit in one host never touches
 another's), an SSH host key made here (so the controller knows it: no trust on first use),
-and root login by the lab's key.
+and login by the lab's key as root or as the image's sudo user (rootfs.LAB_USER). A host
+runs the Debian suite it is started with (bookworm or trixie).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class LabHost:
     index: int
     address: str
     pid: int
+    suite: str = rootfs.DEFAULT_SUITE
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -109,14 +111,15 @@ class Lab:
 
     # -- up
 
-    def up(self, name: str, index: int) -> LabHost:
+    def up(self, name: str, index: int, suite: str = rootfs.DEFAULT_SUITE) -> LabHost:
         if os.geteuid() != 0:
             raise LabError("lab hosts need root (network namespaces, mounts, nspawn)")
         if self.get(name) is not None or self.host_dir(name).exists():
             raise LabError(f"lab host {name!r} exists; take it down first")
         network.host_veth(name)  # validates the name length early
+        rootfs.check_suite(suite)
         address = network.host_address(index)
-        base = rootfs.extracted(self.cache)
+        base = rootfs.extracted(self.cache, suite)
         self._ensure_key()
         network.bridge_up()
         where = self.host_dir(name)
@@ -125,7 +128,7 @@ class Lab:
             self._personalise(merged, name, address)
             network.add_host(name, index)
             pid = self._boot(where, merged, name)
-            host = LabHost(name, index, address, pid)
+            host = LabHost(name, index, address, pid, suite)
             (where / "info.json").write_text(json.dumps(host.as_json()))
             self._wait_ssh(host)
             return host
@@ -159,9 +162,14 @@ class Lab:
             *hosts_lines(),
         ]
         (merged / "etc/hosts").write_text("\n".join(lines) + "\n")
+        public_key = Path(f"{self.ssh_key}.pub").read_text()
         authorized = merged / "root/.ssh/authorized_keys"
-        authorized.write_text(Path(f"{self.ssh_key}.pub").read_text())
+        authorized.write_text(public_key)
         authorized.chmod(0o600)
+        user_keys = merged / "home" / rootfs.LAB_USER / ".ssh/authorized_keys"
+        user_keys.write_text(public_key)
+        user_keys.chmod(0o600)
+        os.chown(user_keys, *rootfs.user_ids(merged, rootfs.LAB_USER))
         key = merged / "etc/ssh/ssh_host_ed25519_key"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)])
         public = Path(f"{key}.pub").read_text().split()

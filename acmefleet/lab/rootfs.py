@@ -1,14 +1,18 @@
-"""The shared Debian root filesystem every host starts from, built once and cached.
+"""The shared Debian root filesystems hosts start from, one per suite, built once and cached.
 
 debootstrap (minbase) from the mirror in this machine's apt sources, plus sshd, Python
-and systemd; units that make no sense in a container are masked. The tarball is cached
-under the lab directory, named by a hash of what goes into it.
+and systemd; units that make no sense in a container are masked. Each image has root
+(SSH key only) and a non-root user, LAB_USER, with password-less sudo, as most sites
+reach their hosts. The tarball is cached under the lab directory, named by the suite and
+a hash of what goes into it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +21,12 @@ from pathlib import Path
 from acmefleet.lab.mirror import mirror_urls
 from acmefleet.lab.system import LabError, run
 
-SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")  # Debian 12 and 13
+DEFAULT_SUITE = "bookworm"
+DEBIAN_VERSIONS = {"bookworm": "12", "trixie": "13"}
+LAB_USER = "fleet"
+SUDOERS = f"{LAB_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+SUDOERS_FILE = "etc/sudoers.d/acmefleet-lab"
 PACKAGES = (
     "openssh-server",
     "python3",
@@ -63,24 +72,81 @@ PREFETCHED = (
     "python3-pip",
     "openssl",
 )
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 
-def recipe_hash() -> str:
+def check_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise LabError(f"unknown suite {suite!r}; the lab builds {', '.join(SUITES)}")
+    return suite
+
+
+def recipe_hash(suite: str = DEFAULT_SUITE) -> str:
     recipe = "|".join(
-        [RECIPE_VERSION, SUITE, *PACKAGES, *PREFETCHED, *MASKED_UNITS, SSHD_CONFIG, APT_CONFIG]
+        [
+            RECIPE_VERSION,
+            check_suite(suite),
+            *PACKAGES,
+            *PREFETCHED,
+            *MASKED_UNITS,
+            SSHD_CONFIG,
+            APT_CONFIG,
+            LAB_USER,
+            SUDOERS,
+        ]
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
-def _configure(root: Path) -> None:
+def for_suite(sources: str, suite: str) -> str:
+    """This machine's deb822 sources, comments dropped, every suite renamed to ``suite``.
+
+    ``bookworm``, ``bookworm-updates`` and ``bookworm-security`` become ``trixie``,
+    ``trixie-updates`` and ``trixie-security``: same mirror, same components and keyring.
+    """
+    lines = []
+    for line in sources.splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith("Suites:"):
+            names = [re.sub(r"^[a-z]+(?=$|-)", suite, name) for name in line.split()[1:]]
+            lines.append("Suites: " + " ".join(names))
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _add_user(root: Path) -> None:
+    """LAB_USER with password-less sudo, the drop-in checked by visudo before it counts."""
+    run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", LAB_USER])
+    sudoers = root / SUDOERS_FILE
+    sudoers.write_text(SUDOERS)
+    sudoers.chmod(0o440)
+    run(["chroot", str(root), "visudo", "-c", "-q", "-f", f"/{SUDOERS_FILE}"])
+    home = root / "home" / LAB_USER / ".ssh"
+    home.mkdir(mode=0o700)
+    uid, gid = user_ids(root, LAB_USER)
+    os.chown(home, uid, gid)
+
+
+def user_ids(root: Path, user: str) -> tuple[int, int]:
+    """The uid and gid of ``user`` in the image (not the controller's passwd)."""
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise LabError(f"no user {user!r} in {root}/etc/passwd")
+
+
+def _configure(root: Path, suite: str) -> None:
     sources = Path("/etc/apt/sources.list.d/debian.sources")
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
     if sources.exists():
-        lines = [ln for ln in sources.read_text().splitlines() if not ln.startswith("#")]
-        (root / "etc/apt/sources.list.d/debian.sources").write_text("\n".join(lines) + "\n")
+        (root / "etc/apt/sources.list.d/debian.sources").write_text(
+            for_suite(sources.read_text(), suite)
+        )
     else:
-        (root / "etc/apt/sources.list").write_text(f"deb {mirror_urls()[0]} {SUITE} main\n")
+        (root / "etc/apt/sources.list").write_text(f"deb {mirror_urls()[0]} {suite} main\n")
     (root / "etc/apt/apt.conf.d/90acmefleet-lab").write_text(APT_CONFIG)
     (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/ssh/sshd_config.d/acmefleet-lab.conf").write_text(SSHD_CONFIG)
@@ -90,6 +156,7 @@ def _configure(root: Path) -> None:
     (root / "etc/machine-id").write_text("")
     run(["chroot", str(root), "systemctl", "mask", *MASKED_UNITS], check=False)
     run(["chroot", str(root), "systemctl", "enable", "ssh.service"])
+    _add_user(root)
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
     run(["chroot", str(root), "apt-get", "update", "-q"], timeout=600)
     run(["chroot", str(root), "apt-get", "clean"])
@@ -118,22 +185,22 @@ def _locked(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(cache_dir: Path) -> Path:
-    """The cached rootfs tarball, built now if missing (one to two minutes)."""
-    tarball = cache_dir / f"rootfs-{SUITE}-{recipe_hash()}.tar"
+def build(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
+    """The cached rootfs tarball of ``suite``, built now if missing (a few minutes)."""
+    tarball = cache_dir / f"rootfs-{suite}-{recipe_hash(suite)}.tar"
     if tarball.exists():
         return tarball
     with _locked(cache_dir):
         if tarball.exists():
             return tarball
-        return _build(cache_dir, tarball)
+        return _build(cache_dir, tarball, suite)
 
 
-def _build(cache_dir: Path, tarball: Path) -> Path:
+def _build(cache_dir: Path, tarball: Path, suite: str) -> Path:
     urls = mirror_urls()
     if not urls:
         raise LabError("no Debian mirror in /etc/apt/sources.list(.d); cannot build hosts")
-    work = cache_dir / "rootfs-build"
+    work = cache_dir / f"rootfs-build-{suite}"
     shutil.rmtree(work, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     run(
@@ -141,13 +208,13 @@ def _build(cache_dir: Path, tarball: Path) -> Path:
             "debootstrap",
             "--variant=minbase",
             f"--include={','.join(PACKAGES)}",
-            SUITE,
+            suite,
             str(work),
             urls[0],
         ],
         timeout=1200,
     )
-    _configure(work)
+    _configure(work, suite)
     partial = tarball.with_suffix(".partial")
     run(["tar", "-C", str(work), "--numeric-owner", "-cf", str(partial), "."], timeout=600)
     partial.rename(tarball)
@@ -155,9 +222,9 @@ def _build(cache_dir: Path, tarball: Path) -> Path:
     return tarball
 
 
-def extracted(cache_dir: Path) -> Path:
+def extracted(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
     """The tarball unpacked once, the read-only lower layer of every host's overlay."""
-    tarball = build(cache_dir)
+    tarball = build(cache_dir, suite)
     base = cache_dir / f"{tarball.stem}.d"
     if (base / ".complete").exists():
         return base

@@ -6,16 +6,17 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from acmefleet.lab.fleet import bring_up, inventory_document, write_inventory
 from acmefleet.lab.hosts import Lab, LabHost
+from acmefleet.lab.rootfs import DEFAULT_SUITE, LAB_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
@@ -24,6 +25,17 @@ RECAP = re.compile(
     r"\s+failed=(?P<failed>\d+)",
     re.M,
 )
+
+
+class Spec(NamedTuple):
+    """One lab host of a test fleet: its stack (None: the ACME server), Debian suite and
+    the user Ansible logs in as (the sudo user unless said otherwise)."""
+
+    name: str
+    index: int
+    stack: str | None
+    suite: str = DEFAULT_SUITE
+    user: str = LAB_USER
 
 
 def require_root() -> None:
@@ -71,32 +83,37 @@ def ansible_playbook(
 
 @contextmanager
 def lab_fleet(
-    workdir: Path, hosts: list[tuple[str, int, str | None]], **document: Any
+    workdir: Path, specs: Sequence[Spec | tuple[str, int, str | None]], **document: Any
 ) -> Iterator[tuple[Lab, dict[str, LabHost], Path]]:
-    """Hosts up (first = ACME server), a fleet inventory written; everything down after."""
+    """Hosts up (first = ACME server), a fleet inventory written; everything down after.
+
+    A plain (name, index, stack) is a Debian 12 host reached as the sudo user.
+    """
     require_root()
+    hosts = [Spec(*spec) for spec in specs]
     lab = Lab()
-    for name, _, _ in hosts:
-        lab.down(name)  # leftovers of an interrupted run
+    for spec in hosts:
+        lab.down(spec.name)  # leftovers of an interrupted run
     try:
-        started = {h.name: h for h in bring_up(lab, [(n, i) for n, i, _ in hosts])}
-        server = started[hosts[0][0]]
-        web = [(started[n], stack) for n, _, stack in hosts[1:] if stack is not None]
-        doc = inventory_document(lab, server, web)
+        started = {h.name: h for h in bring_up(lab, [(s.name, s.index, s.suite) for s in hosts])}
+        server = started[hosts[0].name]
+        web = [(started[s.name], s.stack) for s in hosts[1:] if s.stack is not None]
+        users = {s.name: s.user for s in hosts}
+        doc = inventory_document(lab, server, web, users=users)
         for key, value in document.items():
             doc["acme_servers"][0]["vars"][key] = value  # type: ignore[index]
         inventory = write_inventory(workdir / "lab.fleet.yml", doc)
         yield lab, started, inventory
     finally:
-        for name, _, _ in hosts:
-            lab.down(name)
+        for spec in hosts:
+            lab.down(spec.name)
 
 
 def ssh(
-    lab: Lab, host: LabHost, command: str, timeout: float = 120
+    lab: Lab, host: LabHost, command: str, timeout: float = 120, user: str = "root"
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ssh", *lab.ssh_options(), f"root@{host.address}", command],
+        ["ssh", *lab.ssh_options(), f"{user}@{host.address}", command],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -477,12 +477,13 @@ class ScenarioRun:
     def acme_state(self) -> Path:
         return self.ephemeral / "acmefleet"
 
+    def eab_files(self) -> list[Path]:
+        """The credential prepare minted for each host (eab-HOST.json, or eab.json, 0600)."""
+        return sorted([*self.ephemeral.glob("eab-*.json"), *self.ephemeral.glob("eab.json")])
+
     def secrets(self) -> list[str]:
         """Every EAB HMAC key prepare minted (eab.json and the server's record)."""
-        found: list[str] = []
-        eab = self.ephemeral / "eab.json"
-        if eab.exists():
-            found.append(json.loads(eab.read_text())["hmac_key"])
+        found = [json.loads(eab.read_text())["hmac_key"] for eab in self.eab_files()]
         record = self.acme_state / SECRETS_FILE
         if record.exists():
             found.extend(s for s in record.read_text().split() if s)

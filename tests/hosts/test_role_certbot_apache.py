@@ -18,10 +18,10 @@ from tests.hosts.support_acme import ScenarioRun, lab_hosts, scenario_run, ssh
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(3600)]
 
 ROLE = "certbot_apache"
-HOSTS = ("web30",)
+HOSTS = ("web30", "web130")  # Debian 12 and 13 (see the scenario's platforms)
 # Everywhere on the host a leftover credential could be (the temporary certbot config,
 # Ansible's remote temporary files, logs), /etc/letsencrypt included.
-SWEEP = "/etc /root /tmp /var/tmp /var/log /var/lib/letsencrypt /run"
+SWEEP = "/etc /root /home /tmp /var/tmp /var/log /var/lib/letsencrypt /run"
 
 
 def leaks(text: str, secrets: list[str]) -> list[str]:
@@ -46,15 +46,21 @@ def test_molecule_test_passes(run: ScenarioRun) -> None:
 def test_the_hmac_key_is_in_no_output_or_log(run: ScenarioRun) -> None:
     assert run.returncode == 0, run.failure_text()
     secrets = run.secrets()
-    assert secrets, f"prepare wrote no EAB credential under {run.ephemeral}"
-    assert (run.ephemeral / "eab.json").stat().st_mode & 0o777 == 0o600
+    assert len(secrets) == len(HOSTS), f"prepare wrote no EAB per host under {run.ephemeral}"
+    for eab in run.eab_files():
+        assert eab.stat().st_mode & 0o777 == 0o600, eab
     assert not leaks(run.output, secrets), "an HMAC key appeared in the molecule/ansible output"
     server_log = run.server_log()
     assert server_log, "no acmefleet server log"
     assert not leaks(server_log, secrets), "an HMAC key appeared in the acmefleet server log"
     assert "Traceback" not in server_log, server_log[-4000:]
 
-    address = lab_hosts()["web30"]
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_hmac_key_is_nowhere_on_the_host(run: ScenarioRun, host: str) -> None:
+    assert run.returncode == 0, run.failure_text()
+    secrets = run.secrets()
+    address = lab_hosts()[host]
     logs = ssh(
         address, "cat /var/log/letsencrypt/letsencrypt.log*; journalctl --no-pager -o export"
     )

@@ -24,8 +24,8 @@ from tests.hosts.support_acme import ScenarioRun, lab_hosts, scenario_run, ssh
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(3600)]
 
 ROLE = "lego_nginx"
-HOSTS = ("web31",)
-SWEEP = "/etc /root /tmp /var/tmp /var/log /var/lib/lego /var/www /run"
+HOSTS = ("web31", "web131")  # Debian 12 and 13 (see the scenario's platforms)
+SWEEP = "/etc /root /home /tmp /var/tmp /var/log /var/lib/lego /var/www /run"
 
 
 def leaks(text: str, secrets: list[str]) -> list[str]:
@@ -50,15 +50,21 @@ def test_molecule_test_passes(run: ScenarioRun) -> None:
 def test_the_hmac_key_is_in_no_output_or_log(run: ScenarioRun) -> None:
     assert run.returncode == 0, run.failure_text()
     secrets = run.secrets()
-    assert secrets, f"prepare wrote no EAB credential under {run.ephemeral}"
-    assert (run.ephemeral / "eab.json").stat().st_mode & 0o777 == 0o600
+    assert len(secrets) == len(HOSTS), f"prepare wrote no EAB per host under {run.ephemeral}"
+    for eab in run.eab_files():
+        assert eab.stat().st_mode & 0o777 == 0o600, eab
     assert not leaks(run.output, secrets), "an HMAC key appeared in the molecule/ansible output"
     server_log = run.server_log()
     assert server_log, "no acmefleet server log"
     assert not leaks(server_log, secrets), "an HMAC key appeared in the acmefleet server log"
     assert "Traceback" not in server_log, server_log[-4000:]
 
-    address = lab_hosts()["web31"]
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_the_hmac_key_is_nowhere_on_the_host(run: ScenarioRun, host: str) -> None:
+    assert run.returncode == 0, run.failure_text()
+    secrets = run.secrets()
+    address = lab_hosts()[host]
     renew_log = ssh(address, "journalctl --no-pager -o cat -u lego-renew.service")
     assert renew_log.returncode == 0, renew_log.stderr
     assert "Server responded with a certificate" in renew_log.stdout, renew_log.stdout

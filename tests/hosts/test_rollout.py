@@ -19,18 +19,19 @@ import pytest
 
 from acmefleet.console.client import RemoteBackend
 from acmefleet.lab import network
-from tests.hosts.fleetlab import lab_fleet
+from tests.hosts.fleetlab import Spec, lab_fleet
 
 pytestmark = pytest.mark.hosts
 ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
+# Both stacks on Debian 12 and 13; one web host reached as root, the others as the sudo user.
 HOSTS = [
-    ("r4srv", 70, None),
-    ("r4a1", 71, "certbot_apache"),
-    ("r4n1", 72, "lego_nginx"),
-    ("r4a2", 73, "certbot_apache"),
-    ("r4n2", 74, "lego_nginx"),
-    ("r4a3", 75, "certbot_apache"),
-    ("r4bad", 76, "lego_nginx"),
+    Spec("r4srv", 70, None),
+    Spec("r4a1", 71, "certbot_apache"),
+    Spec("r4n1", 72, "lego_nginx", "trixie"),
+    Spec("r4a2", 73, "certbot_apache", "trixie"),
+    Spec("r4n2", 74, "lego_nginx"),
+    Spec("r4a3", 75, "certbot_apache", "bookworm", "root"),
+    Spec("r4bad", 76, "lego_nginx", "trixie"),
 ]
 BLOCK_TABLE = "acmefleet_test_block"
 
@@ -73,8 +74,8 @@ def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
         code, rows, output = rollout(inventory, "--waves", "1,50%,100%", "--max-fail", "1")
         assert code == 1, output[-6000:]
         by_host = {r["host"]: r for r in rows}
-        assert set(by_host) == {n for n, _, stack in HOSTS if stack}, output[-3000:]
-        for name, _, _ in HOSTS[1:-1]:
+        assert set(by_host) == {s.name for s in HOSTS if s.stack}, output[-3000:]
+        for name, *_ in HOSTS[1:-1]:
             assert by_host[name]["status"] == "enrolled", (name, by_host[name], output[-4000:])
             assert by_host[name]["serial"]
         bad = by_host["r4bad"]

@@ -61,9 +61,16 @@ def probe(rc: int, stdout: str = "", stderr: str = "") -> subprocess.CompletedPr
 @pytest.mark.parametrize(
     ("result", "ok", "problem"),
     [
-        (probe(0, "0\n3.11.2\ndebian 12\nsudo-ok\n"), True, None),
+        (probe(0, "0\n3.11.2\ndebian 12\nroot\n"), True, None),
         (probe(0, "1000\n3.11.2\ndebian 12\nsudo-ok\n"), True, None),
-        (probe(0, "1000\n3.11.2\ndebian 12\nno-sudo\n"), False, "neither root"),
+        (probe(0, "1000\n3.13.5\ndebian 13\nsudo-ok\n"), True, None),
+        (probe(0, "1000\n3.11.2\ndebian 12\nno-sudo\n"), False, "sudo is not installed"),
+        (
+            probe(0, "1000\n3.11.2\ndebian 12\nsudo-refused sudo: a password is required\n"),
+            False,
+            "no password-less sudo (sudo -n true: sudo: a password is required)",
+        ),
+        (probe(0, "0\n3.11.2\ndebian 11\nroot\n"), False, "Debian 12 or 13 only"),
         (probe(0, "0\nno-python\ndebian 12\nsudo-ok\n"), False, "no python3"),
         (probe(0, "0\n3.12.3\nubuntu 24.04\nsudo-ok\n"), False, "unsupported OS"),
         (probe(255, stderr="Host key verification failed.\n"), False, "host key"),
