@@ -30,8 +30,10 @@ COLLECTION_FILES = [
     "inventory/group_vars/*.yml",
     "roles/README.md",
     "roles/*/README.md",
-    *(f"roles/*/{part}/**/*" for part in ("defaults", "files", "handlers", "meta", "tasks",
-                                          "templates", "vars")),
+    *(
+        f"roles/*/{part}/**/*"
+        for part in ("defaults", "files", "handlers", "meta", "tasks", "templates", "vars")
+    ),
 ]
 
 

@@ -26,16 +26,18 @@ from pathlib import Path
 import pytest
 
 from acmefleet.config import parse_config
+from tests.support.install_paths import (
+    BIN,
+    ROOT,
+    build_collection,
+    clean_env,
+    galaxy_install,
+    pip_controller,
+    run,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 FINDER = ROOT / "roles" / "acme_server" / "files" / "server_wheel.py"
-# The pip-installed controller's virtualenv is kept per wheel hash: CI machines start
-# clean (about a minute to make it), a developer's second run reuses it.
-VENV_CACHE = Path(
-    os.environ.get("ACMEFLEET_TEST_CACHE", Path.home() / ".cache" / "acmefleet" / "tests")
-)
 LINUX_FLEET = """\
 all:
   children:
@@ -54,44 +56,15 @@ all:
 """
 
 
-def run(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def clean_env(collections: Path, tools: Path) -> dict[str, str]:
-    """No checkout anywhere: no ansible.cfg, no PYTHONPATH, only the given collection path."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ANSIBLE_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")
-    }
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=str(collections),
-        ANSIBLE_NOCOLOR="1",
-        PATH=f"{tools}:/usr/sbin:/usr/bin:/sbin:/bin",
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(wheel, collection tarball), made by scripts/build-collection."""
-    out = tmp_path_factory.mktemp("dist")
-    started = time.monotonic()
-    result = run(
-        [str(ROOT / "scripts" / "build-collection"), str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    print(f"scripts/build-collection: {time.monotonic() - started:.1f} s")
-    wheel, tarball = (Path(line) for line in result.stdout.split())
-    assert wheel.name.startswith("acmefleet-") and wheel.suffix == ".whl"
-    return wheel, tarball
+    return build_collection(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def controller(built: tuple[Path, Path]) -> Path:
+    return pip_controller(built[0])
 
 
 def syntax_check(playbook: str, cwd: Path, env: dict[str, str]) -> str:
@@ -108,10 +81,12 @@ def test_built_collection_holds_the_server_wheel_and_no_development_files(
     wheel, tarball = built
     with tarfile.open(tarball) as archive:
         names = set(archive.getnames())
+        manifest_file = archive.extractfile("MANIFEST.json")
+        assert manifest_file is not None
+        manifest = json.loads(manifest_file.read())
     assert f"roles/acme_server/files/wheels/{wheel.name}" in names
     assert {
         "MANIFEST.json",
-        "galaxy.yml" if "galaxy.yml" in names else "MANIFEST.json",
         "playbooks/enroll.yml",
         "playbooks/acme_server.yml",
         "roles/acme_server/files/server_wheel.py",
@@ -128,7 +103,6 @@ def test_built_collection_holds_the_server_wheel_and_no_development_files(
         or "__pycache__" in n
     ]
     assert dev_only == []
-    manifest = json.loads(tarfile.open(tarball).extractfile("MANIFEST.json").read())  # type: ignore[union-attr]
     assert manifest["collection_info"]["dependencies"] == {"ansible.windows": ">=2.0.0"}
 
 
@@ -142,14 +116,9 @@ def test_built_collection_installs_offline_and_runs_by_fqcn(
     target = tmp_path / "collections"
     env = clean_env(target, BIN)
     started = time.monotonic()
-    installed = run(
-        ["ansible-galaxy", "collection", "install", "--offline", str(tarball), "-p", str(target)],
-        tmp_path,
-        env,
-    )
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert "acmefleet.fleet:0.1.0 was installed successfully" in installed.stdout
-    assert "'ansible.windows:" in installed.stdout and "is already installed" in installed.stdout
+    installed = galaxy_install(tarball, target, BIN, tmp_path)
+    assert "acmefleet.fleet:0.1.0 was installed successfully" in installed
+    assert "'ansible.windows:" in installed and "is already installed" in installed
     root = target / "ansible_collections" / "acmefleet" / "fleet"
     for playbook in ("enroll", "acme_server"):
         out = syntax_check(f"acmefleet.fleet.{playbook}", tmp_path, env)
@@ -157,42 +126,18 @@ def test_built_collection_installs_offline_and_runs_by_fqcn(
     print(f"galaxy install + 2 syntax checks: {time.monotonic() - started:.1f} s")
 
 
-@pytest.fixture(scope="module")
-def pip_controller(built: tuple[Path, Path]) -> Path:
-    """A virtualenv with ``<wheel>[fleet]`` from the machine's configured package index."""
-    wheel, _ = built
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
-    venv = VENV_CACHE / f"controller-{digest}"
-    if (venv / ".complete").exists():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    made = run([sys.executable, "-m", "venv", str(venv)], venv.parent)
-    assert made.returncode == 0, made.stderr
-    pip = run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[fleet]"],
-        venv.parent,
-        timeout=1200,
-    )
-    assert pip.returncode == 0, pip.stdout + pip.stderr[-3000:]
-    (venv / ".complete").write_text(f"{wheel.name}\n")
-    print(f"pip install acmefleet[fleet] into a new virtualenv: {time.monotonic() - started:.1f} s")
-    for old in VENV_CACHE.glob("controller-*"):
-        if old != venv:
-            shutil.rmtree(old, ignore_errors=True)
-    return venv
-
-
 def test_pip_installed_controller_runs_the_playbooks_by_fqcn(
-    pip_controller: Path, tmp_path: Path
+    controller: Path, tmp_path: Path
 ) -> None:
     empty = tmp_path / "no-collections"
     empty.mkdir()
-    env = clean_env(empty, pip_controller / "bin")
+    env = clean_env(empty, controller / "bin")
     site = run(
-        [str(pip_controller / "bin" / "python"), "-c", "import sysconfig; "
-         "print(sysconfig.get_paths()['purelib'])"],
+        [
+            str(controller / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
         tmp_path,
         env,
     ).stdout.strip()
@@ -200,7 +145,7 @@ def test_pip_installed_controller_runs_the_playbooks_by_fqcn(
     for playbook in ("enroll", "acme_server"):
         out = syntax_check(f"acmefleet.fleet.{playbook}", tmp_path, env)
         assert f"{root}/playbooks/{playbook}.yml" in out
-    helped = run([str(pip_controller / "bin" / "acmefleet"), "rollout", "--help"], tmp_path, env)
+    helped = run([str(controller / "bin" / "acmefleet"), "rollout", "--help"], tmp_path, env)
     assert helped.returncode == 0 and "--inventory" in helped.stdout, helped.stderr
     # The orchestrator reads a fleet file through the installed collection's inventory plugin.
     bad = tmp_path / "bad.fleet.yml"
@@ -208,8 +153,7 @@ def test_pip_installed_controller_runs_the_playbooks_by_fqcn(
         "plugin: acmefleet.fleet.fleet\nhosts:\n  - name: w1\n    stack: iis\n"
         "    names: [w1.example.com]\n"
     )
-    refused = run([str(pip_controller / "bin" / "acmefleet"), "rollout", "-i", str(bad)],
-                  tmp_path, env)
+    refused = run([str(controller / "bin" / "acmefleet"), "rollout", "-i", str(bad)], tmp_path, env)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "'stack' must be one of" in refused.stderr
 
@@ -224,8 +168,15 @@ def find_wheel(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return run(
-        [sys.executable, str(FINDER), wheel, project_dir, str(role_dir),
-         str(tmp_path / "cache"), version],
+        [
+            sys.executable,
+            str(FINDER),
+            wheel,
+            project_dir,
+            str(role_dir),
+            str(tmp_path / "cache"),
+            version,
+        ],
         tmp_path,
         env,
     )
@@ -308,8 +259,10 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
         "acme_server_group": "root",
         "acme_server_database_url": f"postgresql+psycopg://acmefleet:{password}@db/acmefleet",
         "acme_server_limits": {"max_connections": 800, "body_seconds": 45},
-        "acme_server_rate_limits": {"new_orders_per_account": "600/3h",
-                                    "pending_authorizations_per_account": "off"},
+        "acme_server_rate_limits": {
+            "new_orders_per_account": "600/3h",
+            "pending_authorizations_per_account": "off",
+        },
         "acme_server_trusted_proxies": ["10.0.0.5", "192.0.2.0/24"],
         "ansible_python_interpreter": sys.executable,
         # Skips the role's restart handler: there is no acmefleet service on this machine.
@@ -327,11 +280,23 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
         extra = tmp_path / "vars.json"
         extra.write_text(json.dumps(values))
         return run(
-            [str(BIN / "ansible-playbook"), "-i", "localhost,", "--diff", "-v", str(playbook),
-             "-e", f"@{extra}"],
+            [
+                str(BIN / "ansible-playbook"),
+                "-i",
+                "localhost,",
+                "--diff",
+                "-v",
+                str(playbook),
+                "-e",
+                f"@{extra}",
+            ],
             ROOT,
-            {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-             "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1"},
+            {
+                **os.environ,
+                "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+                "ANSIBLE_NOCOLOR": "1",
+            },
         )
 
     done = configure(settings)
@@ -352,4 +317,5 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
     assert refused.returncode != 0
     assert password not in refused.stdout + refused.stderr
     # The server's parser refused it: the file on disk is still the good one.
-    assert parse_config(tomllib.loads((data / "config.toml").read_text())).limits.max_connections == 800
+    kept = parse_config(tomllib.loads((data / "config.toml").read_text()))
+    assert kept.limits.max_connections == 800

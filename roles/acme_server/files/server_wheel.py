@@ -68,9 +68,7 @@ def from_checkout(project_dir: Path) -> dict[str, Any] | None:
 def from_wheel(source: str, wheel: Path, cache: Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(wheel) as archive:
-            metadata_name = next(
-                n for n in archive.namelist() if n.endswith(".dist-info/METADATA")
-            )
+            metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
             metadata = email.parser.Parser().parsestr(archive.read(metadata_name).decode())
     except (OSError, zipfile.BadZipFile, StopIteration) as exc:
         fail(f"{wheel} is not a readable wheel: {exc}")
@@ -119,9 +117,23 @@ def from_index(version: str, cache: Path) -> tuple[Path | None, str]:
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads) as work:
         run = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--only-binary=:all:", "--dest", work, f"{PACKAGE}=={version}"],
-            capture_output=True, text=True, timeout=600, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                work,
+                f"{PACKAGE}=={version}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         wheels = sorted(Path(work).glob("*.whl"))
         if run.returncode != 0 or not wheels:
@@ -154,8 +166,11 @@ def main(wheel: str, project_dir: str, role_dir: str, cache_dir: str, version: s
             downloaded, why = from_index(str(wanted), cache)
             tried.append(f"pip download {PACKAGE}=={wanted} failed: {why}")
             if downloaded is None:
-                fail("no acmefleet wheel to deploy: " + "; ".join(tried)
-                     + ". Set acme_server_wheel to an acmefleet wheel file.")
+                fail(
+                    "no acmefleet wheel to deploy: "
+                    + "; ".join(tried)
+                    + ". Set acme_server_wheel to an acmefleet wheel file."
+                )
             result = from_wheel("index", downloaded, cache)
     print(json.dumps(result))
 
