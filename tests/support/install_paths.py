@@ -88,13 +88,18 @@ def clean_env(collections: Path, tools: Path) -> dict[str, str]:
 
 
 def galaxy_install(tarball: Path, target: Path, tools: Path, cwd: Path) -> str:
-    """Install the tarball into ``target`` offline (ansible.windows resolved as installed)."""
+    """Install the tarball into ``target`` offline (ansible.windows resolved as installed).
+
+    --force: a pip-installed acmefleet.fleet of the same version (in site-packages, which
+    Ansible scans) would otherwise count as installed and the tarball be skipped.
+    """
     installed = run(
         [
             str(tools / "ansible-galaxy"),
             "collection",
             "install",
             "--offline",
+            "--force",
             str(tarball),
             "-p",
             str(target),
@@ -103,4 +108,6 @@ def galaxy_install(tarball: Path, target: Path, tools: Path, cwd: Path) -> str:
         clean_env(target, tools),
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "acmefleet.fleet:0.1.0 was installed successfully" in installed.stdout, installed.stdout
+    assert (target / "ansible_collections" / "acmefleet" / "fleet" / "MANIFEST.json").is_file()
     return installed.stdout
