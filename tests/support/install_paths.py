@@ -9,6 +9,7 @@ any path: no ansible.cfg, no PYTHONPATH, only the given collections path.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,13 +49,22 @@ def build_collection(out: Path) -> tuple[Path, Path]:
 
 
 def pip_controller(wheel: Path) -> Path:
-    """A virtualenv with ``<wheel>[fleet]`` installed (dependencies from the package index)."""
+    """A virtualenv with ``<wheel>[fleet]`` installed (dependencies from the package index).
+
+    Made under a lock: an integration and a host test may want the same one at once.
+    """
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
     venv = VENV_CACHE / f"controller-{digest}"
-    if (venv / ".complete").exists():
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    with (VENV_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".complete").exists():
+            _make_controller(wheel, venv)
         return venv
+
+
+def _make_controller(wheel: Path, venv: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     made = run([sys.executable, "-m", "venv", str(venv)], venv.parent)
     assert made.returncode == 0, made.stderr
@@ -69,7 +79,6 @@ def pip_controller(wheel: Path) -> Path:
     for old in VENV_CACHE.glob("controller-*"):
         if old != venv:
             shutil.rmtree(old, ignore_errors=True)
-    return venv
 
 
 def clean_env(collections: Path, tools: Path) -> dict[str, str]:
