@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import stat
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def test_server_from_the_built_collection_and_from_the_pip_controller(tmp_path: 
         assert token and token not in first
 
         base = f"https://{hosts[SERVER].address}:8555"
-        health = httpx.get(f"{base}/health", verify=str(bundle), timeout=30)
+        trust = ssl.create_default_context(cafile=str(bundle))
+        health = httpx.get(f"{base}/health", verify=trust, timeout=30)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         with RemoteBackend(base, token, ca_bundle=bundle) as api:
             assert any(org["name"] for org in api.list_orgs())
@@ -109,5 +111,5 @@ def test_server_from_the_built_collection_and_from_the_pip_controller(tmp_path: 
         assert re.search(rf"{SERVER}\s*: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0", second)
         assert token_file.read_text().strip() == token  # initialised once, not again
         assert token not in second
-        health = httpx.get(f"{base}/health", verify=str(bundle), timeout=30)
+        health = httpx.get(f"{base}/health", verify=trust, timeout=30)
         assert health.status_code == 200
