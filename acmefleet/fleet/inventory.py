@@ -10,7 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+
+def _collection_location() -> tuple[Path, Path]:
+    """(collection root, the directory holding its ansible_collections/ tree).
+
+    In a checkout the repository root is the collection (made importable by FQCN through
+    .collections/); in an installed wheel the collection sits beside this package, as
+    site-packages/ansible_collections/acmefleet/fleet (see setup.py).
+    """
+    top = Path(__file__).resolve().parents[2]
+    if (top / "galaxy.yml").is_file():
+        return top, top / ".collections"
+    return top / "ansible_collections" / "acmefleet" / "fleet", top
+
+
+COLLECTION_ROOT, COLLECTIONS_PATH = _collection_location()
 STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
 
 
@@ -48,10 +62,10 @@ class Fleet:
 
 
 def collection_environment() -> dict[str, str]:
-    """Ansible settings that make this checkout's collection and plugins usable anywhere."""
+    """Ansible settings that make this collection (checkout or installed) usable anywhere."""
     return {
         "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTION_ROOT / ".collections"),
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
         "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),
         "ANSIBLE_INVENTORY_ENABLED": "acmefleet.fleet.fleet,ansible.builtin.yaml,"
         "ansible.builtin.ini,ansible.builtin.host_list",

@@ -383,7 +383,7 @@ def _winrm_protocol(group: str, tmp_path: Path) -> tuple[winrm.Protocol, Any]:
     resolved: dict[str, Any] = {}
     for key, value in raw.items():
         resolved[key] = (
-            value.replace("{{ playbook_dir }}", str(tmp_path)).replace(
+            value.replace("{{ inventory_dir }}", str(tmp_path)).replace(
                 "{{ vault_winrm_password }}", "not-a-real-password"
             )
             if isinstance(value, str)
