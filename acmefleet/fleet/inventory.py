@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
+from acmefleet.fleet import stacks
+
+COLLECTION_ROOT = stacks.COLLECTION_ROOT
+# The stack names (also the inventory groups), from the registry meta/stacks.yml.
+STACKS = stacks.names()
 
 
 class InventoryError(ValueError):
@@ -33,7 +36,8 @@ class FleetHost:
 
     @property
     def is_windows(self) -> bool:
-        return self.stack.startswith("win_")
+        registered = stacks.get(self.stack)
+        return registered is not None and registered.is_windows
 
 
 @dataclass(frozen=True)

@@ -497,13 +497,13 @@ def run_step(
     variables.write_text(
         json.dumps(
             {
-                "lego_nginx_server": server.directory("private"),
-                "lego_nginx_ca_bundle": str(server.ca_bundle),
+                "acmefleet_directory_url": server.directory("private"),
+                "acmefleet_ca_bundle": str(server.ca_bundle),
                 "lego_nginx_ca_file": str(ca_file),
-                "lego_nginx_names": STEP_NAMES,
-                "lego_nginx_email": CONTACT,
-                "lego_nginx_eab_kid": eab[0],
-                "lego_nginx_eab_hmac_key": eab[1],
+                "acmefleet_names": STEP_NAMES,
+                "acmefleet_email": CONTACT,
+                "acmefleet_eab_kid": eab[0],
+                "acmefleet_eab_hmac_key": eab[1],
                 "lego_nginx_path": str(path),
                 "lego_nginx_webroot": str(webroot),
                 "ansible_python_interpreter": "/usr/bin/python3",
