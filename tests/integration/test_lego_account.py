@@ -461,7 +461,7 @@ STEP_PLAYBOOK = """---
     - {role}/defaults/main.yml
     - {role}/vars/main.yml
   handlers:
-    - name: Reload nginx
+    - name: Reload nginx (lego_nginx)
       ansible.builtin.debug:
         msg: nginx would reload
   tasks:
@@ -482,8 +482,8 @@ def run_step(
 ) -> subprocess.CompletedProcess[str]:
     """roles/lego_nginx/tasks/{state,certificate}.yml with this server (private endpoint).
 
-    nginx is not touched: the play's own "Reload nginx" handler only prints. The CA bundle
-    is copied to a ``.crt`` (the role's LEGO_CA_CERTIFICATES file).
+    nginx is not touched: the play's own "Reload nginx (lego_nginx)" handler only prints. The CA
+    bundle is copied to a ``.crt`` (the role's LEGO_CA_CERTIFICATES file).
     """
     role = Path(__file__).resolve().parents[2] / "roles" / "lego_nginx"
     playbook = workdir / "certificate-step.yml"

@@ -119,6 +119,21 @@ def test_role_readme_documents_exactly_the_step_tags(stack: stacks.Stack) -> Non
     assert tags == documented
 
 
+def test_handler_names_are_unique_across_stack_roles() -> None:
+    """One play includes every Linux stack role: a notified name must reach its own role's handler.
+
+    (A certbot_nginx host once ran lego_nginx's "Reload nginx", whose condition reads a fact
+    only lego_nginx sets.)
+    """
+    seen: dict[str, str] = {}
+    for stack in LINUX:
+        handlers = _yaml(_role_dir(stack) / "handlers" / "main.yml") or []
+        for handler in handlers:
+            for name in [handler["name"], *([handler["listen"]] if "listen" in handler else [])]:
+                assert name not in seen, f"handler {name!r} in {stack.name} and {seen[name]}"
+                seen[name] = stack.name
+
+
 @pytest.mark.parametrize("stack", WINDOWS, ids=lambda s: s.name)
 def test_windows_account_check_is_shared(stack: stacks.Stack) -> None:
     text = (_role_dir(stack) / "tasks" / "account.yml").read_text()
