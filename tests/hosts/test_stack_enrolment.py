@@ -11,6 +11,7 @@ module in order:
 3. ``--check`` on the enrolled hosts: no change.
 4. the endpoint changes (private -> public): each host gets a fresh credential, a new account
    with the public endpoint and a certificate from the public CA; the run after changes nothing.
+5. lego's e-mail changes: a fresh credential and a new account, which the renewal unit uses.
 """
 
 from __future__ import annotations
@@ -170,3 +171,25 @@ def test_an_endpoint_change_gets_a_fresh_credential_account_and_certificate(flee
     assert again.rc == 0, again.output[-8000:]
     assert all(again.changed()[name] == 0 for name, _ in web_hosts()), again.output[-8000:]
     assert len(fleet.eabs()) == len(eabs)
+
+
+def test_a_lego_email_change_gets_a_fresh_credential_and_account(fleet: Fleet) -> None:
+    """lego keys its account by e-mail too: the renewal must not go on with the old one."""
+    document = yaml.safe_load(fleet.inventory.read_text())
+    for host in document["hosts"]:
+        if host["name"] == "s5lego":
+            host["email"] = "web@lab.example"
+    fleet.inventory.write_text(yaml.safe_dump(document, sort_keys=False))
+    eabs_before = fleet.eabs()
+    accounts_before = {a["id"] for a in fleet.api.list_accounts()}
+    run = fleet.enroll("--limit", "s5lego")
+    assert run.rc == 0, run.output[-8000:]
+    minted = [e for e in fleet.eabs() if e not in eabs_before and e["status"] == "bound"]
+    assert len(minted) == 1, fleet.eabs()
+    new_accounts = [a for a in fleet.api.list_accounts() if a["id"] not in accounts_before]
+    assert len(new_accounts) == 1 and "mailto:web@lab.example" in str(new_accounts[0]["contact"])
+    unit = ssh(fleet.lab, fleet.hosts["s5lego"], "cat /etc/systemd/system/lego-renew.service")
+    assert "--email web@lab.example" in unit.stdout, unit.stdout
+    again = fleet.enroll("--limit", "s5lego")
+    assert again.rc == 0, again.output[-8000:]
+    assert again.changed()["s5lego"] == 0, again.output[-8000:]
