@@ -27,7 +27,7 @@ DEMO_DIR = Path("/var/lib/acmefleet/demo")
 DEFAULT_STACKS = ("certbot_apache", "lego_nginx")
 DemoHost = tuple[str, int, str | None]  # name, lab index, stack (None: the ACME server)
 SERVER: DemoHost = ("demo-acme", 100, None)
-# The first demo's host names are kept; other stacks get demo-<stack> from index 103 on.
+# The first demo's host names are kept; other stacks get demo-s<index> from index 103 on.
 _NAMED = {"certbot_apache": ("demo-apache", 101), "lego_nginx": ("demo-nginx", 102)}
 Echo = Callable[[str], None]
 
@@ -44,7 +44,9 @@ def demo_hosts(chosen: tuple[str, ...] = DEFAULT_STACKS) -> tuple[DemoHost, ...]
         raise RuntimeError(f"demo: no Linux stack {', '.join(unknown)} (known: {', '.join(linux)})")
     hosts = [SERVER]
     for name in dict.fromkeys(chosen):
-        host, index = _NAMED.get(name, (f"demo-{name.replace('_', '-')}", 103 + linux.index(name)))
+        # Lab host names have at most 11 characters: the others are named by their index.
+        index = 103 + linux.index(name)
+        host, index = _NAMED.get(name, (f"demo-s{index}", index))
         hosts.append((host, index, name))
     return tuple(hosts)
 

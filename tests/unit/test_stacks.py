@@ -177,3 +177,16 @@ def test_is_windows_follows_the_registry() -> None:
     for stack in REGISTRY.values():
         host = inventory.FleetHost("h", "10.0.0.1", stack.name, ("h.example",), "private", "o")
         assert host.is_windows == stack.is_windows
+
+
+def test_demo_can_enrol_every_linux_stack() -> None:
+    from acmefleet.fleet import rollout_demo
+
+    every = rollout_demo.demo_hosts(tuple(s.name for s in LINUX))
+    assert [stack for _, _, stack in every[1:]] == [s.name for s in LINUX]
+    names = [name for name, _, _ in every]
+    indexes = [index for _, index, _ in every]
+    assert len(set(names)) == len(names) and len(set(indexes)) == len(indexes)
+    assert all(len(name) <= 11 for name in names), names  # the lab's limit on host names
+    with pytest.raises(RuntimeError, match="no Linux stack"):
+        rollout_demo.demo_hosts(("win_acme_iis",))
