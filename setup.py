@@ -25,6 +25,7 @@ COLLECTION_FILES = [
     "playbooks/tasks/*.yml",
     "plugins/README.md",
     "plugins/*/*.py",
+    "plugins/*/*.yml",
     "inventory/README.md",
     "inventory/*.yml",
     "inventory/group_vars/*.yml",

@@ -165,8 +165,23 @@ def server_run(
     show_default=True,
     help="With --local: keep the server running after the demo.",
 )
-def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, wait: bool) -> None:
-    """A real roll-out on three local test hosts (ACME server, Apache+Certbot, Nginx+Lego)."""
+@click.option(
+    "--stack",
+    "stack_names",
+    multiple=True,
+    help="A Linux stack of meta/stacks.yml to enrol one host of (repeatable; default: "
+    "certbot_apache and lego_nginx), e.g. --stack certbot_nginx.",
+)
+def demo(
+    down: bool,
+    local: bool,
+    data_dir: Path,
+    listen: str,
+    pki_listen: str,
+    wait: bool,
+    stack_names: tuple[str, ...],
+) -> None:
+    """A real roll-out on local test hosts (ACME server, Apache+Certbot, Nginx+Lego)."""
     if local:
         from acmefleet.server_demo import run_demo
 
@@ -186,6 +201,7 @@ def demo(down: bool, local: bool, data_dir: Path, listen: str, pki_listen: str, 
         if down:
             rollout_demo.down(Lab(), click.echo)
             return
-        sys.exit(rollout_demo.run(Console(width=None if sys.stdout.isatty() else 160), click.echo))
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        sys.exit(rollout_demo.run(console, click.echo, stack_names))
     except _expected_errors(LabError, RuntimeError) as exc:
         fail(str(exc))

@@ -10,22 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acmefleet.fleet import stacks
+from acmefleet.fleet.collection import COLLECTION_ROOT, COLLECTIONS_PATH
 
-def _collection_location() -> tuple[Path, Path]:
-    """(collection root, the directory holding its ansible_collections/ tree).
-
-    In a checkout the repository root is the collection (made importable by FQCN through
-    .collections/); in an installed wheel the collection sits beside this package, as
-    site-packages/ansible_collections/acmefleet/fleet (see setup.py).
-    """
-    top = Path(__file__).resolve().parents[2]
-    if (top / "galaxy.yml").is_file():
-        return top, top / ".collections"
-    return top / "ansible_collections" / "acmefleet" / "fleet", top
-
-
-COLLECTION_ROOT, COLLECTIONS_PATH = _collection_location()
-STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
+# The stack names (also the inventory groups), from the registry meta/stacks.yml.
+STACKS = stacks.names()
 
 
 class InventoryError(ValueError):
@@ -47,7 +36,8 @@ class FleetHost:
 
     @property
     def is_windows(self) -> bool:
-        return self.stack.startswith("win_")
+        registered = stacks.get(self.stack)
+        return registered is not None and registered.is_windows
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,10 @@ class Rollout:
             if error is None and not seen.is_good(host.names, 0, now):
                 error = f"verification: {seen.problem or 'names or validity do not match'}"
             if error is None:
+                if kid:
+                    # A host that had an account with its directory already did not use the
+                    # credential minted for it (enroll.yml's own account check): revoke it.
+                    self._revoke_unused(api, kid)
                 self._verified(host, seen, "enrolled", duration=duration, wave=number, eab_kid=kid)
                 progress.host(host.name, "done", f"serial {seen.serial}")
                 continue

@@ -1,8 +1,10 @@
 """``acmefleet demo``: a real roll-out on local test hosts (``--local``: acmefleet.server_demo).
 
-Three disposable Debian hosts (an ACME server, Apache+Certbot, Nginx+Lego) are made with
-the lab harness, described in a fleet inventory, and enrolled by ``acmefleet rollout``;
-then the status table shows what each host serves. ``--down`` removes the hosts.
+Disposable Debian hosts (an ACME server, and one web host per chosen stack: by default
+Apache+Certbot and Nginx+Lego; ``--stack`` picks any Linux stack of the registry
+meta/stacks.yml, e.g. certbot_nginx) are made with the lab harness, described in a fleet
+inventory, and enrolled by ``acmefleet rollout``; then the status table shows what each host
+serves. ``--down`` removes the hosts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from acmefleet.fleet import report
+from acmefleet.fleet import report, stacks
 from acmefleet.fleet.inventory import load_fleet
 from acmefleet.fleet.rollout import Rollout, RolloutOptions
 from acmefleet.fleet.settings import ssh_options
@@ -22,16 +24,38 @@ from acmefleet.lab.fleet import bring_up, host_names, inventory_document, write_
 from acmefleet.lab.hosts import Lab
 
 DEMO_DIR = Path("/var/lib/acmefleet/demo")
-DEMO_HOSTS = (
-    ("demo-acme", 100, None),
-    ("demo-apache", 101, "certbot_apache"),
-    ("demo-nginx", 102, "lego_nginx"),
-)
+DEFAULT_STACKS = ("certbot_apache", "lego_nginx")
+DemoHost = tuple[str, int, str | None]  # name, lab index, stack (None: the ACME server)
+SERVER: DemoHost = ("demo-acme", 100, None)
+# The first demo's host names are kept; other stacks get demo-s<index> from index 103 on.
+_NAMED = {"certbot_apache": ("demo-apache", 101), "lego_nginx": ("demo-nginx", 102)}
 Echo = Callable[[str], None]
 
 
+def linux_stacks() -> list[str]:
+    return [s.name for s in stacks.load().values() if not s.is_windows]
+
+
+def demo_hosts(chosen: tuple[str, ...] = DEFAULT_STACKS) -> tuple[DemoHost, ...]:
+    """The server and one web host per chosen stack (Linux stacks of the registry only)."""
+    linux = linux_stacks()
+    unknown = [name for name in chosen if name not in linux]
+    if unknown:
+        raise RuntimeError(f"demo: no Linux stack {', '.join(unknown)} (known: {', '.join(linux)})")
+    hosts = [SERVER]
+    for name in dict.fromkeys(chosen):
+        # Lab host names have at most 11 characters: the others are named by their index.
+        index = 103 + linux.index(name)
+        host, index = _NAMED.get(name, (f"demo-s{index}", index))
+        hosts.append((host, index, name))
+    return tuple(hosts)
+
+
+DEMO_HOSTS = demo_hosts()
+
+
 def down(lab: Lab, echo: Echo) -> None:
-    for name, _, _ in DEMO_HOSTS:
+    for name, _, _ in demo_hosts(tuple(linux_stacks())):
         if lab.get(name) is not None or lab.host_dir(name).exists():
             lab.down(name)
             echo(f"removed {name}")
@@ -39,10 +63,11 @@ def down(lab: Lab, echo: Echo) -> None:
     state.unlink(missing_ok=True)
 
 
-def run(console: Console, echo: Echo) -> int:
+def run(console: Console, echo: Echo, chosen: tuple[str, ...] = DEFAULT_STACKS) -> int:
+    planned = demo_hosts(chosen or DEFAULT_STACKS)
     lab = Lab()
     existing = {h.name: h for h in lab.list()}
-    wanted = [(n, i) for n, i, _ in DEMO_HOSTS if n not in existing]
+    wanted = [(n, i) for n, i, _ in planned if n not in existing]
     if wanted:
         echo(
             f"starting test hosts: {', '.join(n for n, _ in wanted)} (first run builds the "
@@ -51,7 +76,7 @@ def run(console: Console, echo: Echo) -> int:
     started = {h.name: h for h in bring_up(lab, wanted)}
     hosts = {**existing, **started}
     server = hosts["demo-acme"]
-    web = [(hosts[n], stack) for n, _, stack in DEMO_HOSTS if stack is not None]
+    web = [(hosts[n], stack) for n, _, stack in planned if stack is not None]
     inventory = write_inventory(DEMO_DIR / "lab.fleet.yml", inventory_document(lab, server, web))
     echo(f"inventory: {inventory}")
     options = RolloutOptions(inventory=inventory, waves="1,100%", min_days=30)

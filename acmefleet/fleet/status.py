@@ -10,11 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from acmefleet.fleet import tls
+from acmefleet.fleet import stacks, tls
 from acmefleet.fleet.inventory import Fleet, FleetHost
 from acmefleet.fleet.preflight import ssh_command
 
-RENEWAL_TIMERS = {"certbot_apache": "certbot.timer", "lego_nginx": "lego-renew.timer"}
+# What renews each Linux stack's certificate (a systemd unit), from the registry.
+RENEWAL_TIMERS = {s.name: s.renewal_unit for s in stacks.load().values() if not s.is_windows}
 
 
 @dataclass(frozen=True)

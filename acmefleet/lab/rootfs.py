@@ -61,11 +61,14 @@ KbdInteractiveAuthentication no
 UseDNS no
 """
 APT_CONFIG = 'APT::Install-Recommends "false";\nAcquire::Retries "3";\n'
-# The packages the roles install, kept as .deb files in the image's apt cache.
+# The packages the roles install, kept as .deb files in the image's apt cache: every Linux
+# stack's packages of meta/stacks.yml (tests/unit/test_stacks.py checks; the lab imports
+# nothing of acmefleet, so the list is not read from there), plus the ACME server's.
 PREFETCHED = (
     "apache2",
     "certbot",
     "python3-certbot-apache",
+    "python3-certbot-nginx",
     "nginx",
     "lego",
     "python3-venv",

@@ -11,8 +11,10 @@ short_description: Hosts and their certificate stacks from an acmefleet fleet fi
 description:
   - Reads a YAML fleet file (name ending in C(.fleet.yml) or C(.fleet.yaml)) that lists the
     ACME server host(s) and the web hosts with the stack each runs.
-  - Creates the groups C(acme_servers), C(certbot_apache), C(lego_nginx), C(win_acme_iis),
-    C(win_acme_apache) and C(fleet) (every web host), and sets C(ansible_host),
+  - Creates the groups C(acme_servers), one group per stack of the collection's stack registry
+    (C(meta/stacks.yml), for example C(certbot_apache), C(lego_nginx), C(win_acme_iis),
+    C(win_acme_apache)), C(fleet_linux) and C(fleet_windows) (the stacks of each OS family)
+    and C(fleet) (every web host), and sets C(ansible_host),
     C(acmefleet_stack), C(acmefleet_names), C(acmefleet_endpoint), C(acmefleet_org) and
     C(acmefleet_email) on each host (host entries override the file's C(defaults)).
 version_added: 0.1.0
@@ -66,12 +68,32 @@ hosts:
     names: [web2.lab.example, www.web2.lab.example]
 """
 
+import os
 from typing import Any
 
+import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 
-STACKS = ("certbot_apache", "lego_nginx", "win_acme_iis", "win_acme_apache")
+# The collection's stack registry (plugins/inventory/ -> the collection root -> meta/).
+REGISTRY = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "meta",
+    "stacks.yml",
+)
+
+
+def read_stacks(path: str = REGISTRY) -> dict[str, str]:
+    """Stack name -> OS family (linux, windows), in the registry's order."""
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    entries = (document or {}).get("acmefleet_stacks")
+    if not isinstance(entries, dict) or not entries:
+        raise AnsibleParserError(f"{path}: acmefleet_stacks must be a non-empty mapping")
+    return {str(name): str(entry["os"]) for name, entry in entries.items()}
+
+
+STACKS = tuple(read_stacks())
 HOST_KEYS = {"name", "address", "stack", "names", "endpoint", "org", "email", "vars"}
 
 
@@ -84,8 +106,14 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        for group in ("acme_servers", "fleet", *STACKS):
+        stacks = read_stacks()
+        for group in ("acme_servers", "fleet", *stacks):
             self.inventory.add_group(group)
+        for family in sorted(set(stacks.values())):
+            self.inventory.add_group(f"fleet_{family}")
+            self.inventory.add_child("fleet", f"fleet_{family}")
+        for stack, family in stacks.items():
+            self.inventory.add_child(f"fleet_{family}", stack)
         for name, value in (self.get_option("vars") or {}).items():
             self.inventory.set_variable("all", name, value)
         for index, server in enumerate(self.get_option("acme_servers")):
@@ -124,7 +152,6 @@ class InventoryModule(BaseInventoryPlugin):
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise AnsibleParserError(f"{where} ({name}): 'names' must be a non-empty list")
         self.inventory.add_host(name, group=stack)
-        self.inventory.add_child("fleet", stack)
         if "address" in host:
             self.inventory.set_variable(name, "ansible_host", host["address"])
         self.inventory.set_variable(name, "acmefleet_stack", stack)

@@ -422,6 +422,16 @@ def read_account_uri(account_file: str) -> str | None:
     return uri if isinstance(uri, str) else None
 
 
+def directory_base(server: str) -> str:
+    """The directory URL without its last segment: the prefix of the URLs the server hands out.
+
+    lego keys an account by host:port and e-mail only, so two directories of one server
+    (acmefleet's endpoints ``/acme/<endpoint>/directory``) share ``account.json``; its
+    account URL tells whose it is.
+    """
+    return server.rsplit("/", 1)[0] + "/"
+
+
 def ensure_account(
     *,
     path: str,
@@ -441,8 +451,14 @@ def ensure_account(
         raise RegistrationError("server must be an https directory URL")
     paths = LegoAccountPaths(path, server, email)
     result: dict[str, Any] = {"account_file": paths.account_file, "key_file": paths.key_file}
+    replaced: str | None = None
     if os.path.exists(paths.account_file):
-        return {**result, "changed": False, "account_uri": read_account_uri(paths.account_file)}
+        existing = read_account_uri(paths.account_file)
+        if existing is not None and existing.startswith(directory_base(server)):
+            return {**result, "changed": False, "account_uri": existing}
+        # Another directory's account (the host's endpoint changed): registered anew with a
+        # new key, which lego then uses for this directory.
+        replaced = existing
     if not eab_kid:
         raise RegistrationError("eab_kid is empty")
     hmac_key = decode_hmac_key(eab_hmac_key)
@@ -455,10 +471,15 @@ def ensure_account(
     old_umask = os.umask(0o077)
     try:
         written.makedirs(paths.keys_dir)
-        key_generated = not os.path.exists(paths.key_file)
+        key_generated = replaced is not None or not os.path.exists(paths.key_file)
+        # A replacement's key waits beside the old one until the server took it: a failed
+        # registration leaves the old account whole.
+        key_file = paths.key_file + ".new" if replaced is not None else paths.key_file
         if key_generated:
-            written.write_atomically(paths.key_file, openssl.generate_p256_key())
-        registered = register(http, openssl, paths.key_file, server, email, eab_kid, hmac_key)
+            written.write_atomically(key_file, openssl.generate_p256_key())
+        registered = register(http, openssl, key_file, server, email, eab_kid, hmac_key)
+        if key_file != paths.key_file:
+            os.replace(key_file, paths.key_file)
         written.write_atomically(
             paths.account_file, account_json(email, registered.uri, registered.body)
         )
@@ -480,4 +501,5 @@ def ensure_account(
         "status": registered.body.get("status"),
         "key_generated": key_generated,
         "existing_account": not registered.created,
+        "replaced_account_uri": replaced,
     }

@@ -17,8 +17,12 @@ description:
     C(Account): C(email), C(registration.body) with the server's account object and
     C(registration.uri)) and the account key C(accounts/<host>_<port>/<email>/keys/<email>.key)
     (PEM C(EC PRIVATE KEY), mode 0600, written to a temporary file and renamed)."
-  - Does nothing when C(account.json) exists already (lego has an account for I(server) and
-    I(email)); the EAB credential is then not needed and not used.
+  - Does nothing when C(account.json) exists already and its account URL lies under
+    I(server)'s base (the directory URL without its last segment): lego has an account for
+    I(server) and I(email); the EAB credential is then not needed and not used.
+  - lego keys accounts by host:port and e-mail only, so another directory of the same server
+    (an acmefleet endpoint the host used before) shares the file. Such an account is replaced:
+    a new key (beside the old one until the server accepted it) and a new registration.
   - Reuses an account key lego left without an account (a failed registration) if it is an
     EC P-256 key; fails on any other key.
   - Runs on the managed host with the Python standard library and the C(openssl) binary only
@@ -132,6 +136,11 @@ key_generated:
 existing_account:
   description: The server answered 200 (it had an account for this key already), not 201.
   type: bool
+  returned: when an account was registered
+replaced_account_uri:
+  description:
+    - The URL of another directory's account that account.json held before (none if none).
+  type: str
   returned: when an account was registered
 problem:
   description: The server's problem document (C(type), C(detail), C(status)) on failure.

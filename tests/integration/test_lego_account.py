@@ -461,7 +461,7 @@ STEP_PLAYBOOK = """---
     - {role}/defaults/main.yml
     - {role}/vars/main.yml
   handlers:
-    - name: Reload nginx
+    - name: Reload nginx (lego_nginx)
       ansible.builtin.debug:
         msg: nginx would reload
   tasks:
@@ -482,8 +482,8 @@ def run_step(
 ) -> subprocess.CompletedProcess[str]:
     """roles/lego_nginx/tasks/{state,certificate}.yml with this server (private endpoint).
 
-    nginx is not touched: the play's own "Reload nginx" handler only prints. The CA bundle
-    is copied to a ``.crt`` (the role's LEGO_CA_CERTIFICATES file).
+    nginx is not touched: the play's own "Reload nginx (lego_nginx)" handler only prints. The CA
+    bundle is copied to a ``.crt`` (the role's LEGO_CA_CERTIFICATES file).
     """
     role = Path(__file__).resolve().parents[2] / "roles" / "lego_nginx"
     playbook = workdir / "certificate-step.yml"
@@ -497,13 +497,13 @@ def run_step(
     variables.write_text(
         json.dumps(
             {
-                "lego_nginx_server": server.directory("private"),
-                "lego_nginx_ca_bundle": str(server.ca_bundle),
+                "acmefleet_directory_url": server.directory("private"),
+                "acmefleet_ca_bundle": str(server.ca_bundle),
                 "lego_nginx_ca_file": str(ca_file),
-                "lego_nginx_names": STEP_NAMES,
-                "lego_nginx_email": CONTACT,
-                "lego_nginx_eab_kid": eab[0],
-                "lego_nginx_eab_hmac_key": eab[1],
+                "acmefleet_names": STEP_NAMES,
+                "acmefleet_email": CONTACT,
+                "acmefleet_eab_kid": eab[0],
+                "acmefleet_eab_hmac_key": eab[1],
                 "lego_nginx_path": str(path),
                 "lego_nginx_webroot": str(webroot),
                 "ansible_python_interpreter": "/usr/bin/python3",

@@ -233,7 +233,8 @@ def test_existing_account_and_check_mode_touch_nothing(tmp_path: Path) -> None:
         def __getattr__(self, name: str) -> object:
             raise AssertionError(f"openssl used: {name}")
 
-    server = "https://127.0.0.1:9/acme/private/directory"  # nothing listens: no request made
+    # The directory the account JSON's URL belongs to; nothing listens: no request made.
+    server = "https://localhost:55003/acme/private/directory"
     args = {
         "path": str(tmp_path / "lego"),
         "server": server,
@@ -253,6 +254,33 @@ def test_existing_account_and_check_mode_touch_nothing(tmp_path: Path) -> None:
         again = reg.ensure_account(**{**args, "eab_hmac_key": "?"}, check_mode=check_mode)
         assert not again["changed"]
         assert again["account_uri"].endswith("/acct/hR0QWfFyz3TfQg7DIHwJVw")
+
+
+def test_another_directorys_account_is_replaced(tmp_path: Path) -> None:
+    """lego shares account.json between endpoints of one server: the other one's is no account."""
+
+    class NoOpenSSL:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"openssl used: {name}")
+
+    args = {
+        "path": str(tmp_path / "lego"),
+        "server": "https://localhost:55003/acme/public/directory",
+        "email": "ops@example.com",
+        "eab_kid": "kid",
+        "eab_hmac_key": b64url_encode(b"k" * 32),
+        "ca_file": None,
+        "openssl": NoOpenSSL(),
+    }
+    account = Path(reg.LegoAccountPaths(args["path"], args["server"], args["email"]).account_file)
+    account.parent.mkdir(parents=True)
+    account.write_text(LEGO_491_ACCOUNT_JSON)  # an account of /acme/private/
+    dry = reg.ensure_account(**args, check_mode=True)
+    assert dry["changed"] and dry["account_uri"] is None
+    assert account.read_text() == LEGO_491_ACCOUNT_JSON
+    assert reg.directory_base(args["server"]) == "https://localhost:55003/acme/public/"
+    with pytest.raises(reg.RegistrationError, match="eab_kid is empty"):
+        reg.ensure_account(**{**args, "eab_kid": ""}, check_mode=True)
 
 
 @pytest.mark.parametrize(
