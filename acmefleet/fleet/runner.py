@@ -19,7 +19,8 @@ from typing import Any
 
 import ansible_runner
 
-from acmefleet.fleet.inventory import COLLECTION_ROOT, collection_environment
+from acmefleet.fleet.collection import COLLECTION_ROOT
+from acmefleet.fleet.inventory import collection_environment
 
 PLAYBOOKS = COLLECTION_ROOT / "playbooks"
 ProgressFn = Callable[[str, str, str], None]  # (host, event, task)
