@@ -246,7 +246,11 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
     neither the database password nor the rendered file."""
     venv = tmp_path / "venv" / "bin"
     venv.mkdir(parents=True)
-    (venv / "python").symlink_to(sys.executable)  # the template task validates with it
+    # The template task validates with <venv>/bin/python: a wrapper, not a symlink (a symlink
+    # outside the virtualenv would start the base interpreter, without acmefleet).
+    wrapper = venv / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
     data = tmp_path / "data"
     data.mkdir()
     password = "Pw-" + hashlib.sha256(os.urandom(16)).hexdigest()[:20]
