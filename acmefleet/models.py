@@ -44,6 +44,9 @@ class OrgDomain:
     challenge_token: str | None = None
     challenge_started_at: datetime | None = None
     validation_scope: ValidationScope | None = None
+    # The method of the check in progress ("http-01" or "dns"); None with a token: a check
+    # started before the DNS method existed, which was http-01.
+    challenge_method: str | None = None
 
     def is_validated(self, now: datetime) -> bool:
         return self.validated_until is not None and self.validated_until > now

@@ -19,7 +19,8 @@ SCOPE_HELP = (
 def _state(domain: JSON) -> str:
     if domain["validated"]:
         until = short_time(domain["validated_until"])[:10]
-        return f"validated until {until} ({_scope(domain['validation_scope'])})"
+        method = domain["validation_method"]
+        return f"validated by {method} until {until} ({_scope(domain['validation_scope'])})"
     return "not validated"
 
 
@@ -99,7 +100,7 @@ def domain_list(org_ref: str, as_json: bool) -> None:
         time_col("UNTIL", "validated_until"),
         col("METHOD", "validation_method"),
         col("SCOPE", "validation_scope"),
-        col("CHECK PENDING", "validation_in_progress"),
+        col("CHECK PENDING", "check_method"),
     ]
     emit(rows, as_json, lambda: print_table(rows, columns))
 
@@ -128,7 +129,8 @@ def print_domain(item: JSON) -> None:
             ("method", item["validation_method"]),
             ("scope", _scope(item["validation_scope"])),
             ("by", item["validated_by"]),
-            ("check pending", item["validation_in_progress"]),
+            ("check pending", item["check_method"] or "-"),
+            ("check expires", short_time(item["check_expires"])),
         ]
     )
 
@@ -149,31 +151,49 @@ def domain_remove(domain_id: int, as_json: bool) -> None:
 @click.option(
     "--manual", is_flag=True, help="Vouch for the domain yourself (needs --justification)."
 )
-@click.option("--http01", is_flag=True, help="Start an http-01 control check (then 'check').")
+@click.option(
+    "--http01",
+    is_flag=True,
+    help="Start an http-01 control check (then 'check'); validates the name only.",
+)
+@click.option(
+    "--dns",
+    is_flag=True,
+    help="Start a DNS control check (then 'check'): a Random Value in a TXT record at "
+    "_acmefleet-challenge.DOMAIN (CA/B BR 3.2.2.4.7); validates the name, its subdomains "
+    "and wildcards.",
+)
 @click.option("--justification", help="Why you vouch for it (kept in the audit log).")
 @click.option("--days", type=DAYS, help="How long a manual validation holds [default: 397].")
-@click.option("--scope", type=SCOPE, help=SCOPE_HELP + " An http-01 check is always exact.")
+@click.option(
+    "--scope",
+    type=SCOPE,
+    help=SCOPE_HELP + " An http-01 check is always exact, a DNS check always subdomains.",
+)
 @connection_options
 @json_option
 def domain_validate(
     domain_id: int,
     manual: bool,
     http01: bool,
+    dns: bool,
     justification: str | None,
     days: int | None,
     scope: str | None,
     as_json: bool,
 ) -> None:
-    """Validate a domain: --manual --justification TEXT [--scope exact|subdomains], or
-    --http01 (prints what to serve; validates the name only)."""
-    if manual == http01:
-        usage_error("give one of --manual or --http01")
+    """Validate a domain: --manual --justification TEXT [--scope exact|subdomains],
+    --http01 (prints what to serve; validates the name only), or --dns (prints the TXT
+    record to create; validates the name, its subdomains and wildcards)."""
+    if manual + http01 + dns != 1:
+        usage_error("give one of --manual, --http01 or --dns")
     if manual and not justification:
         usage_error("--manual needs --justification TEXT")
-    if http01 and (justification or days or scope):
+    if not manual and (justification or days or scope):
         usage_error(
             "--justification, --days and --scope go with --manual only "
-            "(an http-01 check validates the name only)"
+            "(an http-01 check validates the name only, a DNS check also its subdomains "
+            "and wildcards)"
         )
     with open_backend() as backend:
         if manual:
@@ -181,6 +201,8 @@ def domain_validate(
             done = backend.validate_manually(
                 domain_id, justification=justification, days=days or 397, scope=scope or "exact"
             )
+        elif dns:
+            done = backend.start_dns(domain_id)
         else:
             done = backend.start_http01(domain_id)
     if manual:
@@ -190,12 +212,25 @@ def domain_validate(
 
 
 def _print_pending(domain_id: int, pending: JSON) -> None:
-    click.echo(f"http-01 check started for {pending['domain']}; serve this content:")
-    print_record(
-        [
+    if pending["method"] == "dns":
+        click.echo(f"DNS check started for {pending['domain']}; create this TXT record:")
+        rows = [
+            ("name", pending["record_name"]),
+            ("type", pending["record_type"]),
+            ("value", pending["random_value"]),
+        ]
+    else:
+        click.echo(f"http-01 check started for {pending['domain']}; serve this content:")
+        rows = [
             ("URL", pending["url"]),
             ("content", pending["expected_content"]),
             ("token", pending["token"]),
+        ]
+    print_record(
+        [
+            *rows,
+            ("expires", short_time(pending["expires"])),
+            ("scope once checked", _scope(pending["scope"])),
         ]
     )
     click.echo(f"then run: acmefleet admin domain check {domain_id}")
@@ -206,7 +241,8 @@ def _print_pending(domain_id: int, pending: JSON) -> None:
 @connection_options
 @json_option
 def domain_check(domain_id: int, as_json: bool) -> None:
-    """Run the started http-01 check: the domain is validated if its server answers right."""
+    """Run the started check (http-01 or DNS): the domain is validated if it shows the
+    value (its web server serves the content, or its TXT record holds the Random Value)."""
     with open_backend() as backend:
         done = backend.check_domain(domain_id)
     emit(done, as_json, lambda: click.echo(f"{done['name']} is {_state(done)}"))

@@ -174,6 +174,9 @@ class LocalBackend:
     def start_http01(self, domain_id: int) -> JSON:
         return self._own_transactions().start_http01(domain_id)
 
+    def start_dns(self, domain_id: int) -> JSON:
+        return self._own_transactions().start_dns(domain_id)
+
     def check_domain(self, domain_id: int) -> JSON:
         return asyncio.run(self._own_transactions().check_domain(domain_id))
 

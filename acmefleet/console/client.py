@@ -325,6 +325,9 @@ class RemoteBackend:
     def start_http01(self, domain_id: int) -> JSON:
         return self._object("POST", f"/domains/{domain_id}/validation", body={"method": "http-01"})
 
+    def start_dns(self, domain_id: int) -> JSON:
+        return self._object("POST", f"/domains/{domain_id}/validation", body={"method": "dns"})
+
     def check_domain(self, domain_id: int) -> JSON:
         return self._object("POST", f"/domains/{domain_id}/validation/check")
 

@@ -3,7 +3,7 @@
 The REST API routes and the CLI's local mode (``acmefleet admin`` on a data directory) both
 call these, so each answer is built once, by the same service functions and the same
 :mod:`views`. The caller owns the transaction: an API request gives one per request, a local
-CLI command one per command. The http-01 domain check steps open their own transactions
+CLI command one per command. The domain check steps (http-01, dns) open their own transactions
 instead, since network I/O runs between them.
 """
 
@@ -23,7 +23,7 @@ from acmefleet.console import (
     views,
 )
 from acmefleet.console.context import ConsoleContext
-from acmefleet.console.errors import ConsoleError, NotFound
+from acmefleet.console.errors import NotFound
 from acmefleet.store import accounts as account_store
 from acmefleet.store import audit as audit_store
 from acmefleet.store import eab as eab_store
@@ -139,11 +139,19 @@ class ConsoleOperations:
         return views.domain(done, now)
 
     def start_http01(self, domain_id: int) -> JSON:
-        """A domain control check begins: what the domain must serve, and where."""
+        """An http-01 check begins: what the domain must serve, and where."""
+        return self.start_check(domain_id, domain_checks.HTTP01)
+
+    def start_dns(self, domain_id: int) -> JSON:
+        """A DNS check (BR 3.2.2.4.7) begins: the TXT record to create, and its expiry."""
+        return self.start_check(domain_id, domain_checks.DNS)
+
+    def start_check(self, domain_id: int, method: str) -> JSON:
         pending = domain_checks.start(
             self.ctx.db,
             self.ctx.clock,
             domain_id,
+            method=domain_checks.parse_method(method),
             http01_port=self.ctx.config.validation.http01_port,
             actor=self.actor,
             source=self.source,
@@ -151,11 +159,14 @@ class ConsoleOperations:
         return views.pending_check(pending)
 
     async def check_domain(self, domain_id: int) -> JSON:
-        validator = self.ctx.validators.get("http-01")
-        if validator is None:
-            raise ConsoleError("http-01 validation is not configured")
+        """Run the check in progress with the server's own validators (the ACME ones)."""
         await domain_checks.check(
-            self.ctx.db, self.ctx.clock, validator, domain_id, actor=self.actor, source=self.source
+            self.ctx.db,
+            self.ctx.clock,
+            self.ctx.validators,
+            domain_id,
+            actor=self.actor,
+            source=self.source,
         )
         with self.ctx.db.read() as conn:
             return self.get_domain(conn, domain_id)

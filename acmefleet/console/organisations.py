@@ -69,7 +69,8 @@ def parse_domain(raw: str) -> tuple[str, str]:
     if value.startswith("*."):
         raise ConsoleError(
             "add the domain itself: it owns its subdomains and wildcards "
-            "(a manual validation with the scope 'subdomains' covers them on public endpoints)"
+            "(a DNS check, or a manual validation with the scope 'subdomains', covers them "
+            "on public endpoints)"
         )
     try:
         return normalise_dns_name(value, allow_wildcard=False), "dns"

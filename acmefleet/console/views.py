@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from acmefleet.config import ServerConfig
+from acmefleet.console import domain_checks
 from acmefleet.console.credentials import MintedCredential
 from acmefleet.console.domain_checks import PendingCheck
 from acmefleet.models import Account, Certificate, EabCredential, Organization, OrgDomain
@@ -37,7 +38,17 @@ def domain(item: OrgDomain, now: datetime) -> dict[str, Any]:
         "validation_scope": item.validation_scope,
         "validated_by": item.validated_by,
         "validation_in_progress": item.challenge_token is not None,
+        # The check in progress: its method ("http-01" or "dns") and when its token or
+        # Random Value stops being accepted (null: none in progress).
+        "check_method": domain_checks.method_of(item) if item.challenge_token else None,
+        "check_expires": _time(_check_expiry(item)),
     }
+
+
+def _check_expiry(item: OrgDomain) -> datetime | None:
+    if item.challenge_token is None or item.challenge_started_at is None:
+        return None
+    return item.challenge_started_at + domain_checks.LIFETIMES[domain_checks.method_of(item)]
 
 
 def delegation(item: Delegation) -> dict[str, Any]:
@@ -90,10 +101,21 @@ def minted_credential(minted: MintedCredential) -> dict[str, Any]:
 
 
 def pending_check(pending: PendingCheck) -> dict[str, Any]:
-    """An http-01 domain control check waiting for the domain to serve its content."""
-    return {
+    """A domain control check waiting for the domain: what to serve (http-01) or the TXT
+    record to create (dns), and until when its token or Random Value is accepted."""
+    common = {
         "domain": pending.domain,
-        "method": "http-01",
+        "method": pending.method,
+        "expires": _time(pending.expires),
+        "scope": domain_checks.SCOPES[pending.method],
+    }
+    if pending.method == domain_checks.DNS:
+        return common | {
+            "record_name": pending.record_name,
+            "record_type": "TXT",
+            "random_value": pending.token,
+        }
+    return common | {
         "token": pending.token,
         "url": pending.url,
         "expected_content": pending.expected_content,

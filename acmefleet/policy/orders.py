@@ -161,7 +161,7 @@ def _identifier_policy(
         raise AcmeError(
             ProblemType.REJECTED_IDENTIFIER,
             f"{identifier.value}: a wildcard on this endpoint needs dns-01, which it does not "
-            "offer, or its domain validated in the console with the scope 'subdomains'"
+            "offer, or its domain validated in the console by DNS (scope 'subdomains')"
             if identifier.is_wildcard
             else f"{identifier.value}: this endpoint offers no challenge; its domain must be "
             "validated in the console",

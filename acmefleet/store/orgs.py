@@ -39,6 +39,7 @@ def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
         challenge_token=row.challenge_token,
         challenge_started_at=row.challenge_started_at,
         validation_scope=row.validation_scope,
+        challenge_method=row.challenge_method,
     )
 
 
@@ -149,11 +150,18 @@ def clear_validation(conn: Connection, domain_id: int) -> None:
     )
 
 
-def set_challenge(conn: Connection, domain_id: int, token: str | None, at: datetime | None) -> None:
+def set_challenge(
+    conn: Connection,
+    domain_id: int,
+    token: str | None,
+    at: datetime | None,
+    method: str | None = None,
+) -> None:
+    """Start (or, with ``None``s, end) a console check of ``method``."""
     conn.execute(
         update(org_domains)
         .where(org_domains.c.id == domain_id)
-        .values(challenge_token=token, challenge_started_at=at)
+        .values(challenge_token=token, challenge_started_at=at, challenge_method=method)
     )
 
 

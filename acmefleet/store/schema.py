@@ -55,9 +55,12 @@ org_domains = Table(
     # wildcards under it); null when not validated.
     Column("validation_scope", String(16)),
     Column("created_at", UtcDateTime, nullable=False),
-    # A console validation in progress: the token the domain must serve, and since when.
+    # A console validation in progress: the token the domain must serve (http-01) or the
+    # Random Value its TXT record must hold (dns), and since when.
     Column("challenge_token", String(128)),
     Column("challenge_started_at", UtcDateTime),
+    # Its method: "http-01" or "dns" (null: http-01, a check started before 0009).
+    Column("challenge_method", String(16)),
     UniqueConstraint("org_id", "name", name="uq_org_domains_org_name"),
 )
 

@@ -115,7 +115,15 @@ class Dns01Validator:
     async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
         if identifier.type != "dns":
             raise AcmeError(ProblemType.MALFORMED, "dns-01 validates DNS names only")
-        name = record_name(identifier)
+        await self.expect_txt(record_name(identifier), txt_value(key_authorization))
+
+    async def expect_txt(self, name: str, value: str) -> None:
+        """Return if a TXT record at ``name`` (CNAMEs followed) is exactly ``value``; raise
+        ``AcmeError`` (``dns`` or ``unauthorized``) otherwise, within ``deadline``.
+
+        dns-01 asks for its digest at ``_acme-challenge.<name>``; the console's DNS check
+        (BR 3.2.2.4.7) for its Random Value at its own label: the same lookup, limits and
+        errors serve both."""
         seconds = self.deadline.total_seconds()
         try:
             async with asyncio.timeout(seconds):
@@ -125,7 +133,7 @@ class Dns01Validator:
             raise _dns_problem(
                 f"no DNS answer for the TXT record {name} within {seconds:g} s"
             ) from None
-        expected = txt_value(key_authorization).encode("ascii")
+        expected = value.encode("ascii")
         if expected in values:
             return
         raise AcmeError(ProblemType.UNAUTHORIZED, self._mismatch(name, values))

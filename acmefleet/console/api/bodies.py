@@ -20,7 +20,14 @@ class DomainCreate(Body):
 
 
 class Validation(Body):
-    method: Literal["manual", "http-01"]
+    method: Literal["manual", "http-01", "dns"] = Field(
+        description=(
+            "'manual': an administrator's justified validation. 'http-01': start a check of "
+            "a token the domain's web server serves (validates the name only). 'dns': start "
+            "a check of a Random Value in a TXT record at _acmefleet-challenge.<domain> "
+            "(CA/B BR 3.2.2.4.7; validates the name, its subdomains and wildcards)."
+        )
+    )
     justification: str | None = Field(default=None, max_length=1000)
     days: int = Field(default=397, ge=1, le=825)
     scope: Literal["exact", "subdomains"] | None = Field(
@@ -28,7 +35,8 @@ class Validation(Body):
         description=(
             "What the validation covers on public endpoints: 'exact' (the name only, no "
             "wildcard) or 'subdomains' (the name, its subdomains and wildcards under it). "
-            "A manual validation is 'exact' unless asked; http-01 is always 'exact'."
+            "A manual validation is 'exact' unless asked; http-01 is always 'exact', dns "
+            "always 'subdomains'."
         ),
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from acmefleet.console import domain_checks
 from acmefleet.console.api.bodies import DelegationCreate, DomainCreate, OrgCreate, Validation
 from acmefleet.console.api.deps import Ctx, ReadConn, Reader, RowId, Writer
 from acmefleet.console.errors import ConsoleError
@@ -66,9 +67,11 @@ def remove_domain(domain_id: RowId, ops: Writer, ctx: Ctx) -> None:
 
 @router.post("/domains/{domain_id}/validation")
 def validate_domain(domain_id: RowId, body: Validation, ops: Writer, ctx: Ctx) -> dict[str, Any]:
-    """``manual`` records a justified validation of ``scope`` (default ``exact``); ``http-01``
-    starts a control check and returns the token and content the domain must serve before
-    ``validation/check`` (it validates the name only: ``exact``)."""
+    """``manual`` records a justified validation of ``scope`` (default ``exact``). ``http-01``
+    and ``dns`` start a control check and return what the domain must show before
+    ``validation/check``: the token and content its web server serves (http-01, scope
+    ``exact``), or the Random Value its TXT record at ``record_name`` holds (dns, scope
+    ``subdomains``); ``expires`` is when that value stops being accepted."""
     if body.method == "manual":
         with ctx.db.write() as conn:
             return ops.validate_manually(
@@ -78,12 +81,17 @@ def validate_domain(domain_id: RowId, body: Validation, ops: Writer, ctx: Ctx) -
                 days=body.days,
                 scope=body.scope or DEFAULT_MANUAL_SCOPE,
             )
-    if body.scope not in (None, "exact"):
+    proven = domain_checks.SCOPES[body.method]
+    if body.scope not in (None, proven):
         raise ConsoleError(
-            "an http-01 check validates the name only (scope 'exact'); the scope "
-            "'subdomains' needs a manual validation"
+            f"a {body.method} check validates with the scope '{proven}' only"
+            + (
+                " (the name itself): 'subdomains' needs a dns check"
+                if proven == "exact"
+                else " (the name, its subdomains and wildcards)"
+            )
         )
-    return ops.start_http01(domain_id)
+    return ops.start_check(domain_id, body.method)
 
 
 @router.post("/domains/{domain_id}/validation/check")

@@ -36,19 +36,10 @@ def _org_domain(conn: Connection, org_id: int, domain_id: int) -> OrgDomain:
     return domain
 
 
-def _pending_check(ctx: ConsoleContext, domain: OrgDomain, now: datetime) -> dict[str, str] | None:
-    """What the domain must serve for the http-01 check in progress (None: none running)."""
-    token, started = domain.challenge_token, domain.challenge_started_at
-    if token is None or started is None or started + domain_checks.CHECK_LIFETIME <= now:
-        return None
-    port = ctx.config.validation.http01_port
-    host = domain.name if port == 80 else f"{domain.name}:{port}"
-    return {
-        "token": token,
-        "url": f"http://{host}/.well-known/acme-challenge/{token}",
-        "expected_content": domain_checks.expected_content(token),
-        "expires": (started + domain_checks.CHECK_LIFETIME).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+def _pending_check(ctx: ConsoleContext, domain: OrgDomain, now: datetime) -> dict[str, Any] | None:
+    """The check in progress, as the API shows it (None: none running, or it expired)."""
+    found = domain_checks.pending(domain, now, http01_port=ctx.config.validation.http01_port)
+    return views.pending_check(found) if found is not None else None
 
 
 @router.get("/orgs")
@@ -183,8 +174,20 @@ def start_http01(
     return see_other(f"/orgs/{org_id}#domain-{domain_id}")
 
 
+@router.post("/orgs/{org_id}/domains/{domain_id}/dns")
+def start_dns(
+    request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
+) -> Response:
+    """Start a DNS check; the organisation page then shows the TXT record and its expiry."""
+    back_to(request, f"/orgs/{org_id}")
+    with ctx.db.read() as conn:
+        _org_domain(conn, org_id, domain_id)
+    ConsoleOperations(ctx, viewer.actor, src).start_dns(domain_id)
+    return see_other(f"/orgs/{org_id}#domain-{domain_id}")
+
+
 @router.post("/orgs/{org_id}/domains/{domain_id}/check")
-async def check_http01(
+async def check_domain(
     request: Request, org_id: RowId, domain_id: RowId, viewer: Writer, ctx: Ctx, src: Source
 ) -> Response:
     back_to(request, f"/orgs/{org_id}")

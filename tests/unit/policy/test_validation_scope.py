@@ -77,8 +77,34 @@ def _http01(database: Database, account: Account) -> OrgDomain:
     domain = _domain(database, account)
     domain_checks.start(database, clock, domain.id, http01_port=80, actor="t")
     validator = Answers()
-    asyncio.run(domain_checks.check(database, clock, validator, domain.id, actor="t"))
+    asyncio.run(domain_checks.check(database, clock, {"http-01": validator}, domain.id, actor="t"))
     assert validator.asked == [DOMAIN]
+    return _domain(database, account)
+
+
+class TxtFound:
+    """A TXT lookup that finds the Random Value (the console's DNS check then succeeds); the
+    real lookup against Knot is tests/integration/test_console_dns_validation.py."""
+
+    deadline = timedelta(seconds=5)
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    async def expect_txt(self, name: str, value: str) -> None:
+        self.asked.append((name, value))
+
+
+def _dns(database: Database, account: Account) -> OrgDomain:
+    """The console's DNS check of the domain (BR 3.2.2.4.7), start to success."""
+    clock = FixedClock(NOW)
+    domain = _domain(database, account)
+    started = domain_checks.start(
+        database, clock, domain.id, method="dns", http01_port=80, actor="t"
+    )
+    checker = TxtFound()
+    asyncio.run(domain_checks.check(database, clock, {"dns-01": checker}, domain.id, actor="t"))  # type: ignore[dict-item]
+    assert checker.asked == [(f"_acmefleet-challenge.{DOMAIN}", started.token)]
     return _domain(database, account)
 
 
@@ -143,6 +169,26 @@ def test_an_http01_check_covers_exactly_the_name(database: Database) -> None:
     for name in WILDCARDS:
         assert _dns01_only(_order(database, account, name)), name
         assert "subdomains" in _refused(database, account, name).detail
+
+
+def test_a_dns_check_covers_the_name_its_subdomains_and_wildcards(database: Database) -> None:
+    account, _org = _account(database)
+    domain = _dns(database, account)
+    assert (domain.validation_method, domain.validation_scope) == ("dns", "subdomains")
+    assert domain.challenge_token is None and domain.challenge_method is None
+    for name in [DOMAIN, *BELOW, *WILDCARDS]:
+        assert _spared(_order(database, account, name)), name
+        # Even where no challenge could prove a wildcard.
+        assert _spared(_order(database, account, name, HTTP_ONLY)), name
+    assert _challenged(_order(database, account, "badloop.test"))
+
+
+def test_an_http01_check_replaces_a_dns_validation_and_narrows_it(database: Database) -> None:
+    account, _org = _account(database)
+    _dns(database, account)
+    assert _http01(database, account).validation_scope == "exact"
+    assert _challenged(_order(database, account, BELOW[0]))
+    _refused(database, account, WILDCARDS[0])
 
 
 def test_a_manual_validation_is_exact_unless_asked(database: Database) -> None:
@@ -216,7 +262,11 @@ def test_private_endpoints_keep_the_ownership_rule(database: Database) -> None:
 
 
 def _validated(
-    scope: str | None, *, until: timedelta = timedelta(days=1), kind: str = "dns"
+    scope: str | None,
+    *,
+    until: timedelta = timedelta(days=1),
+    kind: str = "dns",
+    method: str = "manual",
 ) -> OrgDomain:
     return OrgDomain(
         1,
@@ -225,7 +275,7 @@ def _validated(
         kind,  # type: ignore[arg-type]
         NOW - timedelta(days=1),
         NOW + until,
-        "manual",
+        method,
         "t",
         validation_scope=scope,  # type: ignore[arg-type]
     )
@@ -252,6 +302,27 @@ def test_validation_coverage_rules(scope: str | None, name: str, covered: bool) 
     assert validation_covers(_validated(scope), identifier, NOW) is covered
     # Ownership ignores the scope: the subtree always belongs to the organisation.
     assert covering_domain([_validated(scope)], identifier) is not None or name == "xloop.test"
+
+
+@pytest.mark.parametrize(
+    ("method", "subtree"),
+    [
+        ("dns", True),
+        ("manual", True),
+        # A row that says "subdomains" on a method that proves one host stays exact.
+        ("http-01", False),
+        ("tls-alpn-01", False),
+        (None, False),
+        ("dns-01", False),
+    ],
+)
+def test_only_a_dns_check_or_a_manual_attestation_covers_a_subtree(
+    method: str | None, subtree: bool
+) -> None:
+    domain = _validated("subdomains", method=method)  # type: ignore[arg-type]
+    assert validation_covers(domain, Identifier("dns", DOMAIN), NOW)
+    for name in [*BELOW, *WILDCARDS]:
+        assert validation_covers(domain, Identifier("dns", name), NOW) is subtree, name
 
 
 def test_expired_validations_and_ip_networks_spare_nothing() -> None:

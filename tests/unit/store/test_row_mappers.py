@@ -50,7 +50,7 @@ def test_org_domain(db: Database, org_id: int) -> None:
         orgs.mark_validated(
             conn, added.id, at=at(4), until=at(5), method="http-01", scope="exact", by="alice"
         )
-        orgs.set_challenge(conn, added.id, "chal-token", at(6))
+        orgs.set_challenge(conn, added.id, "chal-token", at(6), "dns")
     unvalidated = {
         "id": added.id,
         "org_id": org_id,
@@ -63,6 +63,7 @@ def test_org_domain(db: Database, org_id: int) -> None:
         "challenge_token": None,
         "challenge_started_at": None,
         "validation_scope": None,
+        "challenge_method": None,
     }
     assert added.id != org_id
     assert_fields(added, unvalidated)
@@ -80,6 +81,7 @@ def test_org_domain(db: Database, org_id: int) -> None:
             "challenge_token": "chal-token",
             "challenge_started_at": at(6),
             "validation_scope": "exact",
+            "challenge_method": "dns",
         },
     )
     assert_columns(got, row)
