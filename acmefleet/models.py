@@ -6,7 +6,7 @@ Statuses that depend on time or on other objects are derived here, in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from acmefleet.identifiers import Identifier
@@ -21,6 +21,26 @@ Finalization = Literal["none", "processing", "valid", "invalid"]
 # name, every name below it and wildcards under it (a DNS change; or an administrator's word).
 ValidationScope = Literal["exact", "subdomains"]
 VALIDATION_SCOPES: tuple[ValidationScope, ...] = ("exact", "subdomains")
+
+# CA/B BR 4.2.1 (ballot SC-081v3): the longest a domain validation (BR 3.2.2.4) may be reused
+# for an issuance on or after each date; before the first, 398 days.
+DCV_REUSE_SCHEDULE: tuple[tuple[datetime, timedelta], ...] = (
+    (datetime(2029, 3, 15, tzinfo=UTC), timedelta(days=10)),
+    (datetime(2027, 3, 15, tzinfo=UTC), timedelta(days=100)),
+    (datetime(2026, 3, 15, tzinfo=UTC), timedelta(days=200)),
+)
+DCV_REUSE_BEFORE_SCHEDULE = timedelta(days=398)
+# Console validations that are BR 3.2.2.4 methods (the checks the server ran), as opposed to
+# an administrator's manual attestation, which lasts what the administrator gave it.
+BR_CHECK_METHODS = frozenset({"dns", "http-01"})
+
+
+def dcv_reuse_period(at: datetime) -> timedelta:
+    """How long before ``at`` a BR domain validation may have been completed to be reused."""
+    for since, period in DCV_REUSE_SCHEDULE:
+        if at >= since:
+            return period
+    return DCV_REUSE_BEFORE_SCHEDULE
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,14 @@ class OrgDomain:
     challenge_method: str | None = None
 
     def is_validated(self, now: datetime) -> bool:
-        return self.validated_until is not None and self.validated_until > now
+        """Validated at ``now``: before ``validated_until`` and, for a check the server ran
+        (dns, http-01), within the BR reuse period in force at ``now`` (it shrinks over the
+        years, so a validation stored with a longer one stops counting when it does)."""
+        if self.validated_until is None or self.validated_until <= now:
+            return False
+        if self.validation_method in BR_CHECK_METHODS and self.validated_at is not None:
+            return self.validated_at + dcv_reuse_period(now) > now
+        return True
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@ Two methods, each proving what it proves and no more:
   the validation's scope is ``subdomains`` (wildcards included).
 
 A check expires: a token after 7 days, a Random Value after 30 days (the BR's cap on a Random
-Value's use). An expired check cannot complete; the administrator starts a new one, with a
-new value. A failed check leaves the domain as it was (the attempt is audited) so that the
-record can be fixed and checked again within the expiry.
+Value's use). A completed check holds for the BR's domain validation reuse period in force
+(4.2.1: 200 days since 2026-03-15, 100 from 2027-03-15, 10 from 2029-03-15), and counts only
+within the period in force at each issuance (``OrgDomain.is_validated``). An expired check
+cannot complete; the administrator starts a new one, with a new value. A failed check leaves
+the domain as it was (the attempt is audited) so that the record can be fixed and checked
+again within the expiry.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from acmefleet.console.errors import ConsoleError
 from acmefleet.errors import AcmeError
 from acmefleet.identifiers import Identifier
 from acmefleet.jose.b64 import b64url_encode
-from acmefleet.models import OrgDomain, ValidationScope
+from acmefleet.models import OrgDomain, ValidationScope, dcv_reuse_period
 from acmefleet.store import audit
 from acmefleet.store import orgs as org_store
 from acmefleet.store.engine import Database
@@ -175,10 +178,12 @@ async def check(
     *,
     actor: str,
     source: str | None = None,
-    lifetime: timedelta = organisations.DEFAULT_VALIDATION_LIFETIME,
+    lifetime: timedelta | None = None,
 ) -> None:
-    """Run the check in progress; on success the domain is validated until now + lifetime,
-    with the scope its method proves. On failure nothing but the audit log changes."""
+    """Run the check in progress; on success the domain is validated, with the scope its
+    method proves, for ``lifetime`` capped at the BR reuse period in force (4.2.1: 200 days
+    from 2026-03-15, 100 from 2027-03-15, 10 from 2029-03-15; the whole period when no
+    lifetime is given). On failure nothing but the audit log changes."""
     with db.read() as conn:
         domain = organisations.get_domain(conn, domain_id)
     now = clock.now()
@@ -213,6 +218,8 @@ async def check(
             )
         raise ConsoleError(f"{method} validation of {domain.name} failed: {exc.detail}") from exc
     done = clock.now()
+    reuse = dcv_reuse_period(done)
+    holds = reuse if lifetime is None else min(lifetime, reuse)
     with db.write() as conn:
         current = organisations.get_domain(conn, domain.id)
         if (current.challenge_token, current.challenge_method) != (token, domain.challenge_method):
@@ -229,6 +236,6 @@ async def check(
             scope=SCOPES[method],
             actor=actor,
             now=done,
-            lifetime=lifetime,
+            lifetime=holds,
             source=source,
         )

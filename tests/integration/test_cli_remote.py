@@ -412,7 +412,7 @@ def test_organisation_and_domain_writes(world: World) -> None:
     assert manual["validated"] and manual["validation_method"] == "manual"
     assert manual["validated_until"] < validated["validated_until"]
     assert ok_json(second[1])["status"] == "active"
-    fails(second[2], "one of --manual or --http01", code=2)
+    fails(second[2], "one of --manual, --http01 or --dns", code=2)
     local_manual = w.local_json(
         "domain", "validate", str(local_plain["id"]), "--manual", "--justification", "contract 43"
     )
@@ -450,7 +450,9 @@ def test_http01_check_in_both_modes(world: World) -> None:
     )
     assert f"acmefleet admin domain check {remote_id}" in human.stdout
     pending = w.local_json("domain", "validate", str(local_id), "--http01")
-    assert set(pending) == {"domain", "method", "token", "url", "expected_content"}
+    assert set(pending) == {
+        "domain", "method", "token", "url", "expected_content", "scope", "expires"
+    }  # fmt: skip
     responder = Responder(w.server.http01_port)
     try:
         fails(w.run(w.remote("domain", "check", str(remote_id))), "failed", "(HTTP 400)")
@@ -777,7 +779,10 @@ def test_transport_errors(world: World) -> None:
         (("org", "list", "--url", "https://h"), ("no API token for https://h",)),
         (("domain", "show", "0", "--url", "https://h"), ("0 is not in the range",)),
         (("cert", "show", "-Qx", "--url", "https://h"), ("goes after '--'", "-- -Qx")),
-        (("domain", "validate", "1", "--url", "https://h"), ("one of --manual or --http01",)),
+        (
+            ("domain", "validate", "1", "--url", "https://h"),
+            ("one of --manual, --http01 or --dns",),
+        ),
         (
             ("domain", "validate", "1", "--http01", "--scope", "subdomains", "--url", "https://h"),
             ("--scope go with --manual only",),

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from cryptography import x509
 
+from acmefleet.models import dcv_reuse_period
 from tests.support.acme_client import AcmeClient, make_csr, problem_type
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.clients import fetch_crl
@@ -612,6 +613,8 @@ def test_domains(acmefleet: AcmefleetServer, admin: ConsoleApi) -> None:
         "validation_scope": None,
         "validated_by": None,
         "validation_in_progress": False,
+        "check_method": None,
+        "check_expires": None,
     }
     network = admin.add_domain(org["id"], "192.0.2.77/24")
     assert network["name"] == "192.0.2.0/24" and network["kind"] == "ip"
@@ -698,7 +701,10 @@ def test_http01_validation(
         "token": token,
         "url": f"http://http-co.example.org:{acmefleet.http01_port}{path}",
         "expected_content": f"{token}.acmefleet-domain-validation",
+        "scope": "exact",
+        "expires": started["expires"],
     }
+    assert stamp(started["expires"]) - datetime.now(UTC) > timedelta(days=6, hours=23)
     assert ok_json(admin.http.get(f"/domains/{domain['id']}"))["validation_in_progress"]
 
     # Nobody serving the token, then the wrong content: 400, not validated.
@@ -717,7 +723,9 @@ def test_http01_validation(
     assert checked["validation_scope"] == "exact", "http-01 proves this one name"
     assert checked["validated_by"] == "token:api-admin"
     assert checked["validation_in_progress"] is False
-    assert stamp(checked["validated_until"]) - stamp(checked["validated_at"]) == timedelta(days=397)
+    # A check the server ran holds for the BR 4.2.1 reuse period in force (200 days now).
+    reuse = dcv_reuse_period(stamp(checked["validated_at"]))
+    assert stamp(checked["validated_until"]) - stamp(checked["validated_at"]) == reuse
     assert responder.requests.count(path) == 3
     actions = [e["action"] for e in ok_json(admin.http.get("/audit", params={"limit": 4}))]
     assert actions == [

@@ -31,6 +31,7 @@ import pytest
 from playwright.sync_api import Browser
 from sqlalchemy import update
 
+from acmefleet.models import dcv_reuse_period
 from acmefleet.store.schema import org_domains
 from tests.integration.test_console_web import domain_card, login, make_token, submit
 from tests.support.acmefleet_server import ACMEFLEET, AcmefleetServer, checked_acmefleet
@@ -49,6 +50,7 @@ from tests.support.knot import OTHER_ZONE, ZONE, KnotServer
 pytestmark = pytest.mark.integration
 
 LABEL = "_acmefleet-challenge"
+REUSE = dcv_reuse_period(datetime.now(UTC))
 # The console's record for delegated.example.org points into another zone, whose TXT the
 # DNS team's automation updates (a common way to hand out DCV without the main zone's key).
 STATIC_RECORDS = [f"{LABEL}.delegated CNAME dcv-delegated.{OTHER_ZONE}."]
@@ -147,7 +149,8 @@ def test_a_dns_validation_covers_subdomains_and_wildcards(
     checked = ok_json(check(admin, domain["id"]))
     assert checked["validated"] and checked["validation_method"] == "dns"
     assert checked["validation_scope"] == "subdomains"
-    assert near(checked["validated_until"], datetime.now(UTC) + timedelta(days=397))
+    # It holds for the BR 4.2.1 reuse period in force: 200 days from 2026-03-15.
+    assert near(checked["validated_until"], datetime.now(UTC) + REUSE)
     assert checked["check_method"] is None and checked["check_expires"] is None
     [done] = audited(acmefleet, "domain.validate", f"dnsval.{ZONE}")
     assert (done["method"], done["scope"]) == ("dns", "subdomains")
@@ -328,7 +331,7 @@ def test_the_cli_shows_method_scope_and_expiry(
 
     place_txt(knot, f"{LABEL}.{name}", value)
     done = run("domain", "check", str(domain["id"]))
-    until = (datetime.now(UTC) + timedelta(days=397)).strftime("%Y-%m-%d")
+    until = (datetime.now(UTC) + REUSE).strftime("%Y-%m-%d")
     assert done.strip() == (
         f"{name} is validated by dns until {until} (the name, its subdomains and wildcards)"
     )
@@ -370,7 +373,7 @@ def test_the_web_page_shows_method_scope_and_expiry(
         card = domain_card(page, name)
         assert card.locator(".validation-method").inner_text() == "dns"
         assert card.locator(".validation-scope").inner_text() == "subdomains"
-        until = (datetime.now(UTC) + timedelta(days=397)).strftime("%Y-%m-%d")
+        until = (datetime.now(UTC) + REUSE).strftime("%Y-%m-%d")
         assert until in card.locator(".validated-until").inner_text()
         assert f"Covers {name}, its subdomains and wildcards" in card.inner_text()
         assert card.locator(".pending").count() == 0

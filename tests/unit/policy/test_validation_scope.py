@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from acmefleet.console import domain_checks, organisations
 from acmefleet.console.errors import ConsoleError
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
-from acmefleet.models import Account, Order, OrgDomain
+from acmefleet.models import Account, Order, OrgDomain, dcv_reuse_period
 from acmefleet.policy.names import covering_domain, validated_domain, validation_covers
 from acmefleet.policy.orders import Lifetimes, new_order
 from acmefleet.store import orgs as org_store
@@ -181,6 +181,47 @@ def test_a_dns_check_covers_the_name_its_subdomains_and_wildcards(database: Data
         # Even where no challenge could prove a wildcard.
         assert _spared(_order(database, account, name, HTTP_ONLY)), name
     assert _challenged(_order(database, account, "badloop.test"))
+
+
+def test_a_check_holds_for_the_br_reuse_period(database: Database) -> None:
+    """BR 4.2.1 (SC-081): 200 days for a validation completed on 2026-12-01."""
+    account, _org = _account(database)
+    domain = _dns(database, account)
+    assert domain.validated_at == NOW
+    assert domain.validated_until == NOW + timedelta(days=200)
+    assert _http01(database, account).validated_until == NOW + timedelta(days=200)
+
+
+@pytest.mark.parametrize(
+    ("at", "days"),
+    [
+        (datetime(2026, 3, 14, 23, 59, tzinfo=UTC), 398),
+        (datetime(2026, 3, 15, tzinfo=UTC), 200),
+        (datetime(2027, 3, 14, 23, 59, tzinfo=UTC), 200),
+        (datetime(2027, 3, 15, tzinfo=UTC), 100),
+        (datetime(2029, 3, 15, tzinfo=UTC), 10),
+    ],
+)
+def test_the_br_reuse_schedule(at: datetime, days: int) -> None:
+    assert dcv_reuse_period(at) == timedelta(days=days)
+
+
+@pytest.mark.parametrize(
+    ("method", "counts"), [("dns", False), ("http-01", False), ("manual", True)]
+)
+def test_a_checked_validation_stops_counting_when_the_reuse_period_shrinks(
+    method: str, counts: bool
+) -> None:
+    """Stored with 397 days on 2026-12-01; on 2027-04-01 (121 days on) the BR allow 100."""
+    domain = replace(
+        _validated("subdomains", method=method),
+        validated_at=NOW,
+        validated_until=NOW + timedelta(days=397),
+    )
+    assert domain.is_validated(datetime(2027, 3, 14, tzinfo=UTC))
+    later = datetime(2027, 4, 1, tzinfo=UTC)
+    assert domain.is_validated(later) is counts
+    assert (validated_domain([domain], Identifier("dns", DOMAIN), later) is not None) is counts
 
 
 def test_an_http01_check_replaces_a_dns_validation_and_narrows_it(database: Database) -> None:
