@@ -21,7 +21,8 @@ class ConsoleContext:
     config: ServerConfig
     db: Database
     clock: Clock
-    # Validators for the console's own domain control checks (http-01 today).
+    # The ACME side's validators, which the console's own domain checks use too: http-01,
+    # and dns-01's TXT lookup for the DNS check (BR 3.2.2.4.7).
     validators: Mapping[str, ChallengeValidator]
     # Certificate profile name → description, as the endpoints list shows them.
     profile_descriptions: Mapping[str, str]

@@ -4,6 +4,8 @@ real SQLite database, without a server."""
 from __future__ import annotations
 
 import asyncio
+import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -262,3 +264,46 @@ def test_domain_check_without_http01_validator_is_refused(ops: ConsoleOperations
     assert pending["expected_content"] == f"{pending['token']}.acmefleet-domain-validation"
     with pytest.raises(ConsoleError, match="not configured"):
         asyncio.run(ops.check_domain(domain_id))
+
+
+def test_a_dns_check_hands_out_a_random_value_record_and_expiry(ops: ConsoleOperations) -> None:
+    org_id = _org(ops)
+    with ops.ctx.db.write() as conn:
+        domain_id = ops.add_domain(conn, org_id, "zone.example.test")["id"]
+        network_id = ops.add_domain(conn, org_id, "192.0.2.0/24")["id"]
+    pending = ops.start_dns(domain_id)
+    value = pending["random_value"]
+    assert len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) == 32
+    assert pending == {
+        "domain": "zone.example.test",
+        "method": "dns",
+        "scope": "subdomains",
+        "expires": "2026-12-31T12:00:00Z",  # 30 days
+        "record_name": "_acmefleet-challenge.zone.example.test",
+        "record_type": "TXT",
+        "random_value": value,
+    }
+    assert ops.start_dns(domain_id)["random_value"] != value, "a new value at each start"
+    with ops.ctx.db.read() as conn:
+        shown = ops.get_domain(conn, domain_id)
+    assert (shown["check_method"], shown["check_expires"]) == ("dns", "2026-12-31T12:00:00Z")
+    assert shown["validated"] is False
+    # No dns-01 validator in this context: refused, not guessed.
+    with pytest.raises(ConsoleError, match="dns validation is not configured"):
+        asyncio.run(ops.check_domain(domain_id))
+    with pytest.raises(ConsoleError, match="IP networks are not validated by dns"):
+        ops.start_dns(network_id)
+
+
+def test_an_expired_random_value_cannot_complete_a_check(
+    ctx: ConsoleContext, ops: ConsoleOperations
+) -> None:
+    org_id = _org(ops)
+    with ops.ctx.db.write() as conn:
+        domain_id = ops.add_domain(conn, org_id, "late.example.test")["id"]
+    ops.start_dns(domain_id)
+    later = ConsoleOperations(replace(ctx, clock=FixedClock(NOW + timedelta(days=30))), "a")
+    with pytest.raises(ConsoleError, match=r"Random Value .* expired on 2026-12-31 12:00 UTC"):
+        asyncio.run(later.check_domain(domain_id))
+    with ops.ctx.db.read() as conn:
+        assert ops.get_domain(conn, domain_id)["check_method"] == "dns"
