@@ -378,3 +378,36 @@ def test_the_web_page_shows_method_scope_and_expiry(
         assert f"Covers {name}, its subdomains and wildcards" in card.inner_text()
         assert card.locator(".pending").count() == 0
         session.screenshot("dns-validated")
+
+
+def test_a_dns_validation_older_than_the_br_reuse_period_no_longer_counts(
+    acmefleet: AcmefleetServer,
+    admin: ConsoleApi,
+    browser: Browser,
+    knot: KnotServer,
+    org_id: int,
+) -> None:
+    """A validation stored with a longer life (397 days, as before the reuse rule) stops
+    counting once older than the BR 4.2.1 period in force, whatever its validated_until."""
+    name = f"old.{ZONE}"
+    domain = admin.add_domain(org_id, name)
+    value = start_dns(admin, domain["id"])["random_value"]
+    place_txt(knot, f"{LABEL}.{name}", value)
+    assert ok_json(check(admin, domain["id"]))["validated"]
+    now = datetime.now(UTC)
+    with acmefleet.db() as database, database.write() as conn:
+        conn.execute(
+            update(org_domains)
+            .where(org_domains.c.id == domain["id"])
+            .values(validated_at=now - REUSE - timedelta(minutes=1), validated_until=now + REUSE)
+        )
+    shown = ok_json(admin.http.get(f"/domains/{domain['id']}"))
+    assert shown["validated"] is False and shown["validation_method"] == "dns"
+    with acme_account(acmefleet, admin.mint(org_id, "public")) as acme:
+        created = acme.new_order([f"sub.{name}"])
+        assert created.json()["status"] == "pending", created.text
+    with browser_session(browser, acmefleet.base_url) as session:
+        login(session, make_token(acmefleet, "web-dns-old", "admin"))
+        session.goto(f"/console/orgs/{org_id}")
+        state = domain_card(session.page, name).locator(".domain-state").inner_text()
+        assert "is no longer in force: it is older than the BR reuse period" in state

@@ -78,6 +78,9 @@ def show_organisation(request: Request, org_id: RowId, viewer: SignedIn, ctx: Ct
     rows = [
         views.domain(d, now)
         | {"expired": d.validated_until is not None and not d.is_validated(now)}
+        # Before its validated_until, yet out of force: a checked validation older than the
+        # BR reuse period in force now (the period shrinks over the years).
+        | {"lapsed": d.validated_until is not None and d.validated_until > now}
         | {"pending": _pending_check(ctx, d, now)}
         for d in domains
     ]
