@@ -10,8 +10,9 @@ with the server's own dns-01 lookup.
   ``*.<domain>`` and ``sub.<domain>`` needs no challenge and is issued (chain and pkilint
   checked). A CNAME from the record into another zone is followed.
 * An http-01 validation covers exactly its FQDN: ``sub.`` and ``*.`` of it get challenges.
-* A wrong value (an earlier check's), NXDOMAIN and an expired Random Value are each refused
-  with their own message; the database is left as it was (a failed lookup is audited).
+* A wrong value (an earlier check's), NXDOMAIN, SERVFAIL and an expired Random Value are each
+  refused with their own message; the database is left as it was (a failed lookup is audited).
+* A DNS validation older than the BR 4.2.1 reuse period in force no longer counts.
 * The API, the CLI (remote mode, the real executable) and the web page (headless Chromium)
   show each validation's method, scope and expiry, and the check in progress.
 """
@@ -45,7 +46,7 @@ from tests.support.console import (
     error_body,
     ok_json,
 )
-from tests.support.knot import OTHER_ZONE, ZONE, KnotServer
+from tests.support.knot import BROKEN_ZONE, OTHER_ZONE, ZONE, KnotServer
 
 pytestmark = pytest.mark.integration
 
@@ -254,6 +255,17 @@ def test_nxdomain_is_refused(acmefleet: AcmefleetServer, admin: ConsoleApi, org_
     )
     [failed] = audited(acmefleet, "domain.validation.fail", name)
     assert failed["problem"] == "dns"
+
+
+def test_servfail_is_refused(acmefleet: AcmefleetServer, admin: ConsoleApi, org_id: int) -> None:
+    """knotd serves broken.test from a zone file that does not parse: SERVFAIL."""
+    domain = admin.add_domain(org_id, BROKEN_ZONE)
+    start_dns(admin, domain["id"])
+    detail = refused_check(acmefleet, admin, domain["id"])
+    assert detail == (
+        f"dns validation of {BROKEN_ZONE} failed: the DNS resolvers could not answer for the "
+        f"TXT record {LABEL}.{BROKEN_ZONE} (SERVFAIL)"
+    )
 
 
 def test_an_expired_random_value_cannot_complete_a_check(
