@@ -1,4 +1,9 @@
-"""Live progress: a table that updates in a terminal, plain lines otherwise."""
+"""Live progress: a table that updates in a terminal, plain lines otherwise.
+
+Each wave has a progress bar (hosts done / failed / left and an ETA at the pace of the
+hosts already finished): under the table on a terminal, appended to each host's line
+otherwise.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,27 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from acmefleet.fleet.core import eta
+
+# enroll.yml's last task for a host (Linux and Windows plays): once it has run, the host's
+# playbook work is over and only the controller's TLS verification is left. The ETA counts
+# such hosts as finished, so it moves while a wave runs, not only when it ends.
+LAST_TASK = "Read the certificate the web server serves"
+FINISHED = ("done", "failed", "skipped")
+
+
+def bar_text(done: int, failed: int, total: int, seconds: float | None, width: int = 24) -> str:
+    """``━━━━━━────── 3 done · 1 failed · 4 left · ETA 1:20`` (ETA ``?`` until known)."""
+    total = max(total, done + failed)
+    left = total - done - failed
+    filled = round(width * (done + failed) / total) if total else width
+    shown = "?" if seconds is None else f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+    return (
+        "━" * filled
+        + "─" * (width - filled)
+        + f" {done} done · {failed} failed · {left} left · ETA {shown}"
+    )
+
 
 class Progress:
     def __init__(self, console: Console) -> None:
@@ -18,7 +44,9 @@ class Progress:
         self._lock = threading.Lock()
         self._rows: dict[str, tuple[str, str]] = {}
         self._wave = ""
-        self._started: dict[str, float] = {}
+        self._wave_hosts: set[str] = set()
+        self._wave_started = time.monotonic()
+        self._finished: set[str] = set()  # hosts of the wave whose playbook work is over
         self._live: Live | None = None
 
     def __enter__(self) -> Progress:
@@ -39,8 +67,24 @@ class Progress:
             self._live.__exit__(kind, value, trace)
             self._live = None
 
+    def bar(self) -> str:
+        """The current wave's progress bar (its hosts done, failed, left, and an ETA)."""
+        states = [self._rows.get(h, ("", ""))[0] for h in self._wave_hosts]
+        done = sum(state in ("done", "skipped") for state in states)
+        failed = sum(state == "failed" for state in states)
+        finished = len(
+            self._finished | {h for h in self._wave_hosts if self._rows[h][0] in FINISHED}
+        )
+        left = len(self._wave_hosts) - finished
+        seconds = eta(time.monotonic() - self._wave_started, finished, left)
+        return bar_text(done, failed, len(self._wave_hosts), seconds)
+
     def _render(self) -> Table:
-        table = Table(title=self._wave or "acmefleet roll-out", expand=False)
+        table = Table(
+            title=self._wave or "acmefleet roll-out",
+            caption=self.bar() if self._wave_hosts else None,
+            expand=False,
+        )
         table.add_column("host")
         table.add_column("state")
         table.add_column("task / detail", overflow="ellipsis", max_width=70)
@@ -63,9 +107,11 @@ class Progress:
     def wave(self, number: int, total: int, hosts: list[str]) -> None:
         with self._lock:
             self._wave = f"wave {number}/{total}: {len(hosts)} host(s)"
+            self._wave_hosts = set(hosts)
+            self._wave_started = time.monotonic()
+            self._finished = set()
             for host in hosts:
                 self._rows[host] = ("queued", "")
-                self._started[host] = time.monotonic()
             self._refresh()
         self.line(f"wave {number}/{total}: {', '.join(hosts)}")
 
@@ -74,8 +120,9 @@ class Progress:
             previous = self._rows.get(host, ("", ""))[0]
             self._rows[host] = (state, detail)
             self._refresh()
-        if not self.live_mode and state != previous and state in ("failed", "done", "skipped"):
-            self.line(f"  {host}: {state}{' - ' + detail if detail else ''}")
+            bar = f"  [{self.bar()}]" if host in self._wave_hosts else ""
+        if not self.live_mode and state != previous and state in FINISHED:
+            self.line(f"  {host}: {state}{' - ' + detail if detail else ''}{bar}")
 
     def event(self, host: str, kind: str, task: str) -> None:
         state = {
@@ -87,6 +134,8 @@ class Progress:
         with self._lock:
             if self._rows.get(host, ("", ""))[0] == "failed":
                 return
+            if state == "failed" or (kind == "ok" and task.startswith(LAST_TASK)):
+                self._finished.add(host)
             self._rows[host] = (state, task)
             self._refresh()
         if not self.live_mode and state == "failed":
