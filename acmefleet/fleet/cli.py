@@ -17,6 +17,16 @@ def _usage(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _check_bundle(bundle: Path) -> None:
+    """A CA bundle that holds no certificate is a usage error, not a failure on every host."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(bundle))
+    except (ssl.SSLError, OSError) as exc:
+        _usage(f"--ca-bundle {bundle}: no certificate in it ({exc})")
+
+
 @click.command("rollout")
 @click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
 @click.option("--limit", help="Ansible host pattern: only these hosts.")
@@ -125,6 +135,8 @@ def rollout(
         for flag, given in (("--token-file", token_file), ("--ca-bundle", ca_bundle)):
             if given is not None and not given.is_file():
                 _usage(f"{flag} {given}: no such file")
+        if ca_bundle is not None:
+            _check_bundle(ca_bundle)
         if report_json is not None and not report_json.resolve().parent.is_dir():
             _usage(f"--report {report_json}: its directory does not exist")
         options = parse_options(
