@@ -234,13 +234,16 @@ class Rollout:
     def run(self) -> list[HostOutcome]:
         with Progress(self.console) as progress:
             todo = self._to_enrol(progress)
+            # checks the server settings; deploys nothing
+            access = self._check_access(progress) if todo and self.options.check else None
             if todo:
                 ready = self._ready(todo, progress)
-                if self.options.check:
-                    self._check(ready, progress)
+                if access is not None:
+                    self._check(access, ready, progress)
                 elif ready:
                     self._enrol(ready, progress)
-        self.state.save(self.options.state_path)
+        if not self.options.check:  # a dry run leaves the state --resume reads as it was
+            self.state.save(self.options.state_path)
         # with --resume, hosts left out by --limit keep their outcomes (in the report too)
         return list(self.state.hosts.values())
 
@@ -293,9 +296,19 @@ class Rollout:
                 ready.append(host)
         return ready
 
-    def _check(self, ready: list[FleetHost], progress: Progress) -> None:
+    def _check_access(self, progress: Progress) -> ServerAccess:
+        access = self.server_access(progress)
+        if not access.ca_bundle.is_file():
+            # The roles copy the bundle from here to the hosts, in check mode too.
+            raise RolloutError(
+                f"--check: the ACME server's CA bundle {access.ca_bundle} is not on this "
+                "controller yet (the server was never deployed from here): deploy it first "
+                "(playbooks/acme_server.yml), or give --ca-bundle"
+            )
+        return access
+
+    def _check(self, access: ServerAccess, ready: list[FleetHost], progress: Progress) -> None:
         """Dry run: enroll.yml in check mode on the ready hosts; nothing is deployed or minted."""
-        access = self.server_access(progress)  # checks the server settings; deploys nothing
         if not ready:
             return
         progress.wave(1, 1, [h.name for h in ready])
