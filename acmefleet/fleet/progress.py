@@ -11,9 +11,10 @@ import threading
 import time
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from acmefleet.fleet.core import eta
 
@@ -79,19 +80,18 @@ class Progress:
         seconds = eta(time.monotonic() - self._wave_started, finished, left)
         return bar_text(done, failed, len(self._wave_hosts), seconds)
 
-    def _render(self) -> Table:
-        table = Table(
-            title=self._wave or "acmefleet roll-out",
-            caption=self.bar() if self._wave_hosts else None,
-            expand=False,
-        )
+    def _render(self) -> RenderableType:
+        table = Table(title=self._wave or "acmefleet roll-out", expand=False)
         table.add_column("host")
         table.add_column("state")
         table.add_column("task / detail", overflow="ellipsis", max_width=70)
         for host, (state, detail) in sorted(self._rows.items()):
             colour = {"failed": "red", "done": "green", "skipped": "green"}.get(state, "cyan")
             table.add_row(host, f"[{colour}]{state}[/]", detail)
-        return table
+        if not self._wave_hosts:
+            return table
+        # the bar under the table, on one line of its own (a caption wraps at the table's width)
+        return Group(table, Text(self.bar(), no_wrap=True, overflow="ellipsis"))
 
     def _refresh(self) -> None:
         if self._live is not None:
