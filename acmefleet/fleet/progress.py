@@ -52,8 +52,12 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.live_mode:
+            # Rendered at every refresh (4/s), so the ETA counts down between host events.
             self._live = Live(
-                self._render(), console=self.console, refresh_per_second=4, transient=True
+                console=self.console,
+                refresh_per_second=4,
+                transient=True,
+                get_renderable=self._render,
             )
             self._live.__enter__()
         return self
@@ -70,32 +74,29 @@ class Progress:
 
     def bar(self) -> str:
         """The current wave's progress bar (its hosts done, failed, left, and an ETA)."""
-        states = [self._rows.get(h, ("", ""))[0] for h in self._wave_hosts]
+        # Copies first: Live's refresh thread renders this while hosts report (each copy is
+        # one C call under the GIL, so no lock is taken that Live's own lock could cross).
+        rows, hosts, over = dict(self._rows), set(self._wave_hosts), set(self._finished)
+        states = [rows.get(h, ("", ""))[0] for h in hosts]
         done = sum(state in ("done", "skipped") for state in states)
         failed = sum(state == "failed" for state in states)
-        finished = len(
-            self._finished | {h for h in self._wave_hosts if self._rows[h][0] in FINISHED}
-        )
-        left = len(self._wave_hosts) - finished
+        finished = len(over | {h for h in hosts if rows.get(h, ("", ""))[0] in FINISHED})
+        left = len(hosts) - finished
         seconds = eta(time.monotonic() - self._wave_started, finished, left)
-        return bar_text(done, failed, len(self._wave_hosts), seconds)
+        return bar_text(done, failed, len(hosts), seconds)
 
     def _render(self) -> RenderableType:
         table = Table(title=self._wave or "acmefleet roll-out", expand=False)
         table.add_column("host")
         table.add_column("state")
         table.add_column("task / detail", overflow="ellipsis", max_width=70)
-        for host, (state, detail) in sorted(self._rows.items()):
+        for host, (state, detail) in sorted(dict(self._rows).items()):
             colour = {"failed": "red", "done": "green", "skipped": "green"}.get(state, "cyan")
             table.add_row(host, f"[{colour}]{state}[/]", detail)
         if not self._wave_hosts:
             return table
         # the bar under the table, on one line of its own (a caption wraps at the table's width)
         return Group(table, Text(self.bar(), no_wrap=True, overflow="ellipsis"))
-
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._render())
 
     def line(self, text: str) -> None:
         with self._lock:
@@ -112,14 +113,12 @@ class Progress:
             self._finished = set()
             for host in hosts:
                 self._rows[host] = ("queued", "")
-            self._refresh()
         self.line(f"wave {number}/{total}: {', '.join(hosts)}")
 
     def host(self, host: str, state: str, detail: str = "") -> None:
         with self._lock:
             previous = self._rows.get(host, ("", ""))[0]
             self._rows[host] = (state, detail)
-            self._refresh()
             bar = f"  [{self.bar()}]" if host in self._wave_hosts else ""
         if not self.live_mode and state != previous and state in FINISHED:
             self.line(f"  {host}: {state}{' - ' + detail if detail else ''}{bar}")
@@ -137,6 +136,5 @@ class Progress:
             if state == "failed" or (kind == "ok" and task.startswith(LAST_TASK)):
                 self._finished.add(host)
             self._rows[host] = (state, task)
-            self._refresh()
         if not self.live_mode and state == "failed":
             self.line(f"  {host}: failed in {task}")
