@@ -115,9 +115,15 @@ class AwxController:
             raise AwxError(f"AWX has {len(found)} job templates named {reference!r}, not one")
         return int(found[0]["id"])
 
-    def check_template(self, template: int) -> None:
+    def check_template(self, template: int, job_type: str | None = None) -> None:
         """A template that does not prompt for the limit would run on its whole inventory."""
         launch = self._request("GET", f"job_templates/{template}/launch/")
+        if job_type is not None and not launch.get("ask_job_type_on_launch"):
+            # Without the prompt AWX would ignore job_type and run the real enrolment.
+            raise AwxError(
+                f"job template {template} does not prompt for the job type on launch; "
+                f"a {job_type} run cannot be handed to it (enable 'Prompt on launch' for Job Type)"
+            )
         if not launch.get("ask_limit_on_launch"):
             raise AwxError(
                 f"job template {template} does not prompt for the limit on launch; "
@@ -129,14 +135,23 @@ class AwxController:
                 + ", ".join(launch["passwords_needed_to_start"])
             )
 
-    def launch(self, template: int, hosts: list[str], extra_vars: Mapping[str, Any]) -> int:
+    def launch(
+        self,
+        template: int,
+        hosts: list[str],
+        extra_vars: Mapping[str, Any],
+        job_type: str | None = None,
+    ) -> int:
         body: dict[str, Any] = {"limit": ",".join(hosts)}
+        if job_type is not None:
+            body["job_type"] = job_type
         if extra_vars:
             body["extra_vars"] = dict(extra_vars)
         started = self._request("POST", f"job_templates/{template}/launch/", json=body)
         ignored = started.get("ignored_fields") or {}
-        if "limit" in ignored:
-            raise AwxError(f"AWX ignored the limit of job {started.get('job')}; cancel it")
+        for key in ("limit", "job_type"):
+            if key in ignored:
+                raise AwxError(f"AWX ignored the {key} of job {started.get('job')}; cancel it")
         return int(started.get("job") or started["id"])
 
     def follow(self, job: int, progress: ProgressFn | None) -> str:
@@ -202,11 +217,16 @@ class AwxController:
         return reasons
 
     def run_wave(
-        self, hosts: list[str], extra_vars: Mapping[str, Any], progress: ProgressFn | None
+        self,
+        hosts: list[str],
+        extra_vars: Mapping[str, Any],
+        progress: ProgressFn | None,
+        job_type: str | None = None,
     ) -> PlayResult:
+        """One job for the wave; ``job_type="check"`` runs it in check mode."""
         template = self.template_id()
-        self.check_template(template)
-        job = self.launch(template, hosts, extra_vars)
+        self.check_template(template, job_type)
+        job = self.launch(template, hosts, extra_vars, job_type)
         status = self.follow(job, progress)
         return self.host_results(job, hosts, status)
 

@@ -17,18 +17,41 @@ def _usage(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _check_bundle(bundle: Path) -> None:
+    """A CA bundle that holds no certificate is a usage error, not a failure on every host."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(bundle))
+    except (ssl.SSLError, OSError) as exc:
+        _usage(f"--ca-bundle {bundle}: no certificate in it ({exc})")
+
+
 @click.command("rollout")
 @click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
 @click.option("--limit", help="Ansible host pattern: only these hosts.")
 @click.option(
     "--waves",
-    default="1,10%,100%",
-    show_default=True,
-    help="Wave sizes: counts or percentages of the fleet; the first is the canary.",
+    help="Wave sizes: counts or percentages of the fleet; the first is the canary "
+    "[default: 1,10%,100%, or with --resume the resumed run's].",
 )
-@click.option("--max-fail", help="Failures a wave may have (N or P% of the wave); default 0.")
-@click.option("--resume", is_flag=True, help="Continue from the saved state of the last run.")
-@click.option("--check", is_flag=True, help="Verify, preflight and plan; change nothing.")
+@click.option(
+    "--max-fail",
+    help="Failures a wave may have (N or P% of the wave) "
+    "[default: 0, or with --resume the resumed run's].",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last run: hosts it recorded done are left alone, the others go on "
+    "from the wave that stopped it.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Verify, preflight, and run the enrolment in Ansible's check mode: shows what "
+    "would change per host; changes, deploys and mints nothing.",
+)
 @click.option("--server-exists", is_flag=True, help="Do not deploy the ACME server.")
 @click.option(
     "--min-days",
@@ -70,7 +93,7 @@ def _usage(message: str) -> NoReturn:
 def rollout(
     inventory: Path,
     limit: str | None,
-    waves: str,
+    waves: str | None,
     max_fail: str | None,
     resume: bool,
     check: bool,
@@ -93,24 +116,34 @@ def rollout(
     from acmefleet.console.client import ApiError
     from acmefleet.fleet import report
     from acmefleet.fleet.awx import AwxError, AwxSettings
+    from acmefleet.fleet.core import parse_options
     from acmefleet.fleet.inventory import InventoryError
-    from acmefleet.fleet.rollout import Rollout, RolloutError, RolloutOptions
-    from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_sizes
+    from acmefleet.fleet.rollout import RolloutError, load
+    from acmefleet.fleet.state import StateError
+    from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError
 
     console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
+    # Every option is parsed and checked before anything runs: a bad value never reaches
+    # a host, mints nothing and writes no state.
     try:
-        parse_sizes(waves)
         awx = None
         if awx_url or awx_job_template or awx_token_file:
             if not (awx_url and awx_job_template and awx_token_file):
                 _usage("--awx-url, --awx-job-template and --awx-token-file go together")
             awx = AwxSettings(awx_url, awx_token_file, awx_job_template, awx_ca_bundle)
             awx.token()  # a missing or empty token file is a usage error, before anything runs
-        options = RolloutOptions(
-            inventory=inventory,
-            limit=limit,
+        for flag, given in (("--token-file", token_file), ("--ca-bundle", ca_bundle)):
+            if given is not None and not given.is_file():
+                _usage(f"{flag} {given}: no such file")
+        if ca_bundle is not None:
+            _check_bundle(ca_bundle)
+        if report_json is not None and not report_json.resolve().parent.is_dir():
+            _usage(f"--report {report_json}: its directory does not exist")
+        options = parse_options(
+            inventory,
             waves=waves,
             max_fail=max_fail,
+            limit=limit,
             resume=resume,
             check=check,
             deploy_server=not server_exists,
@@ -122,8 +155,16 @@ def rollout(
             ca_bundle=ca_bundle,
             awx=awx,
         )
-        outcomes = Rollout(options, console).run()
-    except (InventoryError, WaveSpecError, BudgetSpecError, RolloutError, AwxError) as exc:
+        planned = load(options, console)  # the inventory and the saved state; no host yet
+        outcomes = planned.run()
+    except (
+        InventoryError,
+        WaveSpecError,
+        BudgetSpecError,
+        RolloutError,
+        AwxError,
+        StateError,
+    ) as exc:
         _usage(str(exc))
     except ApiError as exc:
         _usage(f"ACME server: {exc}")
@@ -149,8 +190,8 @@ def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: 
     """Every host's certificate as served now, and whether renewal is configured."""
     from rich.console import Console
 
+    from acmefleet.fleet.core import RolloutOptions
     from acmefleet.fleet.inventory import InventoryError, load_fleet
-    from acmefleet.fleet.rollout import RolloutOptions
     from acmefleet.fleet.settings import inventory_path_var, ssh_options
     from acmefleet.fleet.status import collect, print_table
 

@@ -33,6 +33,9 @@ def as_json(outcomes: Iterable[HostOutcome]) -> list[dict[str, object]]:
             "duration": round(o.duration, 2) if o.duration is not None else None,
             "wave": o.wave,
             "error": o.error,
+            "changes": o.changes,
+            "would_change": o.would_change,
+            "phases": o.phases,
         }
         for o in sorted(outcomes, key=lambda o: o.host)
     ]
@@ -53,7 +56,7 @@ def print_table(outcomes: Iterable[HostOutcome], console: Console) -> None:
         "issuer",
         "not after",
         "s",
-        "error",
+        "error / would change",
     ):
         table.add_column(column, overflow="fold")
     for o in sorted(outcomes, key=lambda o: o.host):
@@ -66,6 +69,6 @@ def print_table(outcomes: Iterable[HostOutcome], console: Console) -> None:
             o.issuer or "",
             (o.not_after or "")[:10],
             f"{o.duration:.1f}" if o.duration is not None else "",
-            o.error or "",
+            o.error or "; ".join(o.would_change),
         )
     console.print(table)

@@ -8,8 +8,9 @@ What ``Rollout.run()`` does:
    it; if all are, the run ends there;
 2. the others get a parallel preflight (with AWX, left to its job); hosts that fail it are
    reported and spend nothing;
-3. with ``--check``, the server settings are looked up but nothing is deployed, and the
-   hosts that passed preflight are reported as "would-enrol"; the run ends there;
+3. with ``--check``, the server settings are looked up but nothing is deployed, enroll.yml
+   runs in check mode on the hosts that passed preflight (nothing is minted), and they are
+   reported as "would-enrol" with the tasks that would change; the run ends there;
 4. the ACME server is deployed (role acme_server) while the first wave installs its stacks'
    packages (playbooks/prepare.yml): the two slowest steps overlap. With
    ``--server-exists``, or no host in acme_servers, neither runs: the server given by
@@ -20,11 +21,21 @@ What ``Rollout.run()`` does:
    the roll-out, and the hosts of later waves are "not-attempted";
 6. when the run ends, the outcomes are saved (the state ``--resume`` starts from) and
    returned: the command prints them as the report (and writes it as JSON).
+
+With ``--resume``, hosts the saved state records done (for the same names, with at least
+``min_days`` left on the recorded certificate) are left alone without a probe, and the others
+continue in the saved plan from the first wave that still has a host to enrol, with the
+saved ``--waves``/``--max-fail`` unless given again (core.plan_waves). With ``--check``,
+step 3 runs enroll.yml in check mode on the ready hosts and reports what would change.
+
+The decisions are pure functions (core.py); where Ansible runs is a runners.WaveRunner
+(ansible-runner here, or AWX); ``load`` does the I/O that a Rollout starts from.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,44 +44,20 @@ from typing import Any
 from rich.console import Console
 
 from acmefleet.console.client import ApiError, RemoteBackend
-from acmefleet.fleet import tls, waves
-from acmefleet.fleet.awx import AwxController, AwxError, AwxSettings
+from acmefleet.fleet import core, tls
+from acmefleet.fleet.core import RolloutOptions
 from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
-from acmefleet.fleet.preflight import preflight
 from acmefleet.fleet.progress import Progress
 from acmefleet.fleet.runner import PlayResult, run_playbook
+from acmefleet.fleet.runners import AwxRunner, LocalRunner, SshProber, WaveContext, WaveRunner
 from acmefleet.fleet.settings import inventory_path_var, ssh_options
 from acmefleet.fleet.state import HostOutcome, RolloutState
+
+__all__ = ["Rollout", "RolloutError", "RolloutOptions", "ServerAccess", "load"]
 
 
 class RolloutError(RuntimeError):
     """The roll-out cannot start (server, connection settings); exit code 2."""
-
-
-@dataclass
-class RolloutOptions:
-    inventory: Path
-    limit: str | None = None
-    waves: str = "1,10%,100%"
-    max_fail: str | None = None
-    resume: bool = False
-    check: bool = False
-    deploy_server: bool = True
-    state_dir: Path | None = None
-    min_days: int = 30
-    report_json: Path | None = None
-    api_url: str | None = None
-    token_file: Path | None = None
-    ca_bundle: Path | None = None
-    awx: AwxSettings | None = None  # hand each wave to this AWX instead of running it here
-
-    @property
-    def state_path(self) -> Path:
-        return self.directory / "rollout-state.json"
-
-    @property
-    def directory(self) -> Path:
-        return self.state_dir or self.inventory.resolve().parent / ".acmefleet"
 
 
 @dataclass
@@ -94,21 +81,50 @@ class ServerAccess:
         )
 
 
+def load(options: RolloutOptions, console: Console) -> Rollout:
+    """Read what a roll-out starts from: the fleet (ansible-inventory) and, with --resume,
+    the saved state; choose where Ansible runs."""
+    fleet = load_fleet(options.inventory, options.limit)
+    previous = (
+        RolloutState.load(options.state_path, str(options.inventory.resolve()))
+        if options.resume
+        else None
+    )
+    runner: WaveRunner = (
+        AwxRunner(options.awx)
+        if options.awx is not None
+        # Hosts of one inventory share their SSH settings; per-host overrides are rare.
+        else LocalRunner(options.inventory, SshProber(tuple(ssh_options(fleet.hosts[0]))))
+    )
+    planned = Rollout(options, console, fleet, runner, previous)
+    if not (options.deploy_server and fleet.servers):
+        planned.configured_access()  # no server to deploy: its settings must be complete now
+    return planned
+
+
 @dataclass
 class Rollout:
     options: RolloutOptions
     console: Console
-    fleet: Fleet = field(init=False)
+    fleet: Fleet
+    runner: WaveRunner
+    previous: RolloutState | None = None  # the saved state, with --resume
     state: RolloutState = field(init=False)
+    settings: core.Settings = field(init=False)
     prepared: set[str] = field(init=False, default_factory=set)  # packages installed this run
+    phases: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.fleet = load_fleet(self.options.inventory, self.options.limit)
         inventory = str(self.options.inventory.resolve())
-        self.state = (
-            RolloutState.load(self.options.state_path, inventory)
-            if self.options.resume
-            else RolloutState(inventory)
+        self.settings = core.effective_settings(self.options, self.previous)
+        # Hosts this run does not handle keep their saved outcomes (and wave plan).
+        kept = dict(self.previous.hosts) if self.previous else {}
+        self.state = RolloutState(
+            inventory,
+            kept,
+            list(self.previous.plan) if self.previous else [],
+            ",".join(self.settings.waves),
+            str(self.settings.max_fail),
         )
 
     # -- access to the ACME server
@@ -166,6 +182,10 @@ class Rollout:
                     directory / f"{server}-admin-token",
                     directory / f"{server}-ca-bundle.pem",
                 )
+        return self.configured_access()
+
+    def configured_access(self) -> ServerAccess:
+        """The server given by --api-url/--token-file/--ca-bundle or the inventory."""
         api_url = self.options.api_url or self.fleet.all_vars.get("acmefleet_api_url")
         token = self.options.token_file or self._path_var("acmefleet_console_token_file")
         bundle = self.options.ca_bundle or self._path_var("acmefleet_ca_bundle")
@@ -178,8 +198,22 @@ class Rollout:
 
     # -- helpers
 
+    def _phase(
+        self, hosts: Iterable[FleetHost | str], phase: str, start: float, end: float
+    ) -> None:
+        for host in hosts:
+            name = host if isinstance(host, str) else host.name
+            self.phases.setdefault(name, {})[phase] = [round(start, 3), round(end, 3)]
+
     def _outcome(self, host: FleetHost, status: str, **values: Any) -> HostOutcome:
-        outcome = HostOutcome(host.name, host.stack, status, list(host.names), **values)  # type: ignore[arg-type]
+        outcome = HostOutcome(
+            host.name,
+            host.stack,
+            status,  # type: ignore[arg-type]
+            list(host.names),
+            phases=dict(self.phases.get(host.name, {})),
+            **values,
+        )
         self.state.hosts[host.name] = outcome
         return outcome
 
@@ -191,7 +225,7 @@ class Rollout:
             status,
             serial=seen.serial,
             issuer=seen.issuer,
-            not_after=seen.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if seen.not_after else None,
+            not_after=seen.not_after.strftime(core.TIME_FORMAT) if seen.not_after else None,
             **values,
         )
 
@@ -199,64 +233,134 @@ class Rollout:
 
     def run(self) -> list[HostOutcome]:
         with Progress(self.console) as progress:
-            hosts = list(self.fleet.hosts)
-            # Verify first, against the CA bundle a previous run fetched (if any): a fleet
-            # that serves valid certificates everywhere needs no Ansible at all.
-            bundle = self._known_ca_bundle()
-            served = tls.probe_all(hosts, bundle)
-            now = tls.now()
-            todo: list[FleetHost] = []
-            for host in hosts:
-                seen = served[host.name]
-                if seen.is_good(host.names, self.options.min_days, now):
-                    self._verified(host, seen, "skipped")
-                    progress.host(host.name, "skipped", "serves a valid certificate")
-                else:
-                    todo.append(host)
-            progress.line(
-                f"{len(hosts) - len(todo)} host(s) already serve a valid certificate;"
-                f" {len(todo)} to enrol"
-            )
-            if not todo:
-                self.state.save(self.options.state_path)
-                return list(self.state.hosts.values())
-            ready = self._ready(todo, progress)
-            if self.options.check:
-                self.server_access(progress)  # checks the server settings; deploys nothing
-                for host in ready:
-                    self._outcome(host, "would-enrol")
-            elif ready:
-                planned = waves.split(ready, self.options.waves)
-                access, unprepared = self._connect_and_prepare(progress, planned[0])
-                self._waves(access, planned, unprepared, progress)
-        self.state.save(self.options.state_path)
+            todo = self._to_enrol(progress)
+            # checks the server settings; deploys nothing
+            access = self._check_access(progress) if todo and self.options.check else None
+            if todo:
+                ready = self._ready(todo, progress)
+                if access is not None:
+                    self._check(access, ready, progress)
+                elif ready:
+                    self._enrol(ready, progress)
+        if not self.options.check:  # a dry run leaves the state --resume reads as it was
+            self.state.save(self.options.state_path)
+        # with --resume, hosts left out by --limit keep their outcomes (in the report too)
         return list(self.state.hosts.values())
+
+    def _to_enrol(self, progress: Progress) -> list[FleetHost]:
+        """Verify first, against the CA bundle a previous run fetched (if any): a fleet that
+        serves valid certificates everywhere needs no Ansible at all. With --resume, hosts
+        the state records done are left as they are, without a probe."""
+        now = tls.now()
+        recorded = self.previous.hosts if self.previous else {}
+        hosts: list[FleetHost] = []
+        for host in self.fleet.hosts:
+            if self.previous and core.recorded_done(
+                recorded.get(host.name), host.names, self.options.min_days, now
+            ):
+                progress.host(host.name, "skipped", "recorded done (--resume)")
+            else:
+                hosts.append(host)
+        started = time.time()
+        served = tls.probe_all(hosts, self._known_ca_bundle())
+        self._phase(hosts, "tls", started, time.time())
+        todo: list[FleetHost] = []
+        for host in hosts:
+            seen = served[host.name]
+            if seen.is_good(host.names, self.options.min_days, now):
+                self._verified(host, seen, "skipped")
+                progress.host(host.name, "skipped", "serves a valid certificate")
+            else:
+                todo.append(host)
+        kept = len(self.fleet.hosts) - len(hosts)
+        progress.line(
+            f"{len(hosts) - len(todo)} host(s) already serve a valid certificate"
+            + (f", {kept} recorded done" if self.previous else "")
+            + f"; {len(todo)} to enrol"
+        )
+        return todo
 
     def _ready(self, todo: list[FleetHost], progress: Progress) -> list[FleetHost]:
         """The hosts that pass preflight; the others are reported and spend nothing."""
-        if self.options.awx is not None:
-            # AWX's execution nodes reach the hosts, this machine may not: they report
-            # unreachable hosts in the job's results, and the job mints nothing for them.
-            progress.line("preflight: left to AWX (its job reports unreachable hosts)")
-            return list(todo)
-        started = time.monotonic()
-        checked = preflight(todo, self._ssh_options_for(todo))
-        progress.line(f"preflight of {len(checked)} host(s): {time.monotonic() - started:.1f} s")
+        started, wall = time.time(), time.monotonic()
+        problems = self.runner.ready(todo, progress.line)
+        self._phase(todo, "preflight", started, time.time())
+        progress.line(f"preflight of {len(todo)} host(s): {time.monotonic() - wall:.1f} s")
         ready: list[FleetHost] = []
         for host in todo:
-            found = checked.get(host.name)
-            if found is None or not found.ok:
-                problem = found.problem if found else "no preflight result"
+            problem = problems.get(host.name, "no preflight result")
+            if problem is not None:
                 self._outcome(host, "failed", error=f"preflight: {problem}")
                 progress.host(host.name, "failed", f"preflight: {problem}")
             else:
                 ready.append(host)
         return ready
 
-    @staticmethod
-    def _ssh_options_for(hosts: list[FleetHost]) -> list[str]:
-        # Hosts of one inventory share their SSH settings; per-host overrides are rare.
-        return ssh_options(hosts[0]) if hosts else []
+    def _check_access(self, progress: Progress) -> ServerAccess:
+        access = self.server_access(progress)
+        if not access.ca_bundle.is_file():
+            # The roles copy the bundle from here to the hosts, in check mode too.
+            raise RolloutError(
+                f"--check: the ACME server's CA bundle {access.ca_bundle} is not on this "
+                "controller yet (the server was never deployed from here): deploy it first "
+                "(playbooks/acme_server.yml), or give --ca-bundle"
+            )
+        return access
+
+    def _check(self, access: ServerAccess, ready: list[FleetHost], progress: Progress) -> None:
+        """Dry run: enroll.yml in check mode on the ready hosts; nothing is deployed or minted."""
+        if not ready:
+            return
+        progress.wave(1, 1, [h.name for h in ready])
+        started = time.time()
+        result = self.runner.check(ready, access.extra_vars(), progress.event)
+        self._phase(ready, "enrol", started, time.time())
+        for host in ready:
+            error = result.failed.get(host.name)
+            if error is None and result.rc != 0 and host.name not in result.ok:
+                error = f"rc {result.rc}: {result.tail}" if result.tail else f"rc {result.rc}"
+            if error is not None:
+                self._outcome(host, "failed", error=f"check: {error}")
+                progress.host(host.name, "failed", f"check: {error}")
+                continue
+            would = result.changed_tasks.get(host.name, [])
+            self._outcome(
+                host,
+                "would-enrol",
+                changes=result.changed.get(host.name, len(would)),
+                would_change=would,
+            )
+            progress.host(host.name, "done", f"{len(would)} task(s) would change")
+
+    def _enrol(self, ready: list[FleetHost], progress: Progress) -> None:
+        planned, plan = core.plan_waves([h.name for h in ready], self.settings, self.previous)
+        self.state.plan = plan
+        by_name = self.fleet.by_name()
+        first = [by_name[n] for n in planned[0].hosts]
+        access, unprepared = self._connect_and_prepare(progress, first)
+        last = max(w.number for w in planned)
+        with access.console() as api:
+            context = WaveContext(access.extra_vars(), api, self.prepared, unprepared)
+            for index, wave in enumerate(planned):
+                hosts = [by_name[n] for n in wave.hosts]
+                failures = wave.spent + self._wave(
+                    access, context, hosts, wave.number, last, progress
+                )
+                budget = self.settings.max_fail.allowed(wave.size)
+                if core.over_budget(failures, self.settings.max_fail, wave.size):
+                    progress.line(
+                        f"wave {wave.number}: {failures} failure(s) > budget {budget}; "
+                        "stopping the roll-out"
+                    )
+                    for later in planned[index + 1 :]:
+                        for name in later.hosts:
+                            self._outcome(
+                                by_name[name],
+                                "not-attempted",
+                                wave=later.number,
+                                error="stopped: failure budget",
+                            )
+                    return
 
     def _connect_and_prepare(
         self, progress: Progress, first_wave: list[FleetHost]
@@ -268,7 +372,7 @@ class Rollout:
         """
         if not (self.options.deploy_server and self.fleet.servers):
             return self.server_access(progress), {}
-        started = time.monotonic()
+        started, wall = time.time(), time.monotonic()
         progress.line(
             f"meanwhile installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
         )
@@ -282,139 +386,77 @@ class Rollout:
             )
             access = self.deploy_server(progress)
             prepared: PlayResult = preparing.result()
-        progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - started:.1f} s")
+        self._phase(first_wave, "packages", started, time.time())
+        progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - wall:.1f} s")
         unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
         if prepared.rc != 0 and not unprepared:
             unprepared = {h.name: f"installing the packages: {prepared.tail}" for h in first_wave}
         self.prepared = {h.name for h in first_wave if h.name not in unprepared}
         return access, unprepared
 
-    def _waves(
-        self,
-        access: ServerAccess,
-        planned: list[list[FleetHost]],
-        unprepared: dict[str, str],
-        progress: Progress,
-    ) -> None:
-        with access.console() as api:
-            for number, wave in enumerate(planned, start=1):
-                failures = self._wave(access, api, wave, number, len(planned), unprepared, progress)
-                budget = waves.failure_budget(self.options.max_fail, len(wave))
-                if failures > budget:
-                    progress.line(
-                        f"wave {number}: {failures} failure(s) > budget {budget}; "
-                        "stopping the roll-out"
-                    )
-                    for later in planned[number:]:
-                        for host in later:
-                            self._outcome(host, "not-attempted", error="stopped: failure budget")
-                    return
-
     def _wave(
         self,
         access: ServerAccess,
-        api: RemoteBackend,
+        context: WaveContext,
         wave: list[FleetHost],
         number: int,
         total: int,
-        unprepared: dict[str, str],
         progress: Progress,
     ) -> int:
+        """Enrol one wave and verify it; returns its failures."""
         progress.wave(number, total, [h.name for h in wave])
-        started = time.monotonic()
-        minted: dict[str, dict[str, str]]
-        result: PlayResult | None
-        if self.options.awx is not None:
-            runnable, minted, result = wave, {}, self._hand_to_awx(self.options.awx, wave, progress)
-        else:
-            runnable, minted, result = self._run_here(
-                access, api, wave, number, unprepared, progress
-            )
-        duration = time.monotonic() - started
-        served = tls.probe_all(runnable, access.ca_bundle)
+        context.prepared = self.prepared
+        wall, started = time.monotonic(), time.time()
+        run = self.runner.enrol(wave, context, progress.event)
+        ended = time.time()
+        duration = time.monotonic() - wall
+        if run.eab_phase is not None:
+            self._phase(run.kids, "eab", *run.eab_phase)
+        self._phase(run.ran, "enrol", run.eab_phase[1] if run.eab_phase else started, ended)
+        served = tls.probe_all(run.ran, access.ca_bundle)
+        self._phase(run.ran, "verify", ended, time.time())
         now = tls.now()
-        failures = len(wave) - len(runnable)
-        for host in runnable:
-            kid = minted[host.name]["kid"] if host.name in minted else None
-            error = result.failed.get(host.name) if result else "not run"
-            seen = served[host.name]
-            if error is None and not seen.is_good(host.names, 0, now):
-                error = f"verification: {seen.problem or 'names or validity do not match'}"
+        failures = 0
+        for host in wave:
+            if host.name in run.errors:
+                failures += 1
+                self._outcome(host, "failed", wave=number, error=run.errors[host.name])
+                progress.host(host.name, "failed", run.errors[host.name])
+        for host in run.ran:
+            kid = run.kids.get(host.name)
+            run_error = run.result.failed.get(host.name) if run.result else "not run"
+            error = core.enrolment_error(run_error, served[host.name], host.names, now)
+            changes = run.result.changed.get(host.name) if run.result else None
             if error is None:
-                if kid:
+                if kid and context.api is not None:
                     # A host that had an account with its directory already did not use the
                     # credential minted for it (enroll.yml's own account check): revoke it.
-                    self._revoke_unused(api, kid)
-                self._verified(host, seen, "enrolled", duration=duration, wave=number, eab_kid=kid)
-                progress.host(host.name, "done", f"serial {seen.serial}")
+                    self._revoke_unused(context.api, kid)
+                self._verified(
+                    host,
+                    served[host.name],
+                    "enrolled",
+                    duration=duration,
+                    wave=number,
+                    eab_kid=kid,
+                    changes=changes,
+                )
+                progress.host(host.name, "done", f"serial {served[host.name].serial}")
                 continue
             failures += 1
+            revoked = self._revoke_unused(context.api, kid) if kid and context.api else ""
             self._outcome(
                 host,
                 "failed",
                 duration=duration,
                 wave=number,
                 eab_kid=kid,
-                error=error + (self._revoke_unused(api, kid) if kid else ""),
+                changes=changes,
+                error=error + revoked,
             )
             progress.host(host.name, "failed", error)
-        progress.line(f"wave {number}/{total}: {time.monotonic() - started:.1f} s")
+        progress.line(f"wave {number}/{total}: {time.monotonic() - wall:.1f} s")
         return failures
-
-    def _run_here(
-        self,
-        access: ServerAccess,
-        api: RemoteBackend,
-        wave: list[FleetHost],
-        number: int,
-        unprepared: dict[str, str],
-        progress: Progress,
-    ) -> tuple[list[FleetHost], dict[str, dict[str, str]], PlayResult | None]:
-        """Mint an EAB per host, then run enroll.yml here with them in a 0600 vars file."""
-        minted: dict[str, dict[str, str]] = {}
-        for host in wave:
-            if host.name in unprepared:
-                self._outcome(host, "failed", wave=number, error=unprepared[host.name])
-                progress.host(host.name, "failed", unprepared[host.name])
-                continue
-            try:
-                credential = api.mint_eab(host.org, host.endpoint, days=1)
-            except ApiError as exc:
-                self._outcome(host, "failed", wave=number, error=f"EAB: {exc}")
-                progress.host(host.name, "failed", f"EAB: {exc}")
-                continue
-            minted[host.name] = {"kid": credential["kid"], "hmac_key": credential["hmac_key"]}
-        runnable = [h for h in wave if h.name in minted]
-        result = (
-            run_playbook(
-                "enroll.yml",
-                self.options.inventory,
-                limit=[h.name for h in runnable],
-                extra_vars={
-                    **access.extra_vars(),
-                    # the roles skip their apt run on hosts prepare.yml has just installed
-                    "acmefleet_packages_installed": all(h.name in self.prepared for h in runnable),
-                },
-                secret_vars={"acmefleet_preminted_eab": minted},
-                progress=progress.event,
-            )
-            if runnable
-            else None
-        )
-        return runnable, minted, result
-
-    @staticmethod
-    def _hand_to_awx(
-        settings: AwxSettings, wave: list[FleetHost], progress: Progress
-    ) -> PlayResult:
-        """The wave as one AWX job; the job mints each host's EAB itself."""
-        hosts = [h.name for h in wave]
-        try:
-            with AwxController(settings) as awx:
-                return awx.run_wave(hosts, {}, progress.event)
-        except AwxError as exc:
-            progress.line(f"AWX: {exc}")
-            return PlayResult(failed={h: f"AWX: {exc}" for h in hosts}, rc=2)
 
     @staticmethod
     def _revoke_unused(api: RemoteBackend, kid: str) -> str:

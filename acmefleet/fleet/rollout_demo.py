@@ -15,9 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from acmefleet.fleet import report, stacks
+from acmefleet.fleet import report, rollout, stacks
+from acmefleet.fleet.core import parse_options
 from acmefleet.fleet.inventory import load_fleet
-from acmefleet.fleet.rollout import Rollout, RolloutOptions
 from acmefleet.fleet.settings import ssh_options
 from acmefleet.fleet.status import collect, print_table
 from acmefleet.lab.fleet import bring_up, host_names, inventory_document, write_inventory
@@ -79,8 +79,8 @@ def run(console: Console, echo: Echo, chosen: tuple[str, ...] = DEFAULT_STACKS) 
     web = [(hosts[n], stack) for n, _, stack in planned if stack is not None]
     inventory = write_inventory(DEMO_DIR / "lab.fleet.yml", inventory_document(lab, server, web))
     echo(f"inventory: {inventory}")
-    options = RolloutOptions(inventory=inventory, waves="1,100%", min_days=30)
-    outcomes = Rollout(options, console).run()
+    options = parse_options(inventory, waves="1,100%", min_days=30)
+    outcomes = rollout.load(options, console).run()
     report.print_table(outcomes, console)
     fleet = load_fleet(inventory)
     bundle = options.directory / f"{server.name}-ca-bundle.pem"

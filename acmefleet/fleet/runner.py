@@ -32,6 +32,7 @@ class PlayResult:
     failed: dict[str, str] = field(default_factory=dict)
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
+    changed_tasks: dict[str, list[str]] = field(default_factory=dict)  # host -> task names
     rc: int = 0
     tail: str = ""  # the end of Ansible's output, for errors no host is blamed for
 
@@ -92,6 +93,9 @@ def run_playbook(
             kind = event.get("event", "")
             if host and kind == "runner_on_failed" and not data.get("ignore_errors"):
                 result.failed.setdefault(host, _failure_message(data))
+            elif host and kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+                # what changed (or would, in check mode), in the order it ran
+                result.changed_tasks.setdefault(host, []).append(str(data.get("task", "")))
             elif host and kind == "runner_on_unreachable":
                 message = str((data.get("res") or {}).get("msg", "unreachable"))
                 result.failed.setdefault(host, f"unreachable: {message.strip()[:300]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,14 +50,32 @@ class BudgetSpecError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Budget:
+    """``--max-fail``: how many failed hosts a wave may have, a count or a share of the wave."""
+
+    amount: int = 0
+    percent: bool = False
+
+    def allowed(self, wave_size: int) -> int:
+        return math.floor(wave_size * self.amount / 100) if self.percent else self.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount}{'%' if self.percent else ''}"
+
+
+def parse_budget(spec: str | None) -> Budget:
+    """``N`` or ``P%`` (0-100); None is 0: any failure stops the roll-out."""
+    if spec is None:
+        return Budget()
+    text = spec.strip()
+    percent = text.endswith("%")
+    number = text[:-1] if percent else text
+    if not number.isdigit() or (percent and int(number) > 100):
+        raise BudgetSpecError(f"--max-fail: {spec!r} is neither a count nor a percentage 0-100%")
+    return Budget(int(number), percent)
+
+
 def failure_budget(spec: str | None, wave_size: int) -> int:
     """How many failed hosts a wave may have (``N`` or ``P%`` of the wave); default 0."""
-    if spec is None:
-        return 0
-    text = spec.strip()
-    number = text[:-1] if text.endswith("%") else text
-    if not number.isdigit():
-        raise BudgetSpecError(f"--max-fail: {spec!r} is neither a count nor a percentage")
-    if text.endswith("%"):
-        return math.floor(wave_size * int(number) / 100)
-    return int(number)
+    return parse_budget(spec).allowed(wave_size)

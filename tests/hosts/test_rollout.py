@@ -1,10 +1,13 @@
 """``acmefleet rollout`` on a fleet of test hosts with one broken host, then ``--resume``.
 
+First a dry run (``--check``): enroll.yml in Ansible's check mode on every host, which
+reports per host the tasks that would change, and deploys, mints and changes nothing.
 The broken host passes preflight but cannot reach the ACME server (its own firewall rejects
 the connection), so its enrolment fails after an EAB was minted for it: the roll-out goes
 on within the failure budget, reports it, revokes that EAB and exits 1. Once the host is
-fixed, ``--resume`` enrols it alone (the others are verified over TLS and left alone), and
-another roll-out changes nothing without running Ansible.
+fixed, ``--resume`` enrols it alone, in the wave it had (no new canary), and leaves the
+hosts recorded done as they were (their outcomes kept, not probed again); another roll-out
+changes nothing without running Ansible.
 """
 
 from __future__ import annotations
@@ -71,9 +74,15 @@ def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
     with lab_fleet(tmp_path, HOSTS) as (_lab, hosts, inventory):
         server = hosts["r4srv"]
         firewall("r4bad", server.address, block=True)
+        code, rows, output = rollout(inventory, "--check")
+        # before the server is deployed its CA bundle is not here for the hosts' check runs
+        assert code == 2 and "CA bundle" in output, output[-3000:]
+        assert not (inventory.parent / ".acmefleet" / "rollout-state.json").exists()
+
         code, rows, output = rollout(inventory, "--waves", "1,50%,100%", "--max-fail", "1")
         assert code == 1, output[-6000:]
         by_host = {r["host"]: r for r in rows}
+        first = by_host
         assert set(by_host) == {s.name for s in HOSTS if s.stack}, output[-3000:]
         for name, *_ in HOSTS[1:-1]:
             assert by_host[name]["status"] == "enrolled", (name, by_host[name], output[-4000:])
@@ -90,11 +99,31 @@ def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
         assert token not in output
 
         firewall("r4bad", server.address, block=False)
+        state_file = inventory.parent / ".acmefleet" / "rollout-state.json"
+        saved = state_file.read_bytes()
+        with RemoteBackend(f"https://{server.address}:8555", token, ca_bundle=bundle) as api:
+            credentials = len(api.list_eab())
+        code, rows, output = rollout(inventory, "--check")
+        assert code == 0, output[-6000:]
+        by_host = {r["host"]: r for r in rows}
+        assert by_host["r4bad"]["status"] == "would-enrol", output[-4000:]
+        # the would-be changes are listed per host, and nothing was minted or saved
+        assert by_host["r4bad"]["changes"] and by_host["r4bad"]["would_change"], output[-4000:]
+        assert {r["status"] for h, r in by_host.items() if h != "r4bad"} == {"skipped"}
+        with RemoteBackend(f"https://{server.address}:8555", token, ca_bundle=bundle) as api:
+            assert len(api.list_accounts()) == 5 and len(api.list_eab()) == credentials
+        assert state_file.read_bytes() == saved
+
         code, rows, output = rollout(inventory, "--resume")
         assert code == 0, output[-6000:]
         by_host = {r["host"]: r for r in rows}
         assert by_host["r4bad"]["status"] == "enrolled", output[-4000:]
-        assert {r["status"] for h, r in by_host.items() if h != "r4bad"} == {"skipped"}
+        # continued in the wave it had in the plan (1 | r4a2, r4a3 | r4bad, r4n1, r4n2)
+        assert by_host["r4bad"]["wave"] == first["r4bad"]["wave"] == 3
+        for name, row in by_host.items():
+            if name != "r4bad":  # recorded done: kept as the first run left them
+                assert row["status"] == "enrolled" and row["serial"] == first[name]["serial"]
+                assert row["wave"] == first[name]["wave"]
 
         started = time.monotonic()
         code, rows, output = rollout(

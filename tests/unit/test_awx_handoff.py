@@ -27,8 +27,11 @@ TOKEN = "awx-token-0123456789abcdef"
 class AwxApi:
     """The part of AWX API v2 a hand-off uses, with one job template named ``enroll``."""
 
-    def __init__(self, *, ask_limit: bool = True, page_size: int = 2) -> None:
+    def __init__(
+        self, *, ask_limit: bool = True, ask_job_type: bool = False, page_size: int = 2
+    ) -> None:
         self.ask_limit = ask_limit
+        self.ask_job_type = ask_job_type
         self.page_size = page_size
         self.requests: list[httpx.Request] = []
         self.launches: list[dict[str, Any]] = []
@@ -49,12 +52,18 @@ class AwxApi:
         if path == "job_templates/7/launch/" and request.method == "GET":
             return httpx.Response(
                 200,
-                json={"ask_limit_on_launch": self.ask_limit, "passwords_needed_to_start": []},
+                json={
+                    "ask_limit_on_launch": self.ask_limit,
+                    "ask_job_type_on_launch": self.ask_job_type,
+                    "passwords_needed_to_start": [],
+                },
             )
         if path == "job_templates/7/launch/" and request.method == "POST":
             body = json.loads(request.content)
             self.launches.append(body)
-            return httpx.Response(201, json={"job": 41, "id": 41, "ignored_fields": {}})
+            # AWX drops a prompt the template does not ask for, and says so
+            ignored = {} if self.ask_job_type or "job_type" not in body else {"job_type": "check"}
+            return httpx.Response(201, json={"job": 41, "id": 41, "ignored_fields": ignored})
         if path == "jobs/41/":
             self.polls_until_done -= 1
             status = "running" if self.polls_until_done > 0 else self._final_status()
@@ -248,3 +257,18 @@ def test_rollout_refuses_incomplete_awx_options(tmp_path: Path) -> None:
         ],
     )
     assert no_token.exit_code == 2 and "is empty" in no_token.output
+
+
+def test_a_check_run_is_a_check_job_and_needs_the_job_type_prompt(token_file: Path) -> None:
+    api = AwxApi(ask_job_type=True)
+    with controller(api, token_file) as awx:
+        result = awx.run_wave(["web1"], {}, None, job_type="check")
+    assert api.launches == [{"limit": "web1", "job_type": "check"}]
+    assert result.ok == {"web1"}
+    refusing = AwxApi(ask_job_type=False)
+    with (
+        controller(refusing, token_file) as awx,
+        pytest.raises(AwxError, match="does not prompt for the job type"),
+    ):
+        awx.run_wave(["web1"], {}, None, job_type="check")
+    assert refusing.launches == []  # a check must never become a real enrolment
