@@ -93,6 +93,18 @@ def tls_context(
     return context
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether the agent's certificate failed verification (wrong CA, wrong identity)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx wraps httpcore's error, which wraps the ssl one
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _NotAvailable(Exception):
     """The perspective gave no usable answer (logged in full; shown only as such)."""
 
@@ -137,6 +149,8 @@ class RemotePerspective:
                 log.warning(
                     "perspective %s (%s): %s: %s", self.name, self.url, type(exc).__name__, exc
                 )
+                if _certificate_refused(exc):
+                    raise _NotAvailable("its TLS certificate was not accepted") from None
                 raise _NotAvailable("not reachable") from None
         if status != 200:
             log.warning(
