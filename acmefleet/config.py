@@ -301,9 +301,11 @@ def _perspective_set(name: str, raw: Any) -> PerspectiveSet:
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", identity):
             raise ConfigError(f"{at}: 'identity' must be the DNS name in the agent's certificate")
         agents.append(PerspectiveConfig(label, url, identity.lower()))
-    labels = [a.name for a in agents]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{where}: agent names must be unique")
+    # Distinct perspectives (BR 3.2.2.9): one agent listed twice would count twice.
+    for field_name in ("name", "url", "identity"):
+        values = [getattr(a, field_name) for a in agents]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: each agent's {field_name} must be unique")
     return PerspectiveSet(
         name,
         files["ca_file"],

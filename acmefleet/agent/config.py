@@ -8,6 +8,7 @@
     client_identity = "acme.example.net"  # optional: the one client dNSName accepted
     max_concurrent_checks = 16
     max_connections = 64
+    request_timeout_seconds = 10      # the request must arrive this soon after the handshake
 
     [validation]                      # the same keys as the server's [validation]
     dns_resolvers = ["192.0.2.53"]
@@ -34,6 +35,7 @@ _AGENT_KEYS = {
     "client_identity",
     "max_concurrent_checks",
     "max_connections",
+    "request_timeout_seconds",
 }
 DEFAULT_PORT = 8600
 
@@ -49,6 +51,7 @@ class AgentConfig:
     max_concurrent_checks: int
     max_connections: int
     validation: ValidationConfig
+    request_timeout: float = 10.0
 
 
 def _listen(text: Any) -> tuple[str, int]:
@@ -68,6 +71,13 @@ def _count(raw: dict[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
         raise ConfigError(f"agent.{key} must be a whole number from 1 to 10000")
     return value
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 300:
+        raise ConfigError(f"agent.{key} must be a number of seconds in (0, 300]")
+    return float(value)
 
 
 def parse_agent_config(raw: dict[str, Any], base: Path) -> AgentConfig:
@@ -106,6 +116,7 @@ def parse_agent_config(raw: dict[str, Any], base: Path) -> AgentConfig:
         max_concurrent_checks=_count(agent, "max_concurrent_checks", 16),
         max_connections=_count(agent, "max_connections", 64),
         validation=parse_validation(validation),
+        request_timeout=_seconds(agent, "request_timeout_seconds", 10.0),
     )
 
 

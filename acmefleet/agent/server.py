@@ -7,7 +7,7 @@
   (``validation/perspective.py``); anything else gets 4xx with one sentence saying why.
 * **how much**: ``max_connections`` open connections and ``max_concurrent_checks`` running
   checks (more get 503 at once: queueing would only eat the caller's deadline); the request
-  must arrive within ``REQUEST_SECONDS`` of the handshake, which itself has
+  must arrive within ``request_timeout_seconds`` of the handshake, which itself has
   ``HANDSHAKE_SECONDS``; each check is held to its validator's deadline.
 * **answer**: 200 with pass or the ACME problem the check found, nothing else: no address,
   no exception text (those are logged).
@@ -41,7 +41,6 @@ from acmefleet.validation.perspective import (
 log = logging.getLogger(__name__)
 
 HANDSHAKE_SECONDS = 10.0
-REQUEST_SECONDS = 10.0  # head and body, from the end of the handshake
 CLOSE_SECONDS = 2.0
 MAX_HEAD_BYTES = 8192
 READ_SIZE = 16384
@@ -178,11 +177,12 @@ class Agent:
         if wanted is not None and wanted not in names:
             log.warning("refused a client certificate for %s (want %s)", names[:4], wanted)
             return _error(403, "this client certificate is not allowed here")
+        seconds = self.config.request_timeout
         try:
-            async with asyncio.timeout(REQUEST_SECONDS):
+            async with asyncio.timeout(seconds):
                 body = await read_request(reader)
         except TimeoutError:
-            return _error(408, f"no complete request within {REQUEST_SECONDS:g} s")
+            return _error(408, f"no complete request within {seconds:g} s")
         except _Refused as refused:
             return _error(refused.status, refused.message)
         return await self._check(body, names[0] if names else "?")
