@@ -596,4 +596,15 @@ type = "public"
 ca = "public"
 profiles = ["public-dv"]
 challenges = ["http-01", "dns-01", "tls-alpn-01"]
+# Corroborate every validation from remote "acmefleet validator" agents (CA/B BR 3.2.2.9):
+# perspectives = "world"
+
+# [perspectives.world]
+# ca_file = "mpic/agents-ca.pem"         # signs the agents' certificates
+# client_cert_file = "mpic/server.pem"   # this server's client certificate and key (0600)
+# client_key_file = "mpic/server.key"
+# [[perspectives.world.agents]]          # at least two
+# name = "eu-west"
+# url = "https://192.0.2.10:8600"
+# identity = "eu-west.validators.example.net"
 """
