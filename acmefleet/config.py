@@ -47,6 +47,7 @@ class PerspectiveConfig:
     name: str  # shown in problem documents; never the address
     url: str  # https://HOST:PORT
     identity: str  # a dNSName the agent's certificate must carry
+    region: str | None = None  # its Regional Internet Registry (ARIN, RIPE, APNIC, ...)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _endpoint_perspectives(raw: dict[str, Any], kind: str, where: str) -> str | 
 MIN_PERSPECTIVES = 2
 _PERSPECTIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SET_KEYS = {"ca_file", "client_cert_file", "client_key_file", "agents"}
-_AGENT_KEYS = {"name", "url", "identity"}
+_AGENT_KEYS = {"name", "url", "identity", "region"}
 
 
 def _perspective_set(name: str, raw: Any) -> PerspectiveSet:
@@ -300,12 +301,22 @@ def _perspective_set(name: str, raw: Any) -> PerspectiveSet:
         identity = _require(agent, "identity", str, at)
         if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", identity):
             raise ConfigError(f"{at}: 'identity' must be the DNS name in the agent's certificate")
-        agents.append(PerspectiveConfig(label, url, identity.lower()))
+        region = agent.get("region")
+        if region is not None and (
+            not isinstance(region, str) or not _PERSPECTIVE_NAME.fullmatch(region)
+        ):
+            raise ConfigError(f"{at}: 'region' must be a name such as RIPE or ARIN")
+        agents.append(PerspectiveConfig(label, url, identity.lower(), region))
     # Distinct perspectives (BR 3.2.2.9): one agent listed twice would count twice.
     for field_name in ("name", "url", "identity"):
         values = [getattr(a, field_name) for a in agents]
         if len(set(values)) != len(values):
             raise ConfigError(f"{where}: each agent's {field_name} must be unique")
+    regions = {a.region for a in agents}
+    if None in regions and len(regions) > 1:
+        raise ConfigError(f"{where}: give every agent a 'region', or none")
+    if None not in regions and len(regions) < 2:
+        raise ConfigError(f"{where}: CA/B BR 3.2.2.9 needs perspectives in at least 2 RIR regions")
     return PerspectiveSet(
         name,
         files["ca_file"],

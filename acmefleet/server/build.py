@@ -80,7 +80,7 @@ def _remote_perspectives(found: PerspectiveSet, root: Path) -> list[RemotePerspe
         )
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    return [RemotePerspective(a.name, a.url, a.identity, context) for a in found.agents]
+    return [RemotePerspective(a.name, a.url, a.identity, context, a.region) for a in found.agents]
 
 
 def build_endpoint_validators(

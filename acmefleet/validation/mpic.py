@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # BR 3.2.2.9 (from 15 September 2025): at least two remote network perspectives.
 MIN_REMOTE_PERSPECTIVES = 2
+# BR 3.2.2.9 (from 15 March 2026): those that corroborate span two RIR service regions.
+MIN_REGIONS = 2
 
 
 def allowed_non_corroborations(remote_perspectives: int) -> int:
@@ -117,6 +119,9 @@ class RemotePerspective:
     url: str  # https://HOST:PORT
     identity: str  # a dNSName its certificate must carry (checked as the TLS server name)
     context: ssl.SSLContext  # tls_context(SERVER_AUTH, ...): our client certificate
+    # The Regional Internet Registry whose service region it is in (ARIN, RIPE, ...), when
+    # the operator says so: then the corroborating ones must span two (BR 3.2.2.9).
+    region: str | None = None
 
     async def check(self, request: CheckRequest, seconds: float) -> AcmeError | None:
         """The agent's finding (None: it corroborates); ``_NotAvailable`` when it gave none."""
@@ -243,6 +248,7 @@ class CorroboratingValidator:
                 outcome.shown(),
             )
         if len(failed) <= allowed:
+            self._judge_regions(identifier, outcomes, failed)
             return
         types = {o.problem.type for o in failed if o.problem is not None}
         # One kind of failure everywhere (every perspective saw NXDOMAIN): that type;
@@ -254,3 +260,26 @@ class CorroboratingValidator:
             f"corroborate this {self.challenge_type} validation of {identifier.value} (at most "
             f"{allowed} may not: CA/B Forum BR 3.2.2.9): " + "; ".join(o.shown() for o in failed),
         )
+
+    def _judge_regions(
+        self, identifier: Identifier, outcomes: list[_Outcome], failed: list[_Outcome]
+    ) -> None:
+        """BR 3.2.2.9 (from 15 March 2026): the perspectives that corroborate must fall within
+        the service regions of at least two Regional Internet Registries. Applied when the
+        set's agents are given regions (the configuration gives all of them one, or none)."""
+        if not any(p.region for p in self._perspectives):
+            return
+        regions = {
+            o.perspective.region for o in outcomes if o.problem is None and o.unavailable is None
+        }
+        if len(regions) >= MIN_REGIONS:
+            return
+        where = ", ".join(sorted(r for r in regions if r)) or "none"
+        detail = (
+            f"the remote network perspectives that corroborated this {self.challenge_type} "
+            f"validation of {identifier.value} are in {len(regions)} Regional Internet "
+            f"Registry region(s) ({where}); CA/B Forum BR 3.2.2.9 needs {MIN_REGIONS}"
+        )
+        if failed:
+            detail += ". Not corroborated by " + "; ".join(o.shown() for o in failed)
+        raise AcmeError(ProblemType.UNAUTHORIZED, detail)

@@ -48,11 +48,13 @@ def test_the_quorum_table(remote: int, allowed: int) -> None:
     assert allowed_non_corroborations(remote) == allowed
 
 
-def _validator(count: int) -> CorroboratingValidator:
+def _validator(count: int, regions: str = "") -> CorroboratingValidator:
     primary = Dns01Validator(resolvers=[("127.0.0.1", 53)], timeout=timedelta(seconds=3))
     context = ssl.create_default_context()
     agents = [
-        RemotePerspective(f"p{i}", f"https://10.0.0.{i}:8600", f"a{i}.test", context)
+        RemotePerspective(
+            f"p{i}", f"https://10.0.0.{i}:8600", f"a{i}.test", context, regions[i : i + 1] or None
+        )
         for i in range(count)
     ]
     return CorroboratingValidator(primary, agents)
@@ -93,6 +95,18 @@ def test_mixed_or_unavailable_failures_are_unauthorized() -> None:
     assert caught.value.type == ProblemType.UNAUTHORIZED
     assert "p5: not available (not reachable)" in caught.value.detail
     assert "10.0.0." not in caught.value.detail  # never an agent's address
+
+
+def test_the_corroborating_perspectives_must_span_two_regions() -> None:
+    validator = _validator(6, regions="AAAABB")  # p0-p3 in A; p4, p5 in B
+    dns = AcmeError(ProblemType.DNS, "NXDOMAIN")
+    _judge(validator, [None] * 6)
+    _judge(validator, [dns, None, None, None, None, dns])  # A and B corroborate
+    with pytest.raises(AcmeError) as caught:
+        _judge(validator, [None, None, None, None, dns, "not reachable"])  # only A does
+    assert caught.value.type == ProblemType.UNAUTHORIZED
+    assert "are in 1 Regional Internet Registry region(s) (A)" in caught.value.detail
+    assert "p4: dns: NXDOMAIN; p5: not available" in caught.value.detail
 
 
 # ------------------------------------------------------------------ the protocol
@@ -202,6 +216,19 @@ def test_a_public_endpoint_names_its_perspectives() -> None:
     ]
 
 
+def _regions(*regions: str | None) -> dict[str, Any]:
+    found = _set(count=len(regions))
+    for agent, region in zip(found["agents"], regions, strict=True):
+        if region is not None:
+            agent["region"] = region
+    return found
+
+
+def test_regions_are_read() -> None:
+    config = parse_config(_config({"eu": _regions("RIPE", "ARIN")}))
+    assert [a.region for a in config.perspectives["eu"].agents] == ["RIPE", "ARIN"]
+
+
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
@@ -220,6 +247,9 @@ def test_a_public_endpoint_names_its_perspectives() -> None:
             _config({"eu": _set(agents=[{"url": "https://a:1", "identity": "a b"}] * 2)}),
             "identity",
         ),
+        (_config({"eu": _regions("RIPE", None)}), "every agent a 'region', or none"),
+        (_config({"eu": _regions("RIPE", "RIPE")}), "at least 2 RIR regions"),
+        (_config({"eu": _regions("RIPE", "no spaces")}), "'region'"),
     ],
 )
 def test_bad_perspective_settings_are_named(raw: dict[str, Any], words: str) -> None:
