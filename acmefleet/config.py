@@ -201,6 +201,17 @@ def public_pki_warnings(config: ServerConfig) -> list[str]:
     """Settings that make public certificates fail the CA/B Forum requirements."""
     if not any(e.type == "public" for e in config.endpoints.values()):
         return []
+    found = [
+        f"endpoint {e.name} is public but has no remote perspectives: CA/B BR 3.2.2.9 asks "
+        "that its validations be corroborated by acmefleet validator agents "
+        "(set its 'perspectives')"
+        for e in config.endpoints.values()
+        if e.type == "public" and e.perspectives is None
+    ]
+    return found + _pki_url_warnings(config)
+
+
+def _pki_url_warnings(config: ServerConfig) -> list[str]:
     host = urlsplit(config.pki_base_url).hostname or ""
     try:
         internal = not ipaddress.ip_address(host).is_global

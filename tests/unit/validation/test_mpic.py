@@ -12,7 +12,7 @@ import pytest
 
 from acmefleet.agent.checks import CHECKS, build_checks
 from acmefleet.agent.config import parse_agent_config
-from acmefleet.config import ConfigError, ValidationConfig, parse_config
+from acmefleet.config import ConfigError, ValidationConfig, parse_config, public_pki_warnings
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
 from acmefleet.server.build import build_endpoint_validators, build_validators
@@ -313,3 +313,10 @@ def test_the_check_registry_builds_the_servers_validators() -> None:
     built = build_checks(ValidationConfig(timeout=timedelta(seconds=2)))
     assert isinstance(built["dns-01"], Dns01Validator)
     assert all(v.deadline == timedelta(seconds=2) for v in built.values())
+
+
+def test_a_public_endpoint_without_perspectives_is_warned_about() -> None:
+    without = public_pki_warnings(parse_config(_config()))
+    assert any("endpoint pub is public but has no remote perspectives" in w for w in without)
+    with_them = public_pki_warnings(parse_config(_config({"eu": _set()}, perspectives="eu")))
+    assert not any("remote perspectives" in w for w in with_them)
