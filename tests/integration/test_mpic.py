@@ -211,7 +211,6 @@ def test_two_perspectives_disagreeing_make_the_challenge_invalid(
     problem = problem_of(final)
     assert problem["type"] == ERR + "unauthorized"
     detail = problem["detail"]
-    print(detail)
     assert detail.startswith(
         f"2 of 3 remote network perspectives did not corroborate this dns-01 validation of "
         f"two.{ZONE} (at most 1 may not: CA/B Forum BR 3.2.2.9)"
@@ -235,7 +234,6 @@ def test_an_agent_with_the_wrong_identity_is_refused_by_the_server(
     views.set("truth", "truth", "hijacked", identity={0: "impostor.mpic.test"})
     final, _ = dns01(acmefleet, knot, f"impostor.{ZONE}")
     detail = problem_of(final)["detail"]
-    print(detail)
     assert "2 of 3 remote network perspectives" in detail, detail
     assert "perspective-1: not available (its TLS certificate was not accepted)" in detail
     assert "CERTIFICATE_VERIFY_FAILED" in acmefleet.log_text()
