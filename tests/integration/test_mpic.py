@@ -8,7 +8,7 @@ clients update with RFC 2136) or a "hijacked" Knot answers; the hijacked one hol
 TXT record, so it gives a *different answer* for every challenge name.
 
 Shown: all agree: valid (lego ``--dns rfc2136``, a wildcard); one sees another answer: still
-valid (BR quorum: 3 remote perspectives, 1 may disagree); two: invalid with the
+valid and issued (BR quorum: 3 remote perspectives, 1 may disagree); two: invalid with the
 corroboration problem; an agent with the wrong certificate identity is refused by the server
 (and counts as not corroborating); clients without the right certificate are refused by the
 agent; a silent (stopped) or dead agent counts as not corroborating within the deadline.
@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from acmefleet.validation.dns01 import txt_value
-from tests.support.acme_client import AcmeClient
+from tests.support.acme_client import AcmeClient, make_csr
 from tests.support.acmefleet_server import AcmefleetServer, checked_acmefleet
 from tests.support.clients import LegoPaths, check_issued, run_lego
 from tests.support.knot import ALGORITHM, KEY_NAME, ZONE, KnotServer
@@ -125,9 +125,11 @@ def new_client(server: AcmefleetServer) -> AcmeClient:
     return acme
 
 
-def dns01(acmefleet: AcmefleetServer, knot: KnotServer, name: str) -> tuple[dict[str, Any], float]:
+def dns01(
+    acmefleet: AcmefleetServer, knot: KnotServer, name: str, *, issue: bool = False
+) -> tuple[dict[str, Any], float, bytes | None]:
     """Validate ``name`` by dns-01 (the TXT record put into the truthful DNS): the final
-    authorization and how long validation took."""
+    authorization, how long validation took, and (``issue``, when valid) the certificate."""
     with new_client(acmefleet) as acme:
         created = acme.new_order([name])
         assert created.status_code == 201, created.text
@@ -139,7 +141,17 @@ def dns01(acmefleet: AcmefleetServer, knot: KnotServer, name: str) -> tuple[dict
         started = time.monotonic()
         assert acme.answer_challenge(challenge["url"]).status_code == 200
         final = acme.poll(authz_url, ("valid", "invalid"), timeout=60)
-        return final, time.monotonic() - started
+        took = time.monotonic() - started
+        if not issue or final["status"] != "valid":
+            return final, took, None
+        order_url = created.headers["Location"]
+        acme.poll_order(order_url, ("ready",))
+        csr, _key = make_csr([name])
+        finalized = acme.finalize(created.json(), csr)
+        assert finalized.status_code == 200, finalized.text
+        order = acme.poll_order(order_url, ("valid", "invalid"))
+        assert order["status"] == "valid", order
+        return final, took, acme.download_certificate(order["certificate"]).encode()
 
 
 def problem_of(authz: dict[str, Any]) -> dict[str, Any]:
@@ -196,8 +208,10 @@ def test_one_perspective_seeing_another_answer_is_within_quorum(
     acmefleet: AcmefleetServer, knot: KnotServer, views: Views
 ) -> None:
     views.set("truth", "truth", "hijacked")
-    final, _ = dns01(acmefleet, knot, f"one.{ZONE}")
+    final, _, pem = dns01(acmefleet, knot, f"one.{ZONE}", issue=True)
     assert final["status"] == "valid", final
+    assert pem is not None  # and the certificate is issued
+    check_issued(acmefleet, pem, [f"one.{ZONE}"], level="public")
     third = views.perspectives.agents[2].log_text()
     assert f"dns-01 one.{ZONE} for {Perspectives.SERVER_IDENTITY}: unauthorized" in third
     assert "did not corroborate" in acmefleet.log_text()
@@ -207,7 +221,7 @@ def test_two_perspectives_disagreeing_make_the_challenge_invalid(
     acmefleet: AcmefleetServer, knot: KnotServer, views: Views
 ) -> None:
     views.set("truth", "hijacked", "hijacked")
-    final, _ = dns01(acmefleet, knot, f"two.{ZONE}")
+    final, _, _ = dns01(acmefleet, knot, f"two.{ZONE}")
     problem = problem_of(final)
     assert problem["type"] == ERR + "unauthorized"
     detail = problem["detail"]
@@ -232,7 +246,7 @@ def test_an_agent_with_the_wrong_identity_is_refused_by_the_server(
     # Agent 1 presents a certificate from the right CA for another name; agent 3 is
     # hijacked: with agent 1 refused, two do not corroborate.
     views.set("truth", "truth", "hijacked", identity={0: "impostor.mpic.test"})
-    final, _ = dns01(acmefleet, knot, f"impostor.{ZONE}")
+    final, _, _ = dns01(acmefleet, knot, f"impostor.{ZONE}")
     detail = problem_of(final)["detail"]
     assert "2 of 3 remote network perspectives" in detail, detail
     assert "perspective-1: not available (its TLS certificate was not accepted)" in detail
@@ -297,7 +311,7 @@ def test_a_silent_and_a_dead_agent_do_not_corroborate_within_the_deadline(
     os.killpg(silent.proc.pid, signal.SIGSTOP)
     try:
         dead.stop()
-        final, took = dns01(acmefleet, knot, f"silent.{ZONE}")
+        final, took, _ = dns01(acmefleet, knot, f"silent.{ZONE}")
     finally:
         os.killpg(silent.proc.pid, signal.SIGCONT)
     detail = problem_of(final)["detail"]
@@ -313,6 +327,6 @@ def test_one_dead_agent_is_within_quorum(
 ) -> None:
     views.set("truth", "truth", "truth")
     views.perspectives.agents[0].stop()
-    final, took = dns01(acmefleet, knot, f"dead.{ZONE}")
+    final, took, _ = dns01(acmefleet, knot, f"dead.{ZONE}")
     assert final["status"] == "valid", final
     assert took < SERVER_TIMEOUT, took
