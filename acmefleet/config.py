@@ -35,6 +35,32 @@ class EndpointConfig:
     # dns-01 only, RFC 8555 §7.1.3 and CA/B BR 3.2.2.4). Private endpoints never use it
     # (the configuration file gives them none).
     challenges: tuple[str, ...] = CHALLENGE_TYPES
+    # The [perspectives.<name>] set that corroborates this public endpoint's validations
+    # (CA/B BR 3.2.2.9); None: the server's own check alone. Private endpoints have none.
+    perspectives: str | None = None
+
+
+@dataclass(frozen=True)
+class PerspectiveConfig:
+    """One remote network perspective: an ``acmefleet validator`` agent."""
+
+    name: str  # shown in problem documents; never the address
+    url: str  # https://HOST:PORT
+    identity: str  # a dNSName the agent's certificate must carry
+    region: str | None = None  # its Regional Internet Registry (ARIN, RIPE, APNIC, ...)
+
+
+@dataclass(frozen=True)
+class PerspectiveSet:
+    """Remote perspectives and the mutual-TLS material to call them ([perspectives.<name>]).
+
+    Relative paths are relative to the data directory."""
+
+    name: str
+    ca_file: Path  # the CA that signs the agents' certificates
+    client_cert_file: Path  # the server's client certificate, and its key (0600)
+    client_key_file: Path
+    agents: tuple[PerspectiveConfig, ...]
 
 
 @dataclass(frozen=True)
@@ -165,6 +191,7 @@ class ServerConfig:
     housekeeping_interval: timedelta = timedelta(minutes=10)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    perspectives: dict[str, PerspectiveSet] = field(default_factory=dict)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -174,6 +201,17 @@ def public_pki_warnings(config: ServerConfig) -> list[str]:
     """Settings that make public certificates fail the CA/B Forum requirements."""
     if not any(e.type == "public" for e in config.endpoints.values()):
         return []
+    found = [
+        f"endpoint {e.name} is public but has no remote perspectives: CA/B BR 3.2.2.9 asks "
+        "that its validations be corroborated by acmefleet validator agents "
+        "(set its 'perspectives')"
+        for e in config.endpoints.values()
+        if e.type == "public" and e.perspectives is None
+    ]
+    return found + _pki_url_warnings(config)
+
+
+def _pki_url_warnings(config: ServerConfig) -> list[str]:
     host = urlsplit(config.pki_base_url).hostname or ""
     try:
         internal = not ipaddress.ip_address(host).is_global
@@ -223,7 +261,92 @@ def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
         profiles,
         default,
         _challenges(raw, kind, where),
+        _endpoint_perspectives(raw, kind, where),
     )
+
+
+def _endpoint_perspectives(raw: dict[str, Any], kind: str, where: str) -> str | None:
+    chosen = raw.get("perspectives")
+    if chosen is None:
+        return None
+    if kind == "private":
+        raise ConfigError(f"{where}: a private endpoint validates no names: no 'perspectives'")
+    if not isinstance(chosen, str):
+        raise ConfigError(f"{where}: 'perspectives' must name a [perspectives.<name>] table")
+    return chosen
+
+
+# BR 3.2.2.9: at least two remote network perspectives (validation/mpic.py applies the quorum).
+MIN_PERSPECTIVES = 2
+_PERSPECTIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_SET_KEYS = {"ca_file", "client_cert_file", "client_key_file", "agents"}
+_AGENT_KEYS = {"name", "url", "identity", "region"}
+
+
+def _perspective_set(name: str, raw: Any) -> PerspectiveSet:
+    where = f"perspectives.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _SET_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}")
+    files = {key: Path(_require(raw, key, str, where)) for key in sorted(_SET_KEYS - {"agents"})}
+    agents_raw = _require(raw, "agents", list, where)
+    if len(agents_raw) < MIN_PERSPECTIVES:
+        raise ConfigError(
+            f"{where}: CA/B BR 3.2.2.9 needs at least {MIN_PERSPECTIVES} remote perspectives "
+            "([[perspectives.NAME.agents]])"
+        )
+    agents: list[PerspectiveConfig] = []
+    for index, agent in enumerate(agents_raw):
+        at = f"{where}.agents[{index}]"
+        if not isinstance(agent, dict):
+            raise ConfigError(f"{at} must be a table")
+        unknown = set(agent) - _AGENT_KEYS
+        if unknown:
+            raise ConfigError(f"{at}: unknown setting(s) {sorted(unknown)}")
+        url = _check_url(_require(agent, "url", str, at), ("https",), at)
+        label = agent.get("name", f"perspective-{index + 1}")
+        if not isinstance(label, str) or not _PERSPECTIVE_NAME.fullmatch(label):
+            raise ConfigError(f"{at}: 'name' must be letters, digits, '.', '_' or '-'")
+        identity = _require(agent, "identity", str, at)
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", identity):
+            raise ConfigError(f"{at}: 'identity' must be the DNS name in the agent's certificate")
+        region = agent.get("region")
+        if region is not None and (
+            not isinstance(region, str) or not _PERSPECTIVE_NAME.fullmatch(region)
+        ):
+            raise ConfigError(f"{at}: 'region' must be a name such as RIPE or ARIN")
+        agents.append(PerspectiveConfig(label, url, identity.lower(), region))
+    # Distinct perspectives (BR 3.2.2.9): one agent listed twice would count twice.
+    for field_name in ("name", "url", "identity"):
+        values = [getattr(a, field_name) for a in agents]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}: each agent's {field_name} must be unique")
+    regions = {a.region for a in agents}
+    if None in regions and len(regions) > 1:
+        raise ConfigError(f"{where}: give every agent a 'region', or none")
+    if None not in regions and len(regions) < 2:
+        raise ConfigError(f"{where}: CA/B BR 3.2.2.9 needs perspectives in at least 2 RIR regions")
+    return PerspectiveSet(
+        name,
+        files["ca_file"],
+        files["client_cert_file"],
+        files["client_key_file"],
+        tuple(agents),
+    )
+
+
+def _perspectives(raw: Any, endpoints: list[EndpointConfig]) -> dict[str, PerspectiveSet]:
+    if not isinstance(raw, dict):
+        raise ConfigError("[perspectives] must be a table of named perspective sets")
+    sets = {name: _perspective_set(name, value) for name, value in raw.items()}
+    for endpoint in endpoints:
+        if endpoint.perspectives is not None and endpoint.perspectives not in sets:
+            raise ConfigError(
+                f"endpoint {endpoint.name}: no [perspectives.{endpoint.perspectives}] configured"
+            )
+    return sets
 
 
 def _challenges(raw: dict[str, Any], kind: str, where: str) -> tuple[str, ...]:
@@ -268,7 +391,8 @@ def _list(raw: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _validation(raw: dict[str, Any]) -> ValidationConfig:
+def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
+    """[validation]: the server's, and each validator agent's own."""
     hosts = raw.get("hosts", {})
     for name, address in hosts.items():
         try:
@@ -357,7 +481,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         listen=str(server.get("listen", "127.0.0.1:8555")),
         pki_listen=str(server.get("pki_listen", "127.0.0.1:8556")),
         endpoints={e.name: e for e in endpoints},
-        validation=_validation(raw.get("validation", {})),
+        validation=parse_validation(raw.get("validation", {})),
         eab_lifetime=timedelta(days=float(lifetimes.get("eab_days", 30))),
         order_lifetime=timedelta(hours=float(lifetimes.get("order_hours", 168))),
         authz_lifetime=timedelta(days=float(lifetimes.get("authorization_days", 30))),
@@ -370,6 +494,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         trusted_proxies=_trusted_proxies(server.get("trusted_proxies", [])),
         profiles=dict(raw.get("profiles", {})),
         limits=_limits(raw.get("limits", {})),
+        perspectives=_perspectives(raw.get("perspectives", {}), endpoints),
     )
 
 
@@ -493,4 +618,15 @@ type = "public"
 ca = "public"
 profiles = ["public-dv"]
 challenges = ["http-01", "dns-01", "tls-alpn-01"]
+# Corroborate every validation from remote "acmefleet validator" agents (CA/B BR 3.2.2.9):
+# perspectives = "world"
+
+# [perspectives.world]
+# ca_file = "mpic/agents-ca.pem"         # signs the agents' certificates
+# client_cert_file = "mpic/server.pem"   # this server's client certificate and key (0600)
+# client_key_file = "mpic/server.key"
+# [[perspectives.world.agents]]          # at least two
+# name = "eu-west"
+# url = "https://192.0.2.10:8600"
+# identity = "eu-west.validators.example.net"
 """

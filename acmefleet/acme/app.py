@@ -84,6 +84,7 @@ class AcmeApp:
                     self.ctx.validators,
                     challenge_id,
                     self.ctx.config.rate_limits.failed_validations_per_account,
+                    endpoints=self.ctx.endpoint_validators,
                 ),
                 name=f"validate-{challenge_id}",
             )

@@ -29,6 +29,10 @@ class AcmeContext:
     issuers: dict[str, Issuer]
     profiles: dict[str, LeafProfile]
     validators: dict[str, ChallengeValidator]
+    # Per endpoint (by challenge type): a public endpoint with remote perspectives gets
+    # corroborating validators (validation/mpic.py). An endpoint missing here uses
+    # ``validators``.
+    endpoint_validators: dict[str, dict[str, ChallengeValidator]] = field(default_factory=dict)
     keys: KeyCache = field(default_factory=KeyCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
@@ -36,6 +40,9 @@ class AcmeContext:
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         return self.config.endpoints.get(name)
+
+    def validators_for(self, endpoint: str) -> dict[str, ChallengeValidator]:
+        return self.endpoint_validators.get(endpoint, self.validators)
 
     def urls(self, endpoint: str) -> EndpointUrls:
         found = self._urls.get(endpoint)

@@ -17,6 +17,7 @@ from acmefleet import __version__
 from acmefleet.cli.admin import admin
 from acmefleet.cli.common import fail, scrub
 from acmefleet.cli.server import demo, server
+from acmefleet.cli.validator import validator
 from acmefleet.fleet.cli import rollout, status
 from acmefleet.lab.__main__ import lab
 
@@ -66,3 +67,4 @@ main.add_command(demo)
 main.add_command(rollout)
 main.add_command(status)
 main.add_command(lab)
+main.add_command(validator)

@@ -99,9 +99,14 @@ async def validate(
     validators: Mapping[str, ChallengeValidator],
     challenge_id: str,
     failure_limit: Limit | None = None,
+    *,
+    endpoints: Mapping[str, Mapping[str, ChallengeValidator]] | None = None,
 ) -> None:
     """Run the validator for a processing challenge and store the result (a failure
-    counted against the account's ``failure_limit``)."""
+    counted against the account's ``failure_limit``).
+
+    ``endpoints``: validators per endpoint (the account's), e.g. corroborated by remote
+    perspectives on a public endpoint; an endpoint not in it uses ``validators``."""
     with db.read() as conn:
         challenge = order_store.get_challenge(conn, challenge_id)
         if challenge is None or challenge.status != "processing":
@@ -110,7 +115,7 @@ async def validate(
         assert authz is not None
         account = account_store.get_account(conn, authz.account_id)
         assert account is not None
-    validator = validators[challenge.type]
+    validator = (endpoints or {}).get(account.endpoint, validators)[challenge.type]
     # A challenge with no start on record (none should remain: migration 0007 stamps them)
     # counts as out of time rather than as one that may run again for ever.
     started = challenge.processing_since

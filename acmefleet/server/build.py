@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,13 +13,14 @@ from acmefleet.ca.hierarchy import Authority, load_authority
 from acmefleet.ca.issuer import EmbeddedIssuer, Issuer
 from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
 from acmefleet.clock import Clock, SystemClock
-from acmefleet.config import ConfigError, ServerConfig, load_config
+from acmefleet.config import ConfigError, PerspectiveSet, ServerConfig, load_config
 from acmefleet.console.context import ConsoleContext
 from acmefleet.server.datadir import read_passphrase, require_initialised
 from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
 from acmefleet.validation.dns01 import Dns01Validator
 from acmefleet.validation.http01 import Http01Validator
+from acmefleet.validation.mpic import CorroboratingValidator, RemotePerspective, tls_context
 from acmefleet.validation.tlsalpn01 import TlsAlpn01Validator
 
 
@@ -66,6 +68,42 @@ def build_validators(config: ServerConfig) -> dict[str, ChallengeValidator]:
     }
 
 
+def _remote_perspectives(found: PerspectiveSet, root: Path) -> list[RemotePerspective]:
+    """The agents of one [perspectives.<name>] set, with one mutual-TLS context for all."""
+    where = f"perspectives.{found.name}"
+    try:
+        context = tls_context(
+            ssl.Purpose.SERVER_AUTH,
+            ca_file=root / found.ca_file,
+            cert_file=root / found.client_cert_file,
+            key_file=root / found.client_key_file,
+        )
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return [RemotePerspective(a.name, a.url, a.identity, context, a.region) for a in found.agents]
+
+
+def build_endpoint_validators(
+    config: ServerConfig, local: dict[str, ChallengeValidator], root: Path
+) -> dict[str, dict[str, ChallengeValidator]]:
+    """Each endpoint's validators by challenge type: the server's own (``local``), wrapped
+    in a ``CorroboratingValidator`` where the endpoint names a perspective set (BR 3.2.2.9)."""
+    chosen: dict[str, dict[str, ChallengeValidator]] = {}
+    remote: dict[str, list[RemotePerspective]] = {}
+    for endpoint in config.endpoints.values():
+        if endpoint.perspectives is None:
+            chosen[endpoint.name] = local
+            continue
+        if endpoint.perspectives not in remote:
+            found = config.perspectives[endpoint.perspectives]
+            remote[endpoint.perspectives] = _remote_perspectives(found, root)
+        agents = remote[endpoint.perspectives]
+        chosen[endpoint.name] = {
+            kind: CorroboratingValidator(validator, agents) for kind, validator in local.items()
+        }
+    return chosen
+
+
 def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     data = require_initialised(root)
     config = load_config(root)
@@ -81,6 +119,7 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     database = open_database(data.database_url())
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
+    validators = build_validators(config)
     return AcmeContext(
         config=config,
         db=database,
@@ -89,7 +128,8 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         authorities=authorities,
         issuers=issuers,
         profiles=build_profiles(config),
-        validators=build_validators(config),
+        validators=validators,
+        endpoint_validators=build_endpoint_validators(config, validators, data.root),
     )
 
 

@@ -64,9 +64,14 @@ class KnotServer:
 
     ``records`` are zone-file lines for ``ZONE`` (relative names allowed)."""
 
-    def __init__(self, workdir: Path, records: Iterable[str] = ()) -> None:
+    def __init__(
+        self, workdir: Path, records: Iterable[str] = (), also_listen: Iterable[str] = ()
+    ) -> None:
+        """``also_listen``: more addresses to answer on (same port), e.g. the host side of
+        a test network namespace's veth pair."""
         self.workdir = workdir
         self.records = list(records)
+        self.also_listen = list(also_listen)
         [self.port] = free_ports(1)
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -87,9 +92,10 @@ class KnotServer:
         (storage / f"{OTHER_ZONE}.zone").write_text(_zone_text(OTHER_ZONE, []))
         (storage / f"{BROKEN_ZONE}.zone").write_text(f"$ORIGIN {BROKEN_ZONE}.\nthis is no zone\n")
         config = self.workdir / "knot.conf"
+        listen = ", ".join(f"{a}@{self.port}" for a in ["127.0.0.1", *self.also_listen])
         text = f"""server:
     rundir: "{self.workdir}"
-    listen: 127.0.0.1@{self.port}
+    listen: [{listen}]
     background-workers: 1
     tcp-workers: 1
     udp-workers: 1

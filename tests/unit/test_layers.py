@@ -42,7 +42,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "server": _DOMAIN | {"acme", "console", "store", "tasks", "policy"},
     "fleet": {"lab", "config", "console.client", "console.errors"},
     "server_demo": _DOMAIN | {"server", "console", "store"},
-    "cli": _DOMAIN | {"server", "console", "store", "fleet", "lab", "server_demo"},
+    # The validator agent (a remote perspective, BR 3.2.2.9) runs the validators with its
+    # own [validation] settings and nothing of the server: no store, no policy, no CA.
+    "agent": {"config", "errors", "identifiers", "validation"},
+    "cli": _DOMAIN | {"server", "console", "store", "fleet", "lab", "server_demo", "agent"},
 }
 
 # SQL is written in store/ only: the layers above pass a Connection down and nothing more.
@@ -128,3 +131,5 @@ def test_the_rules_catch_an_upward_import(tmp_path: Path) -> None:
     assert not _allowed("fleet", "acmefleet.console.operations", ["ConsoleOperations"])
     assert _allowed("fleet", "acmefleet.console.client", ["RemoteBackend"])
     assert not _allowed("ca", "acmefleet", ["config"])
+    assert not _allowed("agent", "acmefleet.store.engine", ["Database"])
+    assert not _allowed("server", "acmefleet.agent.server", ["Agent"])

@@ -52,7 +52,7 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         # is not validated on an authorization created before.
         offered = {
             kind: validator
-            for kind, validator in ctx.validators.items()
+            for kind, validator in ctx.validators_for(signed.endpoint.name).items()
             if kind in signed.endpoint.challenges
         }
         if challenge_policy.start(conn, found, authz, offered, ctx.clock.now(), failure_limit):
@@ -61,7 +61,12 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
                 conn,
                 lambda: ctx.tasks.spawn(
                     challenge_policy.validate(
-                        ctx.db, ctx.clock, ctx.validators, challenge_id, failure_limit
+                        ctx.db,
+                        ctx.clock,
+                        ctx.validators,
+                        challenge_id,
+                        failure_limit,
+                        endpoints=ctx.endpoint_validators,
                     ),
                     name=f"validate-{challenge_id}",
                 ),

@@ -1,0 +1,140 @@
+"""The one request a remote network perspective (an ``acmefleet validator`` agent) answers.
+
+Shared by both ends so they cannot drift: the ACME server (``mpic.py``) builds requests and
+reads answers; the agent (``acmefleet/agent``) parses requests and builds answers.
+
+Over mutual TLS, ``POST /check`` with a JSON body of at most ``MAX_REQUEST_BYTES``::
+
+    {"kind": "dns-01", "identifier": {"type": "dns", "value": "example.org"},
+     "token": "<base64url>", "key_authorization": "<token>.<thumbprint>"}
+
+and the answer, HTTP 200 with JSON of at most ``MAX_ANSWER_BYTES``::
+
+    {"result": "pass"}
+    {"result": "fail", "problem": {"type": "urn:ietf:params:acme:error:dns", "detail": "…"}}
+
+Any other status is the agent refusing the request (``{"error": "…"}``): malformed, too large,
+busy. The agent never says more than the ACME problem it would itself give a client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from acmefleet.errors import AcmeError, ProblemType
+from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
+
+PATH = "/check"
+# A request is four short strings: a name (at most 253), a token and a key authorization
+# (each well under 200). 4 KiB leaves room and refuses anything that is not such a request.
+MAX_REQUEST_BYTES = 4096
+# An answer is a problem document whose detail is one sentence.
+MAX_ANSWER_BYTES = 8192
+MAX_DETAIL_CHARS = 1000
+# RFC 8555 §8.1: a token has at least 128 bits of entropy, base64url without padding (ours
+# are 43 characters); a thumbprint is a base64url SHA-256 digest (43 characters).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+_FIELDS = {"kind", "identifier", "token", "key_authorization"}
+_PROBLEM_PREFIX = "urn:ietf:params:acme:error:"
+_KINDS = re.compile(r"[a-z0-9-]{1,32}")
+
+
+class BadCheckRequest(ValueError):
+    """A request the agent refuses (HTTP 400); the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    kind: str
+    identifier: Identifier
+    token: str
+    key_authorization: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "identifier": self.identifier.as_wire(),
+                "token": self.token,
+                "key_authorization": self.key_authorization,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def parse_request(body: bytes) -> CheckRequest:
+    """A request as the agent receives it: every field checked, nothing else accepted."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise BadCheckRequest(f"the request is larger than {MAX_REQUEST_BYTES} bytes")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadCheckRequest("the request is not JSON") from None
+    if not isinstance(raw, dict):
+        raise BadCheckRequest("the request must be a JSON object")
+    if set(raw) != _FIELDS:
+        missing = sorted(_FIELDS - set(raw))
+        extra = sorted(set(raw) - _FIELDS)
+        raise BadCheckRequest(f"fields missing: {missing}, unknown: {extra[:5]}")
+    kind = raw["kind"]
+    if not isinstance(kind, str) or not _KINDS.fullmatch(kind):
+        raise BadCheckRequest("'kind' must be a check name such as dns-01")
+    wire = raw["identifier"]
+    if (
+        not isinstance(wire, dict)
+        or set(wire) != {"type", "value"}
+        or not all(isinstance(v, str) for v in wire.values())
+    ):
+        raise BadCheckRequest('\'identifier\' must be {"type": ..., "value": ...}')
+    try:
+        identifier = parse_identifier(wire["type"], wire["value"])
+    except IdentifierSyntaxError:
+        raise BadCheckRequest("'identifier' is not a valid DNS name or IP address") from None
+    token = raw["token"]
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise BadCheckRequest("'token' must be 16 to 128 base64url characters")
+    key_authorization = raw["key_authorization"]
+    if (
+        not isinstance(key_authorization, str)
+        or not key_authorization.startswith(token + ".")
+        or not _THUMBPRINT.fullmatch(key_authorization[len(token) + 1 :])
+    ):
+        raise BadCheckRequest("'key_authorization' must be the token, '.', and a thumbprint")
+    return CheckRequest(kind, identifier, token, key_authorization)
+
+
+def answer(error: AcmeError | None) -> bytes:
+    """The agent's answer to a check it ran: pass, or the problem it found."""
+    if error is None:
+        return b'{"result":"pass"}'
+    problem = {"type": error.type.urn, "detail": error.detail[:MAX_DETAIL_CHARS]}
+    return json.dumps({"result": "fail", "problem": problem}, separators=(",", ":")).encode()
+
+
+def parse_answer(body: bytes) -> AcmeError | None:
+    """What an agent found (None: it passed). Raise ``ValueError`` for anything that is not an
+    answer: the caller counts that perspective as not corroborating."""
+    if len(body) > MAX_ANSWER_BYTES:
+        raise ValueError("answer too large")
+    raw: Any = json.loads(body)
+    if not isinstance(raw, dict):
+        raise ValueError("answer is not an object")
+    if raw.get("result") == "pass":
+        return None
+    problem = raw.get("problem")
+    if raw.get("result") != "fail" or not isinstance(problem, dict):
+        raise ValueError("answer has no result")
+    urn, detail = problem.get("type"), problem.get("detail")
+    if not isinstance(urn, str) or not isinstance(detail, str):
+        raise ValueError("problem without type or detail")
+    try:
+        kind = ProblemType(urn.removeprefix(_PROBLEM_PREFIX))
+    except ValueError:
+        kind = ProblemType.SERVER_INTERNAL
+    # The agent's words end up in a problem the applicant reads: printable and short.
+    shown = "".join(c for c in detail if c.isprintable())[:MAX_DETAIL_CHARS]
+    return AcmeError(kind, shown)
