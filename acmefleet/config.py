@@ -35,6 +35,10 @@ class EndpointConfig:
     # dns-01 only, RFC 8555 §7.1.3 and CA/B BR 3.2.2.4). Private endpoints never use it
     # (the configuration file gives them none).
     challenges: tuple[str, ...] = CHALLENGE_TYPES
+    # The issuer domain names CAA records name this CA by (RFC 8659 §4.2): a public endpoint
+    # issues only where the relevant CAA RRset authorises one of them (or there is none).
+    # Private endpoints never check CAA (the configuration file gives them none).
+    caa_identities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,42 @@ def _check_url(url: str, schemes: tuple[str, ...], where: str) -> str:
     return url.rstrip("/")
 
 
-def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
+# RFC 8659 §4.2: issuer-domain-name = label *("." label),
+# label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)).
+_CAA_LABEL = r"[a-z0-9](?:-*[a-z0-9])*"
+_CAA_ISSUER = re.compile(rf"{_CAA_LABEL}(?:\.{_CAA_LABEL})*")
+
+
+def _caa_identities(raw: dict[str, Any], kind: str, where: str, base_url: str) -> tuple[str, ...]:
+    """A public endpoint's CAA issuer domain names: as configured, else the host of
+    ``server.base_url`` (what a domain owner most likely names when the operator said
+    nothing). A private endpoint checks no CAA, so naming any is a mistake."""
+    if kind == "private":
+        if "caa_identities" in raw:
+            raise ConfigError(f"{where}: a private endpoint checks no CAA: no 'caa_identities'")
+        return ()
+    if "caa_identities" not in raw:
+        host = (urlsplit(base_url).hostname or "").lower()
+        if not _CAA_ISSUER.fullmatch(host):
+            raise ConfigError(
+                f"{where}: set 'caa_identities' (the issuer domain names CAA records name this "
+                f"CA by); the base_url host {host!r} cannot be one"
+            )
+        return (host,)
+    chosen = raw["caa_identities"]
+    if (
+        not isinstance(chosen, list)
+        or not chosen
+        or not all(isinstance(c, str) and _CAA_ISSUER.fullmatch(c.lower()) for c in chosen)
+    ):
+        raise ConfigError(
+            f"{where}: 'caa_identities' must be a non-empty list of domain names "
+            '(e.g. ["acme.example.com"]) without a trailing dot'
+        )
+    return tuple(dict.fromkeys(c.lower() for c in chosen))
+
+
+def _endpoint(raw: dict[str, Any], index: int, base_url: str) -> EndpointConfig:
     where = f"endpoints[{index}]"
     name = _require(raw, "name", str, where)
     kind = _require(raw, "type", str, where)
@@ -223,6 +262,7 @@ def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
         profiles,
         default,
         _challenges(raw, kind, where),
+        _caa_identities(raw, kind, where, base_url),
     )
 
 
@@ -344,7 +384,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         _require(server, "pki_base_url", str, "server"), ("http",), "server.pki_base_url"
     )
     endpoints_raw = raw.get("endpoints", [])
-    endpoints = [_endpoint(item, i) for i, item in enumerate(endpoints_raw)]
+    endpoints = [_endpoint(item, i, base_url) for i, item in enumerate(endpoints_raw)]
     if not endpoints:
         raise ConfigError("no [[endpoints]] configured")
     names = [e.name for e in endpoints]
@@ -396,8 +436,10 @@ def render_default_config(
     tls_names: tuple[str, ...] = (),
 ) -> str:
     names = ", ".join(f'"{name}"' for name in tls_names)
+    host = (urlsplit(base_url).hostname or "").lower()
     return DEFAULT_CONFIG_TEMPLATE.format(
         base_url=base_url,
+        caa_identity=host if _CAA_ISSUER.fullmatch(host) else "acme.example.com",
         pki_base_url=pki_base_url,
         listen=listen,
         pki_listen=pki_listen,
@@ -493,4 +535,8 @@ type = "public"
 ca = "public"
 profiles = ["public-dv"]
 challenges = ["http-01", "dns-01", "tls-alpn-01"]
+# CAA (RFC 8659): the issuer domain names domain owners authorise this CA by, as in
+# 'example.com. CAA 0 issue "{caa_identity}"'. Checked after each validation and again at
+# issuance when older than 8 hours; a record naming only other CAs refuses the certificate.
+caa_identities = ["{caa_identity}"]
 """

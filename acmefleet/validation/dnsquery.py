@@ -156,4 +156,3 @@ class Lookup:
         except dns.exception.DNSException as exc:
             log.info("%s: %s: %s", record, type(exc).__name__, exc)
             raise dns_problem(f"looking up the {record} failed") from None
-

@@ -61,7 +61,7 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
                 conn,
                 lambda: ctx.tasks.spawn(
                     challenge_policy.validate(
-                        ctx.db, ctx.clock, ctx.validators, challenge_id, failure_limit
+                        ctx.db, ctx.clock, ctx.validators, challenge_id, failure_limit, ctx.caa
                     ),
                     name=f"validate-{challenge_id}",
                 ),
