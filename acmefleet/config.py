@@ -214,6 +214,14 @@ _CAA_LABEL = r"[a-z0-9](?:-*[a-z0-9])*"
 _CAA_ISSUER = re.compile(rf"{_CAA_LABEL}(?:\.{_CAA_LABEL})*")
 
 
+def default_caa_identity(base_url: str) -> str | None:
+    """The host of ``base_url`` if it fits the issuer-domain-name grammar (an IPv4 address
+    does, as digits; an IPv6 one does not). Domain owners name a CA by its domain, so an
+    operator with an address there should set ``caa_identities``."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host if _CAA_ISSUER.fullmatch(host) else None
+
+
 def _caa_identities(raw: dict[str, Any], kind: str, where: str, base_url: str) -> tuple[str, ...]:
     """A public endpoint's CAA issuer domain names: as configured, else the host of
     ``server.base_url`` (what a domain owner most likely names when the operator said
@@ -223,11 +231,11 @@ def _caa_identities(raw: dict[str, Any], kind: str, where: str, base_url: str) -
             raise ConfigError(f"{where}: a private endpoint checks no CAA: no 'caa_identities'")
         return ()
     if "caa_identities" not in raw:
-        host = (urlsplit(base_url).hostname or "").lower()
-        if not _CAA_ISSUER.fullmatch(host):
+        host = default_caa_identity(base_url)
+        if host is None:
             raise ConfigError(
                 f"{where}: set 'caa_identities' (the issuer domain names CAA records name this "
-                f"CA by); the base_url host {host!r} cannot be one"
+                f"CA by); the host of server.base_url cannot be one"
             )
         return (host,)
     chosen = raw["caa_identities"]
@@ -436,10 +444,9 @@ def render_default_config(
     tls_names: tuple[str, ...] = (),
 ) -> str:
     names = ", ".join(f'"{name}"' for name in tls_names)
-    host = (urlsplit(base_url).hostname or "").lower()
     return DEFAULT_CONFIG_TEMPLATE.format(
         base_url=base_url,
-        caa_identity=host if _CAA_ISSUER.fullmatch(host) else "acme.example.com",
+        caa_identity=default_caa_identity(base_url) or "acme.example.com",
         pki_base_url=pki_base_url,
         listen=listen,
         pki_listen=pki_listen,
