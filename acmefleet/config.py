@@ -113,6 +113,9 @@ class ValidationConfig:
     allow_private_addresses: bool = False
     # Static answers for names in a closed network: suffix -> address ("*" matches all).
     hosts: dict[str, str] = field(default_factory=dict)
+    # CAA on public endpoints (RFC 8659, CA/B BR 3.2.2.8). Off only for a closed network
+    # with no DNS to ask (a lab): the server then warns that public certificates skip it.
+    check_caa: bool = True
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,16 @@ def public_pki_warnings(config: ServerConfig) -> list[str]:
     """Settings that make public certificates fail the CA/B Forum requirements."""
     if not any(e.type == "public" for e in config.endpoints.values()):
         return []
+    found: list[str] = []
+    if not config.validation.check_caa:
+        found.append(
+            "validation.check_caa is false: public endpoints issue without checking CAA "
+            "(RFC 8659; CA/B BR 3.2.2.8 requires it): only for a closed network without DNS"
+        )
+    return found + _pki_url_warnings(config)
+
+
+def _pki_url_warnings(config: ServerConfig) -> list[str]:
     host = urlsplit(config.pki_base_url).hostname or ""
     try:
         internal = not ipaddress.ip_address(host).is_global
@@ -335,7 +348,15 @@ def _validation(raw: dict[str, Any]) -> ValidationConfig:
         dns_resolvers=tuple(parse_resolver(r) for r in _list(raw, "dns_resolvers")),
         allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
         hosts=dict(hosts),
+        check_caa=_bool(raw, "check_caa", True),
     )
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"validation.{key} must be true or false")
+    return value
 
 
 def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> timedelta:
@@ -513,6 +534,10 @@ dns_resolvers = []
 timeout_seconds = 10
 # Validation never connects to loopback or private addresses unless this is true.
 allow_private_addresses = false
+# CAA (RFC 8659) on public endpoints, through dns_resolvers. Turn it off only in a closed
+# network with no DNS to ask: public certificates then skip a CA/B requirement (the server
+# warns at start-up).
+check_caa = true
 # Static name -> address answers for closed networks ("*" matches every name).
 [validation.hosts]
 

@@ -58,9 +58,12 @@ class AcmeContext:
         return self.urls(account.endpoint).account(account.id)
 
     @property
-    def caa(self) -> CaaContext:
-        """What policy needs to check CAA (public endpoints)."""
+    def caa(self) -> CaaContext | None:
+        """What policy needs to check CAA (public endpoints); None where it is turned off
+        (``validation.check_caa = false``: a closed network without DNS)."""
         assert self.caa_checker is not None
+        if not self.config.validation.check_caa:
+            return None
         return CaaContext(self.caa_checker, self.config.endpoints, self.account_url)
 
     @property

@@ -378,6 +378,7 @@ def finalize_order(
     now: datetime,
     source: str | None = None,
     caa_outcomes: Sequence[caa_policy.Outcome] = (),
+    check_caa: bool = True,
 ) -> Order:
     """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once.
 
@@ -402,7 +403,8 @@ def finalize_order(
         raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
     recheck_authority(conn, endpoint, account, order, now)
     try:
-        caa_policy.apply_at_finalize(conn, endpoint, account, order, caa_outcomes, now)
+        if check_caa:
+            caa_policy.apply_at_finalize(conn, endpoint, account, order, caa_outcomes, now)
     except caa_policy.CaaForbids as forbids:
         problem = forbids.error.as_problem()
         if not order_store.set_finalization(

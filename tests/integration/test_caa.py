@@ -81,6 +81,7 @@ def acmefleet(
         "dns_resolvers": f'["{knot.address}"]',
         "timeout_seconds": "5",
         "caa_identities": f'["{US}"]',
+        "check_caa": "true",
     }
     with checked_acmefleet(tmp_path_factory.mktemp("acmefleet"), settings=settings) as server:
         yield server
@@ -325,7 +326,11 @@ def test_servfail_refuses(acmefleet: AcmefleetServer, web: Http01Responder) -> N
 
 def test_a_resolver_that_never_answers_refuses(tmp_path: Path) -> None:
     silent = SilentResolver()
-    settings = {"dns_resolvers": f'["{silent.address}"]', "timeout_seconds": "2"}
+    settings = {
+        "dns_resolvers": f'["{silent.address}"]',
+        "timeout_seconds": "2",
+        "check_caa": "true",
+    }
     try:
         with checked_acmefleet(tmp_path, settings=settings) as server, new_client(server) as acme:
             web = Http01Responder(server.http01_port)
@@ -431,3 +436,22 @@ def test_the_private_endpoint_never_checks_caa(acmefleet: AcmefleetServer) -> No
         assert acme.new_account(acmefleet.mint_eab("acme", "private")).status_code == 201
         pem = acme.issue_certificate([name])
     assert "BEGIN CERTIFICATE" in pem
+
+
+def test_turned_off_for_a_closed_network_it_is_not_checked(
+    tmp_path: Path, knot: KnotServer
+) -> None:
+    """``check_caa = false`` (a lab without DNS): issued despite the record, and the server
+    warns at start-up that public certificates skip CAA."""
+    settings = {"dns_resolvers": f'["{knot.address}"]', "check_caa": "false"}
+    with checked_acmefleet(tmp_path, settings=settings) as server, new_client(server) as acme:
+        web = Http01Responder(server.http01_port)
+        try:
+            order, final = validate(acme, f"other-ca.{ZONE}", web=web)
+            assert final["status"] == "valid", final
+            response = finalize(acme, order, [f"other-ca.{ZONE}"])
+        finally:
+            web.close()
+        log = server.log_text()
+    assert response.status_code == 200 and response.json()["status"] == "valid", response.text
+    assert "validation.check_caa is false" in log

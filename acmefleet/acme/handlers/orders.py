@@ -64,10 +64,12 @@ def prepare_finalize(
     if current.status(now) != "ready":
         return None
     account = signed.signer
-    checks = caa_policy.due(conn, signed.endpoint, account, current, now)
+    caa, endpoint = ctx.caa, signed.endpoint
+    if caa is None:
+        return None
+    checks = caa_policy.due(conn, endpoint, account, current, now)
     if not checks:
         return None
-    caa, endpoint = ctx.caa, signed.endpoint
 
     async def run() -> object:
         return await caa_policy.run(caa, endpoint, account, checks, ctx.clock)
@@ -90,6 +92,7 @@ def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         now=ctx.clock.now(),
         source=signed.request.client,
         caa_outcomes=outcomes,
+        check_caa=ctx.config.validation.check_caa,
     )
     if finalized.finalization == "invalid" and finalized.error is not None:
         # CAA ended the order (committed): the answer is its problem (RFC 8555 §7.4), and
