@@ -19,7 +19,7 @@ from acmefleet.policy.orders import Lifetimes
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
 from acmefleet.validation.base import ChallengeValidator
-from acmefleet.validation.caa import CaaChecker
+from acmefleet.validation.caa import CaaCheck, CaaChecker
 from acmefleet.validation.dnsquery import DnsSettings
 
 
@@ -38,7 +38,7 @@ class AcmeContext:
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
     crls: CrlCache = field(default_factory=CrlCache)  # shared with the console
     # CAA on public endpoints: the validators' resolvers and deadline unless given.
-    caa_checker: CaaChecker | None = None
+    caa_checker: CaaCheck | None = None
 
     def __post_init__(self) -> None:
         if self.caa_checker is None:

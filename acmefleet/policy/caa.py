@@ -33,7 +33,7 @@ from acmefleet.models import Account, Authorization, Order
 from acmefleet.policy.names import validated_domain
 from acmefleet.store import orders as order_store
 from acmefleet.store import orgs as org_store
-from acmefleet.validation.caa import MAX_AGE, CaaChecker
+from acmefleet.validation.caa import MAX_AGE, CaaCheck
 
 # RFC 8657 §4: method labels are ACME challenge types, or CA-specific ones starting "ca-".
 ACME_METHODS = frozenset({"http-01", "dns-01", "tls-alpn-01"})
@@ -44,7 +44,7 @@ class CaaContext:
     """What policy needs to check CAA: the checker, the endpoints, and how an account's URL
     is written (the ACME front end's business, handed down)."""
 
-    checker: CaaChecker
+    checker: CaaCheck
     endpoints: Mapping[str, EndpointConfig]
     account_uri: Callable[[Account], str]
 

@@ -41,6 +41,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 import dns.name
 import dns.rdatatype
@@ -274,6 +275,21 @@ async def check_caa(
             identifier=identifier,
         )
     return CaaResult(name, domain, tuple(records))
+
+
+class CaaCheck(Protocol):
+    """What the server holds to check CAA: ``CaaChecker`` here, or one that corroborates
+    the same check from remote perspectives (BR 3.2.2.9) behind the same call."""
+
+    async def check(
+        self,
+        name: str,
+        *,
+        wildcard: bool,
+        account_uri: str,
+        method: str,
+        issuer_domains: Sequence[str],
+    ) -> CaaResult: ...
 
 
 @dataclass(frozen=True)
