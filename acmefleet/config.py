@@ -35,6 +35,10 @@ class EndpointConfig:
     # dns-01 only, RFC 8555 §7.1.3 and CA/B BR 3.2.2.4). Private endpoints never use it
     # (the configuration file gives them none).
     challenges: tuple[str, ...] = CHALLENGE_TYPES
+    # The issuer domain names CAA records name this CA by (RFC 8659 §4.2): a public endpoint
+    # issues only where the relevant CAA RRset authorises one of them (or there is none).
+    # Private endpoints never check CAA (the configuration file gives them none).
+    caa_identities: tuple[str, ...] = ()
     # The [perspectives.<name>] set that corroborates this public endpoint's validations
     # (CA/B BR 3.2.2.9); None: the server's own check alone. Private endpoints have none.
     perspectives: str | None = None
@@ -135,6 +139,9 @@ class ValidationConfig:
     allow_private_addresses: bool = False
     # Static answers for names in a closed network: suffix -> address ("*" matches all).
     hosts: dict[str, str] = field(default_factory=dict)
+    # CAA on public endpoints (RFC 8659, CA/B BR 3.2.2.8). Off only for a closed network
+    # with no DNS to ask (a lab): the server then warns that public certificates skip it.
+    check_caa: bool = True
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,11 @@ def public_pki_warnings(config: ServerConfig) -> list[str]:
         for e in config.endpoints.values()
         if e.type == "public" and e.perspectives is None
     ]
+    if not config.validation.check_caa:
+        found.append(
+            "validation.check_caa is false: public endpoints issue without checking CAA "
+            "(RFC 8659; CA/B BR 3.2.2.8 requires it): only for a closed network without DNS"
+        )
     return found + _pki_url_warnings(config)
 
 
@@ -242,7 +254,50 @@ def _check_url(url: str, schemes: tuple[str, ...], where: str) -> str:
     return url.rstrip("/")
 
 
-def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
+# RFC 8659 §4.2: issuer-domain-name = label *("." label),
+# label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)).
+_CAA_LABEL = r"[a-z0-9](?:-*[a-z0-9])*"
+_CAA_ISSUER = re.compile(rf"{_CAA_LABEL}(?:\.{_CAA_LABEL})*")
+
+
+def default_caa_identity(base_url: str) -> str | None:
+    """The host of ``base_url`` if it fits the issuer-domain-name grammar (an IPv4 address
+    does, as digits; an IPv6 one does not). Domain owners name a CA by its domain, so an
+    operator with an address there should set ``caa_identities``."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host if _CAA_ISSUER.fullmatch(host) else None
+
+
+def _caa_identities(raw: dict[str, Any], kind: str, where: str, base_url: str) -> tuple[str, ...]:
+    """A public endpoint's CAA issuer domain names: as configured, else the host of
+    ``server.base_url`` (what a domain owner most likely names when the operator said
+    nothing). A private endpoint checks no CAA, so naming any is a mistake."""
+    if kind == "private":
+        if "caa_identities" in raw:
+            raise ConfigError(f"{where}: a private endpoint checks no CAA: no 'caa_identities'")
+        return ()
+    if "caa_identities" not in raw:
+        host = default_caa_identity(base_url)
+        if host is None:
+            raise ConfigError(
+                f"{where}: set 'caa_identities' (the issuer domain names CAA records name this "
+                f"CA by); the host of server.base_url cannot be one"
+            )
+        return (host,)
+    chosen = raw["caa_identities"]
+    if (
+        not isinstance(chosen, list)
+        or not chosen
+        or not all(isinstance(c, str) and _CAA_ISSUER.fullmatch(c.lower()) for c in chosen)
+    ):
+        raise ConfigError(
+            f"{where}: 'caa_identities' must be a non-empty list of domain names "
+            '(e.g. ["acme.example.com"]) without a trailing dot'
+        )
+    return tuple(dict.fromkeys(c.lower() for c in chosen))
+
+
+def _endpoint(raw: dict[str, Any], index: int, base_url: str) -> EndpointConfig:
     where = f"endpoints[{index}]"
     name = _require(raw, "name", str, where)
     kind = _require(raw, "type", str, where)
@@ -261,6 +316,7 @@ def _endpoint(raw: dict[str, Any], index: int) -> EndpointConfig:
         profiles,
         default,
         _challenges(raw, kind, where),
+        _caa_identities(raw, kind, where, base_url),
         _endpoint_perspectives(raw, kind, where),
     )
 
@@ -411,7 +467,15 @@ def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
         dns_resolvers=tuple(parse_resolver(r) for r in _list(raw, "dns_resolvers")),
         allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
         hosts=dict(hosts),
+        check_caa=_bool(raw, "check_caa", True),
     )
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"validation.{key} must be true or false")
+    return value
 
 
 def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> timedelta:
@@ -468,7 +532,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         _require(server, "pki_base_url", str, "server"), ("http",), "server.pki_base_url"
     )
     endpoints_raw = raw.get("endpoints", [])
-    endpoints = [_endpoint(item, i) for i, item in enumerate(endpoints_raw)]
+    endpoints = [_endpoint(item, i, base_url) for i, item in enumerate(endpoints_raw)]
     if not endpoints:
         raise ConfigError("no [[endpoints]] configured")
     names = [e.name for e in endpoints]
@@ -523,6 +587,7 @@ def render_default_config(
     names = ", ".join(f'"{name}"' for name in tls_names)
     return DEFAULT_CONFIG_TEMPLATE.format(
         base_url=base_url,
+        caa_identity=default_caa_identity(base_url) or "acme.example.com",
         pki_base_url=pki_base_url,
         listen=listen,
         pki_listen=pki_listen,
@@ -589,6 +654,10 @@ dns_resolvers = []
 timeout_seconds = 10
 # Validation never connects to loopback or private addresses unless this is true.
 allow_private_addresses = false
+# CAA (RFC 8659) on public endpoints, through dns_resolvers. Turn it off only in a closed
+# network with no DNS to ask: public certificates then skip a CA/B requirement (the server
+# warns at start-up).
+check_caa = true
 # Static name -> address answers for closed networks ("*" matches every name).
 [validation.hosts]
 
@@ -618,6 +687,10 @@ type = "public"
 ca = "public"
 profiles = ["public-dv"]
 challenges = ["http-01", "dns-01", "tls-alpn-01"]
+# CAA (RFC 8659): the issuer domain names domain owners authorise this CA by, as in
+# 'example.com. CAA 0 issue "{caa_identity}"'. Checked after each validation and again at
+# issuance when older than 8 hours; a record naming only other CAs refuses the certificate.
+caa_identities = ["{caa_identity}"]
 # Corroborate every validation from remote "acmefleet validator" agents (CA/B BR 3.2.2.9):
 # perspectives = "world"
 

@@ -137,6 +137,8 @@ class Authorization:
     stored_status: AuthzStatus
     expires_at: datetime
     challenges: tuple[Challenge, ...]
+    # When CAA last allowed issuance for this name (public endpoints); None: never.
+    caa_checked_at: datetime | None = None
 
     def status(self, now: datetime) -> AuthzStatus:
         if self.stored_status in ("pending", "valid") and self.expires_at <= now:

@@ -84,6 +84,7 @@ class AcmeApp:
                     self.ctx.validators,
                     challenge_id,
                     self.ctx.config.rate_limits.failed_validations_per_account,
+                    caa=self.ctx.caa,
                     endpoints=self.ctx.endpoint_validators,
                 ),
                 name=f"validate-{challenge_id}",
@@ -111,7 +112,7 @@ class AcmeApp:
             endpoint = self.ctx.endpoint(acme_match["endpoint"])
             if endpoint is None:
                 raise AcmeError(ProblemType.MALFORMED, "no such ACME endpoint", status=404)
-            response = self._dispatch(request, endpoint, acme_match["rest"])
+            response = await self._dispatch(request, endpoint, acme_match["rest"])
         except AcmeError as error:
             response = problem_response(error)
         except Exception:
@@ -129,7 +130,7 @@ class AcmeApp:
             directory_url = self.ctx.urls(endpoint.name).directory
             response.add_header("Link", f'<{directory_url}>;rel="index"')
 
-    def _dispatch(self, request: Request, endpoint: EndpointConfig, rest: str) -> Response:
+    async def _dispatch(self, request: Request, endpoint: EndpointConfig, rest: str) -> Response:
         unsigned = UNSIGNED_ROUTES.get(rest)
         if unsigned is not None:
             self._require_method(request, unsigned.methods)
@@ -139,7 +140,7 @@ class AcmeApp:
             raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)
         self._require_method(request, ("POST",))
         route, params = matched
-        return self._signed(request, endpoint, route, params)
+        return await self._signed(request, endpoint, route, params)
 
     @staticmethod
     def _require_method(request: Request, allowed: tuple[str, ...]) -> None:
@@ -148,14 +149,18 @@ class AcmeApp:
             error.headers["Allow"] = ", ".join(allowed)
             raise error
 
-    def _signed(
+    async def _signed(
         self,
         request: Request,
         endpoint: EndpointConfig,
         route: SignedRoute,
         params: dict[str, str],
     ) -> Response:
-        """Checks in order: content type → JWS form → key → signature → nonce → handler."""
+        """Checks in order: content type → JWS form → key → signature → nonce → handler.
+
+        A route with a ``prepare`` step (network work the handler needs, such as finalize's
+        CAA re-checks) runs it first, outside any write transaction: it reads, verifies the
+        signature, then awaits; the handler gets what it found and re-verifies it."""
         if request.content_type != JOSE_JSON:
             raise malformed(f"Content-Type must be {JOSE_JSON}", status=415)
         urls = self.ctx.urls(endpoint.name)
@@ -163,12 +168,15 @@ class AcmeApp:
         if request.query:
             request_url += f"?{request.query}"
         jws = parse_request_jws(request.body, request_url)
+        prepared: object = None
+        if route.prepare is not None:
+            prepared = await self._prepare(request, endpoint, route, params, jws)
         signed: Signed | None = None
         try:
             with self.ctx.db.write() as conn:
                 key, account = self._signer(conn, jws, endpoint, route)
                 verify_signature(jws, key)
-                signed = Signed(request, endpoint, urls, jws, key, account, params)
+                signed = Signed(request, endpoint, urls, jws, key, account, params, prepared)
                 assert jws.nonce is not None
                 self.ctx.nonces.redeem(conn, jws.nonce)
                 response = route.handler(self.ctx, conn, signed)
@@ -177,6 +185,30 @@ class AcmeApp:
                 self._burn_nonce(jws)
             raise
         return response
+
+    async def _prepare(
+        self,
+        request: Request,
+        endpoint: EndpointConfig,
+        route: SignedRoute,
+        params: dict[str, str],
+        jws: RequestJws,
+    ) -> object:
+        """The route's preparation, for a request whose signature verifies (no network work
+        for strangers); None when it has none to do or the request fails a check (the write
+        phase then finds the same fault and answers it, nonce rules included)."""
+        assert route.prepare is not None
+        try:
+            with self.ctx.db.read() as conn:
+                key, account = self._signer(conn, jws, endpoint, route)
+                verify_signature(jws, key)
+                signed = Signed(
+                    request, endpoint, self.ctx.urls(endpoint.name), jws, key, account, params
+                )
+                job = route.prepare(self.ctx, conn, signed)
+        except AcmeError:
+            return None
+        return None if job is None else await job()
 
     def _burn_nonce(self, jws: RequestJws) -> None:
         """A verified request that failed still used its nonce up."""

@@ -13,10 +13,14 @@ from acmefleet.ca.profiles import LeafProfile
 from acmefleet.clock import Clock
 from acmefleet.config import EndpointConfig, ServerConfig
 from acmefleet.jose.keys import KeyCache
+from acmefleet.models import Account
+from acmefleet.policy.caa import CaaContext
 from acmefleet.policy.orders import Lifetimes
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
 from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.caa import CaaCheck, CaaChecker
+from acmefleet.validation.dnsquery import DnsSettings
 
 
 @dataclass
@@ -37,6 +41,13 @@ class AcmeContext:
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
     crls: CrlCache = field(default_factory=CrlCache)  # shared with the console
+    # CAA on public endpoints: the validators' resolvers and deadline unless given.
+    caa_checker: CaaCheck | None = None
+
+    def __post_init__(self) -> None:
+        if self.caa_checker is None:
+            validation = self.config.validation
+            self.caa_checker = CaaChecker(DnsSettings(validation.dns_resolvers, validation.timeout))
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         return self.config.endpoints.get(name)
@@ -49,6 +60,18 @@ class AcmeContext:
         if found is None:
             found = self._urls[endpoint] = EndpointUrls(self.config.base_url, endpoint)
         return found
+
+    def account_url(self, account: Account) -> str:
+        return self.urls(account.endpoint).account(account.id)
+
+    @property
+    def caa(self) -> CaaContext | None:
+        """What policy needs to check CAA (public endpoints); None where it is turned off
+        (``validation.check_caa = false``: a closed network without DNS)."""
+        assert self.caa_checker is not None
+        if not self.config.validation.check_caa:
+            return None
+        return CaaContext(self.caa_checker, self.config.endpoints, self.account_url)
 
     @property
     def lifetimes(self) -> Lifetimes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +18,9 @@ from acmefleet.config import EndpointConfig
 SignedHandler = Callable[[AcmeContext, Connection, Signed], Response]
 UnsignedHandler = Callable[[AcmeContext, EndpointConfig, Request], Response]
 KeySource = Literal["jwk", "kid", "either"]
+# Before the write transaction, in a read one with the signature verified: the network work
+# the handler will need (None: none), awaited outside any transaction.
+PrepareHandler = Callable[[AcmeContext, Connection, Signed], Callable[[], Awaitable[object]] | None]
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,17 @@ class SignedRoute:
     pattern: re.Pattern[str]
     handler: SignedHandler
     key_source: KeySource
+    prepare: PrepareHandler | None = None
 
 
-def _route(path: str, handler: SignedHandler, key_source: KeySource = "kid") -> SignedRoute:
+def _route(
+    path: str,
+    handler: SignedHandler,
+    key_source: KeySource = "kid",
+    prepare: PrepareHandler | None = None,
+) -> SignedRoute:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_-]{1,64})", path)
-    return SignedRoute(re.compile(f"{regex}\\Z"), handler, key_source)
+    return SignedRoute(re.compile(f"{regex}\\Z"), handler, key_source, prepare)
 
 
 SIGNED_ROUTES = (
@@ -55,7 +64,7 @@ SIGNED_ROUTES = (
     _route("acct/{id}", accounts.account),
     _route("acct/{id}/orders", accounts.account_orders),
     _route("order/{id}", orders.order),
-    _route("order/{id}/finalize", orders.finalize),
+    _route("order/{id}/finalize", orders.finalize, prepare=orders.prepare_finalize),
     _route("authz/{id}", authorizations.authorization),
     _route("chall/{id}", authorizations.challenge),
     _route("cert/{id}", certificates.certificate),

@@ -23,6 +23,8 @@ class Signed:
     key: AccountKey
     account: Account | None  # None when signed with "jwk" (newAccount, revokeCert)
     params: dict[str, str]
+    # What the route's ``prepare`` step found before the write transaction (None: nothing).
+    prepared: object = None
 
     @property
     def signer(self) -> Account:

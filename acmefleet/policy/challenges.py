@@ -19,6 +19,7 @@ from acmefleet.clock import Clock
 from acmefleet.config import Limit
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.models import Account, Authorization, Challenge
+from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import ratelimits
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
@@ -100,10 +101,12 @@ async def validate(
     challenge_id: str,
     failure_limit: Limit | None = None,
     *,
+    caa: caa_policy.CaaContext | None = None,
     endpoints: Mapping[str, Mapping[str, ChallengeValidator]] | None = None,
 ) -> None:
     """Run the validator for a processing challenge and store the result (a failure
-    counted against the account's ``failure_limit``).
+    counted against the account's ``failure_limit``). On a public endpoint (``caa`` given),
+    a proven name's CAA must then allow issuance too, or the challenge fails with it.
 
     ``endpoints``: validators per endpoint (the account's), e.g. corroborated by remote
     perspectives on a public endpoint; an endpoint not in it uses ``validators``."""
@@ -121,8 +124,13 @@ async def validate(
     started = challenge.processing_since
     remaining = started + validator.deadline - clock.now() if started is not None else timedelta(0)
     error: dict[str, object] | None = None
+    caa_checked_at: datetime | None = None
     try:
         await _run(validator, challenge, authz, account, remaining)
+        if caa is not None:
+            caa_checked_at = await caa_policy.after_validation(
+                caa, account, authz, challenge.type, clock
+            )
     except AcmeError as exc:
         error = exc.as_problem()
         error.setdefault("identifier", authz.identifier.as_wire())
@@ -138,6 +146,8 @@ async def validate(
                 conn, challenge_id, expected="processing", status="valid", validated_at=now
             )
             order_store.set_authorization_status(conn, authz.id, expected="pending", status="valid")
+            if caa_checked_at is not None:
+                order_store.set_caa_checked(conn, authz.id, caa_checked_at)
         else:
             recorded = order_store.set_challenge_state(
                 conn, challenge_id, expected="processing", status="invalid", error=error

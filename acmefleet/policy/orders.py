@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from acmefleet.models import (
     Order,
     OrgDomain,
 )
+from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import ratelimits
 from acmefleet.policy.names import covering_domain, validated_domain
 from acmefleet.store import audit
@@ -375,8 +377,14 @@ def finalize_order(
     profiles: dict[str, LeafProfile],
     now: datetime,
     source: str | None = None,
+    caa_outcomes: Sequence[caa_policy.Outcome] = (),
+    check_caa: bool = True,
 ) -> Order:
-    """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once."""
+    """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once.
+
+    On a public endpoint, ``caa_outcomes`` are the CAA checks made before this transaction
+    for the names ``caa_policy.due`` listed; a forbidding one ends the order: it is returned
+    ``invalid`` with the ``caa`` problem (committed: the order is over)."""
     status = order.status(now)
     if status != "ready":
         raise AcmeError(
@@ -394,6 +402,27 @@ def finalize_order(
     except CsrError as exc:
         raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
     recheck_authority(conn, endpoint, account, order, now)
+    try:
+        if check_caa:
+            caa_policy.apply_at_finalize(conn, endpoint, account, order, caa_outcomes, now)
+    except caa_policy.CaaForbids as forbids:
+        problem = forbids.error.as_problem()
+        if not order_store.set_finalization(
+            conn, order.id, expected="none", finalization="invalid", error=problem
+        ):
+            raise AcmeError(
+                ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
+            ) from None
+        audit.record(
+            conn,
+            at=now,
+            actor=f"acme-account:{account.id}",
+            action="order.caa-refused",
+            target=order.id,
+            source=source,
+            details={"endpoint": endpoint.name, "detail": forbids.error.detail},
+        )
+        return replace(order, finalization="invalid", error=problem)
     # Claim the order before signing (ready → processing, conditionally): of two finalize
     # requests racing on a database that lets both read "ready" (PostgreSQL's READ
     # COMMITTED), the second waits on this row and then finds it claimed, so it never signs

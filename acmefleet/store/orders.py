@@ -72,6 +72,11 @@ _SET_AUTHZ = (
     )
     .values(status=bindparam("p_status"))
 )
+_SET_CAA_CHECKED = (
+    update(authorizations)
+    .where(authorizations.c.id == bindparam("p_id"))
+    .values(caa_checked_at=bindparam("p_at"))
+)
 _SET_FINALIZATION = (
     update(orders)
     .where(orders.c.id == bindparam("p_id"), orders.c.finalization == bindparam("p_expected"))
@@ -106,6 +111,7 @@ def _authorization(row: Row[tuple[object, ...]], chall: tuple[Challenge, ...]) -
         stored_status=row.status,
         expires_at=row.expires_at,
         challenges=chall,
+        caa_checked_at=row.caa_checked_at,
     )
 
 
@@ -264,6 +270,11 @@ def set_authorization_status(
     params = {"p_id": authz_id, "p_expected": expected, "p_status": status}
     result = conn.execute(_SET_AUTHZ, params)
     return result.rowcount == 1
+
+
+def set_caa_checked(conn: Connection, authz_id: str, checked_at: datetime) -> None:
+    """Record that CAA allowed issuance for the authorization's name at ``checked_at``."""
+    conn.execute(_SET_CAA_CHECKED, {"p_id": authz_id, "p_at": checked_at})
 
 
 def set_finalization(

@@ -172,6 +172,9 @@ authorizations = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # When CAA last allowed issuance for the name (public endpoints; CA/B BR 3.2.2.8: a
+    # certificate needs a check at most 8 hours old). None: never checked.
+    Column("caa_checked_at", UtcDateTime),
 )
 
 order_authorizations = Table(

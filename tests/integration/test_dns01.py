@@ -67,7 +67,12 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
 def acmefleet(
     knot: KnotServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AcmefleetServer]:
-    settings = {"dns_resolvers": f'["{knot.address}"]', "timeout_seconds": "5"}
+    # CAA too: the wildcard certificates pass the check against knotd (no CAA up to org).
+    settings = {
+        "dns_resolvers": f'["{knot.address}"]',
+        "timeout_seconds": "5",
+        "check_caa": "true",
+    }
     with checked_acmefleet(tmp_path_factory.mktemp("acmefleet"), settings=settings) as server:
         yield server
 

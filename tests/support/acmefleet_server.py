@@ -141,9 +141,14 @@ def configure(
     limits: Mapping[str, float] | None = None,
 ) -> None:
     """Let validation reach test web servers on loopback (never the default); replace the
-    template's ``settings`` (TOML values as text) and ``[limits]`` values."""
+    template's ``settings`` (TOML values as text) and ``[limits]`` values.
+
+    A closed network: names resolve through static answers, and CAA is not checked unless
+    ``settings`` turn it on (``check_caa = "true"``, with ``dns_resolvers`` a test DNS
+    server), so no test asks a resolver outside the machine."""
     path = data_dir / "config.toml"
-    text = set_settings(path.read_text(), {**(settings or {}), **(limits or {})})
+    chosen = {"check_caa": "false", **(settings or {}), **(limits or {})}
+    text = set_settings(path.read_text(), chosen)
     text = re.sub(r"^http01_port = \d+", f"http01_port = {http01_port}", text, flags=re.M)
     text = text.replace("allow_private_addresses = false", "allow_private_addresses = true")
     text = text.replace("[validation.hosts]\n", '[validation.hosts]\n"*" = "127.0.0.1"\n')

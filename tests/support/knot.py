@@ -9,7 +9,10 @@ Zones:
 * ``example.org`` (and whatever ``records`` adds to it): updatable with the key;
 * ``other.test``: a second zone, for CNAMEs that leave the first one;
 * ``broken.test``: configured, but its zone file does not parse, so knotd answers SERVFAIL
-  for every name in it.
+  for every name in it;
+* ``org``: empty, the parent of ``example.org``. acmefleet's resolvers are this knotd, and a
+  CAA check (RFC 8659 §3) climbs from a name up to its TLD: here it finds no record at
+  ``org``, as a recursive resolver would, instead of a refusal for a zone not served.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
 ZONE = "example.org"
 OTHER_ZONE = "other.test"
 BROKEN_ZONE = "broken.test"
+TLD_ZONE = "org"
 KEY_NAME = "acme-update"
 ALGORITHM = "hmac-sha256"
 
@@ -90,6 +94,7 @@ class KnotServer:
         (self.workdir / "db").mkdir(exist_ok=True)
         (storage / f"{ZONE}.zone").write_text(_zone_text(ZONE, self.records))
         (storage / f"{OTHER_ZONE}.zone").write_text(_zone_text(OTHER_ZONE, []))
+        (storage / f"{TLD_ZONE}.zone").write_text(_zone_text(TLD_ZONE, []))
         (storage / f"{BROKEN_ZONE}.zone").write_text(f"$ORIGIN {BROKEN_ZONE}.\nthis is no zone\n")
         config = self.workdir / "knot.conf"
         listen = ", ".join(f"{a}@{self.port}" for a in ["127.0.0.1", *self.also_listen])
@@ -133,6 +138,7 @@ zone:
   - domain: {OTHER_ZONE}
     acl: update
   - domain: {BROKEN_ZONE}
+  - domain: {TLD_ZONE}
 """
         # The TSIG secret: created 0600 before it is written.
         config.touch(mode=0o600)

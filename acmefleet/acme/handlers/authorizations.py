@@ -66,6 +66,7 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
                         ctx.validators,
                         challenge_id,
                         failure_limit,
+                        caa=ctx.caa,
                         endpoints=ctx.endpoint_validators,
                     ),
                     name=f"validate-{challenge_id}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import Connection
 
 from acmefleet.acme.context import AcmeContext
@@ -10,8 +12,11 @@ from acmefleet.acme.signed import Signed
 from acmefleet.acme.wire import order_object
 from acmefleet.errors import not_found
 from acmefleet.models import Order
+from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import orders as order_policy
 from acmefleet.store import orders as order_store
+
+PROBLEM_JSON = "application/problem+json"
 
 
 def _order_response(ctx: AcmeContext, signed: Signed, order: Order, status: int = 200) -> Response:
@@ -49,8 +54,32 @@ def order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     return _order_response(ctx, signed, _own_order(conn, signed))
 
 
+def prepare_finalize(
+    ctx: AcmeContext, conn: Connection, signed: Signed
+) -> Callable[[], Awaitable[object]] | None:
+    """The CAA re-checks finalize will need (public endpoints: names checked more than 8
+    hours ago, or never), run before its write transaction."""
+    current = _own_order(conn, signed)
+    now = ctx.clock.now()
+    if current.status(now) != "ready":
+        return None
+    account = signed.signer
+    caa, endpoint = ctx.caa, signed.endpoint
+    if caa is None:
+        return None
+    checks = caa_policy.due(conn, endpoint, account, current, now)
+    if not checks:
+        return None
+
+    async def run() -> object:
+        return await caa_policy.run(caa, endpoint, account, checks, ctx.clock)
+
+    return run
+
+
 def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     current = _own_order(conn, signed)
+    outcomes = signed.prepared if isinstance(signed.prepared, list) else []
     finalized = order_policy.finalize_order(
         conn,
         endpoint=signed.endpoint,
@@ -62,5 +91,13 @@ def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         profiles=ctx.profiles,
         now=ctx.clock.now(),
         source=signed.request.client,
+        caa_outcomes=outcomes,
+        check_caa=ctx.config.validation.check_caa,
     )
+    if finalized.finalization == "invalid" and finalized.error is not None:
+        # CAA ended the order (committed): the answer is its problem (RFC 8555 §7.4), and
+        # the order, fetched again, is invalid with the same error.
+        response = json_response(finalized.error, 403, PROBLEM_JSON)
+        response.add_header("Location", signed.urls.order(finalized.id))
+        return response
     return _order_response(ctx, signed, finalized)

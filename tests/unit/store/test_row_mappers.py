@@ -187,6 +187,7 @@ def test_challenge_and_authorization(db: Database, account_id: str) -> None:
             validated_at=at(3),
             error={"type": "urn:ietf:params:acme:error:connection"},
         )
+        orders.set_caa_checked(conn, "authz-1", at(4))
     with db.read() as conn:
         challenge = orders.get_challenge(conn, "authz-1-http")
         got = orders.get_authorization(conn, "authz-1")
@@ -216,6 +217,7 @@ def test_challenge_and_authorization(db: Database, account_id: str) -> None:
             "stored_status": "valid",
             "expires_at": at(500),
             "challenges": (challenge,),
+            "caa_checked_at": at(4),
         },
     )
     assert_columns(

@@ -1,6 +1,6 @@
 """domains: the method of a console check in progress (http-01 or dns)
 
-Revision ID: 0009_console_dns_validation
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-05 18:30:00
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_console_dns_validation"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
