@@ -14,6 +14,7 @@ from acmefleet.clock import Clock
 from acmefleet.config import EndpointConfig, ServerConfig
 from acmefleet.jose.keys import KeyCache
 from acmefleet.policy.orders import Lifetimes
+from acmefleet.policy.validation_queue import ValidationQueue
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
 from acmefleet.validation.base import ChallengeValidator
@@ -29,6 +30,8 @@ class AcmeContext:
     issuers: dict[str, Issuer]
     profiles: dict[str, LeafProfile]
     validators: dict[str, ChallengeValidator]
+    # This process's share of the validation queue (the queue itself is in the database).
+    queue: ValidationQueue
     keys: KeyCache = field(default_factory=KeyCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
 from acmefleet.clock import Clock, SystemClock
 from acmefleet.config import ConfigError, ServerConfig, load_config
 from acmefleet.console.context import ConsoleContext
+from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
 from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
@@ -81,6 +82,15 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     database = open_database(data.database_url())
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
+    validators = build_validators(config)
+    validation = config.validation
+    queue = ValidationQueue(
+        database,
+        clock,
+        validators,
+        QueueSettings(validation.max_concurrent, validation.lease, validation.poll_interval),
+        config.rate_limits.failed_validations_per_account,
+    )
     return AcmeContext(
         config=config,
         db=database,
@@ -89,7 +99,8 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         authorities=authorities,
         issuers=issuers,
         profiles=build_profiles(config),
-        validators=build_validators(config),
+        validators=validators,
+        queue=queue,
     )
 
 

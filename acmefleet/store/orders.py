@@ -62,6 +62,9 @@ _SET_CHALLENGE = (
         validated_at=bindparam("p_validated_at"),
         error=bindparam("p_error"),
         processing_since=bindparam("p_processing_since"),
+        # A change of state ends any claim on the validation (see store.validation_queue).
+        lease_owner=None,
+        lease_until=None,
     )
 )
 _SET_AUTHZ = (
@@ -83,7 +86,7 @@ _SET_FINALIZATION = (
 )
 
 
-def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
+def challenge_of_row(row: Row[tuple[object, ...]]) -> Challenge:
     return Challenge(
         id=row.id,
         authz_id=row.authz_id,
@@ -115,7 +118,7 @@ def _load_authorizations(conn: Connection, rows: Sequence[Row[Any]]) -> list[Aut
     ids = [r.id for r in rows]
     by_authz: dict[str, list[Challenge]] = {i: [] for i in ids}
     for row in conn.execute(_CHALLENGES_OF, {"p_ids": ids}):
-        by_authz[row.authz_id].append(_challenge(row))
+        by_authz[row.authz_id].append(challenge_of_row(row))
     return [_authorization(r, tuple(by_authz[r.id])) for r in rows]
 
 
@@ -143,6 +146,7 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
                     "type": c.type,
                     "token": c.token,
                     "status": c.status,
+                    "validated_at": c.validated_at,
                 }
                 for c in authz.challenges
             ],
@@ -202,7 +206,7 @@ def get_authorization(conn: Connection, authz_id: str) -> Authorization | None:
 
 def get_challenge(conn: Connection, challenge_id: str) -> Challenge | None:
     row = conn.execute(_CHALLENGE, {"p_id": challenge_id}).one_or_none()
-    return _challenge(row) if row else None
+    return challenge_of_row(row) if row else None
 
 
 def find_reusable_authorization(
@@ -301,10 +305,4 @@ def list_order_ids(
                 | ((orders.c.created_at == anchor) & (orders.c.id > after))
             )
     query = query.order_by(orders.c.created_at, orders.c.id).limit(limit)
-    return [row.id for row in conn.execute(query)]
-
-
-def processing_challenges(conn: Connection) -> list[str]:
-    """Challenges whose validation was started (for resuming after a restart)."""
-    query = select(challenges.c.id).where(challenges.c.status == "processing")
     return [row.id for row in conn.execute(query)]

@@ -169,6 +169,8 @@ authorizations = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Reuse across the accounts of an organisation looks authorizations up by name.
+    Index("ix_authorizations_identifier", "identifier_value", "identifier_type"),
 )
 
 order_authorizations = Table(
@@ -192,6 +194,12 @@ challenges = Table(
     Column("error", JsonText),
     # When the challenge became processing: a resumed validation has until then + deadline.
     Column("processing_since", UtcDateTime),
+    # The validation queue: a processing challenge is a queued validation. The process
+    # running it holds a lease (its owner id, renewed until ``lease_until``); one without a
+    # lease, or whose lease has run out, may be claimed by any process.
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcDateTime),
+    Index("ix_challenges_status_lease", "status", "lease_until"),
 )
 
 certificates = Table(

@@ -130,19 +130,6 @@ def test_state_changes_happen_only_from_the_expected_state(db: Database, account
     assert order is not None and order.finalization == "processing"
 
 
-def test_processing_challenges_lists_only_those_being_validated(
-    db: Database, account_id: str
-) -> None:
-    for number in (1, 2, 3):
-        insert_authz(db, authorization_model(f"authz-{number}", account_id))
-    with db.write() as conn:
-        orders.set_challenge_state(conn, "authz-1-http", expected="pending", status="processing")
-        orders.set_challenge_state(conn, "authz-3-http", expected="pending", status="processing")
-        orders.set_challenge_state(conn, "authz-3-http", expected="processing", status="valid")
-    with db.read() as conn:
-        assert orders.processing_challenges(conn) == ["authz-1-http"]
-
-
 def test_order_ids_page_in_creation_order(db: Database, org_id: int, account_id: str) -> None:
     with db.write() as conn:
         accounts.insert_account(conn, account_model(org_id, 2))
