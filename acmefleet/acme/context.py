@@ -13,7 +13,7 @@ from acmefleet.ca.profiles import LeafProfile
 from acmefleet.clock import Clock
 from acmefleet.config import EndpointConfig, ServerConfig
 from acmefleet.jose.keys import KeyCache
-from acmefleet.policy.orders import Lifetimes
+from acmefleet.policy.orders import Lifetimes, Reuse
 from acmefleet.policy.validation_queue import ValidationQueue
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
@@ -49,3 +49,8 @@ class AcmeContext:
     @property
     def lifetimes(self) -> Lifetimes:
         return Lifetimes(order=self.config.order_lifetime, authorization=self.config.authz_lifetime)
+
+    @property
+    def reuse(self) -> Reuse:
+        validation = self.config.validation
+        return Reuse(window=validation.authorization_reuse, scope=validation.reuse_scope)

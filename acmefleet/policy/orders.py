@@ -14,7 +14,7 @@ from acmefleet.ca.csr import check_csr
 from acmefleet.ca.errors import CaError, CsrError
 from acmefleet.ca.issuer import Issuer, IssueRequest
 from acmefleet.ca.profiles import LeafProfile
-from acmefleet.config import EndpointConfig, RateLimits
+from acmefleet.config import EndpointConfig, RateLimits, ReuseScope
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 from acmefleet.jose.b64 import b64url_decode, b64url_encode
@@ -44,6 +44,16 @@ DNS01 = "dns-01"
 class Lifetimes:
     order: timedelta
     authorization: timedelta
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """How long a validated authorization serves new orders (``window`` from its challenge's
+    validation; zero: never) and whose orders: the validating account's only, or those of
+    every account of its organisation on the same endpoint (never another organisation's)."""
+
+    window: timedelta = timedelta(days=30)
+    scope: ReuseScope = "account"
 
 
 def parse_identifiers(raw: Any) -> list[Identifier]:
@@ -262,6 +272,71 @@ def _new_authorization(
     )
 
 
+def _reusable(
+    conn: Connection,
+    endpoint: EndpointConfig,
+    account: Account,
+    identifier: Identifier,
+    reuse: Reuse,
+    now: datetime,
+    authz_expiry: datetime,
+) -> tuple[Authorization, datetime | None, bool] | None:
+    """An authorization that spares ``identifier`` a new challenge, until when the
+    validation behind it may be used (None for a pending one: nothing proven yet), and
+    whether it is stored already (False: a new copy for this account, to be stored).
+
+    A pending authorization of the account is returned whatever the window (it reuses no
+    evidence; it only keeps one account from piling up pending authorizations). A valid
+    one counts only if its challenge was validated within the window and by a challenge
+    type the endpoint still offers for the name (CA/B BR 4.2.1: reuse of validation data
+    is bounded; the config refuses more than 398 days)."""
+    base = Identifier(identifier.type, identifier.base_name)
+    wildcard = identifier.is_wildcard
+    pending = order_store.find_pending_authorization(conn, account.id, base, wildcard, now)
+    if pending is not None and pending.challenges:
+        return pending, None, True
+    if reuse.window <= timedelta(0):
+        return None
+    since = now - reuse.window
+    found = order_store.find_validated_authorization(
+        conn, base, wildcard, now=now, validated_since=since, account_id=account.id
+    )
+    if found is None and reuse.scope == "organisation":
+        found = order_store.find_validated_authorization(
+            conn,
+            base,
+            wildcard,
+            now=now,
+            validated_since=since,
+            account_id=account.id,
+            org_id=account.org_id,
+            endpoint=endpoint.name,
+        )
+    if found is None:
+        return None
+    authz, proven_at = found
+    offered = offered_challenges(endpoint, identifier)
+    proof = next((c for c in authz.challenges if c.status == "valid" and c.type in offered), None)
+    if proof is None:
+        return None
+    usable_until = proven_at + reuse.window
+    if authz.account_id == account.id:
+        return authz, usable_until, True
+    # Another account's authorization is not this account's to fetch (RFC 8555 §7.5): it
+    # gets its own, valid at once, carrying the proof (type, token, when) it rests on.
+    copy_id = new_id()
+    copy = Authorization(
+        id=copy_id,
+        account_id=account.id,
+        identifier=base,
+        wildcard=wildcard,
+        stored_status="valid",
+        expires_at=min(authz_expiry, usable_until, authz.expires_at),
+        challenges=(replace(proof, id=new_id(), authz_id=copy_id),),
+    )
+    return copy, usable_until, False
+
+
 def new_order(
     conn: Connection,
     *,
@@ -272,8 +347,14 @@ def new_order(
     profiles: dict[str, LeafProfile],
     now: datetime,
     limits: RateLimits,
+    reuse: Reuse | None = None,
 ) -> Order:
-    """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
+    """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store.
+
+    A name that needs a challenge gets, in this order: the account's pending authorization
+    for it; a valid one proven within ``reuse`` (the account's own, or a copy of one of its
+    organisation's); a new pending one."""
+    reuse = reuse or Reuse()
     identifiers = parse_identifiers(payload.get("identifiers"))
     profile_name = payload.get("profile", endpoint.default_profile)
     if not isinstance(profile_name, str):
@@ -306,6 +387,8 @@ def new_order(
     authz_expiry = now + lifetimes.authorization
     authorizations: list[Authorization] = []
     reused: set[str] = set()
+    # An order that reuses validations ends when the oldest of them may no longer be used.
+    reuse_ends: list[datetime] = []
     problems: list[AcmeError] = []
     for identifier in identifiers:
         try:
@@ -314,16 +397,14 @@ def new_order(
             problems.append(exc)
             continue
         if needs_challenge:
-            reusable = order_store.find_reusable_authorization(
-                conn,
-                account.id,
-                Identifier(identifier.type, identifier.base_name),
-                identifier.is_wildcard,
-                now,
-            )
-            if reusable is not None and reusable.challenges:
-                authorizations.append(reusable)
-                reused.add(reusable.id)
+            found = _reusable(conn, endpoint, account, identifier, reuse, now, authz_expiry)
+            if found is not None:
+                authz, proven_until, stored = found
+                authorizations.append(authz)
+                if stored:  # (a copy of another account's is stored with the order)
+                    reused.add(authz.id)
+                if proven_until is not None:
+                    reuse_ends.append(proven_until)
                 continue
         expiry = authz_expiry
         if validated is not None and validated.validated_until is not None:
@@ -351,7 +432,9 @@ def new_order(
         account_id=account.id,
         profile=profile_name,
         identifiers=tuple(identifiers),
-        expires_at=min([now + lifetimes.order, *(a.expires_at for a in authorizations)]),
+        expires_at=min(
+            [now + lifetimes.order, *(a.expires_at for a in authorizations), *reuse_ends]
+        ),
         not_before=not_before,
         not_after=not_after,
         finalization="none",
