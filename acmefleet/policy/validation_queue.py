@@ -143,17 +143,24 @@ class ValidationQueue:
         if free <= 0:
             return
         now = self.clock.now()
+        # Looked for in a read transaction: most polls find nothing, and must not take
+        # SQLite's write lock from the ACME requests for that. A few more than the free
+        # slots, as another process may claim some first; the claim itself decides.
+        with self.db.read() as conn:
+            candidates = [
+                c
+                for c in queue_store.queued(conn, now, free * 2)
+                if c.type in self.validators and c.id not in self._jobs
+            ]
+        if not candidates:
+            return
         started: list[tuple[str, datetime]] = []
         with self.db.write() as conn:
-            # A few more than the free slots: some may be taken by another process meanwhile.
-            for challenge in queue_store.queued(conn, now, free * 2):
+            for challenge in candidates:
                 if len(started) == free:
                     break
-                validator = self.validators.get(challenge.type)
-                if validator is None or challenge.id in self._jobs:
-                    continue
                 since = challenge.processing_since or now
-                ends = since + validator.deadline + challenge_policy.GRACE
+                ends = since + self.validators[challenge.type].deadline + challenge_policy.GRACE
                 until = self._lease_end(now, ends)
                 if queue_store.claim(conn, challenge.id, self.owner, now, until):
                     started.append((challenge.id, ends))
