@@ -13,7 +13,8 @@ from acmefleet.ca.profiles import LeafProfile
 from acmefleet.clock import Clock
 from acmefleet.config import EndpointConfig, ServerConfig
 from acmefleet.jose.keys import KeyCache
-from acmefleet.policy.orders import Lifetimes, Reuse
+from acmefleet.policy.orders import Lifetimes
+from acmefleet.policy.reuse import Reuse
 from acmefleet.policy.validation_queue import ValidationQueue
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks

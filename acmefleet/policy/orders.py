@@ -14,7 +14,7 @@ from acmefleet.ca.csr import check_csr
 from acmefleet.ca.errors import CaError, CsrError
 from acmefleet.ca.issuer import Issuer, IssueRequest
 from acmefleet.ca.profiles import LeafProfile
-from acmefleet.config import EndpointConfig, RateLimits, ReuseScope
+from acmefleet.config import EndpointConfig, RateLimits
 from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 from acmefleet.jose.b64 import b64url_decode, b64url_encode
@@ -29,6 +29,7 @@ from acmefleet.models import (
 )
 from acmefleet.policy import ratelimits
 from acmefleet.policy.names import covering_domain, validated_domain
+from acmefleet.policy.reuse import Reuse, reusable_authorization
 from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import delegations as delegation_store
@@ -44,16 +45,6 @@ DNS01 = "dns-01"
 class Lifetimes:
     order: timedelta
     authorization: timedelta
-
-
-@dataclass(frozen=True)
-class Reuse:
-    """How long a validated authorization serves new orders (``window`` from its challenge's
-    validation; zero: never) and whose orders: the validating account's only, or those of
-    every account of its organisation on the same endpoint (never another organisation's)."""
-
-    window: timedelta = timedelta(days=30)
-    scope: ReuseScope = "account"
 
 
 def parse_identifiers(raw: Any) -> list[Identifier]:
@@ -272,71 +263,6 @@ def _new_authorization(
     )
 
 
-def _reusable(
-    conn: Connection,
-    endpoint: EndpointConfig,
-    account: Account,
-    identifier: Identifier,
-    reuse: Reuse,
-    now: datetime,
-    authz_expiry: datetime,
-) -> tuple[Authorization, datetime | None, bool] | None:
-    """An authorization that spares ``identifier`` a new challenge, until when the
-    validation behind it may be used (None for a pending one: nothing proven yet), and
-    whether it is stored already (False: a new copy for this account, to be stored).
-
-    A pending authorization of the account is returned whatever the window (it reuses no
-    evidence; it only keeps one account from piling up pending authorizations). A valid
-    one counts only if its challenge was validated within the window and by a challenge
-    type the endpoint still offers for the name (CA/B BR 4.2.1: reuse of validation data
-    is bounded; the config refuses more than 398 days)."""
-    base = Identifier(identifier.type, identifier.base_name)
-    wildcard = identifier.is_wildcard
-    pending = order_store.find_pending_authorization(conn, account.id, base, wildcard, now)
-    if pending is not None and pending.challenges:
-        return pending, None, True
-    if reuse.window <= timedelta(0):
-        return None
-    since = now - reuse.window
-    found = order_store.find_validated_authorization(
-        conn, base, wildcard, now=now, validated_since=since, account_id=account.id
-    )
-    if found is None and reuse.scope == "organisation":
-        found = order_store.find_validated_authorization(
-            conn,
-            base,
-            wildcard,
-            now=now,
-            validated_since=since,
-            account_id=account.id,
-            org_id=account.org_id,
-            endpoint=endpoint.name,
-        )
-    if found is None:
-        return None
-    authz, proven_at = found
-    offered = offered_challenges(endpoint, identifier)
-    proof = next((c for c in authz.challenges if c.status == "valid" and c.type in offered), None)
-    if proof is None:
-        return None
-    usable_until = proven_at + reuse.window
-    if authz.account_id == account.id:
-        return authz, usable_until, True
-    # Another account's authorization is not this account's to fetch (RFC 8555 §7.5): it
-    # gets its own, valid at once, carrying the proof (type, token, when) it rests on.
-    copy_id = new_id()
-    copy = Authorization(
-        id=copy_id,
-        account_id=account.id,
-        identifier=base,
-        wildcard=wildcard,
-        stored_status="valid",
-        expires_at=min(authz_expiry, usable_until, authz.expires_at),
-        challenges=(replace(proof, id=new_id(), authz_id=copy_id),),
-    )
-    return copy, usable_until, False
-
-
 def new_order(
     conn: Connection,
     *,
@@ -351,9 +277,9 @@ def new_order(
 ) -> Order:
     """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store.
 
-    A name that needs a challenge gets, in this order: the account's pending authorization
-    for it; a valid one proven within ``reuse`` (the account's own, or a copy of one of its
-    organisation's); a new pending one."""
+    A name that needs a challenge gets, in this order: a valid authorization proven within
+    ``reuse`` (the account's own, or a copy of one of its organisation's); the account's
+    pending one for it; a new pending one (``policy.reuse``)."""
     reuse = reuse or Reuse()
     identifiers = parse_identifiers(payload.get("identifiers"))
     profile_name = payload.get("profile", endpoint.default_profile)
@@ -397,14 +323,22 @@ def new_order(
             problems.append(exc)
             continue
         if needs_challenge:
-            found = _reusable(conn, endpoint, account, identifier, reuse, now, authz_expiry)
+            found = reusable_authorization(
+                conn,
+                endpoint.name,
+                account,
+                identifier,
+                offered_challenges(endpoint, identifier),
+                reuse,
+                now,
+                authz_expiry,
+            )
             if found is not None:
-                authz, proven_until, stored = found
-                authorizations.append(authz)
-                if stored:  # (a copy of another account's is stored with the order)
-                    reused.add(authz.id)
-                if proven_until is not None:
-                    reuse_ends.append(proven_until)
+                authorizations.append(found.authorization)
+                if found.stored:  # (a copy of another account's is stored with the order)
+                    reused.add(found.authorization.id)
+                if found.usable_until is not None:
+                    reuse_ends.append(found.usable_until)
                 continue
         expiry = authz_expiry
         if validated is not None and validated.validated_until is not None:

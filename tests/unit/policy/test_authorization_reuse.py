@@ -24,7 +24,8 @@ from acmefleet.console import organisations
 from acmefleet.identifiers import Identifier
 from acmefleet.models import Account, Order
 from acmefleet.policy import challenges as challenge_policy
-from acmefleet.policy.orders import Lifetimes, Reuse, new_order
+from acmefleet.policy.orders import Lifetimes, new_order
+from acmefleet.policy.reuse import Reuse
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import orgs as org_store
@@ -244,3 +245,16 @@ def test_the_configuration_bounds_the_queue() -> None:
     for bad in ({"max_concurrent": 0}, {"lease_seconds": 0}, {"poll_seconds": "1"}):
         with pytest.raises(ConfigError):
             parse_config(_config(bad))
+
+
+def test_a_validated_authorization_comes_before_a_pending_one(database: Database) -> None:
+    """With both at hand, the order is ready at once (as before the window existed)."""
+    account = _account(database)
+    proven = _validate(database, _order(database, account, NAME, NOW), NOW)
+    no_reuse = _order(database, account, NAME, NOW + timedelta(minutes=1), Reuse(timedelta(0)))
+    pending, status = _one(no_reuse)
+    assert pending != proven and status == "pending"
+    assert _one(_order(database, account, NAME, NOW + timedelta(minutes=2))) == (proven, "valid")
+    # Out of the window, the pending one is returned rather than a third.
+    late = _order(database, account, NAME, NOW + timedelta(days=11))
+    assert _one(late) == (pending, "pending")
