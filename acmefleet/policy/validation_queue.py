@@ -10,6 +10,8 @@ the other processes, and leases left behind by a process that died).
 A lease never outlasts the validation's deadline (counted from the request, plus policy's
 grace): a process killed mid-validation leaves work that another process claims at the
 latest then, and ends at once as out of time, or sooner, with what is left of the deadline.
+A process of the same host (and pid namespace) whose owner has died (a restarted server, a
+killed worker) takes its validations over at once instead of waiting for the leases.
 Shutdown lets running validations finish for a while, then cancels the rest and gives their
 leases back, so another process resumes them without waiting for the leases to run out.
 """
@@ -28,6 +30,7 @@ from datetime import datetime, timedelta
 
 from acmefleet.clock import Clock
 from acmefleet.config import Limit
+from acmefleet.models import Challenge
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.store import validation_queue as queue_store
 from acmefleet.store.engine import Database
@@ -45,9 +48,40 @@ class QueueSettings:
     poll_interval: timedelta
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # no /proc: never judge another process dead (see died_here)
+        return ""
+
+
 def new_owner() -> str:
-    """This process's lease owner id: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """This process's lease owner id: host, pid namespace, pid and a random part (a pid is
+    reused in time; the random part tells two owners with one pid apart)."""
+    host = socket.gethostname()[:32]
+    return f"{host}:{_pid_namespace()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def died_here(owner: str, me: str) -> bool:
+    """``owner`` was a process of this host and pid namespace that no longer runs (a worker
+    killed, or a server restarted): its validations need not wait for its leases to run
+    out. Anything else (another host or container, a process still there, a zombie not yet
+    reaped) is left to the lease."""
+    theirs, mine = owner.split(":"), me.split(":")
+    if len(theirs) != 4 or len(mine) != 4 or not mine[1] or theirs[:2] != mine[:2]:
+        return False
+    if owner == me or not theirs[2].isdigit():
+        return False
+    pid = int(theirs[2])
+    if pid == os.getpid():
+        return False  # another queue of this process, or a pid reused: left to the lease
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @dataclass
@@ -147,22 +181,40 @@ class ValidationQueue:
         # SQLite's write lock from the ACME requests for that. A few more than the free
         # slots, as another process may claim some first; the claim itself decides.
         with self.db.read() as conn:
-            candidates = [
-                c
-                for c in queue_store.queued(conn, now, free * 2)
-                if c.type in self.validators and c.id not in self._jobs
+            candidates: list[tuple[Challenge, str | None]] = [
+                (c, None) for c in queue_store.queued(conn, now, free * 2)
             ]
+            candidates += [
+                (c, owner)
+                for c, owner in queue_store.leased(conn, now)
+                if died_here(owner, self.owner)
+            ]
+        candidates = [
+            (c, dead)
+            for c, dead in candidates
+            if c.type in self.validators and c.id not in self._jobs
+        ]
         if not candidates:
             return
         started: list[tuple[str, datetime]] = []
         with self.db.write() as conn:
-            for challenge in candidates:
+            for challenge, dead in candidates:
                 if len(started) == free:
                     break
                 since = challenge.processing_since or now
                 ends = since + self.validators[challenge.type].deadline + challenge_policy.GRACE
                 until = self._lease_end(now, ends)
-                if queue_store.claim(conn, challenge.id, self.owner, now, until):
+                if dead is None:
+                    claimed = queue_store.claim(conn, challenge.id, self.owner, now, until)
+                else:
+                    claimed = queue_store.take_over(conn, challenge.id, dead, self.owner, until)
+                    if claimed:
+                        log.info(
+                            "validation queue: took challenge %s over from %s (gone)",
+                            challenge.id,
+                            dead,
+                        )
+                if claimed:
                     started.append((challenge.id, ends))
         # Started once the claims are committed, so a validation never runs on a lease that
         # was rolled back.

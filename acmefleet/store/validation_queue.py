@@ -32,6 +32,20 @@ _CLAIM = (
     .where(challenges.c.id == bindparam("p_id"), challenges.c.status == "processing", _CLAIMABLE)
     .values(lease_owner=bindparam("p_owner"), lease_until=bindparam("p_until"))
 )
+_LEASED = (
+    select(challenges)
+    .where(challenges.c.status == "processing", challenges.c.lease_until > bindparam("p_now"))
+    .order_by(challenges.c.processing_since, challenges.c.id)
+)
+_TAKE_OVER = (
+    update(challenges)
+    .where(
+        challenges.c.id == bindparam("p_id"),
+        challenges.c.status == "processing",
+        challenges.c.lease_owner == bindparam("p_dead"),
+    )
+    .values(lease_owner=bindparam("p_owner"), lease_until=bindparam("p_until"))
+)
 _HELD = and_(
     challenges.c.id == bindparam("p_id"),
     challenges.c.status == "processing",
@@ -52,6 +66,21 @@ def claim(conn: Connection, challenge_id: str, owner: str, now: datetime, until:
     is no longer processing."""
     params = {"p_id": challenge_id, "p_owner": owner, "p_now": now, "p_until": until}
     return conn.execute(_CLAIM, params).rowcount == 1
+
+
+def leased(conn: Connection, now: datetime) -> list[tuple[Challenge, str]]:
+    """Every validation whose lease still stands, with its owner."""
+    rows = conn.execute(_LEASED, {"p_now": now}).all()
+    return [(challenge_of_row(row), row.lease_owner) for row in rows]
+
+
+def take_over(
+    conn: Connection, challenge_id: str, dead_owner: str, owner: str, until: datetime
+) -> bool:
+    """Claim a validation from ``dead_owner`` (known to have died) before its lease runs
+    out; False if it changed hands or ended meanwhile."""
+    params = {"p_id": challenge_id, "p_dead": dead_owner, "p_owner": owner, "p_until": until}
+    return conn.execute(_TAKE_OVER, params).rowcount == 1
 
 
 def renew(conn: Connection, challenge_id: str, owner: str, until: datetime) -> bool:

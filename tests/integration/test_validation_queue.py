@@ -103,8 +103,10 @@ def targets_for(server: AcmefleetServer, delay: float = 0.0) -> Iterator[Targets
 
 
 @contextlib.contextmanager
-def second_process(server: AcmefleetServer, name: str = "second") -> Iterator[Path]:
-    """Another ``server run`` on the same data directory (own ports); yields its log."""
+def second_process(
+    server: AcmefleetServer, name: str = "second"
+) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """Another ``server run`` on the same data directory (own ports): its log, its process."""
     port, pki_port = free_ports(2)
     log_path = server.data_dir.parent / f"{name}.log"
     with log_path.open("wb") as log:
@@ -128,7 +130,7 @@ def second_process(server: AcmefleetServer, name: str = "second") -> Iterator[Pa
         )
     try:
         wait_for_url(f"https://localhost:{port}/acme/private/directory", server.ca_bundle, proc)
-        yield log_path
+        yield log_path, proc
     finally:
         terminate_group(proc)
 
@@ -203,7 +205,7 @@ def test_two_processes_share_the_queue_and_validate_each_job_once(tmp_path: Path
     with (
         checked_acmefleet(tmp_path, settings=QUEUE_SETTINGS) as server,
         targets_for(server, delay=0.5) as targets,
-        second_process(server) as second_log,
+        second_process(server) as (second_log, _second),
         public_client(server) as acme,
     ):
         authzs = [ask_validation(acme, targets, f"s{n}.example.com") for n in range(12)]
@@ -218,16 +220,18 @@ def test_two_processes_share_the_queue_and_validate_each_job_once(tmp_path: Path
 
 
 def test_killed_mid_validation_another_process_finishes_it(tmp_path: Path) -> None:
-    """kill -9 of the process validating against a hanging target: its lease runs out
-    (2 s) and the other process validates again with what is left of the 20 s deadline;
-    the target answers this time, and the challenge is valid well within the deadline."""
+    """kill -9 of the process validating against a hanging target: the other process
+    validates again with what is left of the 20 s deadline (on this host it sees the owner
+    gone and takes over at once; a replica elsewhere would wait for the 2 s lease, see the
+    unit tests); the target answers this time, and the challenge is valid well within the
+    deadline."""
     settings = {**QUEUE_SETTINGS, "timeout_seconds": "20"}
     with (
         checked_acmefleet(tmp_path, settings=settings) as server,
         targets_for(server) as targets,
         public_client(server) as acme,
     ):
-        with second_process(server):
+        with second_process(server) as (_log, second):
             # Either process may claim it (the first at once, the second on a poll): the
             # first attempt hangs whichever runs it, and that one is killed.
             asked = datetime.now(UTC)
@@ -235,7 +239,7 @@ def test_killed_mid_validation_another_process_finishes_it(tmp_path: Path) -> No
             token = token_of(acme, authz_url)
             wait_until(lambda: targets.hits[token] == 1, 10, "no validation reached the target")
             targets.hang.discard(token)  # the next attempt gets its answer
-            killed = _kill_the_holder(server, token)
+            killed = _kill_the_holder(server, second, token)
             body = _poll_direct(server, acme, authz_url, killed, timeout=30)
             ended = datetime.now(UTC)
         assert body["status"] == "valid", body
@@ -260,7 +264,7 @@ def test_killed_mid_validation_past_its_deadline_the_restart_ends_it_invalid(
         wait_until(lambda: targets.hits[token] == 1, 10, "no validation reached the target")
         kill_group(server)
         time.sleep(4.5)  # past the deadline (3 s) and its grace (1 s)
-        with second_process(server, "restarted") as restarted_log:
+        with second_process(server, "restarted") as (restarted_log, _restarted):
             started = time.monotonic()
             wait_until(lambda: _status(server, token) != "processing", 10, "still processing")
             took = time.monotonic() - started
@@ -274,16 +278,43 @@ def test_killed_mid_validation_past_its_deadline_the_restart_ends_it_invalid(
         assert "Traceback" not in log
 
 
-def _kill_the_holder(server: AcmefleetServer, token: str) -> str:
+def test_a_restart_takes_over_at_once_without_waiting_for_the_lease(tmp_path: Path) -> None:
+    """kill -9 mid-validation and a restart at once on the same host: the new process sees
+    that the lease's owner is gone and validates again right away with what is left of
+    the 20 s deadline, not after the 10 s lease."""
+    settings = {"max_concurrent": "2", "lease_seconds": "10", "timeout_seconds": "20"}
+    with (
+        checked_acmefleet(tmp_path, settings=settings) as server,
+        targets_for(server) as targets,
+        public_client(server) as acme,
+    ):
+        authz_url = ask_validation(acme, targets, "r1.example.com", hang=True)
+        token = token_of(acme, authz_url)
+        wait_until(lambda: targets.hits[token] == 1, 10, "no validation reached the target")
+        targets.hang.discard(token)
+        kill_group(server)
+        with second_process(server, "restarted") as (restarted_log, _restarted):
+            ready = time.monotonic()
+            wait_until(lambda: _status(server, token) != "processing", 15, "still processing")
+            took = time.monotonic() - ready
+            log = restarted_log.read_text()
+        assert _status(server, token) == "valid"
+        assert targets.hits[token] == 2
+        assert took < 5, f"{took:.1f} s: it waited for the lease"
+        assert "took challenge" in log and "over from" in log
+
+
+def _kill_the_holder(server: AcmefleetServer, second: subprocess.Popen[bytes], token: str) -> str:
     """kill -9 whichever process holds the validation's lease: "first" or "second"."""
-    row = _challenge_row(server, token)
-    owner = str(row["lease_owner"])
-    pid = int(owner.split(":")[1])
+    owner = str(_challenge_row(server, token)["lease_owner"])  # host:pidns:pid:random
+    pid = int(owner.split(":")[2])
     assert server.proc is not None
+    assert pid in (server.proc.pid, second.pid), owner
     if pid == server.proc.pid:
         kill_group(server)
         return "first"
-    os.kill(pid, signal.SIGKILL)
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait(timeout=10)
     return "second"
 
 

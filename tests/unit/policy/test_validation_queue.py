@@ -9,6 +9,8 @@ test_validation_queue.py``.)
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +18,12 @@ from pathlib import Path
 from acmefleet.clock import SystemClock
 from acmefleet.identifiers import Identifier
 from acmefleet.policy import challenges as challenge_policy
-from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
+from acmefleet.policy.validation_queue import (
+    QueueSettings,
+    ValidationQueue,
+    died_here,
+    new_owner,
+)
 from acmefleet.store import orders as order_store
 from acmefleet.store import validation_queue as queue_store
 from acmefleet.store.engine import Database, open_database, sqlite_url
@@ -220,3 +227,52 @@ def test_wake_starts_queued_work_before_the_next_poll(database: Database) -> Non
             await worker.stop()
 
     assert asyncio.run(scenario()) < 2
+
+
+def test_died_here_only_for_a_gone_process_of_this_host_and_namespace() -> None:
+    me = new_owner()
+    host, namespace, _pid, _rand = me.split(":")
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        alive = f"{host}:{namespace}:{child.pid}:00000000"
+        assert not died_here(alive, me)
+    finally:
+        child.kill()
+        child.wait()
+    assert died_here(alive, me), "reaped: gone"
+    assert not died_here(f"{host}:{namespace}:{os.getpid()}:00000000", me), "still running"
+    assert not died_here(me, me)
+    assert not died_here(f"other-host:{namespace}:{child.pid}:00000000", me)
+    assert not died_here(f"{host}:1:{child.pid}:00000000", me), "another pid namespace"
+    assert not died_here("dead", me)
+
+
+def test_a_gone_local_owners_validation_is_taken_over_before_its_lease_ends(
+    database: Database,
+) -> None:
+    """A server restarted on the same host does not wait for the leases of its previous
+    incarnation (here 60 s): it takes their validations over on its first look."""
+    [(challenge_id, token)] = _enqueue(database, 1).items()
+    child = subprocess.Popen(["true"])
+    child.wait()
+    host, namespace, _pid, _rand = new_owner().split(":")
+    gone = f"{host}:{namespace}:{child.pid}:0badc0de"
+    now = CLOCK.now()
+    with database.write() as conn:
+        assert queue_store.claim(conn, challenge_id, gone, now, now + timedelta(seconds=60))
+    validator = SlowValidator(delay=0.1)
+
+    async def scenario() -> tuple[dict[str, str], float]:
+        worker = ValidationQueue(database, CLOCK, {"http-01": validator}, _settings(lease=60))
+        started = time.monotonic()
+        worker.start()
+        try:
+            statuses = await _until_done(database, [challenge_id], 10)
+            return statuses, time.monotonic() - started
+        finally:
+            await worker.stop()
+
+    statuses, took = asyncio.run(scenario())
+    assert statuses == {challenge_id: "valid"}
+    assert validator.calls == {token: 1}
+    assert took < 3, f"took {took:.1f} s"
