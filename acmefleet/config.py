@@ -18,6 +18,9 @@ EndpointType = Literal["private", "public"]
 # Challenge types a public endpoint may offer, in the order they are listed to clients.
 CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
 DNS_PORT = 53
+# CA/B BR 4.2.1 / 3.2.2.4: domain validation data may be reused for at most 398 days.
+MAX_REUSE_DAYS = 398
+ReuseScope = Literal["account", "organisation"]
 
 
 class ConfigError(ValueError):
@@ -142,6 +145,17 @@ class ValidationConfig:
     # CAA on public endpoints (RFC 8659, CA/B BR 3.2.2.8). Off only for a closed network
     # with no DNS to ask (a lab): the server then warns that public certificates skip it.
     check_caa: bool = True
+    # The validation queue (shared by every process through the database): validations one
+    # process runs at once; how long a claim holds without being renewed; how often each
+    # process looks for work queued by the others.
+    max_concurrent: int = 16
+    lease: timedelta = timedelta(seconds=10)
+    poll_interval: timedelta = timedelta(seconds=1)
+    # A validated authorization is reused for a new order within this long of its
+    # validation (zero: never), by the same account or any account of the organisation on
+    # the same endpoint.
+    authorization_reuse: timedelta = timedelta(days=30)
+    reuse_scope: ReuseScope = "account"
 
 
 @dataclass(frozen=True)
@@ -460,6 +474,22 @@ def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
         raise ConfigError(
             f"validation.timeout_seconds must lie in (0, {MAX_VALIDATION_SECONDS}], not {timeout}"
         )
+    reuse_days = raw.get("authorization_reuse_days", 30)
+    if (
+        isinstance(reuse_days, bool)
+        or not isinstance(reuse_days, int | float)
+        or not 0 <= reuse_days <= MAX_REUSE_DAYS
+    ):
+        raise ConfigError(
+            f"validation.authorization_reuse_days must lie in [0, {MAX_REUSE_DAYS}] "
+            f"(CA/B BR 4.2.1), not {reuse_days!r}"
+        )
+    scope = raw.get("authorization_reuse_scope", "account")
+    if scope not in ("account", "organisation"):
+        raise ConfigError(
+            "validation.authorization_reuse_scope must be 'account' or 'organisation', "
+            f"not {scope!r}"
+        )
     return ValidationConfig(
         http01_port=int(raw.get("http01_port", 80)),
         tls_alpn01_port=int(raw.get("tls_alpn01_port", 443)),
@@ -468,6 +498,11 @@ def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
         allow_private_addresses=bool(raw.get("allow_private_addresses", False)),
         hosts=dict(hosts),
         check_caa=_bool(raw, "check_caa", True),
+        max_concurrent=_whole(raw, "max_concurrent", 16, 1, 1000),
+        lease=_seconds(raw, "lease_seconds", 10, 1, 600),
+        poll_interval=_seconds(raw, "poll_seconds", 1, 0.05, 60),
+        authorization_reuse=timedelta(days=reuse_days),
+        reuse_scope=scope,
     )
 
 
@@ -476,6 +511,20 @@ def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"validation.{key} must be true or false")
     return value
+
+
+def _whole(raw: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"validation.{key} must be a whole number in [{low}, {high}]")
+    return value
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float, low: float, high: float) -> timedelta:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"validation.{key} must be a number of seconds in [{low:g}, {high:g}]")
+    return timedelta(seconds=value)
 
 
 def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> timedelta:
@@ -658,6 +707,18 @@ allow_private_addresses = false
 # network with no DNS to ask: public certificates then skip a CA/B requirement (the server
 # warns at start-up).
 check_caa = true
+# Validations one server process runs at once; the rest wait in the queue (in the database,
+# shared by every worker and replica). A claimed validation is held by a lease renewed while
+# it runs: a process that dies leaves it to another once lease_seconds have passed (never
+# later than its deadline). Each process looks for queued work every poll_seconds.
+max_concurrent = 16
+lease_seconds = 10
+poll_seconds = 1
+# A validated authorization is reused for new orders within this many days of its
+# validation (0: never; at most 398, CA/B BR 4.2.1). Scope "account": by the account that
+# validated it; "organisation": by any account of its organisation on the same endpoint.
+authorization_reuse_days = 30
+authorization_reuse_scope = "account"
 # Static name -> address answers for closed networks ("*" matches every name).
 [validation.hosts]
 

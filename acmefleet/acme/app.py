@@ -33,9 +33,7 @@ from acmefleet.errors import AcmeError, ProblemType, account_not_valid, malforme
 from acmefleet.jose.jws import RequestJws, parse_request_jws, verify_signature
 from acmefleet.jose.keys import AccountKey
 from acmefleet.models import Account
-from acmefleet.policy import challenges as challenge_policy
 from acmefleet.store import accounts as account_store
-from acmefleet.store import orders as order_store
 
 log = logging.getLogger(__name__)
 JOSE_JSON = "application/jose+json"
@@ -71,27 +69,15 @@ class AcmeApp:
         response = await self.handle(request)
         await send_response(send, response, head=request.method == "HEAD")
 
-    def resume_validations(self) -> None:
-        """Validations a stopped server left processing are run again, each only within its
-        validator's deadline from when it was asked for (past it, policy makes it invalid)."""
-        with self.ctx.db.read() as conn:
-            pending = order_store.processing_challenges(conn)
-        for challenge_id in pending:
-            self.ctx.tasks.spawn(
-                challenge_policy.validate(
-                    self.ctx.db,
-                    self.ctx.clock,
-                    self.ctx.validators,
-                    challenge_id,
-                    self.ctx.config.rate_limits.failed_validations_per_account,
-                    caa=self.ctx.caa,
-                    endpoints=self.ctx.endpoint_validators,
-                ),
-                name=f"validate-{challenge_id}",
-            )
+    def start_validations(self) -> None:
+        """Take part in the validation queue: work queued before this process started (left
+        by a stopped server, or queued by another process) is claimed on its first look,
+        each only within its deadline from when it was asked for."""
+        self.ctx.queue.start()
 
     async def shutdown(self) -> None:
-        """Let background validations finish, then close the database."""
+        """Finish or release this process's validations, then close the database."""
+        await self.ctx.queue.stop()
         await self.ctx.tasks.drain()
         self.ctx.db.dispose()
 

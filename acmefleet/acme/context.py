@@ -16,6 +16,8 @@ from acmefleet.jose.keys import KeyCache
 from acmefleet.models import Account
 from acmefleet.policy.caa import CaaContext
 from acmefleet.policy.orders import Lifetimes
+from acmefleet.policy.reuse import Reuse
+from acmefleet.policy.validation_queue import ValidationQueue
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
 from acmefleet.validation.base import ChallengeValidator
@@ -33,6 +35,8 @@ class AcmeContext:
     issuers: dict[str, Issuer]
     profiles: dict[str, LeafProfile]
     validators: dict[str, ChallengeValidator]
+    # This process's share of the validation queue (the queue itself is in the database).
+    queue: ValidationQueue
     # Per endpoint (by challenge type): a public endpoint with remote perspectives gets
     # corroborating validators (validation/mpic.py). An endpoint missing here uses
     # ``validators``.
@@ -76,3 +80,8 @@ class AcmeContext:
     @property
     def lifetimes(self) -> Lifetimes:
         return Lifetimes(order=self.config.order_lifetime, authorization=self.config.authz_lifetime)
+
+    @property
+    def reuse(self) -> Reuse:
+        validation = self.config.validation
+        return Reuse(window=validation.authorization_reuse, scope=validation.reuse_scope)

@@ -1,9 +1,11 @@
 """Challenges: start validation (saved as processing first), then record the outcome.
 
 A challenge is ``processing`` from the moment validation is asked for until its outcome is
-stored. A server stopped in between resumes it at start-up, but only within the validator's
-deadline counted from that moment: past it, the challenge becomes invalid without another
-attempt, so a web server that hangs every attempt cannot keep it processing across restarts.
+stored: it is then a queued validation, which one server process claims and runs
+(``policy.validation_queue``). One taken over from a process that stopped or died is run
+only within the validator's deadline counted from the request: past it, the challenge
+becomes invalid without another attempt, so a web server that hangs every attempt cannot
+keep it processing across restarts.
 """
 
 from __future__ import annotations
@@ -155,8 +157,8 @@ async def validate(
             order_store.set_authorization_status(
                 conn, authz.id, expected="pending", status="invalid"
             )
-            # Every worker of a restarted server resumes the challenge: only the outcome
-            # recorded (the first) counts as a failure, not one per worker.
+            # Two workers may both run it (one whose lease ran out while it stalled): only
+            # the outcome recorded (the first) counts as a failure, not one per worker.
             if recorded:
                 ratelimits.count_failure(conn, failure_limit, failures_key(authz.account_id), now)
     log.info(

@@ -31,6 +31,7 @@ from acmefleet.models import (
 from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import ratelimits
 from acmefleet.policy.names import covering_domain, validated_domain
+from acmefleet.policy.reuse import Reuse, reusable_authorization
 from acmefleet.store import audit
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import delegations as delegation_store
@@ -274,8 +275,14 @@ def new_order(
     profiles: dict[str, LeafProfile],
     now: datetime,
     limits: RateLimits,
+    reuse: Reuse | None = None,
 ) -> Order:
-    """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store."""
+    """RFC 8555 §7.4: check the identifiers against the endpoint's policy, then store.
+
+    A name that needs a challenge gets, in this order: a valid authorization proven within
+    ``reuse`` (the account's own, or a copy of one of its organisation's); the account's
+    pending one for it; a new pending one (``policy.reuse``)."""
+    reuse = reuse or Reuse()
     identifiers = parse_identifiers(payload.get("identifiers"))
     profile_name = payload.get("profile", endpoint.default_profile)
     if not isinstance(profile_name, str):
@@ -308,6 +315,8 @@ def new_order(
     authz_expiry = now + lifetimes.authorization
     authorizations: list[Authorization] = []
     reused: set[str] = set()
+    # An order that reuses validations ends when the oldest of them may no longer be used.
+    reuse_ends: list[datetime] = []
     problems: list[AcmeError] = []
     for identifier in identifiers:
         try:
@@ -316,16 +325,22 @@ def new_order(
             problems.append(exc)
             continue
         if needs_challenge:
-            reusable = order_store.find_reusable_authorization(
+            found = reusable_authorization(
                 conn,
-                account.id,
-                Identifier(identifier.type, identifier.base_name),
-                identifier.is_wildcard,
+                endpoint.name,
+                account,
+                identifier,
+                offered_challenges(endpoint, identifier),
+                reuse,
                 now,
+                authz_expiry,
             )
-            if reusable is not None and reusable.challenges:
-                authorizations.append(reusable)
-                reused.add(reusable.id)
+            if found is not None:
+                authorizations.append(found.authorization)
+                if found.stored:  # (a copy of another account's is stored with the order)
+                    reused.add(found.authorization.id)
+                if found.usable_until is not None:
+                    reuse_ends.append(found.usable_until)
                 continue
         expiry = authz_expiry
         if validated is not None and validated.validated_until is not None:
@@ -353,7 +368,9 @@ def new_order(
         account_id=account.id,
         profile=profile_name,
         identifiers=tuple(identifiers),
-        expires_at=min([now + lifetimes.order, *(a.expires_at for a in authorizations)]),
+        expires_at=min(
+            [now + lifetimes.order, *(a.expires_at for a in authorizations), *reuse_ends]
+        ),
         not_before=not_before,
         not_after=not_after,
         finalization="none",

@@ -2,8 +2,8 @@
 
 Neither side knows of the other: requests under the console's prefixes go to the console
 (with the body read, and its size limited, here, as for ACME), everything else to ACME.
-The server owns the process lifecycle: validations resume and housekeeping starts at
-start-up; background work drains and the database closes at shutdown.
+The server owns the process lifecycle: the validation queue and housekeeping start at
+start-up; validations drain (or give their leases back) and the database closes at shutdown.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ServerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.acme.resume_validations()
+                self.acme.start_validations()
                 self._start_housekeeping()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

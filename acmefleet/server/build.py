@@ -15,6 +15,7 @@ from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
 from acmefleet.clock import Clock, SystemClock
 from acmefleet.config import ConfigError, PerspectiveSet, ServerConfig, load_config
 from acmefleet.console.context import ConsoleContext
+from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
 from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
@@ -120,7 +121,17 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
     validators = build_validators(config)
-    return AcmeContext(
+    endpoint_validators = build_endpoint_validators(config, validators, data.root)
+    validation = config.validation
+    queue = ValidationQueue(
+        database,
+        clock,
+        validators,
+        QueueSettings(validation.max_concurrent, validation.lease, validation.poll_interval),
+        config.rate_limits.failed_validations_per_account,
+        endpoints=endpoint_validators,
+    )
+    context = AcmeContext(
         config=config,
         db=database,
         clock=clock,
@@ -129,8 +140,12 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         issuers=issuers,
         profiles=build_profiles(config),
         validators=validators,
-        endpoint_validators=build_endpoint_validators(config, validators, data.root),
+        queue=queue,
+        endpoint_validators=endpoint_validators,
     )
+    # CAA needs the context's account URLs; the queue's validations check it once proven.
+    queue.caa = context.caa
+    return context
 
 
 def _descriptions(profiles: dict[str, LeafProfile]) -> dict[str, str]:

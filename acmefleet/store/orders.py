@@ -6,11 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 
 from acmefleet.identifiers import Identifier, IdentifierType
 from acmefleet.models import Authorization, Challenge, Order
-from acmefleet.store.schema import authorizations, challenges, order_authorizations, orders
+from acmefleet.store.schema import (
+    accounts,
+    authorizations,
+    challenges,
+    order_authorizations,
+    orders,
+)
 
 # Statements are built once: SQLAlchemy then skips construction and cache-key work.
 _INSERT_AUTHZ = insert(authorizations)
@@ -31,18 +37,47 @@ _ORDER_AUTHZS = (
 )
 _AUTHZ = select(authorizations).where(authorizations.c.id == bindparam("p_id"))
 _CHALLENGE = select(challenges).where(challenges.c.id == bindparam("p_id"))
-_REUSABLE_AUTHZ = (
+_SAME_NAME = and_(
+    authorizations.c.identifier_type == bindparam("p_type"),
+    authorizations.c.identifier_value == bindparam("p_value"),
+    authorizations.c.wildcard == bindparam("p_wildcard"),
+    authorizations.c.expires_at > bindparam("p_now"),
+)
+_PENDING_AUTHZ = (
     select(authorizations)
     .where(
         authorizations.c.account_id == bindparam("p_account"),
-        authorizations.c.identifier_type == bindparam("p_type"),
-        authorizations.c.identifier_value == bindparam("p_value"),
-        authorizations.c.wildcard == bindparam("p_wildcard"),
-        authorizations.c.status.in_(("valid", "pending")),
-        authorizations.c.expires_at > bindparam("p_now"),
+        authorizations.c.status == "pending",
+        _SAME_NAME,
     )
-    .order_by(authorizations.c.status.desc(), authorizations.c.expires_at.desc())
+    .order_by(authorizations.c.expires_at.desc())
     .limit(1)
+)
+# A valid authorization proven by a challenge validated since ``p_since``, newest first.
+_VALIDATED_AUTHZ = (
+    select(authorizations, challenges.c.validated_at.label("proven_at"))
+    .join(
+        challenges,
+        and_(challenges.c.authz_id == authorizations.c.id, challenges.c.status == "valid"),
+    )
+    .join(accounts, accounts.c.id == authorizations.c.account_id)
+    .where(
+        authorizations.c.status == "valid",
+        challenges.c.validated_at >= bindparam("p_since"),
+        _SAME_NAME,
+    )
+    .order_by(challenges.c.validated_at.desc(), authorizations.c.id)
+    .limit(1)
+)
+_VALIDATED_BY_ACCOUNT = _VALIDATED_AUTHZ.where(
+    authorizations.c.account_id == bindparam("p_account")
+)
+# Any active account of the organisation on the same endpoint (never another organisation:
+# nor another endpoint, whose challenge types and perspectives may differ).
+_VALIDATED_IN_ORG = _VALIDATED_AUTHZ.where(
+    accounts.c.org_id == bindparam("p_org"),
+    accounts.c.endpoint == bindparam("p_endpoint"),
+    accounts.c.status == "valid",
 )
 _HOLDS_VALID_AUTHZ = (
     select(authorizations.c.id)
@@ -62,6 +97,9 @@ _SET_CHALLENGE = (
         validated_at=bindparam("p_validated_at"),
         error=bindparam("p_error"),
         processing_since=bindparam("p_processing_since"),
+        # A change of state ends any claim on the validation (see store.validation_queue).
+        lease_owner=None,
+        lease_until=None,
     )
 )
 _SET_AUTHZ = (
@@ -88,7 +126,7 @@ _SET_FINALIZATION = (
 )
 
 
-def _challenge(row: Row[tuple[object, ...]]) -> Challenge:
+def challenge_of_row(row: Row[tuple[object, ...]]) -> Challenge:
     return Challenge(
         id=row.id,
         authz_id=row.authz_id,
@@ -121,7 +159,7 @@ def _load_authorizations(conn: Connection, rows: Sequence[Row[Any]]) -> list[Aut
     ids = [r.id for r in rows]
     by_authz: dict[str, list[Challenge]] = {i: [] for i in ids}
     for row in conn.execute(_CHALLENGES_OF, {"p_ids": ids}):
-        by_authz[row.authz_id].append(_challenge(row))
+        by_authz[row.authz_id].append(challenge_of_row(row))
     return [_authorization(r, tuple(by_authz[r.id])) for r in rows]
 
 
@@ -149,6 +187,7 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
                     "type": c.type,
                     "token": c.token,
                     "status": c.status,
+                    "validated_at": c.validated_at,
                 }
                 for c in authz.challenges
             ],
@@ -208,23 +247,54 @@ def get_authorization(conn: Connection, authz_id: str) -> Authorization | None:
 
 def get_challenge(conn: Connection, challenge_id: str) -> Challenge | None:
     row = conn.execute(_CHALLENGE, {"p_id": challenge_id}).one_or_none()
-    return _challenge(row) if row else None
+    return challenge_of_row(row) if row else None
 
 
-def find_reusable_authorization(
-    conn: Connection, account_id: str, identifier: Identifier, wildcard: bool, now: datetime
-) -> Authorization | None:
-    """A valid (or else pending) authorization of this account for the identifier."""
-    params = {
-        "p_account": account_id,
+def _name_params(identifier: Identifier, wildcard: bool, now: datetime) -> dict[str, Any]:
+    return {
         "p_type": identifier.type,
         "p_value": identifier.value,
         "p_wildcard": wildcard,
         "p_now": now,
     }
-    rows = conn.execute(_REUSABLE_AUTHZ, params).all()
-    found = _load_authorizations(conn, rows)
+
+
+def find_pending_authorization(
+    conn: Connection, account_id: str, identifier: Identifier, wildcard: bool, now: datetime
+) -> Authorization | None:
+    """An unexpired pending authorization of this account for the identifier."""
+    params = {"p_account": account_id, **_name_params(identifier, wildcard, now)}
+    found = _load_authorizations(conn, conn.execute(_PENDING_AUTHZ, params).all())
     return found[0] if found else None
+
+
+def find_validated_authorization(
+    conn: Connection,
+    identifier: Identifier,
+    wildcard: bool,
+    *,
+    now: datetime,
+    validated_since: datetime,
+    account_id: str,
+    org_id: int | None = None,
+    endpoint: str | None = None,
+) -> tuple[Authorization, datetime] | None:
+    """The newest unexpired valid authorization for the identifier whose challenge was
+    validated at or after ``validated_since``, with that moment: the account's own, or
+    (``org_id`` and ``endpoint`` given) one of any active account of that organisation on
+    that endpoint."""
+    params = {
+        "p_account": account_id,
+        "p_since": validated_since,
+        "p_org": org_id,
+        "p_endpoint": endpoint,
+        **_name_params(identifier, wildcard, now),
+    }
+    query = _VALIDATED_BY_ACCOUNT if org_id is None else _VALIDATED_IN_ORG
+    rows = conn.execute(query, params).all()
+    if not rows:
+        return None
+    return _load_authorizations(conn, rows)[0], rows[0].proven_at
 
 
 def holds_valid_authorization(
@@ -312,10 +382,4 @@ def list_order_ids(
                 | ((orders.c.created_at == anchor) & (orders.c.id > after))
             )
     query = query.order_by(orders.c.created_at, orders.c.id).limit(limit)
-    return [row.id for row in conn.execute(query)]
-
-
-def processing_challenges(conn: Connection) -> list[str]:
-    """Challenges whose validation was started (for resuming after a restart)."""
-    query = select(challenges.c.id).where(challenges.c.status == "processing")
     return [row.id for row in conn.execute(query)]

@@ -175,6 +175,8 @@ authorizations = Table(
     # When CAA last allowed issuance for the name (public endpoints; CA/B BR 3.2.2.8: a
     # certificate needs a check at most 8 hours old). None: never checked.
     Column("caa_checked_at", UtcDateTime),
+    # Reuse across the accounts of an organisation looks authorizations up by name.
+    Index("ix_authorizations_identifier", "identifier_value", "identifier_type"),
 )
 
 order_authorizations = Table(
@@ -198,6 +200,12 @@ challenges = Table(
     Column("error", JsonText),
     # When the challenge became processing: a resumed validation has until then + deadline.
     Column("processing_since", UtcDateTime),
+    # The validation queue: a processing challenge is a queued validation. The process
+    # running it holds a lease (its owner id, renewed until ``lease_until``); one without a
+    # lease, or whose lease has run out, may be claimed by any process.
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcDateTime),
+    Index("ix_challenges_status_lease", "status", "lease_until"),
 )
 
 certificates = Table(

@@ -21,6 +21,7 @@ import sys
 import tarfile
 import time
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -268,6 +269,11 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
             "pending_authorizations_per_account": "off",
         },
         "acme_server_trusted_proxies": ["10.0.0.5", "192.0.2.0/24"],
+        "acme_server_validation": {
+            "max_concurrent": 4,
+            "authorization_reuse_days": 90,
+            "authorization_reuse_scope": "organisation",
+        },
         "ansible_python_interpreter": sys.executable,
         # Skips the role's restart handler: there is no acmefleet service on this machine.
         "__acme_server_dry_run_fresh": True,
@@ -315,7 +321,14 @@ def test_config_template_renders_limits_without_leaking_secrets(tmp_path: Path) 
     assert config.rate_limits.pending_authorizations_per_account is None
     assert config.rate_limits.eab_failures_per_address is not None  # default kept
     assert config.trusted_proxies == ("10.0.0.5/32", "192.0.2.0/24")
+    assert config.validation.max_concurrent == 4
+    assert config.validation.authorization_reuse == timedelta(days=90)
+    assert config.validation.reuse_scope == "organisation"
+    assert config.validation.lease == timedelta(seconds=10)  # left out: the default
     assert (data / "config.toml").stat().st_mode & 0o777 == 0o600
+
+    beyond = configure({**settings, "acme_server_validation": {"authorization_reuse_days": 399}})
+    assert beyond.returncode != 0, "more than the BR's 398 days is refused by the server"
 
     refused = configure({**settings, "acme_server_limits": {"max_connection": 5}})
     assert refused.returncode != 0

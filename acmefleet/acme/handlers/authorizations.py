@@ -56,22 +56,9 @@ def challenge(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
             if kind in signed.endpoint.challenges
         }
         if challenge_policy.start(conn, found, authz, offered, ctx.clock.now(), failure_limit):
-            challenge_id = found.id
-            after_commit(
-                conn,
-                lambda: ctx.tasks.spawn(
-                    challenge_policy.validate(
-                        ctx.db,
-                        ctx.clock,
-                        ctx.validators,
-                        challenge_id,
-                        failure_limit,
-                        caa=ctx.caa,
-                        endpoints=ctx.endpoint_validators,
-                    ),
-                    name=f"validate-{challenge_id}",
-                ),
-            )
+            # Queued in this transaction (the challenge is processing); this process's
+            # queue looks at once after the commit, the others on their next poll.
+            after_commit(conn, ctx.queue.wake)
         refreshed = order_store.get_challenge(conn, found.id)
         assert refreshed is not None
         found = refreshed

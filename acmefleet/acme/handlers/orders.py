@@ -38,6 +38,7 @@ def new_order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         profiles=ctx.profiles,
         now=ctx.clock.now(),
         limits=ctx.config.rate_limits,
+        reuse=ctx.reuse,
     )
     return _order_response(ctx, signed, order, status=201)
 

@@ -1,7 +1,7 @@
 """A challenge left processing is resumed after a restart only within its deadline.
 
-``policy.challenges.start`` records when validation was asked for; ``validate`` (what a
-request starts, and what ``AcmeApp.resume_validations`` starts again after a restart) gives
+``policy.challenges.start`` records when validation was asked for; ``validate`` (what
+a process of the validation queue runs, also one taken over after a restart or a crash) gives
 the validator only what is left of its deadline since then, and past it makes the challenge
 invalid without another attempt. A web server that hangs every attempt, or a server that
 keeps restarting, can no longer keep a challenge processing for ever.
@@ -133,7 +133,7 @@ def test_restarts_cannot_keep_a_hanging_challenge_processing(database: Database)
             )
         )
         await asyncio.sleep(0.2)
-        task.cancel()  # what BackgroundTasks.drain does to work that outlives the shutdown
+        task.cancel()  # what ValidationQueue.stop does to work that outlives the drain
         with pytest.raises(asyncio.CancelledError):
             await task
 

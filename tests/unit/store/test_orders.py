@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from acmefleet.identifiers import Identifier
 from acmefleet.models import Authorization, Challenge
@@ -48,48 +49,71 @@ def test_an_authorization_reads_its_own_challenges_sorted_by_type(
     assert [c.id for c in got.challenges] == ["authz-1-dns", "authz-1-http"]
 
 
-def test_reusable_authorization_prefers_valid_then_the_latest_expiry(
+def _validated(authz_id: str, account_id: str, proven: int, **changes: Any) -> Authorization:
+    """A valid authorization whose http-01 challenge was validated at ``at(proven)``."""
+    authz = authorization_model(authz_id, account_id, **{"stored_status": "valid", **changes})
+    [challenge] = authz.challenges
+    proven_challenge = dataclasses.replace(challenge, status="valid", validated_at=at(proven))
+    return dataclasses.replace(authz, challenges=(proven_challenge,))
+
+
+def test_reusable_authorizations_by_state_name_age_and_owner(
     db: Database, org_id: int, account_id: str
 ) -> None:
     with db.write() as conn:
         accounts.insert_account(conn, account_model(org_id, 2))
+        accounts.insert_account(conn, account_model(org_id - 1, 3))  # organisation "other"
     candidates = [
+        authorization_model("pending-early", account_id, expires_at=at(800)),
         authorization_model("pending-late", account_id, expires_at=at(900)),
-        authorization_model("valid-early", account_id, stored_status="valid", expires_at=at(200)),
-        authorization_model("valid-late", account_id, stored_status="valid", expires_at=at(300)),
-        # None of these may be reused:
-        authorization_model("valid-expired", account_id, stored_status="valid", expires_at=NOW),
+        _validated("valid-old", account_id, 10, expires_at=at(990)),
+        _validated("valid-new", account_id, 60, expires_at=at(300)),
+        # None of these may be reused by acct-1 itself:
+        _validated("valid-expired", account_id, 90, expires_at=NOW),
         authorization_model("invalid", account_id, stored_status="invalid", expires_at=at(990)),
-        authorization_model("deactivated", account_id, stored_status="deactivated"),
-        authorization_model("other-account", "acct-2", stored_status="valid", expires_at=at(999)),
-        authorization_model("wildcard", account_id, stored_status="valid", wildcard=True),
-        authorization_model("other-name", account_id, "example.com", stored_status="valid"),
-        authorization_model(
-            "ip",
-            account_id,
-            stored_status="valid",
-            identifier=Identifier(type="ip", value=WWW.value),
-        ),
+        _validated("deactivated", account_id, 95, stored_status="deactivated"),
+        _validated("other-account", "acct-2", 99, expires_at=at(999)),
+        _validated("other-org", "acct-3", 99, expires_at=at(999)),
+        _validated("wildcard", account_id, 50, wildcard=True),
+        _validated("other-name", account_id, 99, name="example.com"),
+        _validated("ip", account_id, 99, identifier=Identifier(type="ip", value=WWW.value)),
     ]
     for authz in candidates:
         insert_authz(db, authz)
 
-    def reusable(wildcard: bool = False) -> str | None:
+    def validated(since: int, wildcard: bool = False, org: int | None = None) -> str | None:
         with db.read() as conn:
-            found = orders.find_reusable_authorization(conn, account_id, WWW, wildcard, NOW)
+            found = orders.find_validated_authorization(
+                conn,
+                WWW,
+                wildcard,
+                now=NOW,
+                validated_since=at(since),
+                account_id=account_id,
+                org_id=org,
+                endpoint=None if org is None else "private",
+            )
+        return f"{found[0].id}@{found[1]:%H:%M}" if found else None
+
+    def pending() -> str | None:
+        with db.read() as conn:
+            found = orders.find_pending_authorization(conn, account_id, WWW, False, NOW)
         return found.id if found else None
 
-    assert reusable() == "valid-late"
-    assert reusable(wildcard=True) == "wildcard"
-    with db.write() as conn:
-        for authz_id in ("valid-late", "valid-early"):
-            assert orders.set_authorization_status(
-                conn, authz_id, expected="valid", status="revoked"
-            )
-    assert reusable() == "pending-late"
+    def proven(minutes: int) -> str:
+        return f"{at(minutes):%H:%M}"
+
+    assert validated(0) == f"valid-new@{proven(60)}"
+    assert validated(60) == f"valid-new@{proven(60)}"
+    assert validated(61) is None  # validated too long ago
+    assert validated(0, wildcard=True) == f"wildcard@{proven(50)}"
+    assert validated(0, org=org_id) == f"other-account@{proven(99)}", "the organisation's newest"
+    assert validated(100, org=org_id) is None
+    assert pending() == "pending-late"
     with db.write() as conn:
         orders.set_authorization_status(conn, "pending-late", expected="pending", status="invalid")
-    assert reusable() is None
+        orders.set_authorization_status(conn, "pending-early", expected="pending", status="valid")
+    assert pending() is None
 
 
 def test_state_changes_happen_only_from_the_expected_state(db: Database, account_id: str) -> None:
@@ -128,19 +152,6 @@ def test_state_changes_happen_only_from_the_expected_state(db: Database, account
     assert challenge is not None and challenge.status == "processing"
     assert got is not None and got.stored_status == "valid"
     assert order is not None and order.finalization == "processing"
-
-
-def test_processing_challenges_lists_only_those_being_validated(
-    db: Database, account_id: str
-) -> None:
-    for number in (1, 2, 3):
-        insert_authz(db, authorization_model(f"authz-{number}", account_id))
-    with db.write() as conn:
-        orders.set_challenge_state(conn, "authz-1-http", expected="pending", status="processing")
-        orders.set_challenge_state(conn, "authz-3-http", expected="pending", status="processing")
-        orders.set_challenge_state(conn, "authz-3-http", expected="processing", status="valid")
-    with db.read() as conn:
-        assert orders.processing_challenges(conn) == ["authz-1-http"]
 
 
 def test_order_ids_page_in_creation_order(db: Database, org_id: int, account_id: str) -> None:
