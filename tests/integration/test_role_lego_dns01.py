@@ -148,7 +148,9 @@ def test_dns01_mode_obtains_a_wildcard_with_the_secret_only_in_its_file(
     rows = challenges_for(acmefleet, [NAMES[0]])
     assert {r["type"] for r in rows if r["challenge_status"] == "valid"} == {"dns-01"}, rows
 
-    again = run_step(tmp_path, knot, {**variables, "acmefleet_eab_kid": "", "acmefleet_eab_hmac_key": ""})
+    again = run_step(
+        tmp_path, knot, {**variables, "acmefleet_eab_kid": "", "acmefleet_eab_hmac_key": ""}
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert recap(again)["changed"] == 0, again.stdout
 
