@@ -100,9 +100,19 @@ def append_private(path: Path, line: str) -> None:
         handle.write(line + "\n")
 
 
-def configure(config: Path, hosts: Mapping[str, str]) -> None:
-    """http-01 on port 80 of the lab addresses (private addresses allowed, static answers)."""
+def configure(config: Path, hosts: Mapping[str, str], dns_resolvers: Sequence[str] = ()) -> None:
+    """http-01 on port 80 of the lab addresses (private addresses allowed, static answers);
+    dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given."""
     text = config.read_text()
+    if dns_resolvers:
+        text, resolvers = re.subn(
+            r"^dns_resolvers = \[\]$",
+            "dns_resolvers = " + json.dumps(list(dns_resolvers)),
+            text,
+            flags=re.M,
+        )
+        if resolvers != 1:
+            raise RuntimeError(f"unexpected layout of {config}; cannot set dns_resolvers")
     text = re.sub(r"^http01_port = \d+", "http01_port = 80", text, flags=re.M)
     text, allowed = re.subn(
         r"^allow_private_addresses = false", "allow_private_addresses = true", text, flags=re.M
@@ -241,6 +251,7 @@ def start(
     listen_host: str = GATEWAY,
     org: str = ORG,
     domains: Sequence[str] = (DOMAIN,),
+    dns_resolvers: Sequence[str] = (),
 ) -> LabAcme:
     """Initialise a data directory under ``state_dir`` and start the server in the background.
 
@@ -273,7 +284,7 @@ def start(
         "--admin-token-file",
         str(token_file),
     )
-    configure(data_dir / "config.toml", hosts)
+    configure(data_dir / "config.toml", hosts, dns_resolvers)
     run_cli("admin", "org", "create", org, "--data-dir", str(data_dir))
     for domain in domains:
         run_cli("admin", "domain", "add", org, domain, "--data-dir", str(data_dir))

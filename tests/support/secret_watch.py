@@ -22,15 +22,15 @@ class SecretWatch:
     """Samples ``/proc/*/cmdline`` and ``/proc/*/environ`` every few milliseconds.
 
     ``hits`` names the processes (never the secret) whose argv or environment held
-    ``needle``; ``seen`` counts samples in which some command line held ``marker``, so a test
-    can tell the watch ran while the process it cares about was alive.
+    ``needle``; ``seen`` counts, per marker, the command lines that held it, so a test can
+    tell the watch ran while the processes it cares about were alive.
     """
 
     needle: bytes
-    marker: bytes = b""
+    markers: tuple[str, ...] = ()
     interval: float = 0.003
     samples: int = 0
-    seen: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -47,16 +47,20 @@ class SecretWatch:
                         continue
                     if self.needle in data:
                         self.hits.append(f"/proc/{pid}/{part} ({_comm(pid)})")
-                    if part == "cmdline" and self.marker and self.marker in data:
-                        self.seen += 1
+                    if part == "cmdline":
+                        for marker in self.markers:
+                            if marker.encode() in data:
+                                self.seen[marker] = self.seen.get(marker, 0) + 1
             self.samples += 1
             self.stop.wait(self.interval)
 
 
 @contextmanager
-def watching(needle: str, marker: str = "") -> Iterator[SecretWatch]:
+def watching(
+    needle: str, markers: tuple[str, ...] = (), interval: float = 0.003
+) -> Iterator[SecretWatch]:
     """A running :class:`SecretWatch`, stopped when the block ends."""
-    watch = SecretWatch(needle.encode(), marker.encode())
+    watch = SecretWatch(needle.encode(), markers, interval)
     thread = threading.Thread(target=watch.run, daemon=True)
     thread.start()
     try:
