@@ -86,9 +86,13 @@ class Lab9:
     extra: list[str]
     watch: SecretWatch | None = None
     first: PlaybookRun | None = None
+    runs: int = 0
 
     def enroll(self, *options: str) -> PlaybookRun:
-        return ansible_playbook("enroll.yml", self.inventory, *self.extra, *options)
+        run = ansible_playbook("enroll.yml", self.inventory, *self.extra, *options)
+        self.runs += 1
+        (self.inventory.parent / f"enroll-{self.runs}.log").write_text(run.output)
+        return run
 
     def root(
         self, host: str, command: str, stdin: str | None = None
@@ -130,7 +134,12 @@ def block_http(addresses: list[str]) -> None:
 
 
 def unblock_http() -> None:
-    subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], check=False, timeout=30)
+    subprocess.run(
+        ["nft", "delete", "table", "inet", NFT_TABLE],
+        check=False,
+        timeout=30,
+        capture_output=True,  # no such table: nothing to undo
+    )
 
 
 def inventory_document(lab: Lab, hosts: dict[str, LabHost], knot: KnotServer) -> dict[str, object]:
@@ -197,6 +206,22 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
             }
             with running_acme(workdir / "acmefleet", mapping, dns_resolvers=[knot.address]) as acme:
                 block_http([hosts[h].address for h in DNS_HOSTS])
+                # Lab hosts have no DNS; these use the internal one, as on an internal
+                # network (lego resolves the zone's NS names to check each of them).
+                for name in DNS_HOSTS:
+                    use_dns = subprocess.run(
+                        [
+                            "ssh",
+                            *lab.ssh_options(),
+                            f"root@{hosts[name].address}",
+                            f"echo 'nameserver {GATEWAY}' > /etc/resolv.conf",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                        check=False,
+                    )
+                    assert use_dns.returncode == 0, use_dns.stderr
                 secrets_file = workdir / "tsig.json"
                 secrets_file.touch(mode=0o600)
                 secrets_file.write_text(json.dumps({"acmefleet_rfc2136_tsig_secret": knot.secret}))
