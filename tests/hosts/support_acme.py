@@ -100,10 +100,25 @@ def append_private(path: Path, line: str) -> None:
         handle.write(line + "\n")
 
 
-def configure(config: Path, hosts: Mapping[str, str], dns_resolvers: Sequence[str] = ()) -> None:
+def configure(
+    config: Path,
+    hosts: Mapping[str, str],
+    dns_resolvers: Sequence[str] = (),
+    authorization_days: float | None = None,
+) -> None:
     """http-01 on port 80 of the lab addresses (private addresses allowed, static answers);
-    dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given."""
+    dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given; ``authorization_days``: how
+    long a valid authorization lasts (and is reused for the account's next orders)."""
     text = config.read_text()
+    if authorization_days is not None:
+        text, lifetimes = re.subn(
+            r"^authorization_days = \d+$",
+            f"authorization_days = {authorization_days}",
+            text,
+            flags=re.M,
+        )
+        if lifetimes != 1:
+            raise RuntimeError(f"unexpected layout of {config}; cannot set authorization_days")
     if dns_resolvers:
         text, resolvers = re.subn(
             r"^dns_resolvers = \[\]$",
@@ -252,6 +267,7 @@ def start(
     org: str = ORG,
     domains: Sequence[str] = (DOMAIN,),
     dns_resolvers: Sequence[str] = (),
+    authorization_days: float | None = None,
 ) -> LabAcme:
     """Initialise a data directory under ``state_dir`` and start the server in the background.
 
@@ -284,7 +300,7 @@ def start(
         "--admin-token-file",
         str(token_file),
     )
-    configure(data_dir / "config.toml", hosts, dns_resolvers)
+    configure(data_dir / "config.toml", hosts, dns_resolvers, authorization_days)
     run_cli("admin", "org", "create", org, "--data-dir", str(data_dir))
     for domain in domains:
         run_cli("admin", "domain", "add", org, domain, "--data-dir", str(data_dir))
