@@ -15,7 +15,8 @@ the console, so every name is proven by a challenge):
   ``certbot certonly --nginx``): Debian's certbot plugins answer http-01 in real apache2 and
   nginx, which the server's validators reach (``[validation] hosts``, port 80).
 
-The TSIG secret reaches Ansible in a 0600 extra-vars file. Every process's command line and
+``--check`` on the fresh hosts first: it succeeds and writes no secret file. The TSIG secret
+reaches Ansible in a 0600 extra-vars file. Every process's command line and
 environment on the machine (the lab hosts' processes included: they are in its PID
 namespace's view) is sampled while the hosts enrol and renew; the secret must be in none, in
 no Ansible output (``-vvv``), and on the dns-01 hosts only in the role's 0600 root file, in
@@ -262,6 +263,17 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
         unblock_http()
         for name, *_ in HOSTS:
             lab.down(name)
+
+
+def test_check_mode_on_fresh_hosts_writes_no_secret(lab9: Lab9) -> None:
+    run = lab9.enroll("--check")
+    assert run.rc == 0, run.output[-8000:]
+    assert "check mode: would register" in run.output
+    assert lab9.knot.secret not in run.output
+    assert lab9.acme.accounts() == 0
+    for host in DNS_HOSTS:
+        left = lab9.root(host, f"ls {' '.join(SECRET_FILES.values())} 2>/dev/null | wc -l")
+        assert left.stdout.strip() == "0", (host, "check mode wrote the TSIG secret")
 
 
 @pytest.fixture(scope="module")
