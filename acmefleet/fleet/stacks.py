@@ -17,6 +17,7 @@ from acmefleet.fleet.collection import COLLECTION_ROOT
 
 REGISTRY = COLLECTION_ROOT / "meta" / "stacks.yml"
 OS_FAMILIES = ("linux", "windows")
+CHALLENGES = ("http-01", "dns-01")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Stack:
     certificate_path: str
     account_path: str
     account_scope: str
+    # How the role can prove the names (acmefleet_challenge); http-01 unless listed.
+    challenges: tuple[str, ...] = ("http-01",)
 
     @property
     def is_windows(self) -> bool:
@@ -57,11 +60,16 @@ def _stack(name: str, entry: Any) -> Stack:
             certificate_path=str(entry["certificate_path"]),
             account_path=str(entry["account_path"]),
             account_scope=str(entry["account_scope"]),
+            challenges=tuple(str(c) for c in entry.get("challenges") or ("http-01",)),
         )
     except KeyError as exc:
         raise ValueError(f"{REGISTRY}: stack {name!r} lacks {exc.args[0]!r}") from None
     if stack.os not in OS_FAMILIES:
         raise ValueError(f"{REGISTRY}: stack {name!r}: os must be one of {OS_FAMILIES}")
+    if not set(stack.challenges) <= set(CHALLENGES) or "http-01" not in stack.challenges:
+        raise ValueError(
+            f"{REGISTRY}: stack {name!r}: challenges must be http-01 and others of {CHALLENGES}"
+        )
     return stack
 
 

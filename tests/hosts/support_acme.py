@@ -100,10 +100,38 @@ def append_private(path: Path, line: str) -> None:
         handle.write(line + "\n")
 
 
-def configure(config: Path, hosts: Mapping[str, str]) -> None:
-    """http-01 on port 80 of the lab addresses (private addresses allowed, static answers)."""
+def configure(
+    config: Path,
+    hosts: Mapping[str, str],
+    dns_resolvers: Sequence[str] = (),
+    authorization_days: float | None = None,
+) -> None:
+    """http-01 on port 80 of the lab addresses (private addresses allowed, static answers, no
+    CAA); dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given; ``authorization_days``: how
+    long a valid authorization lasts (and is reused for the account's next orders)."""
     text = config.read_text()
+    if authorization_days is not None:
+        text, lifetimes = re.subn(
+            r"^authorization_days = \d+$",
+            f"authorization_days = {authorization_days}",
+            text,
+            flags=re.M,
+        )
+        if lifetimes != 1:
+            raise RuntimeError(f"unexpected layout of {config}; cannot set authorization_days")
+    if dns_resolvers:
+        text, resolvers = re.subn(
+            r"^dns_resolvers = \[\]$",
+            "dns_resolvers = " + json.dumps(list(dns_resolvers)),
+            text,
+            flags=re.M,
+        )
+        if resolvers != 1:
+            raise RuntimeError(f"unexpected layout of {config}; cannot set dns_resolvers")
     text = re.sub(r"^http01_port = \d+", "http01_port = 80", text, flags=re.M)
+    # The lab's names live only in static answers (and, for dns-01, one test zone whose
+    # parents no resolver here serves): a CAA walk would fail, so CAA is off, as in the lab.
+    text, caa = re.subn(r"^check_caa = true$", "check_caa = false", text, flags=re.M)
     text, allowed = re.subn(
         r"^allow_private_addresses = false", "allow_private_addresses = true", text, flags=re.M
     )
@@ -111,7 +139,7 @@ def configure(config: Path, hosts: Mapping[str, str]) -> None:
     text, mapped = re.subn(
         r"^\[validation\.hosts\]\n", lambda m: m.group(0) + mapping, text, flags=re.M
     )
-    if allowed != 1 or mapped != 1:
+    if allowed != 1 or mapped != 1 or caa != 1:
         raise RuntimeError(f"unexpected layout of {config}; cannot set the validation options")
     config.write_text(text)
 
@@ -241,6 +269,8 @@ def start(
     listen_host: str = GATEWAY,
     org: str = ORG,
     domains: Sequence[str] = (DOMAIN,),
+    dns_resolvers: Sequence[str] = (),
+    authorization_days: float | None = None,
 ) -> LabAcme:
     """Initialise a data directory under ``state_dir`` and start the server in the background.
 
@@ -273,7 +303,7 @@ def start(
         "--admin-token-file",
         str(token_file),
     )
-    configure(data_dir / "config.toml", hosts)
+    configure(data_dir / "config.toml", hosts, dns_resolvers, authorization_days)
     run_cli("admin", "org", "create", org, "--data-dir", str(data_dir))
     for domain in domains:
         run_cli("admin", "domain", "add", org, domain, "--data-dir", str(data_dir))

@@ -51,13 +51,13 @@ def knot_available() -> bool:
     return shutil.which("knotd") is not None or Path(KNOTD).exists()
 
 
-def _zone_text(origin: str, records: Iterable[str]) -> str:
+def _zone_text(origin: str, records: Iterable[str], ns_address: str = "127.0.0.1") -> str:
     lines = [
         f"$ORIGIN {origin}.",
         "$TTL 60",
         f"@ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60",
         f"@ NS ns.{origin}.",
-        "ns A 127.0.0.1",
+        f"ns A {ns_address}",
         *records,
     ]
     return "\n".join(lines) + "\n"
@@ -66,23 +66,34 @@ def _zone_text(origin: str, records: Iterable[str]) -> str:
 class KnotServer:
     """knotd on 127.0.0.1:<free port> with ``ZONE``, ``other.test`` and ``broken.test``.
 
-    ``records`` are zone-file lines for ``ZONE`` (relative names allowed)."""
+    ``records`` are zone-file lines for ``ZONE`` (relative names allowed). ``zone``, ``host``
+    and ``port`` put another zone on another address (the lab bridge, say): its NS record
+    names ``host``, so with port 53 resolvers that check every authoritative server work."""
 
     def __init__(
-        self, workdir: Path, records: Iterable[str] = (), also_listen: Iterable[str] = ()
+        self,
+        workdir: Path,
+        records: Iterable[str] = (),
+        also_listen: Iterable[str] = (),
+        *,
+        zone: str = ZONE,
+        host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
         """``also_listen``: more addresses to answer on (same port), e.g. the host side of
         a test network namespace's veth pair."""
         self.workdir = workdir
         self.records = list(records)
         self.also_listen = list(also_listen)
-        [self.port] = free_ports(1)
+        self.zone = zone
+        self.host = host
+        self.port = port if port is not None else free_ports(1)[0]
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -92,12 +103,12 @@ class KnotServer:
         storage = self.workdir / "zones"
         storage.mkdir(parents=True, exist_ok=True)
         (self.workdir / "db").mkdir(exist_ok=True)
-        (storage / f"{ZONE}.zone").write_text(_zone_text(ZONE, self.records))
+        (storage / f"{self.zone}.zone").write_text(_zone_text(self.zone, self.records, self.host))
         (storage / f"{OTHER_ZONE}.zone").write_text(_zone_text(OTHER_ZONE, []))
         (storage / f"{TLD_ZONE}.zone").write_text(_zone_text(TLD_ZONE, []))
         (storage / f"{BROKEN_ZONE}.zone").write_text(f"$ORIGIN {BROKEN_ZONE}.\nthis is no zone\n")
         config = self.workdir / "knot.conf"
-        listen = ", ".join(f"{a}@{self.port}" for a in ["127.0.0.1", *self.also_listen])
+        listen = ", ".join(f"{a}@{self.port}" for a in [self.host, *self.also_listen])
         text = f"""server:
     rundir: "{self.workdir}"
     listen: [{listen}]
@@ -133,7 +144,7 @@ template:
     semantic-checks: off
 
 zone:
-  - domain: {ZONE}
+  - domain: {self.zone}
     acl: update
   - domain: {OTHER_ZONE}
     acl: update
@@ -161,7 +172,7 @@ zone:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"knotd exited: {self.log_text()}")
             try:
-                if self.query(f"ns.{ZONE}", "A").rcode() == dns.rcode.NOERROR:
+                if self.query(f"ns.{self.zone}", "A").rcode() == dns.rcode.NOERROR:
                     return self
             except (OSError, dns.exception.Timeout):
                 pass
@@ -190,7 +201,7 @@ zone:
 
     def query(self, name: str, rdtype: str) -> dns.message.Message:
         request = dns.message.make_query(name, rdtype)
-        return dns.query.udp(request, "127.0.0.1", port=self.port, timeout=2)
+        return dns.query.udp(request, self.host, port=self.port, timeout=2)
 
     def update(self, zone: str, *, replace: dict[str, tuple[str, list[str]]]) -> None:
         """RFC 2136 update signed with the TSIG key: ``{name: (rdtype, [rdata, ...])}``."""
@@ -202,7 +213,7 @@ zone:
             message.delete(name, rdtype)
             for value in values:
                 message.add(name, 60, rdtype, value)
-        response = dns.query.tcp(message, "127.0.0.1", port=self.port, timeout=5)
+        response = dns.query.tcp(message, self.host, port=self.port, timeout=5)
         assert response.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(response.rcode())
 
 

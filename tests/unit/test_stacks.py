@@ -190,3 +190,65 @@ def test_demo_can_enrol_every_linux_stack() -> None:
     assert all(len(name) <= 11 for name in names), names  # the lab's limit on host names
     with pytest.raises(RuntimeError, match="no Linux stack"):
         rollout_demo.demo_hosts(("win_acme_iis",))
+
+
+# ------------------------------------------------------------------ challenges (issue 13)
+
+RFC2136_INPUTS = (
+    "acmefleet_rfc2136_server",
+    "acmefleet_rfc2136_port",
+    "acmefleet_rfc2136_tsig_key",
+    "acmefleet_rfc2136_tsig_algorithm",
+    "acmefleet_rfc2136_tsig_secret",
+)
+
+
+@pytest.mark.parametrize("stack", LINUX, ids=lambda s: s.name)
+def test_a_stacks_challenges_are_its_roles_acmefleet_challenge(stack: stacks.Stack) -> None:
+    options = _yaml(_role_dir(stack) / "meta" / "argument_specs.yml")["argument_specs"]["main"][
+        "options"
+    ]
+    defaults = _yaml(_role_dir(stack) / "defaults" / "main.yml")
+    if stack.challenges == ("http-01",):
+        assert "acmefleet_challenge" not in options, f"{stack.name}: list its challenges"
+        return
+    spec = options["acmefleet_challenge"]
+    assert spec["choices"] == list(stack.challenges), stack.name
+    assert spec["default"] == defaults["acmefleet_challenge"] == stack.challenges[0]
+    if "dns-01" in stack.challenges:
+        for name in RFC2136_INPUTS:
+            assert name in options and name in defaults, f"{stack.name}: {name}"
+        assert options["acmefleet_rfc2136_tsig_secret"].get("no_log") is True
+        readme = (_role_dir(stack) / "README.md").read_text()
+        assert all(name in readme for name in ("acmefleet_challenge", *RFC2136_INPUTS))
+
+
+def _tasks(path: Path) -> list[dict[str, Any]]:
+    """Every task of a tasks file, those inside blocks included."""
+    found: list[dict[str, Any]] = []
+    for task in _yaml(path) or []:
+        found.append(task)
+        for key in ("block", "rescue", "always"):
+            found.extend(task.get(key) or [])
+    return found
+
+
+@pytest.mark.parametrize(
+    "stack", [s for s in LINUX if "dns-01" in s.challenges], ids=lambda s: s.name
+)
+def test_every_task_that_holds_the_tsig_secret_is_no_log(stack: stacks.Stack) -> None:
+    holding = []
+    for path in sorted((_role_dir(stack) / "tasks").glob("*.yml")):
+        for task in _tasks(path):
+            body = {k: v for k, v in task.items() if k not in ("name", "when")}
+            if "acmefleet_rfc2136_tsig_secret }}" in yaml.safe_dump(body):
+                holding.append(task["name"])
+                assert task.get("no_log") is True, f"{stack.name} {path.name}: {task['name']}"
+    assert holding, f"{stack.name}: no task writes the TSIG secret"
+
+
+def test_enroll_refuses_a_challenge_the_stack_cannot_do() -> None:
+    plays = _yaml(ROOT / "playbooks" / "enroll.yml")
+    first = plays[0]["tasks"][0]
+    assert "ansible.builtin.assert" in first, first
+    assert "acmefleet_stacks[acmefleet_stack].challenges" in str(first["ansible.builtin.assert"])
