@@ -93,14 +93,20 @@ class Target:
     log: Path
 
 
+#: No authorization reuse (pebble's default reuses half of the valid ones): the benchmark's
+#: names are all fresh, so none could be reused, and 0 spares pebble the scan of all its
+#: authorizations that looks for one on every newOrder.
+PEBBLE_ENV = {"PEBBLE_AUTHZREUSE": "0"}
+
+
 def start_pebble(workdir: Path, accounts: int, mode: str,
                  world: ValidationWorld | None) -> Target:
     """Start pebble with one EAB key per account; validating for real unless ``mode`` is none."""
     if world is None:
-        server = PebbleServer(workdir / "pebble", make_eab_keys(accounts))
+        server = PebbleServer(workdir / "pebble", make_eab_keys(accounts), env=PEBBLE_ENV)
     else:
         server = PebbleServer(workdir / f"pebble-{mode}", make_eab_keys(accounts), validate=True,
-                              dns_server=world.dns_address,
+                              dns_server=world.dns_address, env=PEBBLE_ENV,
                               extra_config={"httpPort": world.http.port})
     server.start()
     return Target("pebble", mode, server.directory_url, server.ca_bundle, server.pid,
@@ -337,8 +343,10 @@ class Workload:
         began = time.perf_counter()
         try:
             self.issue_one(client, self.next_name(), stats, time.monotonic() + self.timeout)
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, httpx.TimeoutException) as exc:
             stats.hangs += 1
+            if len(stats.samples) < 3:
+                stats.samples.append(f"hang: {type(exc).__name__}: {str(exc)[:300]}")
         except Exception as exc:
             stats.record_error(exc)
         else:
@@ -549,6 +557,13 @@ def run_phase(target: Target, concurrency: int, args: argparse.Namespace,
             client.close()
     return PhaseRaw(target.name, target.validation, concurrency, stats, ended - began,
                     cpu_used, client_used, dns_used, seen, stuck)
+
+
+def unanswered_phase(target: Target, concurrency: int, exc: BaseException) -> PhaseRaw:
+    """A phase that could not start: the server did not answer newAccount."""
+    stats = WorkerStats(hangs=1, samples=[f"no new account: {type(exc).__name__}: {exc}"])
+    return PhaseRaw(target.name, target.validation, concurrency, [stats], 0.0, 0.0, 0.0, 0.0,
+                    None, 0)
 
 
 def join_all(threads: list[threading.Thread], deadline: float) -> int:
@@ -774,7 +789,12 @@ def run_mode(args: argparse.Namespace, workdir: Path, mode: str, numbers: Iterat
                 for target in order:
                     print(f"{mode} round {round_no}: {target.name}, concurrency {conc} ...",
                           flush=True)
-                    raw = run_phase(target, conc, args, names, world)
+                    try:
+                        raw = run_phase(target, conc, args, names, world)
+                    except (RuntimeError, httpx.HTTPError) as exc:
+                        # A server that stopped answering (pebble can, see the README):
+                        # this phase is a hang, and the run goes on with the others.
+                        raw = unanswered_phase(target, conc, exc)
                     pooled.setdefault((mode, target.name, conc), []).append(raw)
                     figures = summarize([raw])
                     per_round.append({"round": round_no, **asdict(figures)})
@@ -817,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average before: {load_before}", flush=True)
     try:
         results, per_round = benchmark(args, workdir)
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
         if not args.only:
             print("(use --only pebble while acmefleet is unavailable)", file=sys.stderr)
