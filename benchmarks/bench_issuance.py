@@ -172,13 +172,14 @@ def point_validation_at(config: Path, world: ValidationWorld) -> None:
 
 
 def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
-                    run_args: Sequence[str], startup_timeout: float, mode: str,
-                    world: ValidationWorld | None) -> Target:
+                    run_args: Sequence[str], startup_timeout: float, mode: str = "none",
+                    world: ValidationWorld | None = None) -> Target:
     """Initialise a data dir, create org/domain/EABs, run the server until ready.
 
     Mode none uses the private endpoint; the others the public one, validating against
     ``world``."""
-    home = workdir / f"acmefleet-{mode}"
+    # benchmarks/soak.py reads <workdir>/acmefleet/data.
+    home = workdir / ("acmefleet" if world is None else f"acmefleet-{mode}")
     data_dir = home / "data"
     home.mkdir(parents=True)
     port, pki_port = free_ports(2)
