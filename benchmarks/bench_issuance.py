@@ -118,12 +118,20 @@ def acmefleet_exe() -> Path:
     return Path(sys.executable).parent / "acmefleet"
 
 
+def this_checkout_env() -> dict[str, str]:
+    """The environment for acmefleet processes: this checkout's package first on the path,
+    whatever checkout the venv's ``acmefleet`` was installed from."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
 def run_cli(args: Sequence[str], cwd: Path) -> str:
     """Run the acmefleet CLI; return stdout, raise with its output on failure."""
     command = [str(acmefleet_exe()), *args]
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+                              env=this_checkout_env())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RuntimeError(f"{' '.join(command)}: {exc}") from exc
     if done.returncode != 0:
@@ -201,6 +209,7 @@ def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
     log = log_path.open("ab")
     proc = subprocess.Popen([*command, *run_args], cwd=home, stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=this_checkout_env(),
                             preexec_fn=die_with_parent)  # noqa: PLW1509
 
     def stop() -> None:
