@@ -18,6 +18,7 @@ Zones:
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import shutil
 import socket
@@ -37,6 +38,7 @@ import dns.update
 from tests.support.procs import die_with_parent, free_ports, terminate_group
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
+KNOTC = shutil.which("knotc") or "/usr/sbin/knotc"
 # A name pkilint takes for public (it refuses the reserved .test TLD in a public-dv
 # certificate); the zone only ever lives in this knotd on loopback.
 ZONE = "example.org"
@@ -68,7 +70,9 @@ class KnotServer:
 
     ``records`` are zone-file lines for ``ZONE`` (relative names allowed). ``zone``, ``host``
     and ``port`` put another zone on another address (the lab bridge, say): its NS record
-    names ``host``, so with port 53 resolvers that check every authoritative server work."""
+    names ``host``, so with port 53 resolvers that check every authoritative server work.
+    ``query_stats`` loads knotd's ``mod-stats`` counting queries by type, read with
+    ``query_counts``: what proves that a validator really asked."""
 
     def __init__(
         self,
@@ -79,6 +83,7 @@ class KnotServer:
         zone: str = ZONE,
         host: str = "127.0.0.1",
         port: int | None = None,
+        query_stats: bool = False,
     ) -> None:
         """``also_listen``: more addresses to answer on (same port), e.g. the host side of
         a test network namespace's veth pair."""
@@ -88,6 +93,7 @@ class KnotServer:
         self.zone = zone
         self.host = host
         self.port = port if port is not None else free_ports(1)[0]
+        self.query_stats = query_stats
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -132,7 +138,7 @@ acl:
   - id: update
     key: {KEY_NAME}
     action: update
-
+{self._stats_module()}
 template:
   - id: default
     storage: "{storage}"
@@ -142,7 +148,7 @@ template:
     zonefile-load: whole
     journal-content: changes
     semantic-checks: off
-
+{"    global-module: mod-stats/types" if self.query_stats else ""}
 zone:
   - domain: {self.zone}
     acl: update
@@ -156,6 +162,41 @@ zone:
         config.chmod(0o600)
         config.write_text(text)
         return config
+
+    def _stats_module(self) -> str:
+        if not self.query_stats:
+            return ""
+        # Only the per-type counters: the module's other counters cost CPU nobody reads.
+        return """
+mod-stats:
+  - id: types
+    request-protocol: off
+    server-operation: off
+    request-bytes: off
+    response-bytes: off
+    edns-presence: off
+    flag-presence: off
+    response-code: off
+    query-type: on
+"""
+
+    def query_counts(self) -> dict[str, int]:
+        """Queries answered so far by type (``{"TXT": 12, "A": 3}``); needs ``query_stats``.
+
+        Read through knotc and knotd's control socket (in the run directory)."""
+        done = subprocess.run(
+            [KNOTC, "--config", str(self.workdir / "knot.conf"), "stats", "mod-stats"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"knotc stats failed: {done.stdout}{done.stderr}")
+        counts: dict[str, int] = {}
+        for match in re.finditer(r"query-type\[(\w+)\] = (\d+)", done.stdout):
+            counts[match[1]] = counts.get(match[1], 0) + int(match[2])
+        return counts
 
     def __enter__(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)

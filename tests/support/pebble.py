@@ -17,7 +17,8 @@ from tests.support.tls_certs import make_serving_cert
 
 PEBBLE_BINARY = "pebble"
 
-#: Environment for fast, deterministic runs (see pebble's README).
+#: Environment for fast, deterministic runs (see pebble's README).  ``validate=True`` drops
+#: PEBBLE_VA_ALWAYS_VALID and keeps the other two.
 FAST_ENV = {
     "PEBBLE_VA_NOSLEEP": "1",  # no random 0-15 s sleep before validation
     "PEBBLE_VA_ALWAYS_VALID": "1",  # challenges succeed without contacting anything
@@ -46,6 +47,9 @@ class PebbleServer:
     Use as a context manager; ``directory_url``, ``ca_bundle`` and ``pid`` are
     valid once started.  ``eab_keys`` (kid -> unpadded base64url HMAC key)
     makes External Account Binding required unless ``eab_required`` says otherwise.
+    ``validate`` makes pebble's VA really validate (http-01 to ``httpPort``, set it through
+    ``extra_config``); ``dns_server`` ("ADDRESS:PORT") is what it resolves names and TXT
+    records through (``-dnsserver``) instead of the system's resolver.
     """
 
     def __init__(
@@ -58,11 +62,17 @@ class PebbleServer:
         extra_config: dict[str, Any] | None = None,
         startup_timeout: float = 20.0,
         host: str = "127.0.0.1",
+        validate: bool = False,
+        dns_server: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.eab_keys = dict(eab_keys or {})
         self.eab_required = bool(self.eab_keys) if eab_required is None else eab_required
         self.env = {**FAST_ENV, **(env or {})}
+        self.validate = validate
+        if validate:
+            self.env.pop("PEBBLE_VA_ALWAYS_VALID", None)
+        self.dns_server = dns_server
         self.extra_config = extra_config or {}
         self.startup_timeout = startup_timeout
         self.host = host
@@ -111,7 +121,7 @@ class PebbleServer:
             "managementListenAddress": f"{self.host}:{self.management_port}",
             "certificate": str(self._tls.cert),
             "privateKey": str(self._tls.key),
-            "httpPort": http_port,  # unused with PEBBLE_VA_ALWAYS_VALID
+            "httpPort": http_port,  # unused with PEBBLE_VA_ALWAYS_VALID: overridden to validate
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": self.eab_required,
@@ -136,12 +146,18 @@ class PebbleServer:
         self.port, self.management_port = free_ports(2)
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         self._log = self.log_path.open("ab")
+        command = [PEBBLE_BINARY, "-config", str(self.config_path), "-strict=false"]
+        if self.dns_server:
+            command += ["-dnsserver", self.dns_server]
+        env = {**os.environ, **self.env}
+        if self.validate:  # not even inherited from the caller's environment
+            env.pop("PEBBLE_VA_ALWAYS_VALID", None)
         self._proc = subprocess.Popen(
-            [PEBBLE_BINARY, "-config", str(self.config_path), "-strict=false"],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
+            env=env,
             cwd=self.workdir,
             start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - no leaked pebble if Python dies
