@@ -39,8 +39,10 @@ def run_bench(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[st
             "http-01,dns-01",
             "--duration",
             "2",
+            # One client: pebble 2.4.0's store deadlocked at concurrency 8 in 7 of 25 runs of
+            # the full benchmark; this test checks correctness, not load.
             "--concurrency",
-            "2",
+            "1",
             "--timeout",
             "20",
             "--workdir",
