@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.x509.oid import NameOID
 
 from acmefleet.ca.errors import CsrError
@@ -26,10 +26,11 @@ RSA_MIN_BITS, RSA_MAX_BITS, RSA_EXPONENT = 2048, 8192, 65537
 EC_CURVES = frozenset({"secp256r1", "secp384r1"})
 _SIGNATURE_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 _CURVE_LABELS = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+# DSA is named by its class, not listed: cryptography 51 warns on any use of its DSA module,
+# and that warning would land on stderr of every CLI command.
 _OTHER_KEYS: tuple[tuple[type, str], ...] = (
     (ed25519.Ed25519PublicKey, "Ed25519"),
     (ed448.Ed448PublicKey, "Ed448"),
-    (dsa.DSAPublicKey, "DSA"),
     (x25519.X25519PublicKey, "X25519"),
     (x448.X448PublicKey, "X448"),
 )
@@ -69,7 +70,10 @@ def _checked_key(csr: x509.CertificateSigningRequest) -> LeafPublicKey:
             label = _CURVE_LABELS.get(key.curve.name, key.curve.name)
             raise CsrError(f"ECDSA key on curve {label} is not allowed; use P-256 or P-384")
         return key
-    kind = next((label for cls, label in _OTHER_KEYS if isinstance(key, cls)), "this key type")
+    kind = next(
+        (label for cls, label in _OTHER_KEYS if isinstance(key, cls)),
+        type(key).__name__.removesuffix("PublicKey") or "this key type",
+    )
     raise CsrError(f"{kind} keys are not allowed; use RSA (2048-8192 bits) or ECDSA P-256/P-384")
 
 
@@ -104,10 +108,12 @@ def _requested_names(csr: x509.CertificateSigningRequest) -> list[Identifier]:
     Clients (lego 4.9 among them) file a certificate under its first name, so the order is
     kept into the certificate.
     """
+    # No extension reads as no names (cryptography 51 refuses to build an empty one).
+    san: Iterable[x509.GeneralName]
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        san = x509.SubjectAlternativeName([])
+        san = ()
     except ValueError as exc:
         raise CsrError(f"CSR extensions are malformed: {exc}") from exc
     ordered: list[Identifier] = []

@@ -142,10 +142,13 @@ class ValidationQueue:
         """Claim nothing more; let running validations finish within ``drain_seconds``,
         then cancel the rest and release their leases."""
         self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
         if self._runner is not None:
             self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+            # wait, not await: the runner's cancellation stays its own, and a caller's
+            # cancellation of stop() still reaches the caller.
+            await asyncio.wait({self._runner})
         tasks = {job.task for job in self._jobs.values()}
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=drain_seconds)
@@ -165,7 +168,9 @@ class ValidationQueue:
         wait = min(self.settings.poll_interval.total_seconds(), renew_every)
         loop = asyncio.get_running_loop()
         next_renewal = loop.time() + renew_every
-        while True:
+        # Checked as well as cancelled: a cancellation that lands as the wake-up does can be
+        # lost, and stop() would then wait for this loop for ever.
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 self._claim()
@@ -174,8 +179,11 @@ class ValidationQueue:
                     next_renewal = loop.time() + renew_every
             except Exception:  # a database hiccup must not end the queue for this process
                 log.exception("validation queue: claiming or renewing failed")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the event is set.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
 
     def _lease_end(self, now: datetime, ends: datetime) -> datetime:
         return min(now + self.settings.lease, ends)

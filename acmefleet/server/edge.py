@@ -20,9 +20,10 @@ connections keep their slots and turn away requests on connections already open.
   default is 60 s for the handshake and 30 s for the shutdown).
 - ``tls_context`` allows TLS 1.2 and 1.3 only, and for 1.2 only ECDHE with AEAD ciphers.
 
-A refusal is written and the connection closed at once; on plain HTTP the write side is
-closed first and what the client still sends is read and dropped for ``LINGER`` seconds, so
-that the client reads the answer rather than a reset.
+A refusal is written and the connection closed once the client has had time to read it:
+what the client still sends is read and dropped until it closes, for ``LINGER`` seconds at
+most (on plain HTTP after closing the write side), so that it reads the answer rather than
+a reset.
 """
 
 from __future__ import annotations
@@ -271,7 +272,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             transport.write_eof()
             self._write_timer = self.loop.call_later(LINGER, transport.abort)
         else:
-            transport.close()  # TLS: close_notify, then EdgeLoop's shutdown timeout
+            # TLS has no half-close under the transport, and a TLS shutdown met by more
+            # application data ends in a reset that can overtake the answer too: drop the
+            # input (data_received, as _done) until the client closes, or LINGER, then
+            # close_notify and EdgeLoop's shutdown timeout.
+            self._write_timer = self.loop.call_later(LINGER, transport.close)
 
     def _give_up(self) -> None:
         self._done = True

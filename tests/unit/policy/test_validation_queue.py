@@ -276,3 +276,26 @@ def test_a_gone_local_owners_validation_is_taken_over_before_its_lease_ends(
     assert statuses == {challenge_id: "valid"}
     assert validator.calls == {token: 1}
     assert took < 3, f"took {took:.1f} s"
+
+
+def test_stop_returns_when_it_lands_as_the_queue_wakes(database: Database) -> None:
+    """Python 3.11's ``wait_for`` lost a cancellation that arrived as the wake-up event was
+    set, and ``stop`` then waited for the claiming loop for ever (a CI run hung 600 s)."""
+
+    async def scenario() -> int:
+        hung = 0
+        for _ in range(10):
+            worker = ValidationQueue(database, CLOCK, {"http-01": SlowValidator(0)}, _settings())
+            worker.start()
+            await asyncio.sleep(0.01)
+            assert worker._wakeup is not None
+            worker._wakeup.set()  # the wake-up and the cancellation in one loop iteration
+            stopping = asyncio.ensure_future(worker.stop())
+            _done, pending = await asyncio.wait({stopping}, timeout=2)
+            hung += len(pending)
+            for task in pending:  # the old loop never ends by itself: end the test's tasks
+                worker._stopping = True
+                task.cancel()
+        return hung
+
+    assert asyncio.run(scenario()) == 0
