@@ -91,7 +91,7 @@ def _remote_perspectives(found: PerspectiveSet, root: Path) -> list[RemotePerspe
     return [RemotePerspective(a.name, a.url, a.identity, context, a.region) for a in found.agents]
 
 
-def _endpoint_perspectives(config: ServerConfig, root: Path) -> dict[str, list[RemotePerspective]]:
+def endpoint_perspectives(config: ServerConfig, root: Path) -> dict[str, list[RemotePerspective]]:
     """The remote perspectives of each endpoint that names a set (one TLS context a set)."""
     remote: dict[str, list[RemotePerspective]] = {}
     chosen: dict[str, list[RemotePerspective]] = {}
@@ -114,7 +114,7 @@ def build_endpoint_validators(
     """Each endpoint's validators by challenge type: the server's own (``local``), wrapped
     in a ``CorroboratingValidator`` where the endpoint names a perspective set (BR 3.2.2.9)."""
     if perspectives is None:
-        perspectives = _endpoint_perspectives(config, root)
+        perspectives = endpoint_perspectives(config, root)
     chosen: dict[str, dict[str, ChallengeValidator]] = {}
     for endpoint in config.endpoints.values():
         agents = perspectives.get(endpoint.name)
@@ -156,7 +156,7 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
     validators = build_validators(config)
-    perspectives = _endpoint_perspectives(config, data.root)
+    perspectives = endpoint_perspectives(config, data.root)
     endpoint_validators = build_endpoint_validators(config, validators, data.root, perspectives)
     validation = config.validation
     queue = ValidationQueue(
