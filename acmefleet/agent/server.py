@@ -28,13 +28,14 @@ import h11
 from acmefleet.agent.checks import CaaAgentCheck, build_caa, build_checks
 from acmefleet.agent.config import AgentConfig
 from acmefleet.errors import AcmeError, ProblemType
-from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.base import ChallengeValidator, TxtRecordChecker
 from acmefleet.validation.mpic import tls_context
 from acmefleet.validation.perspective import (
     MAX_REQUEST_BYTES,
     PATH,
     BadCheckRequest,
     CaaRequest,
+    TxtRequest,
     answer,
     parse_request,
 )
@@ -198,7 +199,18 @@ class Agent:
         except BadCheckRequest as exc:
             return _error(400, str(exc))
         run: Callable[[], Awaitable[None]]
-        if isinstance(request, CaaRequest):
+        if isinstance(request, TxtRequest):
+            lookup = self.checks.get("dns-01")
+            if not isinstance(lookup, TxtRecordChecker):
+                return _error(400, "this agent has no dns-01 check for TXT lookups")
+            deadline = lookup.deadline
+            subject = request.name
+            txt = request
+
+            def run() -> Awaitable[None]:
+                return lookup.expect_txt(txt.name, txt.value)
+
+        elif isinstance(request, CaaRequest):
             deadline = self.caa.deadline
             subject = ("*." if request.wildcard else "") + request.name
 

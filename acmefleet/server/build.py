@@ -189,14 +189,37 @@ def _descriptions(profiles: dict[str, LeafProfile]) -> dict[str, str]:
     return {name: profile.description for name, profile in profiles.items()}
 
 
-def build_console_context(config: ServerConfig, db: Database, clock: Clock) -> ConsoleContext:
-    """The console's context outside a server (the CLI on a data directory): no CRL is
-    served from this process, so its cache is its own."""
+def console_validators(
+    config: ServerConfig,
+    local: dict[str, ChallengeValidator],
+    endpoint_validators: dict[str, dict[str, ChallengeValidator]],
+) -> dict[str, ChallengeValidator]:
+    """The validators the console's domain checks use: those of the first public endpoint
+    (by name) with remote perspectives, so its checks are corroborated as that endpoint's
+    validations are (BR 3.2.2.9); the server's own where no endpoint has perspectives."""
+    for name in sorted(config.endpoints):
+        endpoint = config.endpoints[name]
+        if endpoint.type == "public" and endpoint.perspectives is not None:
+            return endpoint_validators[name]
+    return local
+
+
+def build_console_context(
+    config: ServerConfig, db: Database, clock: Clock, root: Path | None = None
+) -> ConsoleContext:
+    """The console's context outside a server (the CLI on a data directory, ``root``, where
+    the perspectives' files are): no CRL is served from this process, so its cache is its
+    own."""
+    local = build_validators(config)
+    validators = local
+    if root is not None:
+        chosen = build_endpoint_validators(config, local, root)
+        validators = console_validators(config, local, chosen)
     return ConsoleContext(
         config=config,
         db=db,
         clock=clock,
-        validators=build_validators(config),
+        validators=validators,
         profile_descriptions=_descriptions(build_profiles(config)),
         crls=CrlCache(),
     )
@@ -209,7 +232,7 @@ def console_context_of(ctx: AcmeContext) -> ConsoleContext:
         config=ctx.config,
         db=ctx.db,
         clock=ctx.clock,
-        validators=ctx.validators,
+        validators=console_validators(ctx.config, ctx.validators, ctx.endpoint_validators),
         profile_descriptions=_descriptions(ctx.profiles),
         crls=ctx.crls,
     )

@@ -45,7 +45,7 @@ import httpx
 
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
-from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.base import ChallengeValidator, TxtRecordChecker
 from acmefleet.validation.caa import CaaCheck, CaaResult
 from acmefleet.validation.perspective import (
     MAX_ANSWER_BYTES,
@@ -53,6 +53,7 @@ from acmefleet.validation.perspective import (
     CaaRequest,
     CheckRequest,
     PerspectiveRequest,
+    TxtRequest,
     parse_answer,
 )
 
@@ -325,6 +326,22 @@ class CorroboratingValidator:
         _judge(
             f"{self.challenge_type} validation of {identifier.value}", self._perspectives, outcomes
         )
+
+    async def expect_txt(self, name: str, value: str) -> None:
+        """The console's DNS check (BR 3.2.2.4.7) corroborated as a validation is: the
+        primary (a dns-01 validator) looks the TXT record up, and so does every agent."""
+        primary = self._primary
+        if not isinstance(primary, TxtRecordChecker):
+            raise AcmeError(
+                ProblemType.SERVER_INTERNAL, f"{self.challenge_type} does not look TXT records up"
+            )
+        _, outcomes = await _corroborated(
+            primary.expect_txt(name, value),
+            self._perspectives,
+            TxtRequest(name, value),
+            self.deadline.total_seconds(),
+        )
+        _judge(f"TXT record check of {name}", self._perspectives, outcomes)
 
 
 class CorroboratingCaaChecker:

@@ -15,6 +15,11 @@ too), what ``validation/caa.py``'s ``check_caa`` takes::
      "account_uri": "https://acme.example/acme/public/acct/1", "method": "dns-01",
      "issuer_domains": ["acme.example"]}
 
+or, for the console's DNS check (BR 3.2.2.4.7: a Random Value in a TXT record at an
+underscore label), a TXT lookup::
+
+    {"kind": "txt", "name": "_acmefleet-challenge.example.org", "value": "<base64url>"}
+
 and the answer, HTTP 200 with JSON of at most ``MAX_ANSWER_BYTES``::
 
     {"result": "pass"}
@@ -35,7 +40,7 @@ from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier, IdentifierSyntaxError, parse_identifier
 
 PATH = "/check"
-# A request is four short strings: a name (at most 253), a token and a key authorization
+# A request is a few short strings: a name (at most 253), a token and a key authorization
 # (each well under 200). 4 KiB leaves room and refuses anything that is not such a request.
 MAX_REQUEST_BYTES = 4096
 # An answer is a problem document whose detail is one sentence.
@@ -44,7 +49,9 @@ MAX_DETAIL_CHARS = 1000
 # RFC 8555 §8.1: a token has at least 128 bits of entropy, base64url without padding (ours
 # are 43 characters); a thumbprint is a base64url SHA-256 digest (43 characters).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+# After the token: an ACME account key's thumbprint (43 characters), or the console's
+# http-01 marker: a short base64url-alphabet string either way.
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FIELDS = {"kind", "identifier", "token", "key_authorization"}
 _PROBLEM_PREFIX = "urn:ietf:params:acme:error:"
 _KINDS = re.compile(r"[a-z0-9-]{1,32}")
@@ -59,6 +66,9 @@ _METHOD = re.compile(r"[A-Za-z0-9-]{1,64}")
 _LABEL = r"[A-Za-z0-9](?:-*[A-Za-z0-9])*"
 _ISSUER = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 MAX_ISSUER_DOMAINS = 8
+TXT_KIND = "txt"
+_TXT_FIELDS = {"kind", "name", "value"}
+_UNDERSCORE_LABEL = re.compile(r"_[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?")
 
 
 class BadCheckRequest(ValueError):
@@ -109,7 +119,40 @@ class CaaRequest:
         ).encode()
 
 
-PerspectiveRequest = CheckRequest | CaaRequest
+@dataclass(frozen=True)
+class TxtRequest:
+    """Is a TXT record at ``name`` (an underscore label under a DNS name) exactly ``value``?"""
+
+    name: str
+    value: str
+    kind: str = TXT_KIND
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"kind": self.kind, "name": self.name, "value": self.value}, separators=(",", ":")
+        ).encode()
+
+
+PerspectiveRequest = CheckRequest | CaaRequest | TxtRequest
+
+
+def _parse_txt(raw: dict[str, Any]) -> TxtRequest:
+    if set(raw) != _TXT_FIELDS:
+        missing = sorted(_TXT_FIELDS - set(raw))
+        extra = sorted(set(raw) - _TXT_FIELDS)
+        raise BadCheckRequest(f"fields missing: {missing}, unknown: {extra[:5]}")
+    name = raw["name"]
+    label, _, rest = name.partition(".") if isinstance(name, str) else ("", "", "")
+    try:
+        if not _UNDERSCORE_LABEL.fullmatch(label) or rest.startswith("*"):
+            raise IdentifierSyntaxError(name)
+        base = parse_identifier("dns", rest)
+    except IdentifierSyntaxError:
+        raise BadCheckRequest("'name' must be an underscore label under a DNS name") from None
+    value = raw["value"]
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise BadCheckRequest("'value' must be 16 to 128 base64url characters")
+    return TxtRequest(f"{label}.{base.value}", value)
 
 
 def _parse_caa(raw: dict[str, Any]) -> CaaRequest:
@@ -157,6 +200,8 @@ def parse_request(body: bytes) -> PerspectiveRequest:
         raise BadCheckRequest("the request must be a JSON object")
     if raw.get("kind") == CAA_KIND:
         return _parse_caa(raw)
+    if raw.get("kind") == TXT_KIND:
+        return _parse_txt(raw)
     if set(raw) != _FIELDS:
         missing = sorted(_FIELDS - set(raw))
         extra = sorted(set(raw) - _FIELDS)

@@ -36,6 +36,7 @@ from acmefleet.validation.dns01 import txt_value
 from tests.support.acme_client import AcmeClient, make_csr
 from tests.support.acmefleet_server import AcmefleetServer, checked_acmefleet
 from tests.support.clients import LegoPaths, check_issued, run_lego
+from tests.support.console import console_api, error_body, ok_json
 from tests.support.knot import ALGORITHM, KEY_NAME, ZONE, KnotServer
 from tests.support.mpic import (
     AGENT_PORT,
@@ -412,3 +413,39 @@ def test_one_dead_agent_is_within_quorum(
     final, took, _ = dns01(acmefleet, knot, f"dead.{ZONE}")
     assert final["status"] == "valid", final
     assert took < SERVER_TIMEOUT, took
+
+
+# ------------------------------------------------------------------ the console corroborated
+
+
+def test_the_consoles_dns_check_is_corroborated(
+    acmefleet: AcmefleetServer, knot: KnotServer, views: Views
+) -> None:
+    """The console's DNS check (BR 3.2.2.4.7) goes through the public endpoint's perspectives:
+    two agents seeing another TXT answer refuse it; one is within quorum."""
+    acmefleet.mint_eab("acme", "public")  # the organisation exists
+    name = f"console.{ZONE}"
+    record = f"_acmefleet-challenge.{name}"
+    with console_api(acmefleet, "admin") as admin:
+        [org] = [o for o in ok_json(admin.http.get("/organizations")) if o["name"] == "acme"]
+        domain = admin.add_domain(int(org["id"]), name)
+        started = ok_json(
+            admin.http.post(f"/domains/{domain['id']}/validation", json={"method": "dns"})
+        )
+        value = started["random_value"]
+        knot.update(ZONE, replace={f"{record}.": ("TXT", [f'"{value}"'])})
+
+        views.set("truth", "hijacked", "hijacked")
+        refused = error_body(admin.http.post(f"/domains/{domain['id']}/validation/check"), 400)
+        detail = str(refused["detail"])
+        assert detail.startswith(
+            f"dns validation of {name} failed: 2 of 3 remote network perspectives did not "
+            f"corroborate this TXT record check of {record}"
+        ), detail
+        assert "perspective-2: unauthorized: none of the 1 TXT record(s)" in detail
+
+        views.set("truth", "truth", "hijacked")
+        checked = ok_json(admin.http.post(f"/domains/{domain['id']}/validation/check"))
+        assert checked["validated"] and checked["validation_method"] == "dns"
+    first = views.perspectives.agents[0].log_text()
+    assert f"txt {record} for {Perspectives.SERVER_IDENTITY}: pass" in first

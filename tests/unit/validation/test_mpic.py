@@ -19,6 +19,7 @@ from acmefleet.server.build import (
     build_endpoint_caa_checkers,
     build_endpoint_validators,
     build_validators,
+    console_validators,
     endpoint_perspectives,
 )
 from acmefleet.validation import mpic
@@ -38,6 +39,7 @@ from acmefleet.validation.perspective import (
     BadCheckRequest,
     CaaRequest,
     CheckRequest,
+    TxtRequest,
     answer,
     parse_answer,
     parse_request,
@@ -153,7 +155,9 @@ def test_a_request_round_trips() -> None:
         (_request(identifier={"type": "email", "value": "a@b.c"}), "not a valid"),
         (_request(token="a b"), "'token'"),
         (_request(key_authorization="other." + "p" * 43), "'key_authorization'"),
-        (_request(key_authorization=f"{TOKEN}.{'p' * 44}"), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}.{'p' * 65}"), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}."), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}.a b"), "'key_authorization'"),
     ],
 )
 def test_bad_requests_are_named(body: bytes, words: str) -> None:
@@ -473,3 +477,64 @@ def test_only_endpoints_with_perspectives_corroborate_caa(tmp_path: Path) -> Non
     assert set(checkers) == {"pub"}  # "priv" keeps the context's own CaaChecker
     assert isinstance(checkers["pub"], CorroboratingCaaChecker)
     assert checkers["pub"].deadline == config.validation.timeout
+
+
+# ------------------------------------------------------------------ the console corroborated
+
+
+def test_the_consoles_http01_content_is_a_key_authorization_the_agent_accepts() -> None:
+    # The console's http-01 check expects TOKEN.acmefleet-domain-validation.
+    request = CheckRequest("http-01", NAME, TOKEN, f"{TOKEN}.acmefleet-domain-validation")
+    assert parse_request(request.to_json()) == request
+
+
+def _txt(**fields: Any) -> bytes:
+    raw = {"kind": "txt", "name": "_acmefleet-challenge.example.org", "value": "v" * 43}
+    return json.dumps({**raw, **fields}).encode()
+
+
+def test_a_txt_request_round_trips() -> None:
+    request = TxtRequest("_acmefleet-challenge.example.org", "v" * 43)
+    assert parse_request(request.to_json()) == request
+    parsed = parse_request(_txt(name="_acmefleet-challenge.Example.ORG"))
+    assert isinstance(parsed, TxtRequest) and parsed.name == "_acmefleet-challenge.example.org"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_txt(extra=1), "unknown"),
+        (json.dumps({"kind": "txt", "name": "_a.example.org"}).encode(), "missing"),
+        (_txt(name="example.org"), "'name'"),  # no underscore label
+        (_txt(name="_acmefleet-challenge"), "'name'"),  # nothing under it
+        (_txt(name="_acmefleet-challenge.*.example.org"), "'name'"),
+        (_txt(name="_ACME.example.org"), "'name'"),
+        (_txt(name="_-bad.example.org"), "'name'"),
+        (_txt(name="_x.-bad-.example"), "'name'"),
+        (_txt(name=7), "'name'"),
+        (_txt(value="short"), "'value'"),
+        (_txt(value="a b" * 10), "'value'"),
+        (_txt(value="v" * 129), "'value'"),
+        (_txt(value=None), "'value'"),
+    ],
+)
+def test_bad_txt_requests_are_named(body: bytes, words: str) -> None:
+    with pytest.raises(BadCheckRequest, match=words):
+        parse_request(body)
+
+
+def test_the_console_uses_the_validators_of_a_public_endpoint_with_perspectives(
+    tmp_path: Path,
+) -> None:
+    ca = PerspectivesCA(tmp_path, "unit")
+    cert, key = ca.issue("server.test", client=True, server=False)
+    files = {"ca_file": ca.ca_file.name, "client_cert_file": cert.name, "client_key_file": key.name}
+    config = parse_config(_config({"eu": _set(**files)}, perspectives="eu"))
+    local = build_validators(config)
+    chosen = build_endpoint_validators(config, local, tmp_path)
+    console = console_validators(config, local, chosen)
+    assert console is chosen["pub"]
+    assert all(isinstance(v, CorroboratingValidator) for v in console.values())
+    # Without perspectives anywhere: the server's own.
+    plain = parse_config(_config())
+    assert console_validators(plain, local, {"pub": local, "priv": local}) is local
