@@ -6,10 +6,12 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from acmefleet.baseline import dcv_reuse_period
 
 CONFIG_FILE = "config.toml"
 # One validation (DNS, connections, redirects, the response) may take at most this long.
@@ -18,7 +20,9 @@ EndpointType = Literal["private", "public"]
 # Challenge types a public endpoint may offer, in the order they are listed to clients.
 CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
 DNS_PORT = 53
-# CA/B BR 4.2.1 / 3.2.2.4: domain validation data may be reused for at most 398 days.
+# CA/B BR 4.2.1 / 3.2.2.4: domain validation data may be reused for at most 398 days, and
+# from 2026-03-15 on for less (ballot SC-081: ``models.dcv_reuse_period``): the configuration
+# refuses more than the period in force when it is loaded, and issuance caps it again.
 MAX_REUSE_DAYS = 398
 ReuseScope = Literal["account", "organisation"]
 
@@ -461,7 +465,7 @@ def _list(raw: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
+def parse_validation(raw: dict[str, Any], now: datetime | None = None) -> ValidationConfig:
     """[validation]: the server's, and each validator agent's own."""
     hosts = raw.get("hosts", {})
     for name, address in hosts.items():
@@ -475,14 +479,17 @@ def parse_validation(raw: dict[str, Any]) -> ValidationConfig:
             f"validation.timeout_seconds must lie in (0, {MAX_VALIDATION_SECONDS}], not {timeout}"
         )
     reuse_days = raw.get("authorization_reuse_days", 30)
+    at = now if now is not None else datetime.now(UTC)
+    in_force = dcv_reuse_period(at)
+    most = in_force / timedelta(days=1)
     if (
         isinstance(reuse_days, bool)
         or not isinstance(reuse_days, int | float)
-        or not 0 <= reuse_days <= MAX_REUSE_DAYS
+        or not 0 <= reuse_days <= most
     ):
         raise ConfigError(
-            f"validation.authorization_reuse_days must lie in [0, {MAX_REUSE_DAYS}] "
-            f"(CA/B BR 4.2.1), not {reuse_days!r}"
+            f"validation.authorization_reuse_days must lie in [0, {most:g}] (CA/B BR 4.2.1: "
+            f"the reuse period in force on {at:%Y-%m-%d}), not {reuse_days!r}"
         )
     scope = raw.get("authorization_reuse_scope", "account")
     if scope not in ("account", "organisation"):
@@ -574,7 +581,9 @@ def _trusted_proxies(raw: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def parse_config(raw: dict[str, Any]) -> ServerConfig:
+def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConfig:
+    """``now``: when the configuration is loaded (bounds that follow a schedule, such as the
+    BR's reuse period, are the ones in force then); the system clock unless given."""
     server = raw.get("server", {})
     base_url = _check_url(_require(server, "base_url", str, "server"), ("https",), "server")
     pki_base_url = _check_url(
@@ -594,7 +603,7 @@ def parse_config(raw: dict[str, Any]) -> ServerConfig:
         listen=str(server.get("listen", "127.0.0.1:8555")),
         pki_listen=str(server.get("pki_listen", "127.0.0.1:8556")),
         endpoints={e.name: e for e in endpoints},
-        validation=parse_validation(raw.get("validation", {})),
+        validation=parse_validation(raw.get("validation", {}), now),
         eab_lifetime=timedelta(days=float(lifetimes.get("eab_days", 30))),
         order_lifetime=timedelta(hours=float(lifetimes.get("order_hours", 168))),
         authz_lifetime=timedelta(days=float(lifetimes.get("authorization_days", 30))),
@@ -715,7 +724,8 @@ max_concurrent = 16
 lease_seconds = 10
 poll_seconds = 1
 # A validated authorization is reused for new orders within this many days of its
-# validation (0: never; at most 398, CA/B BR 4.2.1). Scope "account": by the account that
+# validation (0: never; at most the CA/B BR 4.2.1 period in force: 398 days, 200 from
+# 2026-03-15, 100 from 2027-03-15, 10 from 2029-03-15). Scope "account": by the account that
 # validated it; "organisation": by any account of its organisation on the same endpoint.
 authorization_reuse_days = 30
 authorization_reuse_scope = "account"

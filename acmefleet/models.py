@@ -6,9 +6,11 @@ Statuses that depend on time or on other objects are derived here, in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
+# The BR 4.2.1 reuse schedule lives in ``baseline`` (the configuration is bounded by it too).
+from acmefleet.baseline import dcv_reuse_period
 from acmefleet.identifiers import Identifier
 
 AccountStatus = Literal["valid", "deactivated", "revoked"]
@@ -22,25 +24,9 @@ Finalization = Literal["none", "processing", "valid", "invalid"]
 ValidationScope = Literal["exact", "subdomains"]
 VALIDATION_SCOPES: tuple[ValidationScope, ...] = ("exact", "subdomains")
 
-# CA/B BR 4.2.1 (ballot SC-081v3): the longest a domain validation (BR 3.2.2.4) may be reused
-# for an issuance on or after each date; before the first, 398 days.
-DCV_REUSE_SCHEDULE: tuple[tuple[datetime, timedelta], ...] = (
-    (datetime(2029, 3, 15, tzinfo=UTC), timedelta(days=10)),
-    (datetime(2027, 3, 15, tzinfo=UTC), timedelta(days=100)),
-    (datetime(2026, 3, 15, tzinfo=UTC), timedelta(days=200)),
-)
-DCV_REUSE_BEFORE_SCHEDULE = timedelta(days=398)
 # Console validations that are BR 3.2.2.4 methods (the checks the server ran), as opposed to
 # an administrator's manual attestation, which lasts what the administrator gave it.
 BR_CHECK_METHODS = frozenset({"dns", "http-01"})
-
-
-def dcv_reuse_period(at: datetime) -> timedelta:
-    """How long before ``at`` a BR domain validation may have been completed to be reused."""
-    for since, period in DCV_REUSE_SCHEDULE:
-        if at >= since:
-            return period
-    return DCV_REUSE_BEFORE_SCHEDULE
 
 
 @dataclass(frozen=True)

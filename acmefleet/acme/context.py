@@ -47,6 +47,9 @@ class AcmeContext:
     crls: CrlCache = field(default_factory=CrlCache)  # shared with the console
     # CAA on public endpoints: the validators' resolvers and deadline unless given.
     caa_checker: CaaCheck | None = None
+    # Per endpoint: corroborating CAA checkers where the endpoint has remote perspectives
+    # (validation/mpic.py); an endpoint missing here uses ``caa_checker``.
+    endpoint_caa_checkers: dict[str, CaaCheck] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.caa_checker is None:
@@ -75,7 +78,9 @@ class AcmeContext:
         assert self.caa_checker is not None
         if not self.config.validation.check_caa:
             return None
-        return CaaContext(self.caa_checker, self.config.endpoints, self.account_url)
+        return CaaContext(
+            self.caa_checker, self.config.endpoints, self.account_url, self.endpoint_caa_checkers
+        )
 
     @property
     def lifetimes(self) -> Lifetimes:

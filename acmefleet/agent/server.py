@@ -21,19 +21,21 @@ import json
 import logging
 import signal
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import h11
 
-from acmefleet.agent.checks import build_checks
+from acmefleet.agent.checks import CaaAgentCheck, build_caa, build_checks
 from acmefleet.agent.config import AgentConfig
 from acmefleet.errors import AcmeError, ProblemType
-from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.base import ChallengeValidator, TxtRecordChecker
 from acmefleet.validation.mpic import tls_context
 from acmefleet.validation.perspective import (
     MAX_REQUEST_BYTES,
     PATH,
     BadCheckRequest,
+    CaaRequest,
+    TxtRequest,
     answer,
     parse_request,
 )
@@ -133,10 +135,14 @@ class Agent:
     ``[validation]``), served over mutual TLS."""
 
     def __init__(
-        self, config: AgentConfig, checks: Mapping[str, ChallengeValidator] | None = None
+        self,
+        config: AgentConfig,
+        checks: Mapping[str, ChallengeValidator] | None = None,
+        caa: CaaAgentCheck | None = None,
     ) -> None:
         self.config = config
         self.checks = dict(checks) if checks is not None else build_checks(config.validation)
+        self.caa = caa if caa is not None else build_caa(config.validation)
         self.context = tls_context(
             ssl.Purpose.CLIENT_AUTH,
             ca_file=config.client_ca_file,
@@ -192,19 +198,47 @@ class Agent:
             request = parse_request(body)
         except BadCheckRequest as exc:
             return _error(400, str(exc))
-        checker = self.checks.get(request.kind)
-        if checker is None:
-            return _error(
-                400, f"unknown kind {request.kind!r}; this agent checks {sorted(self.checks)}"
-            )
+        run: Callable[[], Awaitable[None]]
+        if isinstance(request, TxtRequest):
+            lookup = self.checks.get("dns-01")
+            if not isinstance(lookup, TxtRecordChecker):
+                return _error(400, "this agent has no dns-01 check for TXT lookups")
+            deadline = lookup.deadline
+            subject = request.name
+            txt = request
+
+            def run() -> Awaitable[None]:
+                return lookup.expect_txt(txt.name, txt.value)
+
+        elif isinstance(request, CaaRequest):
+            deadline = self.caa.deadline
+            subject = ("*." if request.wildcard else "") + request.name
+
+            def run() -> Awaitable[None]:
+                return self.caa.run(request)
+
+        else:
+            checker = self.checks.get(request.kind)
+            if checker is None:
+                kinds = sorted([*self.checks, self.caa.kind])
+                return _error(400, f"unknown kind {request.kind!r}; this agent checks {kinds}")
+            deadline = checker.deadline
+            subject = request.identifier.value
+            challenge = request
+
+            def run() -> Awaitable[None]:
+                return checker.validate(
+                    challenge.identifier, challenge.token, challenge.key_authorization
+                )
+
         if self._running >= self.config.max_concurrent_checks:
             return _error(503, "too many checks running; try again later")
         self._running += 1
-        seconds = checker.deadline.total_seconds()
+        seconds = deadline.total_seconds()
         error: AcmeError | None = None
         try:
             async with asyncio.timeout(seconds + GRACE_SECONDS):
-                await checker.validate(request.identifier, request.token, request.key_authorization)
+                await run()
         except AcmeError as exc:
             error = exc
         except TimeoutError:
@@ -212,14 +246,14 @@ class Agent:
                 ProblemType.CONNECTION, f"the check did not finish within {seconds:g} s"
             )
         except Exception:  # a checker's bug is this perspective's failure, not a crash
-            log.exception("%s check of %s failed", request.kind, request.identifier.value)
+            log.exception("%s check of %s failed", request.kind, subject)
             error = AcmeError(ProblemType.SERVER_INTERNAL, "the check failed unexpectedly")
         finally:
             self._running -= 1
         log.info(
             "%s %s for %s: %s",
             request.kind,
-            request.identifier.value,
+            subject,
             client,
             "pass" if error is None else f"{error.type.value}: {error.detail}",
         )
@@ -235,7 +269,11 @@ async def run_agent(config: AgentConfig, ready: Callable[[str], None] | None = N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     where = ", ".join(f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in server.sockets)
-    log.info("validator agent listening on %s (checks: %s)", where, ", ".join(agent.checks))
+    log.info(
+        "validator agent listening on %s (checks: %s)",
+        where,
+        ", ".join([*agent.checks, agent.caa.kind]),
+    )
     if ready is not None:
         ready(where)
     async with server:

@@ -66,7 +66,7 @@ class LocalBackend:
         self._stack.callback(database.dispose)
         try:
             upgrade(database)
-            context = build_console_context(config, database, self._clock)
+            context = build_console_context(config, database, self._clock, data.root)
         except BaseException:
             self._stack.close()
             raise

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from acmefleet.baseline import dcv_reuse_period
 from acmefleet.clock import Clock
 from acmefleet.console import organisations
 from acmefleet.console.errors import ConsoleError
 from acmefleet.errors import AcmeError
 from acmefleet.identifiers import Identifier
 from acmefleet.jose.b64 import b64url_encode
-from acmefleet.models import OrgDomain, ValidationScope, dcv_reuse_period
+from acmefleet.models import OrgDomain, ValidationScope
 from acmefleet.store import audit
 from acmefleet.store import orgs as org_store
 from acmefleet.store.engine import Database

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -47,6 +47,12 @@ class CaaContext:
     checker: CaaCheck
     endpoints: Mapping[str, EndpointConfig]
     account_uri: Callable[[Account], str]
+    # Per endpoint: a public endpoint with remote perspectives has its check corroborated
+    # (``validation/mpic.py``, BR 3.2.2.9); the others use ``checker``.
+    endpoint_checkers: Mapping[str, CaaCheck] = field(default_factory=dict)
+
+    def checker_for(self, account: Account) -> CaaCheck:
+        return self.endpoint_checkers.get(account.endpoint, self.checker)
 
     def endpoint_checking(self, account: Account) -> EndpointConfig | None:
         """The account's endpoint if it checks CAA (a public one), else None."""
@@ -70,7 +76,7 @@ async def after_validation(
     if endpoint is None or authz.identifier.type != "dns":
         return None
     started = clock.now()
-    await caa.checker.check(
+    await caa.checker_for(account).check(
         authz.identifier.value,
         wildcard=authz.wildcard,
         account_uri=caa.account_uri(account),
@@ -145,7 +151,7 @@ async def run(
     async def one(check: DueCheck) -> Outcome:
         started = clock.now()
         try:
-            await caa.checker.check(
+            await caa.checker_for(account).check(
                 check.name,
                 wildcard=check.wildcard,
                 account_uri=caa.account_uri(account),

@@ -1,8 +1,11 @@
 """Authorization reuse: which earlier authorization spares a name in a new order its challenge.
 
-CA/B BR 4.2.1 (and 3.2.2.4): validation data may serve new certificates for at most 398 days;
-the configured window (``[validation] authorization_reuse_days``, default 30) is counted
-from the challenge's validation, not from the authorization's creation. The scope is the
+CA/B BR 4.2.1 (and 3.2.2.4): validation data may serve new certificates for at most the reuse
+period in force (398 days; 200 from 2026-03-15, 100 from 2027-03-15, 10 from 2029-03-15:
+``models.dcv_reuse_period``). The configured window (``[validation]
+authorization_reuse_days``, default 30) is counted from the challenge's validation, not from
+the authorization's creation, and capped at each issuance by the period then in force: a
+configuration loaded under a longer period cannot outlive the schedule. The scope is the
 validating account's own orders, or those of every active account of its organisation on the
 same endpoint; never another organisation's, never another endpoint's (whose challenge types
 and validation perspectives may differ). A wildcard and the plain name are separate
@@ -16,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from acmefleet.baseline import dcv_reuse_period, dcv_reuse_until
 from acmefleet.config import ReuseScope
 from acmefleet.identifiers import Identifier
 from acmefleet.models import Account, Authorization, Challenge
@@ -30,6 +34,10 @@ class Reuse:
 
     window: timedelta = timedelta(days=30)
     scope: ReuseScope = "account"
+
+    def window_at(self, now: datetime) -> timedelta:
+        """The window capped by the BR 4.2.1 reuse period in force at ``now``."""
+        return min(self.window, dcv_reuse_period(now))
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ def reusable_authorization(
     if reuse.window > timedelta(0):
         found = _validated(conn, endpoint, account, base, wildcard, offered, reuse, now)
         if found is not None:
-            return _for_account(account, found, reuse, authz_expiry)
+            return _for_account(account, found, reuse, authz_expiry, now)
     pending = order_store.find_pending_authorization(conn, account.id, base, wildcard, now)
     if pending is not None and pending.challenges:
         return Reused(pending, None, stored=True)
@@ -80,7 +88,7 @@ def _validated(
 ) -> tuple[Authorization, datetime, Challenge] | None:
     """The newest valid authorization in scope and window, when it was proven, and by
     which of its challenges."""
-    since = now - reuse.window
+    since = now - reuse.window_at(now)
     found = order_store.find_validated_authorization(
         conn, base, wildcard, now=now, validated_since=since, account_id=account.id
     )
@@ -107,9 +115,10 @@ def _for_account(
     found: tuple[Authorization, datetime, Challenge],
     reuse: Reuse,
     authz_expiry: datetime,
+    now: datetime,
 ) -> Reused:
     authz, proven_at, proof = found
-    usable_until = proven_at + reuse.window
+    usable_until = dcv_reuse_until(proven_at, reuse.window, now)
     if authz.account_id == account.id:
         return Reused(authz, usable_until, stored=True)
     # Another account's authorization is not this account's to fetch (RFC 8555 §7.5): it

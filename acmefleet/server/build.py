@@ -19,9 +19,16 @@ from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
 from acmefleet.store.engine import Database, open_database
 from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.caa import CaaCheck, CaaChecker
 from acmefleet.validation.dns01 import Dns01Validator
+from acmefleet.validation.dnsquery import DnsSettings
 from acmefleet.validation.http01 import Http01Validator
-from acmefleet.validation.mpic import CorroboratingValidator, RemotePerspective, tls_context
+from acmefleet.validation.mpic import (
+    CorroboratingCaaChecker,
+    CorroboratingValidator,
+    RemotePerspective,
+    tls_context,
+)
 from acmefleet.validation.tlsalpn01 import TlsAlpn01Validator
 
 
@@ -84,25 +91,53 @@ def _remote_perspectives(found: PerspectiveSet, root: Path) -> list[RemotePerspe
     return [RemotePerspective(a.name, a.url, a.identity, context, a.region) for a in found.agents]
 
 
-def build_endpoint_validators(
-    config: ServerConfig, local: dict[str, ChallengeValidator], root: Path
-) -> dict[str, dict[str, ChallengeValidator]]:
-    """Each endpoint's validators by challenge type: the server's own (``local``), wrapped
-    in a ``CorroboratingValidator`` where the endpoint names a perspective set (BR 3.2.2.9)."""
-    chosen: dict[str, dict[str, ChallengeValidator]] = {}
+def endpoint_perspectives(config: ServerConfig, root: Path) -> dict[str, list[RemotePerspective]]:
+    """The remote perspectives of each endpoint that names a set (one TLS context a set)."""
     remote: dict[str, list[RemotePerspective]] = {}
+    chosen: dict[str, list[RemotePerspective]] = {}
     for endpoint in config.endpoints.values():
         if endpoint.perspectives is None:
-            chosen[endpoint.name] = local
             continue
         if endpoint.perspectives not in remote:
             found = config.perspectives[endpoint.perspectives]
             remote[endpoint.perspectives] = _remote_perspectives(found, root)
-        agents = remote[endpoint.perspectives]
+        chosen[endpoint.name] = remote[endpoint.perspectives]
+    return chosen
+
+
+def build_endpoint_validators(
+    config: ServerConfig,
+    local: dict[str, ChallengeValidator],
+    root: Path,
+    perspectives: dict[str, list[RemotePerspective]] | None = None,
+) -> dict[str, dict[str, ChallengeValidator]]:
+    """Each endpoint's validators by challenge type: the server's own (``local``), wrapped
+    in a ``CorroboratingValidator`` where the endpoint names a perspective set (BR 3.2.2.9)."""
+    if perspectives is None:
+        perspectives = endpoint_perspectives(config, root)
+    chosen: dict[str, dict[str, ChallengeValidator]] = {}
+    for endpoint in config.endpoints.values():
+        agents = perspectives.get(endpoint.name)
+        if agents is None:
+            chosen[endpoint.name] = local
+            continue
         chosen[endpoint.name] = {
             kind: CorroboratingValidator(validator, agents) for kind, validator in local.items()
         }
     return chosen
+
+
+def build_endpoint_caa_checkers(
+    config: ServerConfig, perspectives: dict[str, list[RemotePerspective]]
+) -> dict[str, CaaCheck]:
+    """A ``CorroboratingCaaChecker`` for each endpoint with remote perspectives (BR 3.2.2.9:
+    CAA is corroborated too); the others use the context's own ``CaaChecker``."""
+    validation = config.validation
+    primary = CaaChecker(DnsSettings(validation.dns_resolvers, validation.timeout))
+    return {
+        name: CorroboratingCaaChecker(primary, agents, deadline=validation.timeout)
+        for name, agents in perspectives.items()
+    }
 
 
 def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
@@ -121,7 +156,8 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
     validators = build_validators(config)
-    endpoint_validators = build_endpoint_validators(config, validators, data.root)
+    perspectives = endpoint_perspectives(config, data.root)
+    endpoint_validators = build_endpoint_validators(config, validators, data.root, perspectives)
     validation = config.validation
     queue = ValidationQueue(
         database,
@@ -142,6 +178,7 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         validators=validators,
         queue=queue,
         endpoint_validators=endpoint_validators,
+        endpoint_caa_checkers=build_endpoint_caa_checkers(config, perspectives),
     )
     # CAA needs the context's account URLs; the queue's validations check it once proven.
     queue.caa = context.caa
@@ -152,14 +189,37 @@ def _descriptions(profiles: dict[str, LeafProfile]) -> dict[str, str]:
     return {name: profile.description for name, profile in profiles.items()}
 
 
-def build_console_context(config: ServerConfig, db: Database, clock: Clock) -> ConsoleContext:
-    """The console's context outside a server (the CLI on a data directory): no CRL is
-    served from this process, so its cache is its own."""
+def console_validators(
+    config: ServerConfig,
+    local: dict[str, ChallengeValidator],
+    endpoint_validators: dict[str, dict[str, ChallengeValidator]],
+) -> dict[str, ChallengeValidator]:
+    """The validators the console's domain checks use: those of the first public endpoint
+    (by name) with remote perspectives, so its checks are corroborated as that endpoint's
+    validations are (BR 3.2.2.9); the server's own where no endpoint has perspectives."""
+    for name in sorted(config.endpoints):
+        endpoint = config.endpoints[name]
+        if endpoint.type == "public" and endpoint.perspectives is not None:
+            return endpoint_validators[name]
+    return local
+
+
+def build_console_context(
+    config: ServerConfig, db: Database, clock: Clock, root: Path | None = None
+) -> ConsoleContext:
+    """The console's context outside a server (the CLI on a data directory, ``root``, where
+    the perspectives' files are): no CRL is served from this process, so its cache is its
+    own."""
+    local = build_validators(config)
+    validators = local
+    if root is not None:
+        chosen = build_endpoint_validators(config, local, root)
+        validators = console_validators(config, local, chosen)
     return ConsoleContext(
         config=config,
         db=db,
         clock=clock,
-        validators=build_validators(config),
+        validators=validators,
         profile_descriptions=_descriptions(build_profiles(config)),
         crls=CrlCache(),
     )
@@ -172,7 +232,7 @@ def console_context_of(ctx: AcmeContext) -> ConsoleContext:
         config=ctx.config,
         db=ctx.db,
         clock=ctx.clock,
-        validators=ctx.validators,
+        validators=console_validators(ctx.config, ctx.validators, ctx.endpoint_validators),
         profile_descriptions=_descriptions(ctx.profiles),
         crls=ctx.crls,
     )

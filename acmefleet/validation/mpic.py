@@ -35,19 +35,25 @@ import asyncio
 import logging
 import ssl
 import stat
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
-from acmefleet.validation.base import ChallengeValidator
+from acmefleet.validation.base import ChallengeValidator, TxtRecordChecker
+from acmefleet.validation.caa import CaaCheck, CaaResult
 from acmefleet.validation.perspective import (
     MAX_ANSWER_BYTES,
     PATH,
+    CaaRequest,
     CheckRequest,
+    PerspectiveRequest,
+    TxtRequest,
     parse_answer,
 )
 
@@ -123,7 +129,7 @@ class RemotePerspective:
     # the operator says so: then the corroborating ones must span two (BR 3.2.2.9).
     region: str | None = None
 
-    async def check(self, request: CheckRequest, seconds: float) -> AcmeError | None:
+    async def check(self, request: PerspectiveRequest, seconds: float) -> AcmeError | None:
         """The agent's finding (None: it corroborates); ``_NotAvailable`` when it gave none."""
         try:
             async with asyncio.timeout(seconds):
@@ -132,7 +138,7 @@ class RemotePerspective:
             log.info("perspective %s (%s): no answer within %g s", self.name, self.url, seconds)
             raise _NotAvailable(f"no answer within {seconds:g} s") from None
 
-    async def _ask(self, request: CheckRequest) -> AcmeError | None:
+    async def _ask(self, request: PerspectiveRequest) -> AcmeError | None:
         async with httpx.AsyncClient(verify=self.context, trust_env=False) as client:
             try:
                 async with client.stream(
@@ -186,6 +192,107 @@ class _Outcome:
         return f"{self.perspective.name}: {self.problem.type.value}: {self.problem.detail}"
 
 
+_T = TypeVar("_T")
+
+
+async def _outcome(
+    perspective: RemotePerspective, request: PerspectiveRequest, seconds: float
+) -> _Outcome:
+    try:
+        return _Outcome(perspective, await perspective.check(request, seconds))
+    except _NotAvailable as exc:
+        return _Outcome(perspective, None, unavailable=str(exc))
+
+
+async def _corroborated(
+    primary: Awaitable[_T],
+    perspectives: Sequence[RemotePerspective],
+    request: PerspectiveRequest,
+    seconds: float,
+) -> tuple[_T, list[_Outcome]]:
+    """The primary's determination and every remote perspective's outcome, asked side by
+    side; the remote requests are cancelled when the primary's check fails."""
+    remote = [
+        asyncio.create_task(_outcome(p, request, seconds), name=f"mpic-{p.name}")
+        for p in perspectives
+    ]
+    try:
+        found = await primary
+    except BaseException:
+        # The primary's determination is the one that counts when it fails: no remote
+        # answer could make the check pass, so stop asking.
+        for task in remote:
+            task.cancel()
+        await asyncio.gather(*remote, return_exceptions=True)
+        raise
+    return found, list(await asyncio.gather(*remote))
+
+
+def _judge(
+    what: str,
+    perspectives: Sequence[RemotePerspective],
+    outcomes: list[_Outcome],
+    *,
+    identifier: dict[str, str] | None = None,
+    status: int | None = None,
+) -> None:
+    """Raise the problem when ``outcomes`` are not within the BR 3.2.2.9 quorum (``what``:
+    "dns-01 validation of example.org", say)."""
+    failed = [o for o in outcomes if o.problem is not None or o.unavailable is not None]
+    allowed = allowed_non_corroborations(len(outcomes))
+    for outcome in failed:
+        log.info(
+            "%s: perspective %s did not corroborate: %s",
+            what,
+            outcome.perspective.name,
+            outcome.shown(),
+        )
+    if len(failed) <= allowed:
+        _judge_regions(what, perspectives, outcomes, failed, identifier=identifier)
+        return
+    types = {o.problem.type for o in failed if o.problem is not None}
+    # One kind of failure everywhere (every perspective saw NXDOMAIN): that type;
+    # mixed, or agents not available: the validation is not authorised.
+    kind = types.pop() if len(types) == 1 and all(o.problem for o in failed) else None
+    raise AcmeError(
+        kind or ProblemType.UNAUTHORIZED,
+        f"{len(failed)} of {len(outcomes)} remote network perspectives did not "
+        f"corroborate this {what} (at most {allowed} may not: CA/B Forum BR 3.2.2.9): "
+        + "; ".join(o.shown() for o in failed),
+        status=status if kind is ProblemType.CAA else None,
+        identifier=identifier,
+    )
+
+
+def _judge_regions(
+    what: str,
+    perspectives: Sequence[RemotePerspective],
+    outcomes: list[_Outcome],
+    failed: list[_Outcome],
+    *,
+    identifier: dict[str, str] | None = None,
+) -> None:
+    """BR 3.2.2.9 (from 15 March 2026): the perspectives that corroborate must fall within
+    the service regions of at least two Regional Internet Registries. Applied when the
+    set's agents are given regions (the configuration gives all of them one, or none)."""
+    if not any(p.region for p in perspectives):
+        return
+    regions = {
+        o.perspective.region for o in outcomes if o.problem is None and o.unavailable is None
+    }
+    if len(regions) >= MIN_REGIONS:
+        return
+    where = ", ".join(sorted(r for r in regions if r)) or "none"
+    detail = (
+        f"the remote network perspectives that corroborated this {what} are in "
+        f"{len(regions)} Regional Internet Registry region(s) ({where}); CA/B Forum BR "
+        f"3.2.2.9 needs {MIN_REGIONS}"
+    )
+    if failed:
+        detail += ". Not corroborated by " + "; ".join(o.shown() for o in failed)
+    raise AcmeError(ProblemType.UNAUTHORIZED, detail, identifier=identifier)
+
+
 class CorroboratingValidator:
     """A ``ChallengeValidator`` that passes only when ``primary`` passes and the remote
     perspectives corroborate it within the BR 3.2.2.9 quorum. Chosen per public endpoint
@@ -210,76 +317,87 @@ class CorroboratingValidator:
 
     async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
         request = CheckRequest(self.kind, identifier, token, key_authorization)
-        seconds = self.deadline.total_seconds()
-        remote = [
-            asyncio.create_task(self._outcome(p, request, seconds), name=f"mpic-{p.name}")
-            for p in self._perspectives
-        ]
-        try:
-            await self._primary.validate(identifier, token, key_authorization)
-        except BaseException:
-            # The primary's determination is the one that counts when it fails: no remote
-            # answer could make the challenge valid, so stop asking.
-            for task in remote:
-                task.cancel()
-            await asyncio.gather(*remote, return_exceptions=True)
-            raise
-        outcomes = await asyncio.gather(*remote)
-        self._judge(identifier, outcomes)
+        _, outcomes = await _corroborated(
+            self._primary.validate(identifier, token, key_authorization),
+            self._perspectives,
+            request,
+            self.deadline.total_seconds(),
+        )
+        _judge(
+            f"{self.challenge_type} validation of {identifier.value}", self._perspectives, outcomes
+        )
 
-    @staticmethod
-    async def _outcome(
-        perspective: RemotePerspective, request: CheckRequest, seconds: float
-    ) -> _Outcome:
-        try:
-            return _Outcome(perspective, await perspective.check(request, seconds))
-        except _NotAvailable as exc:
-            return _Outcome(perspective, None, unavailable=str(exc))
-
-    def _judge(self, identifier: Identifier, outcomes: list[_Outcome]) -> None:
-        failed = [o for o in outcomes if o.problem is not None or o.unavailable is not None]
-        allowed = allowed_non_corroborations(len(outcomes))
-        for outcome in failed:
-            log.info(
-                "%s %s: perspective %s did not corroborate: %s",
-                self.challenge_type,
-                identifier.value,
-                outcome.perspective.name,
-                outcome.shown(),
+    async def expect_txt(self, name: str, value: str) -> None:
+        """The console's DNS check (BR 3.2.2.4.7) corroborated as a validation is: the
+        primary (a dns-01 validator) looks the TXT record up, and so does every agent."""
+        primary = self._primary
+        if not isinstance(primary, TxtRecordChecker):
+            raise AcmeError(
+                ProblemType.SERVER_INTERNAL, f"{self.challenge_type} does not look TXT records up"
             )
-        if len(failed) <= allowed:
-            self._judge_regions(identifier, outcomes, failed)
-            return
-        types = {o.problem.type for o in failed if o.problem is not None}
-        # One kind of failure everywhere (every perspective saw NXDOMAIN): that type;
-        # mixed, or agents not available: the validation is not authorised.
-        kind = types.pop() if len(types) == 1 and all(o.problem for o in failed) else None
-        raise AcmeError(
-            kind or ProblemType.UNAUTHORIZED,
-            f"{len(failed)} of {len(outcomes)} remote network perspectives did not "
-            f"corroborate this {self.challenge_type} validation of {identifier.value} (at most "
-            f"{allowed} may not: CA/B Forum BR 3.2.2.9): " + "; ".join(o.shown() for o in failed),
+        _, outcomes = await _corroborated(
+            primary.expect_txt(name, value),
+            self._perspectives,
+            TxtRequest(name, value),
+            self.deadline.total_seconds(),
         )
+        _judge(f"TXT record check of {name}", self._perspectives, outcomes)
 
-    def _judge_regions(
-        self, identifier: Identifier, outcomes: list[_Outcome], failed: list[_Outcome]
+
+class CorroboratingCaaChecker:
+    """A ``CaaCheck`` (``validation/caa.py``) that allows issuance only when ``primary``
+    allows it and the remote perspectives corroborate that within the BR 3.2.2.9 quorum
+    (BR 3.2.2.9 has the CAA check corroborated as a domain validation is).
+
+    A perspective that found a forbidding record (``caa``) and one whose lookup failed
+    (``dns``) both do not corroborate; the problem names each with its own type and words.
+    When too many do not, the problem is ``caa`` if every one of them saw a forbidding
+    record, the shared type if all failed alike, and ``unauthorized`` otherwise: only a
+    ``caa`` problem ends an order at finalize, a failed lookup leaves it to be retried."""
+
+    def __init__(
+        self,
+        primary: CaaCheck,
+        perspectives: Sequence[RemotePerspective],
+        *,
+        deadline: timedelta,
     ) -> None:
-        """BR 3.2.2.9 (from 15 March 2026): the perspectives that corroborate must fall within
-        the service regions of at least two Regional Internet Registries. Applied when the
-        set's agents are given regions (the configuration gives all of them one, or none)."""
-        if not any(p.region for p in self._perspectives):
-            return
-        regions = {
-            o.perspective.region for o in outcomes if o.problem is None and o.unavailable is None
-        }
-        if len(regions) >= MIN_REGIONS:
-            return
-        where = ", ".join(sorted(r for r in regions if r)) or "none"
-        detail = (
-            f"the remote network perspectives that corroborated this {self.challenge_type} "
-            f"validation of {identifier.value} are in {len(regions)} Regional Internet "
-            f"Registry region(s) ({where}); CA/B Forum BR 3.2.2.9 needs {MIN_REGIONS}"
+        if len(perspectives) < MIN_REMOTE_PERSPECTIVES:
+            raise ValueError(
+                f"BR 3.2.2.9 needs at least {MIN_REMOTE_PERSPECTIVES} remote perspectives"
+            )
+        self._primary = primary
+        self._perspectives = tuple(perspectives)
+        self.deadline = deadline
+
+    async def check(
+        self,
+        name: str,
+        *,
+        wildcard: bool,
+        account_uri: str,
+        method: str,
+        issuer_domains: Sequence[str],
+    ) -> CaaResult:
+        request = CaaRequest(name, wildcard, account_uri, method, tuple(issuer_domains))
+        found, outcomes = await _corroborated(
+            self._primary.check(
+                name,
+                wildcard=wildcard,
+                account_uri=account_uri,
+                method=method,
+                issuer_domains=issuer_domains,
+            ),
+            self._perspectives,
+            request,
+            self.deadline.total_seconds(),
         )
-        if failed:
-            detail += ". Not corroborated by " + "; ".join(o.shown() for o in failed)
-        raise AcmeError(ProblemType.UNAUTHORIZED, detail)
+        shown = f"*.{name}" if wildcard else name
+        _judge(
+            f"CAA check for {shown}",
+            self._perspectives,
+            outcomes,
+            identifier={"type": "dns", "value": shown},
+            status=403,
+        )
+        return found

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from acmefleet.models import dcv_reuse_period
+from acmefleet.baseline import dcv_reuse_period
 from tests.support.acme_client import AcmeClient, make_csr, problem_type
 from tests.support.acmefleet_server import AcmefleetServer
 from tests.support.clients import fetch_crl

@@ -32,7 +32,7 @@ import pytest
 from playwright.sync_api import Browser
 from sqlalchemy import update
 
-from acmefleet.models import dcv_reuse_period
+from acmefleet.baseline import dcv_reuse_period
 from acmefleet.store.schema import org_domains
 from tests.integration.test_console_web import domain_card, login, make_token, submit
 from tests.support.acmefleet_server import ACMEFLEET, AcmefleetServer, checked_acmefleet

@@ -12,6 +12,11 @@ valid and issued (BR quorum: 3 remote perspectives, 1 may disagree); two: invali
 corroboration problem; an agent with the wrong certificate identity is refused by the server
 (and counts as not corroborating); clients without the right certificate are refused by the
 agent; a silent (stopped) or dead agent counts as not corroborating within the deadline.
+
+CAA is corroborated too (BR 3.2.2.9): the server and every agent check it, each through its
+own view. The truthful DNS allows this CA (``US``); a perspective made to see a forbidding
+record (the hijacked Knot, given the right TXT record so dns-01 itself agrees) does not
+corroborate: one is within quorum, two refuse the name with ``caa``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from acmefleet.validation.dns01 import txt_value
 from tests.support.acme_client import AcmeClient, make_csr
 from tests.support.acmefleet_server import AcmefleetServer, checked_acmefleet
 from tests.support.clients import LegoPaths, check_issued, run_lego
+from tests.support.console import console_api, error_body, ok_json
 from tests.support.knot import ALGORITHM, KEY_NAME, ZONE, KnotServer
 from tests.support.mpic import (
     AGENT_PORT,
@@ -47,6 +53,8 @@ pytestmark = [
 ERR = "urn:ietf:params:acme:error:"
 SERVER_TIMEOUT = 5  # [validation] timeout_seconds of the ACME server (agents: 3 s)
 HIJACKED = "hijacked-answer"
+US = "acmefleet.test"  # caa_identities of the public endpoint
+OTHER_CA = "other-ca.test"
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +94,12 @@ def hijacked(
 def acmefleet(
     perspectives: Perspectives, knot: KnotServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AcmefleetServer]:
-    settings = {"dns_resolvers": f'["{knot.address}"]', "timeout_seconds": str(SERVER_TIMEOUT)}
+    settings = {
+        "dns_resolvers": f'["{knot.address}"]',
+        "timeout_seconds": str(SERVER_TIMEOUT),
+        "check_caa": "true",
+        "caa_identities": f'["{US}"]',
+    }
     # The template's last table is the public endpoint: this line joins it.
     extra = 'perspectives = "mpic"\n' + perspectives.server_config("mpic")
     with checked_acmefleet(
@@ -126,10 +139,16 @@ def new_client(server: AcmefleetServer) -> AcmeClient:
 
 
 def dns01(
-    acmefleet: AcmefleetServer, knot: KnotServer, name: str, *, issue: bool = False
+    acmefleet: AcmefleetServer,
+    knot: KnotServer,
+    name: str,
+    *,
+    issue: bool = False,
+    also: KnotServer | None = None,
 ) -> tuple[dict[str, Any], float, bytes | None]:
-    """Validate ``name`` by dns-01 (the TXT record put into the truthful DNS): the final
-    authorization, how long validation took, and (``issue``, when valid) the certificate."""
+    """Validate ``name`` by dns-01 (the TXT record put into the truthful DNS, and into
+    ``also``): the final authorization, how long validation took, and (``issue``, when
+    valid) the certificate."""
     with new_client(acmefleet) as acme:
         created = acme.new_order([name])
         assert created.status_code == 201, created.text
@@ -137,7 +156,8 @@ def dns01(
         authz = acme.get(authz_url).json()
         [challenge] = [c for c in authz["challenges"] if c["type"] == "dns-01"]
         value = txt_value(acme.key.key_authorization(challenge["token"]))
-        knot.update(ZONE, replace={f"_acme-challenge.{name}.": ("TXT", [f'"{value}"'])})
+        for server in (knot, also) if also is not None else (knot,):
+            server.update(ZONE, replace={f"_acme-challenge.{name}.": ("TXT", [f'"{value}"'])})
         started = time.monotonic()
         assert acme.answer_challenge(challenge["url"]).status_code == 200
         final = acme.poll(authz_url, ("valid", "invalid"), timeout=60)
@@ -237,6 +257,69 @@ def test_two_perspectives_disagreeing_make_the_challenge_invalid(
     assert str(AGENT_PORT) not in detail
 
 
+# ------------------------------------------------------------------ CAA corroborated
+
+
+def caa_views(knot: KnotServer, hijacked: KnotServer, label: str) -> str:
+    """``label`` in the zone: the truthful DNS allows this CA, the hijacked one forbids it."""
+    name = f"{label}.{ZONE}"
+    knot.update(ZONE, replace={f"{name}.": ("CAA", [f'0 issue "{US}"'])})
+    hijacked.update(ZONE, replace={f"{name}.": ("CAA", [f'0 issue "{OTHER_CA}"'])})
+    return name
+
+
+def test_caa_allowed_from_every_perspective_is_issued(
+    acmefleet: AcmefleetServer, knot: KnotServer, hijacked: KnotServer, views: Views
+) -> None:
+    views.set("truth", "truth", "truth")
+    name = caa_views(knot, hijacked, "caa-all")
+    final, _, pem = dns01(acmefleet, knot, name, issue=True)
+    assert final["status"] == "valid", final
+    assert pem is not None
+    check_issued(acmefleet, pem, [name], level="public")
+    for agent in views.perspectives.agents:
+        assert f"caa {name} for {Perspectives.SERVER_IDENTITY}: pass" in agent.log_text()
+
+
+def test_one_perspective_seeing_a_forbidding_caa_is_within_quorum(
+    acmefleet: AcmefleetServer, knot: KnotServer, hijacked: KnotServer, views: Views
+) -> None:
+    views.set("truth", "truth", "hijacked")
+    name = caa_views(knot, hijacked, "caa-one")
+    final, _, pem = dns01(acmefleet, knot, name, issue=True, also=hijacked)
+    assert final["status"] == "valid", final
+    assert pem is not None
+    check_issued(acmefleet, pem, [name], level="public")
+    third = views.perspectives.agents[2].log_text()
+    assert f"dns-01 {name} for {Perspectives.SERVER_IDENTITY}: pass" in third
+    assert f"caa {name} for {Perspectives.SERVER_IDENTITY}: caa: the CAA records" in third
+    assert f"CAA check for {name}: perspective perspective-3 did not corroborate" in (
+        acmefleet.log_text()
+    )
+
+
+def test_two_perspectives_seeing_a_forbidding_caa_refuse_with_caa(
+    acmefleet: AcmefleetServer, knot: KnotServer, hijacked: KnotServer, views: Views
+) -> None:
+    views.set("truth", "hijacked", "hijacked")
+    name = caa_views(knot, hijacked, "caa-two")
+    final, _, _ = dns01(acmefleet, knot, name, also=hijacked)
+    problem = problem_of(final)
+    assert problem["type"] == ERR + "caa", problem
+    assert problem["identifier"] == {"type": "dns", "value": name}
+    detail = problem["detail"]
+    assert detail.startswith(
+        f"2 of 3 remote network perspectives did not corroborate this CAA check for {name} "
+        "(at most 1 may not: CA/B Forum BR 3.2.2.9)"
+    ), detail
+    # Each names what it saw: a forbidding record (not a failed lookup).
+    for label in ("perspective-2", "perspective-3"):
+        assert f"{label}: caa: the CAA records at {name} forbid issuance" in detail, detail
+        assert f'0 issue "{OTHER_CA}"' in detail
+    assert "perspective-1" not in detail
+    assert all(n.address not in detail for n in views.perspectives.namespaces)
+
+
 # ------------------------------------------------------------------ identities
 
 
@@ -330,3 +413,39 @@ def test_one_dead_agent_is_within_quorum(
     final, took, _ = dns01(acmefleet, knot, f"dead.{ZONE}")
     assert final["status"] == "valid", final
     assert took < SERVER_TIMEOUT, took
+
+
+# ------------------------------------------------------------------ the console corroborated
+
+
+def test_the_consoles_dns_check_is_corroborated(
+    acmefleet: AcmefleetServer, knot: KnotServer, views: Views
+) -> None:
+    """The console's DNS check (BR 3.2.2.4.7) goes through the public endpoint's perspectives:
+    two agents seeing another TXT answer refuse it; one is within quorum."""
+    acmefleet.mint_eab("acme", "public")  # the organisation exists
+    name = f"console.{ZONE}"
+    record = f"_acmefleet-challenge.{name}"
+    with console_api(acmefleet, "admin") as admin:
+        [org] = [o for o in ok_json(admin.http.get("/organizations")) if o["name"] == "acme"]
+        domain = admin.add_domain(int(org["id"]), name)
+        started = ok_json(
+            admin.http.post(f"/domains/{domain['id']}/validation", json={"method": "dns"})
+        )
+        value = started["random_value"]
+        knot.update(ZONE, replace={f"{record}.": ("TXT", [f'"{value}"'])})
+
+        views.set("truth", "hijacked", "hijacked")
+        refused = error_body(admin.http.post(f"/domains/{domain['id']}/validation/check"), 400)
+        detail = str(refused["detail"])
+        assert detail.startswith(
+            f"dns validation of {name} failed: 2 of 3 remote network perspectives did not "
+            f"corroborate this TXT record check of {record}"
+        ), detail
+        assert "perspective-2: unauthorized: none of the 1 TXT record(s)" in detail
+
+        views.set("truth", "truth", "hijacked")
+        checked = ok_json(admin.http.post(f"/domains/{domain['id']}/validation/check"))
+        assert checked["validated"] and checked["validation_method"] == "dns"
+    first = views.perspectives.agents[0].log_text()
+    assert f"txt {record} for {Perspectives.SERVER_IDENTITY}: pass" in first

@@ -149,6 +149,19 @@ def check(kind: str = "http-01", name: str = "www.example.org", **fields: Any) -
     return json.dumps(request).encode()
 
 
+def caa(**fields: Any) -> bytes:
+    request = {
+        "kind": "caa",
+        "name": "www.example.org",
+        "wildcard": False,
+        "account_uri": "https://acme.test/acme/public/acct/1",
+        "method": "http-01",
+        "issuer_domains": ["acme.test"],
+        **fields,
+    }
+    return json.dumps(request).encode()
+
+
 def test_a_check_that_passes(agent: Agent) -> None:
     assert agent.raw(post(check())) == (200, {"result": "pass"})
 
@@ -175,11 +188,16 @@ def test_a_check_that_fails_answers_the_acme_problem(agent: Agent) -> None:
         (post(b"{not json"), 400, "not JSON"),
         (post(b"[1, 2]"), 400, "a JSON object"),
         (post(check(extra=1)), 400, "unknown: ['extra']"),
-        (post(check(kind="caa")), 400, "unknown kind 'caa'"),
+        (post(check(kind="ca-other")), 400, "unknown kind 'ca-other'"),
+        (post(check(kind="caa")), 400, "fields missing"),
+        (post(caa(wildcard="yes")), 400, "'wildcard' must be"),
+        (post(caa(name="*.example.org")), 400, "'name' must be"),
+        (post(caa(account_uri="https://a.test/acct 1")), 400, "'account_uri' must be"),
+        (post(caa(issuer_domains=[])), 400, "'issuer_domains' must be"),
         (post(check(kind="DNS 01!")), 400, "'kind' must be"),
         (post(check(name="not a name")), 400, "'identifier' is not"),
         (post(check(token="short")), 400, "'token' must be"),
-        (post(check(key_authorization="T" * 43 + ".short")), 400, "'key_authorization'"),
+        (post(check(key_authorization="T" * 43 + ".not a thumbprint")), 400, "'key_authorization'"),
         (post(check(), content_type="text/plain"), 415, "application/json"),
         (post(check(), target="/other"), 404, "the only resource is /check"),
         (b"GET /check HTTP/1.1\r\nHost: a\r\n\r\n", 405, "takes POST"),
@@ -193,6 +211,16 @@ def test_hostile_requests_are_refused_precisely(
     got, answer = agent.raw(request_bytes)
     assert got == status, answer
     assert words in answer["error"], answer
+
+
+def test_a_caa_check_whose_lookup_fails_does_not_pass(agent: Agent) -> None:
+    """The agent runs the server's CAA check on its own (here silent) resolver: a lookup
+    that gets no answer is never taken for permission."""
+    status, answer = agent.raw(post(caa()))
+    assert status == 200
+    assert answer["result"] == "fail"
+    assert answer["problem"]["type"] == ERR + "dns"
+    assert "no DNS answer for the CAA records of www.example.org" in answer["problem"]["detail"]
 
 
 def test_a_client_that_sends_nothing_is_dropped(agent: Agent) -> None:

@@ -1,4 +1,4 @@
-"""Authorization reuse within a window (CA/B BR 4.2.1, 3.2.2.4: at most 398 days).
+"""Authorization reuse within a window (CA/B BR 4.2.1, 3.2.2.4: at most the period in force).
 
 A name proven by a challenge serves later orders of the same account within the window
 counted from its validation; with the scope "organisation" also those of the other accounts
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection
 
+from acmefleet.baseline import dcv_reuse_until
 from acmefleet.ca.profiles import DEFAULT_PROFILES
 from acmefleet.clock import FixedClock
 from acmefleet.config import ConfigError, EndpointConfig, RateLimits, parse_config
@@ -213,11 +214,15 @@ def _config(validation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BEFORE_SC081 = datetime(2026, 3, 14, 23, 59, tzinfo=UTC)
+
+
 def test_the_configuration_bounds_the_window_by_the_baseline_requirements() -> None:
     default = parse_config(_config({})).validation
     assert (default.authorization_reuse, default.reuse_scope) == (timedelta(days=30), "account")
     chosen = parse_config(
-        _config({"authorization_reuse_days": 398, "authorization_reuse_scope": "organisation"})
+        _config({"authorization_reuse_days": 398, "authorization_reuse_scope": "organisation"}),
+        now=BEFORE_SC081,
     ).validation
     assert (chosen.authorization_reuse, chosen.reuse_scope) == (
         timedelta(days=398),
@@ -228,9 +233,69 @@ def test_the_configuration_bounds_the_window_by_the_baseline_requirements() -> N
     ).validation.authorization_reuse == (timedelta(0))
     for bad in ({"authorization_reuse_days": 399}, {"authorization_reuse_days": -1}):
         with pytest.raises(ConfigError, match="398"):
-            parse_config(_config(bad))
+            parse_config(_config(bad), now=BEFORE_SC081)
     with pytest.raises(ConfigError, match="authorization_reuse_scope"):
         parse_config(_config({"authorization_reuse_scope": "everyone"}))
+
+
+@pytest.mark.parametrize(
+    ("loaded", "most"),
+    [
+        (BEFORE_SC081, 398),
+        (datetime(2026, 3, 15, tzinfo=UTC), 200),
+        (datetime(2027, 3, 14, tzinfo=UTC), 200),
+        (datetime(2027, 3, 15, tzinfo=UTC), 100),
+        (datetime(2029, 3, 15, tzinfo=UTC), 10),
+    ],
+)
+def test_the_configuration_refuses_more_than_the_period_in_force(
+    loaded: datetime, most: int
+) -> None:
+    """BR 4.2.1 as amended by SC-081: the bound is the one in force when the file is loaded."""
+    fine = parse_config(_config({"authorization_reuse_days": most}), now=loaded)
+    assert fine.validation.authorization_reuse == timedelta(days=most)
+    with pytest.raises(ConfigError, match=rf"\[0, {most}\] .* in force on {loaded:%Y-%m-%d}"):
+        parse_config(_config({"authorization_reuse_days": most + 0.5}), now=loaded)
+
+
+def test_the_reuse_end_follows_the_schedule() -> None:
+    day = timedelta(days=1)
+    # Validated well before SC-081 took effect, seen before: usable until 2026-03-15 only
+    # (by then it is older than the 200 days in force from that day).
+    validated = datetime(2025, 6, 1, tzinfo=UTC)
+    assert dcv_reuse_until(validated, 398 * day, datetime(2026, 3, 1, tzinfo=UTC)) == datetime(
+        2026, 3, 15, tzinfo=UTC
+    )
+    # Young enough: the 200 days in force on 2026-03-15 still hold it.
+    validated = datetime(2026, 1, 1, tzinfo=UTC)
+    assert dcv_reuse_until(validated, 398 * day, datetime(2026, 2, 1, tzinfo=UTC)) == (
+        validated + 200 * day
+    )
+    # The configured window, when shorter, decides.
+    assert dcv_reuse_until(validated, 30 * day, datetime(2026, 2, 1, tzinfo=UTC)) == (
+        validated + 30 * day
+    )
+
+
+def test_a_window_configured_under_a_longer_period_is_capped_at_issuance(
+    database: Database,
+) -> None:
+    """Loaded when 100 days were allowed, the 398-day window (say, a file from 2025) does not
+    outlive 2029-03-15, when the period becomes 10 days."""
+    account = _account(database)
+    proven_at = datetime(2029, 3, 1, tzinfo=UTC)
+    long_window = Reuse(window=timedelta(days=398))
+    proven = _validate(database, _order(database, account, NAME, proven_at, long_window), proven_at)
+
+    before = datetime(2029, 3, 14, tzinfo=UTC)  # 13 days on, 100 in force: reused
+    reused = _order(database, account, NAME, before, long_window)
+    assert _one(reused) == (proven, "valid")
+    # The order ends when the 10-day period takes effect: the proof is then too old.
+    assert reused.expires_at == datetime(2029, 3, 15, tzinfo=UTC)
+
+    after = datetime(2029, 3, 16, tzinfo=UTC)  # 15 days on, 10 in force: proven again
+    authz_id, status = _one(_order(database, account, NAME, after, long_window))
+    assert authz_id != proven and status == "pending"
 
 
 def test_the_configuration_bounds_the_queue() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from acmefleet.baseline import dcv_reuse_period
 from acmefleet.ca.profiles import DEFAULT_PROFILES
 from acmefleet.clock import FixedClock
 from acmefleet.config import EndpointConfig, RateLimits
@@ -23,7 +24,7 @@ from acmefleet.console import domain_checks, organisations
 from acmefleet.console.errors import ConsoleError
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
-from acmefleet.models import Account, Order, OrgDomain, dcv_reuse_period
+from acmefleet.models import Account, Order, OrgDomain
 from acmefleet.policy.names import covering_domain, validated_domain, validation_covers
 from acmefleet.policy.orders import Lifetimes, new_order
 from acmefleet.store import orgs as org_store

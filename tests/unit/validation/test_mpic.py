@@ -10,14 +10,24 @@ from typing import Any
 
 import pytest
 
-from acmefleet.agent.checks import CHECKS, build_checks
+from acmefleet.agent.checks import CHECKS, CaaAgentCheck, build_caa, build_checks
 from acmefleet.agent.config import parse_agent_config
 from acmefleet.config import ConfigError, ValidationConfig, parse_config, public_pki_warnings
 from acmefleet.errors import AcmeError, ProblemType
 from acmefleet.identifiers import Identifier
-from acmefleet.server.build import build_endpoint_validators, build_validators
+from acmefleet.server.build import (
+    build_endpoint_caa_checkers,
+    build_endpoint_validators,
+    build_validators,
+    console_validators,
+    endpoint_perspectives,
+)
+from acmefleet.validation import mpic
+from acmefleet.validation.caa import CaaChecker
 from acmefleet.validation.dns01 import Dns01Validator
+from acmefleet.validation.dnsquery import DnsSettings
 from acmefleet.validation.mpic import (
+    CorroboratingCaaChecker,
     CorroboratingValidator,
     RemotePerspective,
     _Outcome,
@@ -25,8 +35,11 @@ from acmefleet.validation.mpic import (
     check_private_key_file,
 )
 from acmefleet.validation.perspective import (
+    MAX_REQUEST_BYTES,
     BadCheckRequest,
+    CaaRequest,
     CheckRequest,
+    TxtRequest,
     answer,
     parse_answer,
     parse_request,
@@ -70,7 +83,7 @@ def _judge(validator: CorroboratingValidator, failures: list[AcmeError | str | N
         _Outcome(p, f if isinstance(f, AcmeError) else None, f if isinstance(f, str) else None)
         for p, f in zip(validator._perspectives, failures, strict=True)
     ]
-    validator._judge(NAME, outcomes)
+    mpic._judge(f"dns-01 validation of {NAME.value}", validator._perspectives, outcomes)
 
 
 def test_one_of_three_may_disagree_two_may_not() -> None:
@@ -142,7 +155,9 @@ def test_a_request_round_trips() -> None:
         (_request(identifier={"type": "email", "value": "a@b.c"}), "not a valid"),
         (_request(token="a b"), "'token'"),
         (_request(key_authorization="other." + "p" * 43), "'key_authorization'"),
-        (_request(key_authorization=f"{TOKEN}.{'p' * 44}"), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}.{'p' * 65}"), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}."), "'key_authorization'"),
+        (_request(key_authorization=f"{TOKEN}.a b"), "'key_authorization'"),
     ],
 )
 def test_bad_requests_are_named(body: bytes, words: str) -> None:
@@ -320,3 +335,206 @@ def test_a_public_endpoint_without_perspectives_is_warned_about() -> None:
     assert any("endpoint pub is public but has no remote perspectives" in w for w in without)
     with_them = public_pki_warnings(parse_config(_config({"eu": _set()}, perspectives="eu")))
     assert not any("remote perspectives" in w for w in with_them)
+
+
+# ------------------------------------------------------------------ CAA corroborated
+
+
+ACCOUNT = "https://acme.test/acme/pub/acct/42"
+
+
+def _caa(**fields: Any) -> bytes:
+    raw = {
+        "kind": "caa",
+        "name": "www.example.org",
+        "wildcard": False,
+        "account_uri": ACCOUNT,
+        "method": "dns-01",
+        "issuer_domains": ["acme.test", "ca.example"],
+        **fields,
+    }
+    return json.dumps(raw).encode()
+
+
+def test_a_caa_request_round_trips() -> None:
+    request = CaaRequest("example.org", True, ACCOUNT, "ca-dns-txt", ("acme.test",))
+    assert parse_request(request.to_json()) == request
+    # Names are normalised as identifiers are.
+    parsed = parse_request(_caa(name="WWW.Example.ORG"))
+    assert isinstance(parsed, CaaRequest) and parsed.name == "www.example.org"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_caa(token=TOKEN), "unknown"),
+        (json.dumps({"kind": "caa", "name": "example.org"}).encode(), "missing"),
+        (_caa(name="*.example.org"), "'name'"),
+        (_caa(name="-bad-.example"), "'name'"),
+        (_caa(name="192.0.2.1"), "'name'"),
+        (_caa(name=["example.org"]), "'name'"),
+        (_caa(name="a" * 300 + ".org"), "'name'"),
+        (_caa(wildcard="true"), "'wildcard'"),
+        (_caa(wildcard=1), "'wildcard'"),
+        (_caa(account_uri="http://acme.test/acct/1"), "'account_uri'"),
+        (_caa(account_uri=ACCOUNT + " x"), "'account_uri'"),
+        (_caa(account_uri=ACCOUNT + ";x=y"), "'account_uri'"),
+        (_caa(account_uri=ACCOUNT + "\n"), "'account_uri'"),
+        (_caa(account_uri="https://" + "a" * 501), "'account_uri'"),
+        (_caa(method="dns 01"), "'method'"),
+        (_caa(method=""), "'method'"),
+        (_caa(method="m" * 65), "'method'"),
+        (_caa(issuer_domains=[]), "'issuer_domains'"),
+        (_caa(issuer_domains="acme.test"), "'issuer_domains'"),
+        (_caa(issuer_domains=[7]), "'issuer_domains'"),
+        (_caa(issuer_domains=["acme test"]), "'issuer_domains'"),
+        (_caa(issuer_domains=["acme.test."]), "'issuer_domains'"),
+        (_caa(issuer_domains=[f"ca{i}.test" for i in range(9)]), "'issuer_domains'"),
+        (_caa(issuer_domains=["a" * 200] * 8, pad="x" * 3000), "larger than"),
+    ],
+)
+def test_bad_caa_requests_are_named(body: bytes, words: str) -> None:
+    with pytest.raises(BadCheckRequest, match=words):
+        parse_request(body)
+
+
+def test_the_largest_valid_caa_request_fits() -> None:
+    label = "a" * 63
+    domains = tuple(f"{label}.{label}.{label}.{'b' * 60}"[:253] for _ in range(8))
+    request = CaaRequest(
+        f"{label}.{label}.{label}.{'c' * 61}", True, "https://" + "u" * 500, "m" * 64, domains
+    )
+    assert len(request.to_json()) <= MAX_REQUEST_BYTES
+    assert parse_request(request.to_json()) == request
+
+
+def _caa_checker(count: int) -> CorroboratingCaaChecker:
+    primary = _validator(count)
+    return CorroboratingCaaChecker(
+        CaaChecker(DnsSettings((("127.0.0.1", 53),), timedelta(seconds=3))),
+        primary._perspectives,
+        deadline=timedelta(seconds=3),
+    )
+
+
+def _judge_caa(checker: CorroboratingCaaChecker, failures: list[AcmeError | str | None]) -> None:
+    outcomes = [
+        _Outcome(p, f if isinstance(f, AcmeError) else None, f if isinstance(f, str) else None)
+        for p, f in zip(checker._perspectives, failures, strict=True)
+    ]
+    mpic._judge(
+        "CAA check for www.example.org",
+        checker._perspectives,
+        outcomes,
+        identifier={"type": "dns", "value": "www.example.org"},
+        status=403,
+    )
+
+
+def test_caa_forbidding_and_lookup_failure_both_do_not_corroborate() -> None:
+    checker = _caa_checker(3)
+    forbids = AcmeError(ProblemType.CAA, "the CAA records at www.example.org forbid issuance")
+    failed = AcmeError(ProblemType.DNS, "CAA could not be checked, so nothing is issued: SERVFAIL")
+    _judge_caa(checker, [None, None, forbids])  # one of three: within quorum
+    _judge_caa(checker, [None, failed, None])
+    with pytest.raises(AcmeError) as caught:
+        _judge_caa(checker, [None, forbids, forbids])
+    assert (caught.value.type, caught.value.http_status) == (ProblemType.CAA, 403)
+    assert caught.value.identifier == {"type": "dns", "value": "www.example.org"}
+    assert caught.value.detail.startswith(
+        "2 of 3 remote network perspectives did not corroborate this CAA check for "
+        "www.example.org (at most 1 may not: CA/B Forum BR 3.2.2.9): p1: caa: the CAA records"
+    )
+    # Mixed: the problem names which saw a forbidding record and which could not look.
+    with pytest.raises(AcmeError) as caught:
+        _judge_caa(checker, [forbids, failed, None])
+    assert caught.value.type == ProblemType.UNAUTHORIZED
+    assert "p0: caa: the CAA records" in caught.value.detail
+    assert "p1: dns: CAA could not be checked" in caught.value.detail
+
+
+def test_fewer_than_two_caa_perspectives_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        _caa_checker(1)
+
+
+def test_the_agent_registers_the_caa_check() -> None:
+    built = build_caa(
+        ValidationConfig(dns_resolvers=(("192.0.2.53", 53),), timeout=timedelta(seconds=2))
+    )
+    assert isinstance(built, CaaAgentCheck) and built.kind == "caa"
+    assert isinstance(built.checker, CaaChecker)
+    assert built.checker.settings.resolvers == (("192.0.2.53", 53),)
+    assert built.deadline == timedelta(seconds=2)
+
+
+def test_only_endpoints_with_perspectives_corroborate_caa(tmp_path: Path) -> None:
+    ca = PerspectivesCA(tmp_path, "unit")
+    cert, key = ca.issue("server.test", client=True, server=False)
+    files = {"ca_file": ca.ca_file.name, "client_cert_file": cert.name, "client_key_file": key.name}
+    config = parse_config(_config({"eu": _set(**files)}, perspectives="eu"))
+    checkers = build_endpoint_caa_checkers(config, endpoint_perspectives(config, tmp_path))
+    assert set(checkers) == {"pub"}  # "priv" keeps the context's own CaaChecker
+    assert isinstance(checkers["pub"], CorroboratingCaaChecker)
+    assert checkers["pub"].deadline == config.validation.timeout
+
+
+# ------------------------------------------------------------------ the console corroborated
+
+
+def test_the_consoles_http01_content_is_a_key_authorization_the_agent_accepts() -> None:
+    # The console's http-01 check expects TOKEN.acmefleet-domain-validation.
+    request = CheckRequest("http-01", NAME, TOKEN, f"{TOKEN}.acmefleet-domain-validation")
+    assert parse_request(request.to_json()) == request
+
+
+def _txt(**fields: Any) -> bytes:
+    raw = {"kind": "txt", "name": "_acmefleet-challenge.example.org", "value": "v" * 43}
+    return json.dumps({**raw, **fields}).encode()
+
+
+def test_a_txt_request_round_trips() -> None:
+    request = TxtRequest("_acmefleet-challenge.example.org", "v" * 43)
+    assert parse_request(request.to_json()) == request
+    parsed = parse_request(_txt(name="_acmefleet-challenge.Example.ORG"))
+    assert isinstance(parsed, TxtRequest) and parsed.name == "_acmefleet-challenge.example.org"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_txt(extra=1), "unknown"),
+        (json.dumps({"kind": "txt", "name": "_a.example.org"}).encode(), "missing"),
+        (_txt(name="example.org"), "'name'"),  # no underscore label
+        (_txt(name="_acmefleet-challenge"), "'name'"),  # nothing under it
+        (_txt(name="_acmefleet-challenge.*.example.org"), "'name'"),
+        (_txt(name="_ACME.example.org"), "'name'"),
+        (_txt(name="_-bad.example.org"), "'name'"),
+        (_txt(name="_x.-bad-.example"), "'name'"),
+        (_txt(name=7), "'name'"),
+        (_txt(value="short"), "'value'"),
+        (_txt(value="a b" * 10), "'value'"),
+        (_txt(value="v" * 129), "'value'"),
+        (_txt(value=None), "'value'"),
+    ],
+)
+def test_bad_txt_requests_are_named(body: bytes, words: str) -> None:
+    with pytest.raises(BadCheckRequest, match=words):
+        parse_request(body)
+
+
+def test_the_console_uses_the_validators_of_a_public_endpoint_with_perspectives(
+    tmp_path: Path,
+) -> None:
+    ca = PerspectivesCA(tmp_path, "unit")
+    cert, key = ca.issue("server.test", client=True, server=False)
+    files = {"ca_file": ca.ca_file.name, "client_cert_file": cert.name, "client_key_file": key.name}
+    config = parse_config(_config({"eu": _set(**files)}, perspectives="eu"))
+    local = build_validators(config)
+    chosen = build_endpoint_validators(config, local, tmp_path)
+    console = console_validators(config, local, chosen)
+    assert console is chosen["pub"]
+    assert all(isinstance(v, CorroboratingValidator) for v in console.values())
+    # Without perspectives anywhere: the server's own.
+    plain = parse_config(_config())
+    assert console_validators(plain, local, {"pub": local, "priv": local}) is local
