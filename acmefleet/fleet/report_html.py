@@ -249,22 +249,33 @@ def timeline_svg(outcomes: Sequence[HostOutcome], run: RunFacts) -> str:
                 "from an earlier run (not redone)</text>"
             )
         else:
-            for phase, start, stop in timed:
-                if stop < origin:
-                    continue
+            shown = [(p, a, b) for p, a, b in timed if b >= origin]
+            # A phase that ran inside another (packages installed by the enrolment playbook,
+            # within issuance) is drawn after it and thinner, so both stay visible.
+            inner = {
+                phase
+                for phase, start, stop in shown
+                if any(
+                    other != phase and a <= start and stop <= b and b - a > stop - start
+                    for other, a, b in shown
+                )
+            }
+            for phase, start, stop in sorted(shown, key=lambda bar: bar[0] in inner):
                 left, right = x(start), x(stop)
                 bar_width = max(right - left, MIN_BAR)
                 is_failed = phase == failed
                 fill = "url(#hatch)" if is_failed else PHASE_COLOURS[phase]
+                height = BAR_HEIGHT - 6 if phase in inner else BAR_HEIGHT
                 title = (
                     f"{outcome.host}: {PHASE_LABELS[phase]} "
                     f"{start - origin:.1f}{DASH}{stop - origin:.1f} s ({stop - start:.1f} s)"
                     + (" — failed here" if is_failed else "")
                 )
                 parts.append(
-                    f'<rect class="bar phase-{phase}{" failed" if is_failed else ""}" '
-                    f'data-phase="{phase}" x="{left:.1f}" y="{mid - BAR_HEIGHT / 2:.1f}" '
-                    f'width="{bar_width:.1f}" height="{BAR_HEIGHT}" rx="2" fill="{fill}">'
+                    f'<rect class="bar phase-{phase}{" failed" if is_failed else ""}'
+                    f'{" inner" if phase in inner else ""}" '
+                    f'data-phase="{phase}" x="{left:.1f}" y="{mid - height / 2:.1f}" '
+                    f'width="{bar_width:.1f}" height="{height}" rx="2" fill="{fill}">'
                     f"<title>{_e(title)}</title></rect>"
                 )
         parts.append("</g>")
@@ -447,6 +458,7 @@ svg .tick{fill:#52606d;text-anchor:middle;font-size:11px}
 svg .host{fill:#1f2933;text-anchor:end}svg .host.failed{fill:#b42318;font-weight:600}
 svg .note{fill:#7b8794;font-style:italic}
 svg rect.bar.failed{stroke:#8e1b12;stroke-width:1}
+svg rect.bar.inner{stroke:#fff;stroke-width:1}
 """
 
 

@@ -428,7 +428,9 @@ class Rollout:
             )
             access = self.deploy_server(progress)
             prepared: PlayResult = preparing.result()
-        self._phase(first_wave, "packages", started, time.time())
+        ended = time.time()
+        for host in first_wave:  # each host's own package tasks, else the preparation's span
+            self._phase([host], "packages", *prepared.packages.get(host.name, (started, ended)))
         progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - wall:.1f} s")
         unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
         if prepared.rc != 0 and not unprepared:
@@ -457,6 +459,9 @@ class Rollout:
             minted_for = [h for h in wave if h.name not in context.unprepared]
             self._phase(minted_for, "eab", *run.eab_phase)
         self._phase(run.ran, "enrol", run.eab_phase[1] if run.eab_phase else started, ended)
+        for name, span in (run.result.packages if run.result else {}).items():
+            # installed inside enroll.yml (hosts prepare.yml did not install): within issuance
+            self._phase([name], "packages", *span)
         served = tls.probe_all(run.ran, access.ca_bundle)
         self._phase(run.ran, "verify", ended, time.time())
         now = tls.now()
@@ -500,7 +505,13 @@ class Rollout:
                 eab_kid=kid,
                 changes=changes,
                 error=error + revoked,
-                failed_phase="enrol" if run_error is not None else "verify",
+                failed_phase=(
+                    "verify"
+                    if run_error is None
+                    else "packages"
+                    if run.result and host.name in run.result.packages_failed
+                    else "enrol"
+                ),
             )
             progress.host(host.name, "failed", error)
         progress.line(f"wave {number}/{total}: {time.monotonic() - wall:.1f} s")

@@ -27,6 +27,7 @@ from acmefleet.fleet.report_html import (
     render,
     tick_step,
 )
+from acmefleet.fleet.runner import package_task_span
 from acmefleet.fleet.state import HostOutcome
 from tests.support.report_samples import (
     HMAC_KEY,
@@ -169,6 +170,19 @@ def test_bars_stay_inside_the_chart() -> None:
     # the canary's issuance starts at 41.6 s of 161.5 s
     canary = Page(render(outcomes, facts, NOW)).all("rect", "phase-enrol")[0]
     assert float(canary["x"]) == pytest.approx(LABEL_WIDTH + 41.6 / 161.5 * CHART_WIDTH, abs=0.1)
+
+
+def test_packages_installed_inside_issuance_are_drawn_on_top_and_thinner() -> None:
+    outcomes, facts = sample_run()
+    row = render(outcomes, facts, NOW).split('data-host="web2"', 1)[1].split("</g>", 1)[0]
+    bars = Page(row).all("rect", "bar")
+    order = [b["data-phase"] for b in bars]
+    assert order.index("packages") > order.index("enrol")  # drawn after: on top
+    heights = {b["data-phase"]: float(b["height"]) for b in bars}
+    assert heights["packages"] < heights["enrol"]
+    assert "inner" in next(b for b in bars if b["data-phase"] == "packages")["class"]
+    canary = render(outcomes, facts, NOW).split('data-host="web1"', 1)[1].split("</g>", 1)[0]
+    assert " inner" not in canary  # the canary's packages ran before, beside the server
 
 
 # -- edge cases
@@ -337,6 +351,20 @@ def test_tick_steps_are_round(span_seconds: float, step: float) -> None:
 )
 def test_durations(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_package_task_spans_from_runner_event_data() -> None:
+    """The shape is ansible-runner's (tests/integration/test_runner_events.py runs it)."""
+    data = {
+        "task_path": "/c/roles/lego_nginx/tasks/packages.yml:3",
+        "start": "2026-12-06T01:50:00.250000+00:00",
+        "end": "2026-12-06T01:50:30.500000+00:00",
+    }
+    assert package_task_span(data) == (T0 + 0.25, T0 + 30.5)
+    assert package_task_span({**data, "task_path": "/c/roles/x/tasks/install.yml:3"}) is None
+    assert package_task_span({**data, "start": None}) is None
+    assert package_task_span({**data, "end": "2026-12-06T01:49:00+00:00"}) is None
+    assert package_task_span({"task_path": data["task_path"]}) is None
 
 
 def test_the_renderer_is_pure() -> None:
