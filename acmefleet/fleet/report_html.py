@@ -77,6 +77,7 @@ class RunFacts:
     max_fail: str | None = None
     check: bool = False
     min_days: int = 30
+    aborted: str | None = None  # why the run ended early (the server failed), if it did
 
 
 # -- text helpers
@@ -354,6 +355,9 @@ def summary_html(outcomes: Sequence[HostOutcome], run: RunFacts) -> str:
         else '<p class="empty">No wave was planned (no host needed enrolling).</p>'
     )
     stopped = f'<p class="stopped">{_e(stop)}</p>' if stop else ""
+    if run.aborted is not None:
+        reason = cut(mask_secrets(run.aborted), max_lines=8)
+        stopped += f'<p class="stopped aborted">The run stopped: {_e(reason)}</p>'
     return (
         f'<section id="summary"><h2>Summary</h2><div class="tiles">{"".join(tiles)}</div>'
         f'{stopped}<dl class="facts">{listing}</dl>{waves}</section>'

@@ -239,16 +239,23 @@ class Rollout:
 
     def run(self) -> list[HostOutcome]:
         self.started = time.time()
-        with Progress(self.console) as progress:
-            todo = self._to_enrol(progress)
-            # checks the server settings; deploys nothing
-            access = self._check_access(progress) if todo and self.options.check else None
-            if todo:
-                ready = self._ready(todo, progress)
-                if access is not None:
-                    self._check(access, ready, progress)
-                elif ready:
-                    self._enrol(ready, progress)
+        try:
+            with Progress(self.console) as progress:
+                todo = self._to_enrol(progress)
+                # checks the server settings; deploys nothing
+                access = self._check_access(progress) if todo and self.options.check else None
+                if todo:
+                    ready = self._ready(todo, progress)
+                    if access is not None:
+                        self._check(access, ready, progress)
+                    elif ready:
+                        self._enrol(ready, progress)
+        except (RolloutError, ApiError) as exc:
+            # The server could not be deployed or reached: no state is saved (--resume starts
+            # from the last complete run), but the page says how far this one got and why.
+            self.ended = time.time()
+            self.write_reports(list(self.state.hosts.values()), aborted=str(exc))
+            raise
         self.ended = time.time()
         if not self.options.check:  # a dry run leaves the state --resume reads as it was
             self.state.save(self.options.state_path)
@@ -257,7 +264,7 @@ class Rollout:
         self.write_reports(outcomes)
         return outcomes
 
-    def report_facts(self) -> report_html.RunFacts:
+    def report_facts(self, aborted: str | None = None) -> report_html.RunFacts:
         return report_html.RunFacts(
             inventory=self.state.inventory,
             started=self.started,
@@ -267,15 +274,16 @@ class Rollout:
             max_fail=self.state.max_fail,
             check=self.options.check,
             min_days=self.options.min_days,
+            aborted=aborted,
         )
 
-    def write_reports(self, outcomes: list[HostOutcome]) -> None:
+    def write_reports(self, outcomes: list[HostOutcome], aborted: str | None = None) -> None:
         """report.html in the state directory, always; and where --report-html asked.
 
         A page that cannot be written is said, not raised: the run's outcome (the table, the
         exit code, the saved state) matters more than its page.
         """
-        page = report_html.render(outcomes, self.report_facts(), tls.now())
+        page = report_html.render(outcomes, self.report_facts(aborted), tls.now())
         targets = [self.options.directory / "report.html"]
         if self.options.report_html is not None:
             targets.append(self.options.report_html)

@@ -330,6 +330,15 @@ def test_an_older_state_without_failed_phase_marks_the_last_timed_phase() -> Non
     assert [b["data-phase"] for b in page.all("rect", "failed")] == ["preflight"]
 
 
+def test_a_run_that_stopped_early_says_why() -> None:
+    outcomes, facts = sample_run()
+    reason = f"ACME server: 500 <b>boom</b> Bearer acmefleet_ab12_{HMAC_KEY}"
+    source = render(outcomes, replace(facts, aborted=reason), NOW)
+    stopped = [t for stack, t in Page(source).texts if "p" in stack and "stopped:" in t]
+    assert stopped == ["The run stopped: ACME server: 500 <b>boom</b> Bearer [redacted]"]
+    assert HMAC_KEY not in source and "stopped aborted" not in render(outcomes, facts, NOW)
+
+
 def test_a_hand_edited_budget_is_shown_as_written() -> None:
     outcomes, facts = sample_run()
     page = Page(render(outcomes, replace(facts, max_fail="lots"), NOW))

@@ -327,6 +327,23 @@ def test_check_writes_the_report_page_but_no_state(tmp_path: Path) -> None:
     assert oct(page.stat().st_mode & 0o777) == "0o644"
 
 
+def test_a_run_the_server_stops_still_writes_the_page(tmp_path: Path) -> None:
+    """--check with a server in the inventory that was never deployed from here: the run
+    stops (exit 2) after the TLS check, saves no state, and its page says why."""
+    with listener() as (port, _):
+        source = inventory(tmp_path / "fleet.yml", {"web1": port})
+        source.write_text(
+            source.read_text()
+            + "    acme_servers:\n      hosts:\n        srv:\n          ansible_host: 127.0.0.1\n"
+            + "          acme_server_base_url: https://127.0.0.1:9\n"
+        )
+        result = CliRunner().invoke(rollout, ["-i", str(source), "--check"])
+    assert result.exit_code == 2 and "CA bundle" in result.output, result.output
+    assert not (tmp_path / ".acmefleet" / "rollout-state.json").exists()
+    page = (tmp_path / ".acmefleet" / "report.html").read_text()
+    assert '<p class="stopped aborted">The run stopped: --check: the ACME server' in page
+
+
 def test_resume_leaves_hosts_recorded_done_alone(tmp_path: Path) -> None:
     """web1 is recorded enrolled with 90 days left: not probed, not run, kept as it was.
     web2 is recorded enrolled with 5 days left: it is checked again (and fails preflight
