@@ -146,7 +146,7 @@ def _timings(outcome: HostOutcome) -> list[tuple[Phase, float, float]]:
         if (
             isinstance(span, list | tuple)
             and len(span) == 2
-            and all(isinstance(v, int | float) for v in span)
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in span)
             and span[1] >= span[0]
         ):
             found.append((phase, float(span[0]), float(span[1])))
@@ -157,7 +157,7 @@ def failed_phase(outcome: HostOutcome) -> Phase | None:
     """Where a failed host failed: as recorded, else (an older state) its last timed phase."""
     if outcome.status != "failed":
         return None
-    if outcome.failed_phase is not None:
+    if outcome.failed_phase in PHASES:  # a hand-edited state may name anything
         return outcome.failed_phase
     timed = _timings(outcome)
     return timed[-1][0] if timed else None

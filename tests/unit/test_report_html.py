@@ -244,7 +244,14 @@ def test_a_host_kept_from_an_earlier_run_draws_no_bars() -> None:
 def test_malformed_phase_records_are_skipped() -> None:
     odd = outcome(
         "odd",
-        phases={"tls": [T0 + 5, T0 + 1], "preflight": ["x", 1], "eab": [T0], "verify": span(1, 2)},
+        phases={
+            "tls": [T0 + 5, T0 + 1],
+            "preflight": ["x", 1],
+            "packages": [T0, float("inf")],  # json.loads reads Infinity and NaN
+            "eab": [T0],
+            "enrol": [float("nan"), T0],
+            "verify": span(1, 2),
+        },
     )
     page = Page(render([odd], RunFacts("inv", started=T0, ended=T0 + 2), NOW))
     assert [b["data-phase"] for b in page.all("rect", "bar")] == ["verify"]
@@ -326,8 +333,9 @@ def test_check_mode_is_said_and_would_enrol_counted() -> None:
 
 def test_an_older_state_without_failed_phase_marks_the_last_timed_phase() -> None:
     old = outcome("old", "failed", error="x", phases={"tls": span(0, 1), "preflight": span(1, 2)})
-    page = Page(render([old], RunFacts("inv", started=T0, ended=T0 + 2), NOW))
-    assert [b["data-phase"] for b in page.all("rect", "failed")] == ["preflight"]
+    odd = outcome("odd", "failed", error="y", phases={"tls": span(0, 1)}, failed_phase="<x>")
+    page = Page(render([old, odd], RunFacts("inv", started=T0, ended=T0 + 2), NOW))
+    assert [b["data-phase"] for b in page.all("rect", "failed")] == ["tls", "preflight"]
 
 
 def test_a_run_that_stopped_early_says_why() -> None:
