@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Dialog, Page
 
 from acmefleet.fleet.report_html import render
 from acmefleet.fleet.state import HostOutcome
@@ -48,9 +48,12 @@ def open_page(browser: Browser, path: Path, *, scripts: bool) -> Iterator[Opened
     try:
         opened = Opened(context.new_page())
         opened.page.on("request", lambda request: opened.requested.append(request.url))
-        opened.page.on(
-            "dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss())
-        )
+
+        def on_dialog(dialog: Dialog) -> None:
+            opened.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        opened.page.on("dialog", on_dialog)
         opened.page.goto(path.as_uri())
         yield opened
     finally:
