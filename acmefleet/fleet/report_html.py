@@ -304,13 +304,20 @@ def _wave_rows(outcomes: Sequence[HostOutcome], run: RunFacts) -> tuple[str, str
         budget, budget_text = None, str(run.max_fail)
     failures = Counter(o.wave for o in outcomes if o.status == "failed" and o.wave is not None)
     rows, stop = [], None
+    ran = {o.wave for o in outcomes if o.wave is not None and o.status != "not-attempted"}
     for number, hosts in enumerate(run.plan, start=1):
         allowed = budget.allowed(len(hosts)) if budget is not None else None
         spent = failures.get(number, 0)
         over = budget is not None and core.over_budget(spent, budget, len(hosts))
-        if over and stop is None:
+        if stop is not None:
+            verdict = "not attempted"
+        elif over:
+            verdict = "over budget: stopped"
             stop = f"wave {number}: {spent} failure(s) > budget {allowed}; the roll-out stopped"
-        verdict = "over budget: stopped" if over else "within budget"
+        elif number not in ran:
+            verdict = "not run"  # the run ended before it (the server failed)
+        else:
+            verdict = "within budget"
         rows.append(
             f'<tr class="{"over" if over else ""}"><td>{number}</td><td>{len(hosts)}</td>'
             f"<td>{spent}</td><td>{allowed if allowed is not None else _e(budget_text)}</td>"
@@ -443,7 +450,7 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin-
 th,td{border-bottom:1px solid #e4e7eb;padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#eef2f6;font-weight:600}
 tr.over td{background:#fdecea}
-td.host{font-weight:600;overflow-wrap:anywhere;max-width:220px}
+td.host{font-weight:600;overflow-wrap:anywhere;min-width:6em;max-width:220px}
 td.serial{font-family:ui-monospace,monospace;font-size:12px}
 pre.error{margin:0;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px;
 font-family:ui-monospace,monospace;max-height:18em;overflow:auto}

@@ -116,6 +116,9 @@ def test_the_sample_page_has_summary_timeline_failures_and_certificates() -> Non
     assert "wave 2: 1 failure(s) > budget 0; the roll-out stopped" in page.text("p")
     waves = [r.get("class", "") for r in page.all("tr") if "over" in r.get("class", "")]
     assert len(waves) == 1
+    verdicts = [t for stack, t in page.texts if stack[-2:] == ("tr", "td") and "budget" in t]
+    assert verdicts == ["within budget", "over budget: stopped"]
+    assert "not attempted" in source.split('class="waves"', 1)[1].split("</table>", 1)[0]
     bars = page.all("rect", "bar")
     assert len(bars) == SAMPLE_BARS
     failed = page.all("rect", "failed")
@@ -344,6 +347,10 @@ def test_a_run_that_stopped_early_says_why() -> None:
     source = render(outcomes, replace(facts, aborted=reason), NOW)
     stopped = [t for stack, t in Page(source).texts if "p" in stack and "stopped:" in t]
     assert stopped == ["The run stopped: ACME server: 500 <b>boom</b> Bearer [redacted]"]
+    # a run the server stopped after the canary: waves 2 and 3 were not run
+    early = [o for o in outcomes if o.wave in (None, 1)]
+    table = render(early, replace(facts, aborted=reason), NOW).split('class="waves"', 1)[1]
+    assert table.split("</table>", 1)[0].count("<td>not run</td>") == 2
     assert HMAC_KEY not in source and "stopped aborted" not in render(outcomes, facts, NOW)
 
 
