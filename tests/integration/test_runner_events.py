@@ -69,6 +69,7 @@ def test_package_tasks_give_each_host_its_packages_span(tmp_path: Path) -> None:
         record_event(result, event, None)
         return True
 
+    (tmp_path / "run").mkdir()
     started = time.time()
     runner = ansible_runner.run(
         private_data_dir=str(tmp_path / "run"),
