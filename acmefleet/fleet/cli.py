@@ -71,6 +71,12 @@ def _check_bundle(bundle: Path) -> None:
     type=click.Path(path_type=Path),
     help="Also write the report as JSON here.",
 )
+@click.option(
+    "--report-html",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the report page here (it is always written as report.html in the "
+    "state directory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--api-url", help="ACME server URL (with --server-exists).")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Console token file.")
@@ -101,6 +107,7 @@ def rollout(
     min_days: int,
     state_dir: Path | None,
     report_json: Path | None,
+    report_html: Path | None,
     as_json: bool,
     api_url: str | None,
     token_file: Path | None,
@@ -137,8 +144,11 @@ def rollout(
                 _usage(f"{flag} {given}: no such file")
         if ca_bundle is not None:
             _check_bundle(ca_bundle)
-        if report_json is not None and not report_json.resolve().parent.is_dir():
-            _usage(f"--report {report_json}: its directory does not exist")
+        for flag, target in (("--report", report_json), ("--report-html", report_html)):
+            if target is not None and not target.resolve().parent.is_dir():
+                _usage(f"{flag} {target}: its directory does not exist")
+            if target is not None and target.is_dir():
+                _usage(f"{flag} {target}: is a directory")
         options = parse_options(
             inventory,
             waves=waves,
@@ -150,6 +160,7 @@ def rollout(
             state_dir=state_dir,
             min_days=min_days,
             report_json=report_json,
+            report_html=report_html,
             api_url=api_url,
             token_file=token_file,
             ca_bundle=ca_bundle,

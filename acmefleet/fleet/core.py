@@ -42,6 +42,7 @@ class RolloutOptions:
     state_dir: Path | None = None
     min_days: int = 30
     report_json: Path | None = None
+    report_html: Path | None = None  # besides report.html in the state directory
     api_url: str | None = None
     token_file: Path | None = None
     ca_bundle: Path | None = None

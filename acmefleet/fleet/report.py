@@ -36,6 +36,7 @@ def as_json(outcomes: Iterable[HostOutcome]) -> list[dict[str, object]]:
             "changes": o.changes,
             "would_change": o.would_change,
             "phases": o.phases,
+            "failed_phase": o.failed_phase,
         }
         for o in sorted(outcomes, key=lambda o: o.host)
     ]

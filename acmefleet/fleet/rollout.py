@@ -19,8 +19,10 @@ What ``Rollout.run()`` does:
    ansible-runner (with AWX, one job per wave that mints the EABs itself), unused EABs of
    failed hosts revoked, every host verified over TLS; a wave over its failure budget stops
    the roll-out, and the hosts of later waves are "not-attempted";
-6. when the run ends, the outcomes are saved (the state ``--resume`` starts from) and
-   returned: the command prints them as the report (and writes it as JSON).
+6. when the run ends, the outcomes are saved (the state ``--resume`` starts from), the
+   report page is written (``report.html`` in the state directory, and ``--report-html``;
+   for ``--check`` and a run its failure budget stopped too), and the outcomes are returned:
+   the command prints them as the report (and writes it as JSON).
 
 With ``--resume``, hosts the saved state records done (for the same names, with at least
 ``min_days`` left on the recorded certificate) are left alone without a probe, and the others
@@ -34,6 +36,8 @@ The decisions are pure functions (core.py); where Ansible runs is a runners.Wave
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,14 +48,14 @@ from typing import Any
 from rich.console import Console
 
 from acmefleet.console.client import ApiError, RemoteBackend
-from acmefleet.fleet import core, tls
+from acmefleet.fleet import core, report_html, tls
 from acmefleet.fleet.core import RolloutOptions
 from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
 from acmefleet.fleet.progress import Progress
 from acmefleet.fleet.runner import PlayResult, run_playbook
 from acmefleet.fleet.runners import AwxRunner, LocalRunner, SshProber, WaveContext, WaveRunner
 from acmefleet.fleet.settings import inventory_path_var, ssh_options
-from acmefleet.fleet.state import HostOutcome, RolloutState
+from acmefleet.fleet.state import HostOutcome, Phase, RolloutState
 
 __all__ = ["Rollout", "RolloutError", "RolloutOptions", "ServerAccess", "load"]
 
@@ -113,6 +117,8 @@ class Rollout:
     settings: core.Settings = field(init=False)
     prepared: set[str] = field(init=False, default_factory=set)  # packages installed this run
     phases: dict[str, dict[str, list[float]]] = field(init=False, default_factory=dict)
+    started: float | None = field(init=False, default=None)  # epoch seconds, for the report
+    ended: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         inventory = str(self.options.inventory.resolve())
@@ -232,20 +238,62 @@ class Rollout:
     # -- the run
 
     def run(self) -> list[HostOutcome]:
-        with Progress(self.console) as progress:
-            todo = self._to_enrol(progress)
-            # checks the server settings; deploys nothing
-            access = self._check_access(progress) if todo and self.options.check else None
-            if todo:
-                ready = self._ready(todo, progress)
-                if access is not None:
-                    self._check(access, ready, progress)
-                elif ready:
-                    self._enrol(ready, progress)
+        self.started = time.time()
+        try:
+            with Progress(self.console) as progress:
+                todo = self._to_enrol(progress)
+                # checks the server settings; deploys nothing
+                access = self._check_access(progress) if todo and self.options.check else None
+                if todo:
+                    ready = self._ready(todo, progress)
+                    if access is not None:
+                        self._check(access, ready, progress)
+                    elif ready:
+                        self._enrol(ready, progress)
+        except (RolloutError, ApiError) as exc:
+            # The server could not be deployed or reached: no state is saved (--resume starts
+            # from the last complete run), but the page says how far this one got and why.
+            self.ended = time.time()
+            self.write_reports(list(self.state.hosts.values()), aborted=str(exc))
+            raise
+        self.ended = time.time()
         if not self.options.check:  # a dry run leaves the state --resume reads as it was
             self.state.save(self.options.state_path)
         # with --resume, hosts left out by --limit keep their outcomes (in the report too)
-        return list(self.state.hosts.values())
+        outcomes = list(self.state.hosts.values())
+        self.write_reports(outcomes)
+        return outcomes
+
+    def report_facts(self, aborted: str | None = None) -> report_html.RunFacts:
+        return report_html.RunFacts(
+            inventory=self.state.inventory,
+            started=self.started,
+            ended=self.ended,
+            plan=tuple(tuple(wave) for wave in self.state.plan),
+            waves=self.state.waves,
+            max_fail=self.state.max_fail,
+            check=self.options.check,
+            min_days=self.options.min_days,
+            aborted=aborted,
+        )
+
+    def write_reports(self, outcomes: list[HostOutcome], aborted: str | None = None) -> None:
+        """report.html in the state directory, always; and where --report-html asked.
+
+        A page that cannot be written is said, not raised: the run's outcome (the table, the
+        exit code, the saved state) matters more than its page.
+        """
+        page = report_html.render(outcomes, self.report_facts(aborted), tls.now())
+        targets = [self.options.directory / "report.html"]
+        if self.options.report_html is not None:
+            targets.append(self.options.report_html)
+        for target in targets:
+            try:
+                # the state directory (0700: it keeps the console token) may be new (--check)
+                self.options.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_atomically(target, page)
+            except OSError as exc:
+                self.console.print(f"[yellow]could not write the report {target}: {exc}[/]")
 
     def _to_enrol(self, progress: Progress) -> list[FleetHost]:
         """Verify first, against the CA bundle a previous run fetched (if any): a fleet that
@@ -290,7 +338,9 @@ class Rollout:
         for host in todo:
             problem = problems.get(host.name, "no preflight result")
             if problem is not None:
-                self._outcome(host, "failed", error=f"preflight: {problem}")
+                self._outcome(
+                    host, "failed", error=f"preflight: {problem}", failed_phase="preflight"
+                )
                 progress.host(host.name, "failed", f"preflight: {problem}")
             else:
                 ready.append(host)
@@ -320,7 +370,7 @@ class Rollout:
             if error is None and result.rc != 0 and host.name not in result.ok:
                 error = f"rc {result.rc}: {result.tail}" if result.tail else f"rc {result.rc}"
             if error is not None:
-                self._outcome(host, "failed", error=f"check: {error}")
+                self._outcome(host, "failed", error=f"check: {error}", failed_phase="enrol")
                 progress.host(host.name, "failed", f"check: {error}")
                 continue
             would = result.changed_tasks.get(host.name, [])
@@ -386,7 +436,9 @@ class Rollout:
             )
             access = self.deploy_server(progress)
             prepared: PlayResult = preparing.result()
-        self._phase(first_wave, "packages", started, time.time())
+        ended = time.time()
+        for host in first_wave:  # each host's own package tasks, else the preparation's span
+            self._phase([host], "packages", *prepared.packages.get(host.name, (started, ended)))
         progress.line(f"server deployed and wave 1 prepared: {time.monotonic() - wall:.1f} s")
         unprepared = {h: f"installing the packages: {m}" for h, m in prepared.failed.items()}
         if prepared.rc != 0 and not unprepared:
@@ -411,8 +463,13 @@ class Rollout:
         ended = time.time()
         duration = time.monotonic() - wall
         if run.eab_phase is not None:
-            self._phase(run.kids, "eab", *run.eab_phase)
+            # every host a credential was asked for, those the console refused included
+            minted_for = [h for h in wave if h.name not in context.unprepared]
+            self._phase(minted_for, "eab", *run.eab_phase)
         self._phase(run.ran, "enrol", run.eab_phase[1] if run.eab_phase else started, ended)
+        for name, span in (run.result.packages if run.result else {}).items():
+            # installed inside enroll.yml (hosts prepare.yml did not install): within issuance
+            self._phase([name], "packages", *span)
         served = tls.probe_all(run.ran, access.ca_bundle)
         self._phase(run.ran, "verify", ended, time.time())
         now = tls.now()
@@ -420,7 +477,10 @@ class Rollout:
         for host in wave:
             if host.name in run.errors:
                 failures += 1
-                self._outcome(host, "failed", wave=number, error=run.errors[host.name])
+                phase: Phase = "packages" if host.name in context.unprepared else "eab"
+                self._outcome(
+                    host, "failed", wave=number, error=run.errors[host.name], failed_phase=phase
+                )
                 progress.host(host.name, "failed", run.errors[host.name])
         for host in run.ran:
             kid = run.kids.get(host.name)
@@ -453,6 +513,13 @@ class Rollout:
                 eab_kid=kid,
                 changes=changes,
                 error=error + revoked,
+                failed_phase=(
+                    "verify"
+                    if run_error is None
+                    else "packages"
+                    if run.result and host.name in run.result.packages_failed
+                    else "enrol"
+                ),
             )
             progress.host(host.name, "failed", error)
         progress.line(f"wave {number}/{total}: {time.monotonic() - wall:.1f} s")
@@ -467,3 +534,19 @@ class Rollout:
         except ApiError as exc:
             return f" (revoking its EAB failed: {exc})"
         return ""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (a browser,
+    a web server publishing the page) never sees half a page. Mode 0644: the page holds no
+    secret (no HMAC key or token reaches an outcome; error texts are masked), so it may be
+    served or mailed."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,33 @@ class PlayResult:
     changed_tasks: dict[str, list[str]] = field(default_factory=dict)  # host -> task names
     rc: int = 0
     tail: str = ""  # the end of Ansible's output, for errors no host is blamed for
+    # host -> [first start, last end] (epoch seconds) of the stack's package tasks that ran
+    # (a role's tasks/packages.yml, the stack interface's entry point): inside enroll.yml on
+    # hosts prepare.yml did not install, so the report can show the packages phase there too
+    packages: dict[str, list[float]] = field(default_factory=dict)
+    packages_failed: set[str] = field(default_factory=set)  # hosts that failed in one
+
+
+PACKAGE_TASKS = "/tasks/packages.yml:"  # task_path is "<file>:<line>"
+
+
+def package_task_span(data: Mapping[str, Any]) -> tuple[float, float] | None:
+    """When a package task ran on a host, from ansible-runner's event data (None: not one,
+    or skipped, or no timing). The display callback stamps each result with its host's
+    start and end as ISO 8601 times."""
+    if PACKAGE_TASKS not in str(data.get("task_path") or ""):
+        return None
+    try:
+        start = datetime.fromisoformat(str(data["start"])).timestamp()
+        end = datetime.fromisoformat(str(data["end"])).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (start, end) if end >= start else None
+
+
+def _widen(spans: dict[str, list[float]], host: str, span: tuple[float, float]) -> None:
+    known = spans.get(host)
+    spans[host] = [min(known[0], span[0]), max(known[1], span[1])] if known else list(span)
 
 
 def _environment(summary_file: Path) -> dict[str, str]:
@@ -55,6 +83,40 @@ def _failure_message(data: dict[str, Any]) -> str:
     if result.get("_ansible_no_log"):
         return f"{task}: failed (output hidden by no_log)"
     return f"{task}: {str(result.get('msg', 'failed')).strip()[:400]}"
+
+
+def record_event(result: PlayResult, event: Mapping[str, Any], progress: ProgressFn | None) -> None:
+    """Fold one ansible-runner event into the result (and report it as progress)."""
+    data = event.get("event_data", {})
+    host = data.get("host")
+    kind = event.get("event", "")
+    if host and kind in ("runner_on_ok", "runner_on_failed"):
+        timing = package_task_span(data)
+        if timing is not None:
+            _widen(result.packages, host, timing)
+            if kind == "runner_on_failed" and not data.get("ignore_errors"):
+                result.packages_failed.add(host)
+    if host and kind == "runner_on_failed" and not data.get("ignore_errors"):
+        result.failed.setdefault(host, _failure_message(data))
+    elif host and kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+        # what changed (or would, in check mode), in the order it ran
+        result.changed_tasks.setdefault(host, []).append(str(data.get("task", "")))
+    elif host and kind == "runner_on_unreachable":
+        message = str((data.get("res") or {}).get("msg", "unreachable"))
+        result.failed.setdefault(host, f"unreachable: {message.strip()[:300]}")
+    if (
+        host
+        and progress is not None
+        and kind in ("runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable")
+    ):
+        progress(host, kind.removeprefix("runner_on_"), str(data.get("task", "")))
+    if kind == "playbook_on_stats":
+        for host_name, count in (data.get("changed") or {}).items():
+            result.changed[host_name] = int(count)
+        seen = set()
+        for key in ("ok", "changed", "skipped", "failures", "dark", "rescued"):
+            seen |= set((data.get(key) or {}).keys())
+        result.ok = seen - set(result.failed)
 
 
 def run_playbook(
@@ -88,31 +150,7 @@ def run_playbook(
             cmdline.append("--check")
 
         def on_event(event: dict[str, Any]) -> bool:
-            data = event.get("event_data", {})
-            host = data.get("host")
-            kind = event.get("event", "")
-            if host and kind == "runner_on_failed" and not data.get("ignore_errors"):
-                result.failed.setdefault(host, _failure_message(data))
-            elif host and kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
-                # what changed (or would, in check mode), in the order it ran
-                result.changed_tasks.setdefault(host, []).append(str(data.get("task", "")))
-            elif host and kind == "runner_on_unreachable":
-                message = str((data.get("res") or {}).get("msg", "unreachable"))
-                result.failed.setdefault(host, f"unreachable: {message.strip()[:300]}")
-            if (
-                host
-                and progress is not None
-                and kind
-                in ("runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_unreachable")
-            ):
-                progress(host, kind.removeprefix("runner_on_"), str(data.get("task", "")))
-            if kind == "playbook_on_stats":
-                for host_name, count in (data.get("changed") or {}).items():
-                    result.changed[host_name] = int(count)
-                seen = set()
-                for key in ("ok", "changed", "skipped", "failures", "dark", "rescued"):
-                    seen |= set((data.get(key) or {}).keys())
-                result.ok = seen - set(result.failed)
+            record_event(result, event, progress)
             return True
 
         runner = ansible_runner.run(

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 HostStatus = Literal["enrolled", "skipped", "failed", "not-attempted", "would-enrol"]
+Phase = Literal["tls", "preflight", "packages", "eab", "enrol", "verify"]
 # Phases a host goes through, in order; each is recorded as [start, end] (epoch seconds).
-PHASES = ("tls", "preflight", "packages", "eab", "enrol", "verify")
+PHASES: tuple[Phase, ...] = ("tls", "preflight", "packages", "eab", "enrol", "verify")
 
 
 class StateError(ValueError):
@@ -41,6 +42,7 @@ class HostOutcome:
     changes: int | None = None  # tasks that changed (or would, with --check)
     would_change: list[str] = field(default_factory=list)  # --check: those tasks' names
     phases: dict[str, list[float]] = field(default_factory=dict)
+    failed_phase: Phase | None = None  # the phase a failed host failed in (for the report)
 
     @property
     def done(self) -> bool:

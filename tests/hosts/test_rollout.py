@@ -92,6 +92,14 @@ def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
         state = json.loads((inventory.parent / ".acmefleet" / "rollout-state.json").read_text())
         kid = state["hosts"]["r4bad"]["eab_kid"]
         token = (inventory.parent / ".acmefleet" / "r4srv-admin-token").read_text().strip()
+        # the report page, written into the state directory: every host, its phases (the
+        # packages too: wave 1's by prepare.yml, the later waves' inside enroll.yml), no token
+        page = (inventory.parent / ".acmefleet" / "report.html").read_text()
+        for name in by_host:
+            assert f'<g class="row" data-host="{name}">' in page, name
+            assert "packages" in state["hosts"][name]["phases"], (name, state["hosts"][name])
+        assert state["hosts"]["r4bad"]["failed_phase"] == "enrol"
+        assert token not in page
         bundle = inventory.parent / ".acmefleet" / "r4srv-ca-bundle.pem"
         with RemoteBackend(f"https://{server.address}:8555", token, ca_bundle=bundle) as api:
             assert api.get_eab(kid)["status"] == "revoked"

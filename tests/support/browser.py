@@ -75,6 +75,20 @@ def chromium(pinned_spki: str, ca_bundle: Path) -> Iterator[Browser]:
         playwright.stop()
 
 
+@contextmanager
+def local_chromium() -> Iterator[Browser]:
+    """Headless Chromium for local files (a rendered report page): no server, no trust to pin."""
+    playwright: Playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
 @dataclass
 class Session:
     """One fresh browser context (own cookies and storage) and the URLs it requested."""

@@ -281,6 +281,69 @@ def test_missing_server_settings_are_refused_before_any_host_is_touched(tmp_path
     assert not (tmp_path / ".acmefleet").exists()
 
 
+def test_a_bad_report_html_path_is_refused_before_any_host_is_touched(tmp_path: Path) -> None:
+    with listener() as (port, connections):
+        source = inventory(tmp_path / "fleet.yml", {"web1": port})
+        missing = CliRunner().invoke(
+            rollout,
+            ["-i", str(source), "--report-html", str(tmp_path / "nope" / "r.html")],
+        )
+        directory = CliRunner().invoke(rollout, ["-i", str(source), "--report-html", str(tmp_path)])
+    assert missing.exit_code == 2, missing.output
+    assert "--report-html" in missing.output and "does not exist" in missing.output
+    assert directory.exit_code == 2, directory.output
+    assert connections == [0]
+    assert not (tmp_path / ".acmefleet").exists()  # no state, no report.html
+
+
+def server_options(tmp_path: Path) -> list[str]:
+    """An existing server's settings (nothing listens there: no host gets that far)."""
+    (tmp_path / "token").write_text("x\n")
+    (tmp_path / "bundle.pem").write_text(Path(certifi.where()).read_text())
+    return [
+        "--server-exists",
+        "--api-url",
+        "https://127.0.0.1:9",
+        "--token-file",
+        str(tmp_path / "token"),
+        "--ca-bundle",
+        str(tmp_path / "bundle.pem"),
+    ]
+
+
+def test_check_writes_the_report_page_but_no_state(tmp_path: Path) -> None:
+    """--check leaves the state --resume reads alone, and still writes report.html."""
+    with listener() as (port, _):
+        source = inventory(tmp_path / "fleet.yml", {"web1": port})
+        result = CliRunner().invoke(
+            rollout, ["-i", str(source), "--check", *server_options(tmp_path)]
+        )
+    page = tmp_path / ".acmefleet" / "report.html"
+    assert page.exists(), (result.output, result.exception)
+    assert not (tmp_path / ".acmefleet" / "rollout-state.json").exists()
+    text = page.read_text()
+    assert "--check: nothing was changed" in text and 'data-host="web1"' in text
+    assert "preflight: " in text  # web1 failed preflight: nothing there speaks SSH
+    assert oct(page.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_run_the_server_stops_still_writes_the_page(tmp_path: Path) -> None:
+    """--check with a server in the inventory that was never deployed from here: the run
+    stops (exit 2) after the TLS check, saves no state, and its page says why."""
+    with listener() as (port, _):
+        source = inventory(tmp_path / "fleet.yml", {"web1": port})
+        source.write_text(
+            source.read_text()
+            + "    acme_servers:\n      hosts:\n        srv:\n          ansible_host: 127.0.0.1\n"
+            + "          acme_server_base_url: https://127.0.0.1:9\n"
+        )
+        result = CliRunner().invoke(rollout, ["-i", str(source), "--check"])
+    assert result.exit_code == 2 and "CA bundle" in result.output, result.output
+    assert not (tmp_path / ".acmefleet" / "rollout-state.json").exists()
+    page = (tmp_path / ".acmefleet" / "report.html").read_text()
+    assert '<p class="stopped aborted">The run stopped: --check: the ACME server' in page
+
+
 def test_resume_leaves_hosts_recorded_done_alone(tmp_path: Path) -> None:
     """web1 is recorded enrolled with 90 days left: not probed, not run, kept as it was.
     web2 is recorded enrolled with 5 days left: it is checked again (and fails preflight
@@ -300,24 +363,19 @@ def test_resume_leaves_hosts_recorded_done_alone(tmp_path: Path) -> None:
                 wave=1 if name == "web1" else 2,
             )
         state.save(tmp_path / ".acmefleet" / "rollout-state.json")
-        (tmp_path / "token").write_text("x\n")
-        (tmp_path / "bundle.pem").write_text(Path(certifi.where()).read_text())
         report = tmp_path / "report.json"
+        page = tmp_path / "page.html"
         result = CliRunner().invoke(
             rollout,
             [
                 "-i",
                 str(source),
                 "--resume",
-                "--server-exists",
-                "--api-url",
-                "https://127.0.0.1:9",
-                "--token-file",
-                str(tmp_path / "token"),
-                "--ca-bundle",
-                str(tmp_path / "bundle.pem"),
+                *server_options(tmp_path),
                 "--report",
                 str(report),
+                "--report-html",
+                str(page),
             ],
         )
     assert report.exists(), (result.output, result.exception)
@@ -329,3 +387,10 @@ def test_resume_leaves_hosts_recorded_done_alone(tmp_path: Path) -> None:
     assert result.exit_code == 1
     saved = RolloutState.load(tmp_path / ".acmefleet" / "rollout-state.json", "")
     assert saved.plan == [["web1"], ["web2"]] and saved.waves == "1,100%"
+    # the page: written where asked and in the state directory, the same, naming both hosts
+    html = (tmp_path / ".acmefleet" / "report.html").read_text()
+    assert page.read_text() == html
+    assert 'data-host="web1"' in html and 'data-host="web2"' in html
+    assert "serial-web1" in html  # kept from the state, with its certificate
+    assert saved.hosts["web2"].failed_phase == "preflight"
+    assert '<rect class="bar phase-preflight failed"' in html
