@@ -28,8 +28,7 @@ import re
 import secrets
 import shutil
 import subprocess
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from tests.support.clients import (
     run_lego,
     serial_hex,
 )
+from tests.support.secret_watch import watching
 
 pytestmark = pytest.mark.integration
 
@@ -156,43 +156,8 @@ def key_thumbprint(key_file: Path) -> str:
 
 # ------------------------------------------------------------------ watching for the key
 
-
-def _comm(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
-@dataclass
-class ProcessWatch:
-    """Samples every process's cmdline and environ until stopped."""
-
-    needle: bytes
-    interval: float = 0.003
-    samples: int = 0
-    hits: list[str] = field(default_factory=list)
-    seen_module: bool = False
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        own = str(os.getpid())
-        while not self.stop.is_set():
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit() or pid == own:
-                    continue
-                for part in ("cmdline", "environ"):
-                    try:
-                        data = Path(f"/proc/{pid}/{part}").read_bytes()
-                    except OSError:
-                        continue
-                    if self.needle in data:
-                        # Which process, not the key: its name only.
-                        self.hits.append(f"/proc/{pid}/{part} ({_comm(pid)})")
-                    if part == "cmdline" and b"AnsiballZ_lego_account" in data:
-                        self.seen_module = True
-            self.samples += 1
-            self.stop.wait(self.interval)
+# The module's process: the watch must have run while it was alive (tests/support/secret_watch).
+MODULE_MARKER = "AnsiballZ_lego_account"
 
 
 def openssl_wrapper(directory: Path) -> tuple[Path, Path]:
@@ -235,10 +200,7 @@ def registered(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFact
     kid, hmac_key = acmefleet.mint_eab("acme", "private")
     path = workdir / "lego"
     wrapper_dir, record = openssl_wrapper(workdir / "bin")
-    watch = ProcessWatch(needle=hmac_key.encode())
-    thread = threading.Thread(target=watch.run, daemon=True)
-    thread.start()
-    try:
+    with watching(hmac_key, markers=(MODULE_MARKER,)) as watch:
         run = run_module(
             workdir,
             acmefleet,
@@ -248,9 +210,6 @@ def registered(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFact
             "-vvv",
             env={"PATH": f"{wrapper_dir}:{os.environ['PATH']}"},
         )
-    finally:
-        watch.stop.set()
-        thread.join()
     user_dir = path / "accounts" / f"localhost_{acmefleet.port}" / CONTACT
     return Registered(
         kid,
@@ -262,7 +221,7 @@ def registered(acmefleet: AcmefleetServer, tmp_path_factory: pytest.TempPathFact
         record.read_text() if record.exists() else "",
         watch.samples,
         watch.hits,
-        watch.seen_module,
+        watch.seen.get(MODULE_MARKER, 0) > 0,
         acmefleet.count("accounts"),
     )
 
@@ -547,18 +506,12 @@ def test_role_step_registers_with_the_module_then_runs_lego_with_eab_alone(
     assert "check mode: would run lego for step1.example.com" in dry.stdout
     assert not path.exists() and acmefleet.count("accounts") == accounts
 
-    watch = ProcessWatch(needle=hmac_key.encode())
-    thread = threading.Thread(target=watch.run, daemon=True)
-    thread.start()
-    try:
+    with watching(hmac_key, markers=(MODULE_MARKER,)) as watch:
         converge = run_step(tmp_path, acmefleet, path, (kid, hmac_key), "-vvv")
-    finally:
-        watch.stop.set()
-        thread.join()
     output = converge.stdout + converge.stderr
     assert converge.returncode == 0, output[-6000:]
     assert recap(converge)["changed"] == 2, converge.stdout  # the account, lego run
-    assert watch.seen_module and watch.hits == [], watch.hits
+    assert watch.seen.get(MODULE_MARKER, 0) > 0 and watch.hits == [], watch.hits
     assert hmac_key not in output
     # -vvv prints lego's command: --eab and nothing of the credential.
     assert re.search(r'"--eab",\s*"run"\s*\]', output), output[-6000:]

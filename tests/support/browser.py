@@ -62,25 +62,24 @@ def chromium(pinned_spki: str, ca_bundle: Path) -> Iterator[Browser]:
             del os.environ["NODE_EXTRA_CA_CERTS"]
         else:
             os.environ["NODE_EXTRA_CA_CERTS"] = saved
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={pinned_spki}"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with _launched(playwright, f"--ignore-certificate-errors-spki-list={pinned_spki}") as browser:
+        yield browser
 
 
 @contextmanager
 def local_chromium() -> Iterator[Browser]:
     """Headless Chromium for local files (a rendered report page): no server, no trust to pin."""
-    playwright: Playwright = sync_playwright().start()
+    with _launched(sync_playwright().start()) as browser:
+        yield browser
+
+
+@contextmanager
+def _launched(playwright: Playwright, *extra_args: str) -> Iterator[Browser]:
+    """Chromium launched by a started ``playwright``; both stopped when the block ends."""
     try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:
