@@ -39,7 +39,6 @@ IDENTIFY = (
     'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
     "<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
 )
-WSMID = "{http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd}"
 MIN_POWERSHELL = (5, 1)  # the roles' modules (ansible.windows) need Windows PowerShell 5.1
 MAX_OUTPUT = 64 * 1024
 
@@ -206,15 +205,21 @@ def parse_identify(body: bytes | str) -> Identity:
         root = ET.fromstring(body)  # noqa: S314
     except ET.ParseError as exc:
         raise WinrmProblem(f"WinRM: the Identify answer is not XML ({exc})") from None
-    found = root.find(f".//{WSMID}IdentifyResponse")
+    # By local name: Windows answers in DSP8012's http:// namespace, Microsoft's pages
+    # print it as https://.
+    found = next((n for n in root.iter() if _local(n.tag) == "IdentifyResponse"), None)
     if found is None:
         raise WinrmProblem("WinRM: no IdentifyResponse in the answer")
 
     def text(name: str) -> str:
-        node = found.find(f"{WSMID}{name}")
+        node = next((n for n in found if _local(n.tag) == name), None)
         return (node.text or "").strip() if node is not None else ""
 
     return Identity(text("ProductVendor"), text("ProductVersion"), text("ProtocolVersion"))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
 
 
 def _json(stdout: bytes) -> Any:
