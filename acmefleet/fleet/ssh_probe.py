@@ -177,7 +177,9 @@ def connect(host: FleetHost, settings: SshSettings, deadline: float) -> paramiko
         reason = exc.strerror or exc.__class__.__name__
         raise ProbeError(f"unreachable over SSH: {where}: {reason}") from None
     client = _client(settings)
-    keys: Any = [str(Path(k).expanduser()) for k in settings.identity_files] or None
+    # As ssh: an identity file that is not there is passed over (ssh warns), not fatal.
+    found = [Path(k).expanduser() for k in settings.identity_files]
+    keys: Any = [str(k) for k in found if k.is_file()] or None
     started = time.monotonic()
     try:
         client.connect(
@@ -205,12 +207,17 @@ def connect(host: FleetHost, settings: SshSettings, deadline: float) -> paramiko
     except UnknownHostKey:
         client.close()
         raise ProbeError("host key unknown (not in known_hosts)") from None
-    except paramiko.AuthenticationException:
-        client.close()
-        raise ProbeError("SSH login refused (key not authorised)") from None
     except (paramiko.SSHException, OSError) as exc:
+        transport = client.get_transport()
+        # Past the host key, before a login: the keys were refused (or there were none).
+        # That is where paramiko stands, whatever the last key's own exception says.
+        refused = isinstance(exc, paramiko.AuthenticationException) or (
+            transport is not None and transport.is_active() and not transport.is_authenticated()
+        )
         client.close()
         sock.close()
+        if refused:
+            raise ProbeError("SSH login refused (key not authorised)") from None
         if time.monotonic() - started >= timeout:
             # a server that accepts and stays silent; ssh (9.x) words it so too
             raise ProbeError(

@@ -118,6 +118,19 @@ def test_a_key_the_host_does_not_authorise_is_refused(
 
 
 @pytest.mark.parametrize("probe", PROBES)
+def test_a_missing_key_file_leaves_no_key_and_the_login_is_refused(
+    sshd: LoopbackSshd, tmp_path: Path, probe: Probe
+) -> None:
+    """ssh warns about an identity file that is not there and goes on without it."""
+    options = sshd.ssh_options(
+        sshd.known_hosts(tmp_path / "known_hosts"), key=tmp_path / "no-such-key"
+    )
+    verdict = check(host(sshd.ports[0]), options, probe)
+    assert not verdict.ok
+    assert verdict.problem == "SSH login refused (key not authorised)"
+
+
+@pytest.mark.parametrize("probe", PROBES)
 def test_a_closed_port_is_unreachable(sshd: LoopbackSshd, tmp_path: Path, probe: Probe) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
