@@ -72,6 +72,7 @@ class SshSettings:
     global_known_hosts: tuple[str, ...] = GLOBAL_KNOWN_HOSTS
     strict: str = "yes"  # yes | accept-new | no
     connect_timeout: float = 10.0
+    identities_only: bool = False  # IdentitiesOnly=yes: the identity files, no agent or defaults
     unsupported: tuple[str, ...] = ()
 
 
@@ -126,6 +127,7 @@ def parse_ssh_options(options: Sequence[str]) -> SshSettings:
         else GLOBAL_KNOWN_HOSTS,
         strict={"off": "no", "false": "no", "ask": "yes", "true": "yes"}.get(strict, strict),
         connect_timeout=float(timeout) if timeout and timeout.isdigit() else 10.0,
+        identities_only=seen.get("identitiesonly", "no").lower() == "yes",
         unsupported=tuple(unsupported),
     )
 
@@ -189,9 +191,10 @@ def connect(host: FleetHost, settings: SshSettings, deadline: float) -> paramiko
             sock=sock,
             # a list is accepted ("a filename, or list of filenames"; the stubs say str)
             key_filename=keys,
-            # As ssh in batch mode: the agent and the default keys too, never a password.
-            allow_agent=True,
-            look_for_keys=True,
+            # As ssh in batch mode: the agent and the default keys too (unless
+            # IdentitiesOnly), never a password.
+            allow_agent=not settings.identities_only,
+            look_for_keys=not settings.identities_only,
             # the banner must come within ConnectTimeout; the key exchange gets a margin so
             # its own wait never ends before the banner's does
             banner_timeout=timeout,

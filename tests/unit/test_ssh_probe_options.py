@@ -33,6 +33,8 @@ def test_defaults_and_spellings() -> None:
     settings = parse_ssh_options([])
     assert settings.user_known_hosts == USER_KNOWN_HOSTS
     assert settings.strict == "yes"
+    assert not settings.identities_only
+    assert parse_ssh_options(["-o", "IdentitiesOnly=yes"]).identities_only
     spelled = parse_ssh_options(
         [
             "-oUserKnownHostsFile=/a /b",
