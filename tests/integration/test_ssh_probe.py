@@ -10,14 +10,17 @@ both. No private key, passphrase or password ever appears in a verdict.
 from __future__ import annotations
 
 import getpass
+import json
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from acmefleet.fleet import ssh_probe, status
+from acmefleet.fleet.cli import status as status_command
 from acmefleet.fleet.inventory import FleetHost
 from acmefleet.fleet.preflight import PreflightResult, Probe, preflight
 from tests.support.sshd import LoopbackSshd, is_root, keygen, login_user, loopback_sshd
@@ -228,3 +231,34 @@ def test_many_hosts_in_a_bounded_pool(tmp_path: Path) -> None:
         verdicts = preflight(hosts, options, parallel=2)
     assert sorted(verdicts) == sorted(h.name for h in hosts)
     assert all(v.os and v.os.startswith("debian ") for v in verdicts.values()), verdicts
+
+
+def test_the_status_command_probes_through_the_inventorys_ssh_settings(
+    sshd: LoopbackSshd, tmp_path: Path
+) -> None:
+    """``acmefleet status`` end to end: the inventory's SSH arguments and key reach the
+    probe (both kinds); the host serves no TLS, so it is unverified and the exit is 1."""
+    known = sshd.known_hosts(tmp_path / "known_hosts")
+    source = tmp_path / "fleet.yml"
+    source.write_text(
+        "all:\n  vars:\n    acmefleet_endpoint: private\n    acmefleet_org: org\n"
+        f"    ansible_user: {getpass.getuser()}\n"
+        f"    ansible_ssh_private_key_file: {sshd.client_key}\n"
+        f"    ansible_ssh_common_args: -o UserKnownHostsFile={known} -o ConnectTimeout=5\n"
+        "  children:\n    lego_nginx:\n      hosts:\n        web1:\n"
+        "          ansible_host: 127.0.0.1\n"
+        f"          ansible_port: {sshd.ports[0]}\n"
+        f"          acmefleet_tls_port: {sshd.ports[0]}\n"
+        "          acmefleet_names: [web1.example.com]\n"
+    )
+    for probe in PROBES:
+        result = CliRunner().invoke(
+            status_command, ["-i", str(source), "--json", "--probe", probe, "--probe-parallel", "4"]
+        )
+        assert result.exit_code == 1, (probe, result.output)
+        rows = json.loads(result.output)
+        assert [(r["host"], r["renewal"], r["verified"]) for r in rows] == [
+            ("web1", "disabled", False)
+        ], (probe, rows)
+    wrong = CliRunner().invoke(status_command, ["-i", str(source), "--probe-parallel", "0"])
+    assert wrong.exit_code == 2
