@@ -141,18 +141,37 @@ class CommandResult:
 
 def _client(settings: SshSettings) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
+    known = client.get_host_keys()
     for name in (*settings.global_known_hosts, *settings.user_known_hosts):
-        path = Path(name).expanduser()
-        if path.is_file():
-            # As ssh: a file that cannot be read is skipped, not fatal.
-            try:
-                client.load_system_host_keys(str(path))
-            except (OSError, paramiko.SSHException):
-                continue
+        for names, key in _known_hosts(Path(name).expanduser()):
+            for hostname in names:  # hashed names (|1|salt|hash) are matched by HostKeys
+                known.add(hostname, key.get_name(), key)
     client.set_missing_host_key_policy(
         _StrictPolicy() if settings.strict == "yes" else _AcceptNewPolicy()
     )
     return client
+
+
+def _known_hosts(path: Path) -> list[tuple[list[str], paramiko.PKey]]:
+    """The entries of one known_hosts file; as ssh, a line it cannot read is passed over
+    (paramiko's own loader stops the whole file at a bad base64 line), as is a file that
+    cannot be read. Markers (@cert-authority, @revoked) are not entries: never trusted."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    entries = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(("#", "@")):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(text, number)
+        except Exception:  # noqa: S112 - InvalidHostKey, UnknownKeyType, SSHException: skipped
+            continue
+        if entry is not None and entry.key is not None:
+            entries.append((list(entry.hostnames), entry.key))
+    return entries
 
 
 def connect(host: FleetHost, settings: SshSettings, deadline: float) -> paramiko.SSHClient:

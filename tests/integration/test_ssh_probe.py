@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,19 @@ def test_a_known_host_and_an_authorised_key_pass(
         assert "is not root" in (verdict.problem or ""), verdict
     assert verdict.os is not None and verdict.os.startswith("debian ")
     assert verdict.python is not None and verdict.python.startswith("3.")
+
+
+@pytest.mark.parametrize("probe", PROBES)
+def test_hashed_known_hosts_with_a_line_neither_can_read(
+    sshd: LoopbackSshd, tmp_path: Path, probe: Probe
+) -> None:
+    """``ssh-keygen -H`` hashes the names; a broken line before it is passed over by both."""
+    known = sshd.known_hosts(tmp_path / "known_hosts")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert "127.0.0.1" not in known.read_text()
+    known.write_text("[127.0.0.1]:1 ssh-ed25519 not*base64\n" + known.read_text())
+    verdict = check(host(sshd.ports[0]), sshd.ssh_options(known), probe)
+    assert verdict.os is not None and verdict.os.startswith("debian "), verdict
 
 
 @pytest.mark.parametrize("probe", PROBES)
