@@ -41,6 +41,10 @@ class ProbeError(Exception):
     """Why a host could not be probed, as people read it (never a key or a password)."""
 
 
+class CommandTimeout(ProbeError):
+    """The command's answer did not come within the deadline."""
+
+
 class UnknownHostKey(paramiko.SSHException):
     """The host is not in any known_hosts file (strict checking refuses it)."""
 
@@ -265,7 +269,7 @@ def run(client: paramiko.SSHClient, command: str, deadline: float) -> CommandRes
                 raise TimeoutError
             status = channel.exit_status
     except TimeoutError:
-        raise ProbeError("the command did not finish in time") from None
+        raise CommandTimeout("the command did not finish in time") from None
     except paramiko.SSHException as exc:
         raise ProbeError(f"unreachable over SSH: {exc}") from None
     return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
@@ -291,6 +295,9 @@ def run_command(
     client = connect(host, settings, deadline)
     try:
         return run(client, command, deadline)
+    except CommandTimeout:
+        # the words of the ssh subprocess probe's timeout
+        raise ProbeError(f"no SSH answer within {timeout:.0f} s") from None
     finally:
         client.close()
 
