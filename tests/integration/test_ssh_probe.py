@@ -217,7 +217,7 @@ def test_the_command_runs_with_its_exit_status_and_bounded_output(
     with pytest.raises(ssh_probe.ProbeError, match="longer than"):
         ssh_probe.run_command(target, settings, "head -c 200000 /dev/zero", 10)
     started = time.monotonic()
-    with pytest.raises(ssh_probe.ProbeError, match="^no SSH answer within 2 s$"):
+    with pytest.raises(ssh_probe.ProbeError, match=r"^no SSH answer within 2 s$"):
         ssh_probe.run_command(target, settings, "sleep 30", 2)
     assert time.monotonic() - started < 6
 
