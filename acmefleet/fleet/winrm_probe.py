@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acmefleet.fleet.inventory import FleetHost
+
 WINRM_HTTPS_PORT = 5986
 WINRM_HTTP_PORT = 5985
 IDENTIFY = (
@@ -153,7 +155,7 @@ def _resolve(value: Any, host: Mapping[str, Any], context: WinrmContext) -> tupl
     return value, False
 
 
-def settings_for(host: Any, context: WinrmContext) -> WinrmSettings:
+def settings_for(host: FleetHost, context: WinrmContext) -> WinrmSettings:
     """Ansible's winrm connection defaults: https on 5986, /wsman, transport ssl (basic)."""
     variables: Mapping[str, Any] = host.variables
     unresolved: list[str] = []
@@ -371,7 +373,7 @@ def _reason(exc: BaseException) -> str:
     return "Connection refused" if "refused" in str(exc).lower() else "no answer"
 
 
-def listener_only(host: Any, port: int, timeout: float, why: str) -> WinrmVerdict:
+def listener_only(host: FleetHost, port: int, timeout: float, why: str) -> WinrmVerdict:
     try:
         with socket.create_connection((host.address, port), timeout=min(timeout, 5.0)):
             pass
@@ -381,7 +383,7 @@ def listener_only(host: Any, port: int, timeout: float, why: str) -> WinrmVerdic
     return WinrmVerdict(True, None, f"windows (listener only: {why})")
 
 
-def preflight(host: Any, context: WinrmContext, timeout: float) -> WinrmVerdict:
+def preflight(host: FleetHost, context: WinrmContext, timeout: float) -> WinrmVerdict:
     settings = settings_for(host, context)
     if settings.unresolved:
         why = f"{', '.join(settings.unresolved)} is a template only Ansible renders"
@@ -394,7 +396,7 @@ def preflight(host: Any, context: WinrmContext, timeout: float) -> WinrmVerdict:
         return WinrmVerdict(False, str(exc))
 
 
-def renewal(host: Any, context: WinrmContext, timeout: float) -> str:
+def renewal(host: FleetHost, context: WinrmContext, timeout: float) -> str:
     """The win-acme task's state for ``status``: enabled / disabled / unknown."""
     settings = settings_for(host, context)
     if settings.unresolved:
