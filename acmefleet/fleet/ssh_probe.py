@@ -15,6 +15,7 @@ A remote command runs over one channel with a deadline, bounded output and its e
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,13 @@ GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 UNSUPPORTED = ("proxyjump", "proxycommand", "hostkeyalias", "hostname", "port", "user")
 
 T = TypeVar("T")
+
+# paramiko's transport threads log every failed connection with a traceback (an unknown
+# host, a silent port); the verdict says it once, in words. Attach a handler to the
+# "paramiko" logger to see them.
+_PARAMIKO_LOG = logging.getLogger("paramiko")
+_PARAMIKO_LOG.addHandler(logging.NullHandler())
+_PARAMIKO_LOG.propagate = False
 
 
 class ProbeError(Exception):

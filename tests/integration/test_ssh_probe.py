@@ -162,9 +162,10 @@ def test_a_closed_port_is_unreachable(sshd: LoopbackSshd, tmp_path: Path, probe:
 
 @pytest.mark.parametrize("probe", PROBES)
 def test_a_port_that_never_answers_times_out(
-    sshd: LoopbackSshd, tmp_path: Path, probe: Probe
+    sshd: LoopbackSshd, tmp_path: Path, probe: Probe, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """TCP connects (the kernel accepts into the backlog) but no SSH banner ever comes."""
+    """TCP connects (the kernel accepts into the backlog) but no SSH banner ever comes.
+    The verdict says so once: no traceback from paramiko's thread on stderr."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -179,6 +180,7 @@ def test_a_port_that_never_answers_times_out(
     assert verdict.problem.startswith("unreachable over SSH: ")
     assert verdict.problem.endswith(f"Connection to 127.0.0.1 port {port} timed out"), verdict
     assert took < 10, took
+    assert capfd.readouterr().err == ""
 
 
 def test_a_login_without_root_or_sudo_is_named(sshd: LoopbackSshd, tmp_path: Path) -> None:
