@@ -25,7 +25,7 @@ from acmefleet.fleet import ssh_probe, status
 from acmefleet.fleet.cli import status as status_command
 from acmefleet.fleet.inventory import FleetHost
 from acmefleet.fleet.preflight import PreflightResult, Probe, preflight
-from tests.support.sshd import LoopbackSshd, is_root, keygen, login_user, loopback_sshd
+from tests.support.sshd import LoopbackSshd, is_root, keygen, loopback_sshd, throwaway_user
 
 pytestmark = pytest.mark.integration
 
@@ -208,13 +208,12 @@ def test_a_silent_port_leaves_no_traceback_on_stderr() -> None:
 
 
 def test_a_login_without_root_or_sudo_is_named(sshd: LoopbackSshd, tmp_path: Path) -> None:
-    """A non-root account on this machine logs in; this machine has no sudo (or the user
-    has none), so the verdict is the privilege one, from both probes alike."""
-    user = login_user()
-    if user is None or not is_root():
-        pytest.skip("needs root and a non-root account with a login shell on this machine")
+    """A fresh account with no sudo rule logs in: the verdict is the privilege one, from
+    both probes alike."""
+    assert is_root(), "the suite runs as root (it makes the account this test logs in as)"
     options = sshd.ssh_options(sshd.known_hosts(tmp_path / "known_hosts"))
-    verdicts = {p: check(host(sshd.ports[0], user), options, p) for p in PROBES}
+    with throwaway_user() as user:
+        verdicts = {p: check(host(sshd.ports[0], user), options, p) for p in PROBES}
     assert verdicts["paramiko"] == verdicts["ssh"], verdicts
     verdict = verdicts["paramiko"]
     assert not verdict.ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -33,17 +33,22 @@ def keygen(path: Path, comment: str = "acmefleet-test") -> Path:
     return path
 
 
-def login_user() -> str | None:
-    """A non-root account with a login shell (for the not-root verdicts), if there is one."""
-    shells = {
-        line.strip()
-        for line in Path("/etc/shells").read_text().splitlines()
-        if line.startswith("/") and "nologin" not in line
-    }
-    for entry in pwd.getpwall():
-        if entry.pw_uid >= 1000 and entry.pw_shell in shells and Path(entry.pw_dir).is_dir():
-            return entry.pw_name
-    return None
+@contextlib.contextmanager
+def throwaway_user() -> Iterator[str]:
+    """A fresh non-root account with a login shell and no sudo rule, removed afterwards.
+
+    Needs root (the suite runs as root). The name is random so two runs never share it.
+    """
+    name = f"afprobe{secrets.token_hex(3)}"
+    subprocess.run(
+        ["useradd", "--create-home", "--shell", "/bin/bash", name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
 @dataclass
