@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -25,6 +25,25 @@ def _check_bundle(bundle: Path) -> None:
         ssl.create_default_context(cafile=str(bundle))
     except (ssl.SSLError, OSError) as exc:
         _usage(f"--ca-bundle {bundle}: no certificate in it ({exc})")
+
+
+def _probe_options(command: Any) -> Any:
+    """--probe and --probe-parallel, shared by rollout and status."""
+    command = click.option(
+        "--probe-parallel",
+        default=32,
+        show_default=True,
+        type=click.IntRange(1, 256),
+        help="Hosts probed at once (SSH or WinRM connections in flight).",
+    )(command)
+    return click.option(
+        "--probe",
+        type=click.Choice(["paramiko", "ssh"]),
+        default="paramiko",
+        show_default=True,
+        help="How SSH hosts are probed: in-process (paramiko), or the ssh client (for "
+        "settings only ~/.ssh/config or a jump host gives).",
+    )(command)
 
 
 @click.command("rollout")
@@ -96,6 +115,7 @@ def _check_bundle(bundle: Path) -> None:
     type=click.Path(path_type=Path),
     help="CA bundle to verify AWX with (default: the system's trust store).",
 )
+@_probe_options
 def rollout(
     inventory: Path,
     limit: str | None,
@@ -116,6 +136,8 @@ def rollout(
     awx_job_template: str | None,
     awx_token_file: Path | None,
     awx_ca_bundle: Path | None,
+    probe: str,
+    probe_parallel: int,
 ) -> None:
     """Enrol a fleet: preflight, a fresh EAB per host, waves, verification, report."""
     from rich.console import Console
@@ -166,7 +188,13 @@ def rollout(
             ca_bundle=ca_bundle,
             awx=awx,
         )
-        planned = load(options, console)  # the inventory and the saved state; no host yet
+        # the inventory and the saved state; no host yet
+        planned = load(
+            options,
+            console,
+            probe="ssh" if probe == "ssh" else "paramiko",
+            probe_parallel=probe_parallel,
+        )
         outcomes = planned.run()
     except (
         InventoryError,
@@ -197,7 +225,15 @@ def rollout(
     help="CA bundle to verify with (default: the inventory's acmefleet_ca_bundle).",
 )
 @click.option("--json", "as_json", is_flag=True)
-def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: bool) -> None:
+@_probe_options
+def status(
+    inventory: Path,
+    limit: str | None,
+    ca_bundle: Path | None,
+    as_json: bool,
+    probe: str,
+    probe_parallel: int,
+) -> None:
     """Every host's certificate as served now, and whether renewal is configured."""
     from rich.console import Console
 
@@ -205,6 +241,7 @@ def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: 
     from acmefleet.fleet.inventory import InventoryError, load_fleet
     from acmefleet.fleet.settings import inventory_path_var, ssh_options
     from acmefleet.fleet.status import collect, print_table
+    from acmefleet.fleet.winrm_probe import WinrmContext
 
     try:
         fleet = load_fleet(inventory, limit)
@@ -213,7 +250,14 @@ def status(inventory: Path, limit: str | None, ca_bundle: Path | None, as_json: 
             directory = RolloutOptions(inventory=inventory).directory
             candidate = directory / f"{fleet.servers[0]}-ca-bundle.pem"
             bundle = candidate if candidate.exists() else None
-        rows = collect(fleet, bundle, ssh_options(fleet.hosts[0]))
+        rows = collect(
+            fleet,
+            bundle,
+            ssh_options(fleet.hosts[0]),
+            probe="ssh" if probe == "ssh" else "paramiko",
+            parallel=probe_parallel,
+            winrm=WinrmContext(inventory.resolve().parent, fleet.all_vars),
+        )
     except InventoryError as exc:
         _usage(str(exc))
     if as_json:

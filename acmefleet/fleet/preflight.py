@@ -1,19 +1,24 @@
 """Preflight: every host checked in parallel before anything is spent on it.
 
-One SSH round trip per host (strict host key checking against the known_hosts file in
+One SSH round trip per host (strict host key checking against the known_hosts files in
 use) answers: reachable, host key known and matching, root or password-less sudo, Python
-present, a supported OS. Windows hosts answer WinRM, not SSH: for them the check is that
-the WinRM listener accepts a connection.
+present, a supported OS. It runs in-process over paramiko (``fleet/ssh_probe.py``, the
+default, ``probe="paramiko"``) or through the ``ssh`` client (``probe="ssh"``: for setups
+that need ``~/.ssh/config`` or a jump host); both give the same verdicts. Windows hosts
+answer WinRM, not SSH: ``fleet/winrm_probe.py`` (a WSMan Identify and a PowerShell check).
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
+from acmefleet.fleet import ssh_probe, winrm_probe
 from acmefleet.fleet.inventory import FleetHost
+
+Probe = Literal["paramiko", "ssh"]
+PROBES: tuple[Probe, ...] = ("paramiko", "ssh")
 
 PROBE = (
     "id -u; "
@@ -29,7 +34,6 @@ PROBE = (
 )
 SUPPORTED_OS = {("debian", "12"), ("debian", "13")}
 SUPPORTED_TEXT = "Debian 12 or 13"
-WINRM_HTTPS_PORT = 5986
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ def ssh_command(host: FleetHost, ssh_options: list[str], remote: str) -> list[st
 
 
 def _classify(host: FleetHost, result: subprocess.CompletedProcess[str]) -> PreflightResult:
+    """The ``ssh`` client's answer: its exit status 255 and stderr say why it failed."""
     if result.returncode == 255:
         err = result.stderr
         if "Host key verification failed" in err or "REMOTE HOST IDENTIFICATION" in err:
@@ -56,7 +61,12 @@ def _classify(host: FleetHost, result: subprocess.CompletedProcess[str]) -> Pref
             last = err.strip().splitlines()[-1] if err.strip() else "no answer"
             reason = f"unreachable over SSH: {last}"
         return PreflightResult(host.name, False, reason)
-    lines = result.stdout.strip().splitlines()
+    return classify_answer(host, result.stdout)
+
+
+def classify_answer(host: FleetHost, stdout: str) -> PreflightResult:
+    """The verdict from what PROBE printed (whichever transport ran it)."""
+    lines = stdout.strip().splitlines()
     if len(lines) < 4:
         return PreflightResult(host.name, False, "unexpected answer to the preflight probe")
     uid, python, os_line, sudo = lines[:4]
@@ -86,9 +96,23 @@ def _privilege_problem(host: FleetHost, uid: str, sudo: str) -> str | None:
     return f"{who} its sudo could not be checked ({sudo!r})"
 
 
-def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> PreflightResult:
+def check_host(
+    host: FleetHost,
+    ssh_options: list[str],
+    timeout: float,
+    probe: Probe = "paramiko",
+    winrm: winrm_probe.WinrmContext | None = None,
+) -> PreflightResult:
     if host.is_windows:
-        return check_winrm(host, timeout)
+        verdict = winrm_probe.preflight(host, winrm or winrm_probe.WinrmContext(), timeout)
+        return PreflightResult(host.name, verdict.ok, verdict.problem, verdict.os)
+    if probe == "paramiko":
+        settings = ssh_probe.parse_ssh_options(ssh_options)
+        try:
+            answer = ssh_probe.run_command(host, settings, PROBE, timeout)
+        except ssh_probe.ProbeError as exc:
+            return PreflightResult(host.name, False, str(exc))
+        return classify_answer(host, answer.stdout)
     try:
         result = subprocess.run(
             ssh_command(host, ssh_options, PROBE),
@@ -102,23 +126,16 @@ def check_host(host: FleetHost, ssh_options: list[str], timeout: float) -> Prefl
     return _classify(host, result)
 
 
-def check_winrm(host: FleetHost, timeout: float) -> PreflightResult:
-    """A Windows host: its WinRM listener answers (the play's own connection checks the rest)."""
-    port = int(host.variables.get("ansible_port") or WINRM_HTTPS_PORT)
-    try:
-        with socket.create_connection((host.address, port), timeout=min(timeout, 5.0)):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        return PreflightResult(host.name, False, f"WinRM port {port} does not answer: {reason}")
-    return PreflightResult(host.name, True, None, "windows")
-
-
 def preflight(
-    hosts: list[FleetHost], ssh_options: list[str], *, timeout: float = 15.0, parallel: int = 32
+    hosts: list[FleetHost],
+    ssh_options: list[str],
+    *,
+    timeout: float = 15.0,
+    parallel: int = ssh_probe.DEFAULT_PARALLEL,
+    probe: Probe = "paramiko",
+    winrm: winrm_probe.WinrmContext | None = None,
 ) -> dict[str, PreflightResult]:
-    if not hosts:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(parallel, len(hosts))) as pool:
-        results = pool.map(lambda h: check_host(h, ssh_options, timeout), hosts)
+    results = ssh_probe.parallel_map(
+        lambda h: check_host(h, ssh_options, timeout, probe, winrm), hosts, parallel
+    )
     return {r.host: r for r in results}

@@ -51,11 +51,14 @@ from acmefleet.console.client import ApiError, RemoteBackend
 from acmefleet.fleet import core, report_html, tls
 from acmefleet.fleet.core import RolloutOptions
 from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
+from acmefleet.fleet.preflight import Probe
 from acmefleet.fleet.progress import Progress
 from acmefleet.fleet.runner import PlayResult, run_playbook
 from acmefleet.fleet.runners import AwxRunner, LocalRunner, SshProber, WaveContext, WaveRunner
 from acmefleet.fleet.settings import inventory_path_var, ssh_options
+from acmefleet.fleet.ssh_probe import DEFAULT_PARALLEL
 from acmefleet.fleet.state import HostOutcome, Phase, RolloutState
+from acmefleet.fleet.winrm_probe import WinrmContext
 
 __all__ = ["Rollout", "RolloutError", "RolloutOptions", "ServerAccess", "load"]
 
@@ -85,9 +88,15 @@ class ServerAccess:
         )
 
 
-def load(options: RolloutOptions, console: Console) -> Rollout:
+def load(
+    options: RolloutOptions,
+    console: Console,
+    *,
+    probe: Probe = "paramiko",
+    probe_parallel: int = DEFAULT_PARALLEL,
+) -> Rollout:
     """Read what a roll-out starts from: the fleet (ansible-inventory) and, with --resume,
-    the saved state; choose where Ansible runs."""
+    the saved state; choose where Ansible runs and how its preflight reaches the hosts."""
     fleet = load_fleet(options.inventory, options.limit)
     previous = (
         RolloutState.load(options.state_path, str(options.inventory.resolve()))
@@ -98,7 +107,15 @@ def load(options: RolloutOptions, console: Console) -> Rollout:
         AwxRunner(options.awx)
         if options.awx is not None
         # Hosts of one inventory share their SSH settings; per-host overrides are rare.
-        else LocalRunner(options.inventory, SshProber(tuple(ssh_options(fleet.hosts[0]))))
+        else LocalRunner(
+            options.inventory,
+            SshProber(
+                tuple(ssh_options(fleet.hosts[0])),
+                probe,
+                probe_parallel,
+                WinrmContext(options.inventory.resolve().parent, fleet.all_vars),
+            ),
+        )
     )
     planned = Rollout(options, console, fleet, runner, previous)
     if not (options.deploy_server and fleet.servers):

@@ -3,8 +3,8 @@
 The orchestrator (rollout.py) keeps what only it can do (TLS verification, waves, the
 failure budget, the state); a :class:`WaveRunner` answers three questions for it: which
 hosts pass preflight, what happens when a wave is enrolled, and what would change in check
-mode. The preflight itself is a :class:`Prober`, so another transport (an in-process SSH or
-WinRM client) can replace the ``ssh`` subprocess without touching the roll-out.
+mode. The preflight itself is a :class:`Prober`: paramiko in-process by default, the ``ssh``
+client with ``--probe ssh``; Windows hosts over pywinrm either way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from acmefleet.fleet.inventory import FleetHost
 if TYPE_CHECKING:
     from acmefleet.console.client import RemoteBackend
     from acmefleet.fleet.awx import AwxSettings
+    from acmefleet.fleet.preflight import Probe
     from acmefleet.fleet.runner import PlayResult, ProgressFn
+    from acmefleet.fleet.winrm_probe import WinrmContext
 
 Line = Callable[[str], None]
 
@@ -32,14 +34,24 @@ class Prober(Protocol):
 
 @dataclass(frozen=True)
 class SshProber:
-    """The ``ssh`` subprocess preflight (fleet/preflight.py), WinRM reachability for Windows."""
+    """The preflight (fleet/preflight.py): SSH over paramiko (``probe="ssh"``: the ``ssh``
+    client), WinRM over pywinrm; ``parallel`` hosts at a time."""
 
     options: tuple[str, ...]
+    probe: Probe = "paramiko"
+    parallel: int = 32
+    winrm: WinrmContext | None = None
 
     def check(self, hosts: Sequence[FleetHost]) -> dict[str, str | None]:
         from acmefleet.fleet.preflight import preflight
 
-        checked = preflight(list(hosts), list(self.options))
+        checked = preflight(
+            list(hosts),
+            list(self.options),
+            probe=self.probe,
+            parallel=self.parallel,
+            winrm=self.winrm,
+        )
         return {
             h.name: (None if r.ok else r.problem or "failed")
             if (r := checked.get(h.name)) is not None

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from acmefleet.fleet import stacks, tls
+from acmefleet.fleet import ssh_probe, stacks, tls, winrm_probe
 from acmefleet.fleet.inventory import Fleet, FleetHost
-from acmefleet.fleet.preflight import ssh_command
+from acmefleet.fleet.preflight import Probe, ssh_command
 
 # What renews each Linux stack's certificate (a systemd unit), from the registry.
 RENEWAL_TIMERS = {s.name: s.renewal_unit for s in stacks.load().values() if not s.is_windows}
@@ -44,16 +43,32 @@ class HostStatus:
         }
 
 
-def renewal_state(host: FleetHost, ssh_options: list[str]) -> str:
+def renewal_state(
+    host: FleetHost,
+    ssh_options: list[str],
+    probe: Probe = "paramiko",
+    winrm: winrm_probe.WinrmContext | None = None,
+    timeout: float = 15.0,
+) -> str:
+    if host.is_windows:
+        return winrm_probe.renewal(host, winrm or winrm_probe.WinrmContext(), timeout)
     timer = RENEWAL_TIMERS.get(host.stack)
     if timer is None:
         return "unknown"
+    command = f"systemctl is-enabled {timer}"
+    if probe == "paramiko":
+        settings = ssh_probe.parse_ssh_options(ssh_options)
+        try:
+            answer = ssh_probe.run_command(host, settings, command, timeout)
+        except ssh_probe.ProbeError:
+            return "unknown"
+        return "enabled" if answer.stdout.strip() == "enabled" else "disabled"
     try:
         result = subprocess.run(
-            ssh_command(host, ssh_options, f"systemctl is-enabled {timer}"),
+            ssh_command(host, ssh_options, command),
             capture_output=True,
             text=True,
-            timeout=15,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -63,11 +78,20 @@ def renewal_state(host: FleetHost, ssh_options: list[str]) -> str:
     return "enabled" if result.stdout.strip() == "enabled" else "disabled"
 
 
-def collect(fleet: Fleet, ca_bundle: Path | None, ssh_options: list[str]) -> list[HostStatus]:
+def collect(
+    fleet: Fleet,
+    ca_bundle: Path | None,
+    ssh_options: list[str],
+    *,
+    probe: Probe = "paramiko",
+    parallel: int = ssh_probe.DEFAULT_PARALLEL,
+    winrm: winrm_probe.WinrmContext | None = None,
+) -> list[HostStatus]:
     hosts = list(fleet.hosts)
     served = tls.probe_all(hosts, ca_bundle)
-    with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
-        renewals = list(pool.map(lambda h: renewal_state(h, ssh_options), hosts))
+    renewals = ssh_probe.parallel_map(
+        lambda h: renewal_state(h, ssh_options, probe, winrm), hosts, parallel
+    )
     return [
         HostStatus(h.name, h.stack, served[h.name], r) for h, r in zip(hosts, renewals, strict=True)
     ]
