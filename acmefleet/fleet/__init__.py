@@ -1,1 +1,1 @@
-"""The orchestrator: preflight, EAB push, waves through ansible-runner, TLS verification."""
+"""The orchestrator: preflight, EAB push, waves through ansible-playbook, TLS verification."""

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 
-# The heavy parts (ansible-runner, rich, the TLS prober) are imported when a command runs,
+# The heavy parts (ansible, rich, the TLS prober) are imported when a command runs,
 # so the rest of the command line starts quickly.
 def _usage(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)

@@ -16,7 +16,7 @@ What ``Rollout.run()`` does:
    ``--server-exists``, or no host in acme_servers, neither runs: the server given by
    ``--api-url``/``--token-file``/``--ca-bundle`` (or the inventory's variables) is used;
 5. waves (the first is the canary): a fresh EAB per host and the enrolment playbook through
-   ansible-runner (with AWX, one job per wave that mints the EABs itself), unused EABs of
+   ansible-playbook (with AWX, one job per wave that mints the EABs itself), unused EABs of
    failed hosts revoked, every host verified over TLS; a wave over its failure budget stops
    the roll-out, and the hosts of later waves are "not-attempted";
 6. when the run ends, the outcomes are saved (the state ``--resume`` starts from), the
@@ -31,7 +31,7 @@ saved ``--waves``/``--max-fail`` unless given again (core.plan_waves). With ``--
 step 3 runs enroll.yml in check mode on the ready hosts and reports what would change.
 
 The decisions are pure functions (core.py); where Ansible runs is a runners.WaveRunner
-(ansible-runner here, or AWX); ``load`` does the I/O that a Rollout starts from.
+(ansible-playbook here, or AWX); ``load`` does the I/O that a Rollout starts from.
 """
 
 from __future__ import annotations

@@ -1,29 +1,38 @@
-"""Run a playbook of the collection through ansible-runner, streaming events as progress.
+"""Run a playbook of the collection with ansible-playbook, streaming its events as progress.
+
+The events come from the collection's callback ``acmefleet.fleet.events`` as JSON lines on a
+pipe this process opens for it: the host, the task, when it started and ended, whether it
+changed, a failure's message (never a module's output). ansible-runner did this before, at
+about 2 s of controller CPU per host more than the playbook itself (its display callback
+writes every event to a file and into stdout, and its parent reads stdout through pexpect;
+benchmarks/profile_rollout.py): this runner costs what ``ansible-playbook`` costs.
 
 Pre-minted EAB credentials reach the play through a 0600 vars file in a private directory
-(``-e @file``), never through the command line or ansible-runner's stored environment; the
-directory is removed when the run ends.
+(``-e @file``), never through the command line or the environment; the directory is removed
+when the run ends.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
 from acmefleet.fleet.collection import COLLECTION_ROOT
 from acmefleet.fleet.inventory import collection_environment
 
 PLAYBOOKS = COLLECTION_ROOT / "playbooks"
+CALLBACKS = "acmefleet.fleet.enrolment_summary,acmefleet.fleet.events"
+TAIL_LINES = 8
 ProgressFn = Callable[[str, str, str], None]  # (host, event, task)
 
 
@@ -47,9 +56,9 @@ PACKAGE_TASKS = "/tasks/packages.yml:"  # task_path is "<file>:<line>"
 
 
 def package_task_span(data: Mapping[str, Any]) -> tuple[float, float] | None:
-    """When a package task ran on a host, from ansible-runner's event data (None: not one,
-    or skipped, or no timing). The display callback stamps each result with its host's
-    start and end as ISO 8601 times."""
+    """When a package task ran on a host, from an event's data (None: not one, or skipped,
+    or no timing). The events callback (and AWX's) stamps each result with its host's start
+    and end as ISO 8601 times."""
     if PACKAGE_TASKS not in str(data.get("task_path") or ""):
         return None
     try:
@@ -65,16 +74,56 @@ def _widen(spans: dict[str, list[float]], host: str, span: tuple[float, float]) 
     spans[host] = [min(known[0], span[0]), max(known[1], span[1])] if known else list(span)
 
 
-def _environment(summary_file: Path) -> dict[str, str]:
+def _environment(summary_file: Path, events_fd: int) -> dict[str, str]:
     tools = str(Path(sys.executable).parent)  # ansible-playbook of this installation
     return {
+        **os.environ,
         **collection_environment(),
         "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "ANSIBLE_CALLBACKS_ENABLED": "acmefleet.fleet.enrolment_summary",
+        "ANSIBLE_CALLBACKS_ENABLED": CALLBACKS,
         "ACMEFLEET_ENROLMENT_SUMMARY": str(summary_file),
+        "ACMEFLEET_EVENTS_FD": str(events_fd),
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
     }
+
+
+def _ansible_playbook() -> str:
+    local = Path(sys.executable).with_name("ansible-playbook")
+    return str(local) if local.exists() else "ansible-playbook"
+
+
+def _private_json(path: Path, document: Mapping[str, Any]) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(dict(document), handle)
+    return path
+
+
+def stream_events(process: subprocess.Popen[bytes], events: int) -> Iterator[dict[str, Any]]:
+    """The JSON lines on ``events`` until the playbook exits (and what it wrote before).
+
+    Not until EOF alone: a program Ansible started could still hold the pipe open (the
+    callback makes it non-inheritable, so this is the belt to that braces)."""
+    pending, exited = b"", False
+    while True:
+        # once the playbook has exited, only what is already in the pipe is left to read
+        ready, _, _ = select.select([events], [], [], 0 if exited else 0.5)
+        if not ready:
+            if exited:
+                return
+            exited = process.poll() is not None
+            continue
+        chunk = os.read(events, 65536)
+        if not chunk:
+            return  # EOF: every writer is gone
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue  # not ours to fail on: the playbook's result is still reported
 
 
 def _failure_message(data: dict[str, Any]) -> str:
@@ -86,7 +135,8 @@ def _failure_message(data: dict[str, Any]) -> str:
 
 
 def record_event(result: PlayResult, event: Mapping[str, Any], progress: ProgressFn | None) -> None:
-    """Fold one ansible-runner event into the result (and report it as progress)."""
+    """Fold one event (the events callback's, or an AWX job's) into the result (and report
+    it as progress)."""
     data = event.get("event_data", {})
     host = data.get("host")
     kind = event.get("event", "")
@@ -130,48 +180,57 @@ def run_playbook(
     check: bool = False,
     forks: int = 20,
 ) -> PlayResult:
-    # ansible-runner looks ansible-playbook up on this process's PATH: use ours.
-    tools = str(Path(sys.executable).parent)
-    if tools not in os.environ.get("PATH", "").split(":"):
-        os.environ["PATH"] = f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     work = Path(tempfile.mkdtemp(prefix="acmefleet-run-"))
     os.chmod(work, 0o700)
     summary_file = work / "summary.json"
     result = PlayResult()
+    command = [_ansible_playbook(), "-i", str(inventory.resolve()), "--forks", str(forks)]
+    if limit:
+        command += ["--limit", ",".join(limit)]
+    if extra_vars:
+        command += ["-e", f"@{_private_json(work / 'vars.json', extra_vars)}"]
+    if secret_vars:
+        command += ["-e", f"@{_private_json(work / 'secret-vars.json', secret_vars)}"]
+    if check:
+        command.append("--check")
+    command.append(str(PLAYBOOKS / playbook))
+    read_end, write_end = os.pipe()
+    output = (work / "output.log").open("w+b")
     try:
-        cmdline = []
-        if secret_vars:
-            secret_file = work / "secret-vars.json"
-            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(dict(secret_vars), handle)
-            cmdline.append(f"-e @{secret_file}")
-        if check:
-            cmdline.append("--check")
-
-        def on_event(event: dict[str, Any]) -> bool:
-            record_event(result, event, progress)
-            return True
-
-        runner = ansible_runner.run(
-            private_data_dir=str(work),
-            playbook=str(PLAYBOOKS / playbook),
-            inventory=str(inventory.resolve()),
-            limit=",".join(limit) if limit else None,
-            extravars=dict(extra_vars or {}),
-            cmdline=" ".join(cmdline) or None,
-            envvars=_environment(summary_file),
-            event_handler=on_event,
-            quiet=True,
-            forks=forks,
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=_environment(summary_file, write_end),
+            pass_fds=(write_end,),
+            cwd=work,
         )
-        result.rc = int(runner.rc or 0)
+        os.close(write_end)
+        write_end = -1
+        try:
+            for event in stream_events(process, read_end):
+                record_event(result, event, progress)
+            result.rc = process.wait()
+        finally:
+            if process.poll() is None:  # interrupted: the playbook must not run on alone
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         if result.rc != 0 and not result.failed:
-            output = runner.stdout.read() if runner.stdout else ""
-            result.tail = "\n".join(output.strip().splitlines()[-8:])
+            output.seek(0)
+            lines = output.read().decode(errors="replace").strip().splitlines()
+            result.tail = "\n".join(lines[-TAIL_LINES:])
         if summary_file.exists():
             document = json.loads(summary_file.read_text())
             result.summary = {h["host"]: h for h in document.get("hosts", [])}
         return result
     finally:
+        output.close()
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
         shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Where a wave runs: ansible-runner on this machine, or a job on AWX — one interface.
+"""Where a wave runs: ansible-playbook on this machine, or a job on AWX — one interface.
 
 The orchestrator (rollout.py) keeps what only it can do (TLS verification, waves, the
 failure budget, the state); a :class:`WaveRunner` answers three questions for it: which
@@ -103,11 +103,12 @@ class WaveRunner(Protocol):
 
 @dataclass
 class LocalRunner:
-    """ansible-runner here; an EAB per host minted just before its wave (a 0600 vars file)."""
+    """ansible-playbook here (fleet/runner.py); an EAB per host minted just before its wave
+    (a 0600 vars file)."""
 
     inventory: Path
     prober: Prober
-    name: str = "ansible-runner"
+    name: str = "ansible-playbook"
 
     def ready(self, hosts: Sequence[FleetHost], line: Line) -> dict[str, str | None]:
         return self.prober.check(hosts)

@@ -1,22 +1,20 @@
-"""The packages phase from ansible-runner's own events (fleet/runner.py ``record_event``).
+"""The roll-out's playbook runs and their events (fleet/runner.py, the events callback).
 
-A real ansible-runner run on this machine (connection local, no root, nothing installed): a
-role whose ``tasks/packages.yml`` sleeps stands in for the stack's package step, so the span
-the runner's display callback stamps on each result is measured, not made up.
+Real ansible-playbook runs on this machine (connection local, no root, nothing installed)
+through ``run_playbook``: a role whose ``tasks/packages.yml`` sleeps stands in for the
+stack's package step, so the span the events callback stamps on each result is measured,
+not made up; a no_log failure, a playbook that fails before any host runs, and progress.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import ansible_runner
 import pytest
 
-from acmefleet.fleet.runner import PlayResult, record_event
+from acmefleet.fleet.runner import run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -49,52 +47,69 @@ MAIN = """\
 """
 
 
-def test_package_tasks_give_each_host_its_packages_span(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    (project / "roles" / "stack" / "tasks").mkdir(parents=True)
-    (project / "play.yml").write_text(PLAYBOOK)
-    (project / "roles" / "stack" / "tasks" / "packages.yml").write_text(PACKAGES)
-    (project / "roles" / "stack" / "tasks" / "main.yml").write_text(MAIN)
+def project(tmp_path: Path, playbook: str = PLAYBOOK) -> tuple[Path, Path]:
+    root = tmp_path / "project"
+    (root / "roles" / "stack" / "tasks").mkdir(parents=True)
+    (root / "play.yml").write_text(playbook)
+    (root / "roles" / "stack" / "tasks" / "packages.yml").write_text(PACKAGES)
+    (root / "roles" / "stack" / "tasks" / "main.yml").write_text(MAIN)
     inventory = tmp_path / "hosts.ini"
     python = sys.executable
     inventory.write_text(
         f"good ansible_connection=local ansible_python_interpreter={python}\n"
         f"broken ansible_connection=local ansible_python_interpreter={python}\n"
     )
-    result = PlayResult()
-    events: list[dict[str, Any]] = []
+    return root / "play.yml", inventory
 
-    def on_event(event: dict[str, Any]) -> bool:
-        events.append(event)
-        record_event(result, event, None)
-        return True
 
-    (tmp_path / "run").mkdir()
+def test_package_tasks_give_each_host_its_packages_span(tmp_path: Path) -> None:
+    playbook, inventory = project(tmp_path)
+    seen: list[tuple[str, str, str]] = []
     started = time.time()
-    runner = ansible_runner.run(
-        private_data_dir=str(tmp_path / "run"),
-        project_dir=str(project),
-        playbook=str(project / "play.yml"),
-        inventory=str(inventory),
-        envvars={"PATH": f"{Path(python).parent}:/usr/bin:/bin"},
-        event_handler=on_event,
-        quiet=True,
+    result = run_playbook(
+        str(playbook), inventory, progress=lambda *event: seen.append(event), forks=2
     )
     ended = time.time()
-    assert runner.rc != 0  # "broken" failed
-    assert set(result.packages) == {"good", "broken"}, [e.get("event") for e in events]
+    assert result.rc != 0  # "broken" failed
+    assert set(result.packages) == {"good", "broken"}, seen
     good = result.packages["good"]
     assert started <= good[0] < good[1] <= ended
     assert good[1] - good[0] >= 0.6  # the package step's pause
-    later = next(
-        e["event_data"]
-        for e in events
-        if e.get("event") == "runner_on_ok"
-        and e["event_data"].get("host") == "good"
-        and str(e["event_data"].get("task", "")).startswith("Obtain")
-    )
-    assert later["task_path"].endswith(("main.yml:1", "main.yml:2"))
-    assert datetime.fromisoformat(later["start"]).timestamp() >= good[1] - 0.01  # not in it
     assert result.packages_failed == {"broken"}
     assert "good" not in result.packages_failed
     assert "Unable to locate package" in result.failed["broken"]
+    assert result.ok == {"good"}
+    # live progress: each host's start and end of each task it ran, in order
+    good_events = [(event, task) for host, event, task in seen if host == "good"]
+    install = "Install the web server and the ACME client (here a pause)"
+    assert good_events.index(("start", install)) < good_events.index(("ok", install))
+    assert ("ok", "Obtain the certificate (here a pause outside the package step)") in good_events
+    assert ("failed", "Refuse on the host meant to fail") in [
+        (event, task) for host, event, task in seen if host == "broken"
+    ]
+
+
+def test_a_no_log_failure_reports_no_output(tmp_path: Path) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Use the secret\n"
+        "      ansible.builtin.command: sh -c 'echo s3cr3t-value; exit 3'\n"
+        "      no_log: true\n"
+        "      when: inventory_hostname == 'broken'\n"
+    )
+    _, inventory = project(tmp_path)
+    result = run_playbook(str(playbook), inventory, forks=2)
+    assert result.rc != 0
+    assert result.failed == {"broken": "Use the secret: failed (output hidden by no_log)"}
+    assert "s3cr3t" not in repr(result)
+
+
+def test_a_playbook_that_fails_before_any_host_gives_ansibles_own_words(tmp_path: Path) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- hosts: all\n  tasks:\n    - name: Broken\n      no.such.module: {}\n")
+    _, inventory = project(tmp_path)
+    result = run_playbook(str(playbook), inventory, forks=2)
+    assert result.rc != 0
+    assert result.failed == {}
+    assert "no.such.module" in result.tail, result.tail

@@ -378,7 +378,7 @@ def test_durations(seconds: float, text: str) -> None:
 
 
 def test_package_task_spans_from_runner_event_data() -> None:
-    """The shape is ansible-runner's (tests/integration/test_runner_events.py runs it)."""
+    """The shape is the events callback's (tests/integration/test_runner_events.py runs it)."""
     data = {
         "task_path": "/c/roles/lego_nginx/tasks/packages.yml:3",
         "start": "2026-12-06T01:50:00.250000+00:00",
