@@ -1,6 +1,6 @@
 """Roll-out benchmark: acmefleet rollout against plain ansible-playbook, on fresh test hosts.
 
-    sudo .venv/bin/python benchmarks/bench_rollout.py [--sizes 10,20] [--json FILE]
+    sudo .venv/bin/python benchmarks/bench_rollout.py [--sizes 10,20,40] [--runs 3] [--json FILE]
 
 For each fleet size N (half Apache+Certbot, half Nginx+Lego, plus one ACME server host):
   1. plain:   fresh hosts; ansible-playbook acme_server.yml, then enroll.yml on all hosts;
@@ -9,7 +9,9 @@ For each fleet size N (half Apache+Certbot, half Nginx+Lego, plus one ACME serve
               then the repeated rollout (verifies over TLS, runs no Ansible on good hosts).
 Wall times to the last valid certificate, per host, the controller's CPU seconds (Ansible,
 ssh, ansible-runner and acmefleet; the hosts' own work is not counted) and the overhead.
-The hosts are removed at the end of each phase; the script stops by itself.
+With ``--runs N`` each size is measured N times (plain and rollout alternating) and the
+medians are printed. The hosts are removed at the end of each phase; the script stops by
+itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,7 +123,7 @@ def plain(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
 
 
 def rollout(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
-    names, inventory = fleet(lab, size, 140, "br", workdir)
+    names, inventory = fleet(lab, size, 160, "br", workdir)
     try:
         return timed(
             size,
@@ -132,39 +135,52 @@ def rollout(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
             lab.down(name)
 
 
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10,20")
+    parser.add_argument("--sizes", default="10,20,40")
+    parser.add_argument("--runs", type=int, default=1, help="runs per size (medians shown)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lab = Lab()
     workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
     try:
         for size in (int(s) for s in args.sizes.split(",")):
-            print(f"fleet of {size}: plain ansible-playbook ...", flush=True)
-            results.setdefault(str(size), {})["plain"] = plain(lab, size, workdir)
-            print(f"fleet of {size}: acmefleet rollout ...", flush=True)
-            results[str(size)]["rollout"] = rollout(lab, size, workdir)
-            print(f"fleet of {size}: {json.dumps(results[str(size)])}", flush=True)
+            runs = results.setdefault(str(size), {"plain": [], "rollout": []})
+            for number in range(1, args.runs + 1):
+                print(f"fleet of {size}, run {number}: plain ansible-playbook ...", flush=True)
+                runs["plain"].append(plain(lab, size, workdir))
+                print(f"fleet of {size}, run {number}: acmefleet rollout ...", flush=True)
+                runs["rollout"].append(rollout(lab, size, workdir))
+                print(
+                    f"fleet of {size}, run {number}: "
+                    f"{json.dumps({k: v[-1] for k, v in runs.items()})}",
+                    flush=True,
+                )
+            if args.json:  # after each size: a long run keeps what it measured
+                args.json.write_text(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(
         f"\n{'hosts':>5}  {'runner':<18} {'wall s':>8} {'s/host':>7} {'ctl CPU s':>9}"
-        f" {'re-run s':>9}"
+        f" {'CPU/host':>8} {'re-run s':>9}   (medians of {args.runs})"
     )
     for size, runs in results.items():
-        for runner, figures in runs.items():
+        figures = {runner: median(values) for runner, values in runs.items() if values}
+        for runner, figure in figures.items():
             label = "ansible-playbook" if runner == "plain" else "acmefleet rollout"
             print(
-                f"{size:>5}  {label:<18} {figures['wall_s']:8.1f} {figures['per_host_s']:7.1f}"
-                f" {figures['controller_cpu_s']:9.1f} {figures['rerun_s']:9.1f}"
+                f"{size:>5}  {label:<18} {figure['wall_s']:8.1f} {figure['per_host_s']:7.1f}"
+                f" {figure['controller_cpu_s']:9.1f} {figure['controller_cpu_s'] / int(size):8.2f}"
+                f" {figure['rerun_s']:9.1f}"
             )
-        overhead = runs["rollout"]["wall_s"] / runs["plain"]["wall_s"]
-        cpu_ratio = runs["rollout"]["controller_cpu_s"] / runs["plain"]["controller_cpu_s"]
+        overhead = figures["rollout"]["wall_s"] / figures["plain"]["wall_s"]
+        cpu_ratio = figures["rollout"]["controller_cpu_s"] / figures["plain"]["controller_cpu_s"]
         print(f"{size:>5}  {'rollout/plain':<18} {overhead:8.2f}x {'':7} {cpu_ratio:8.2f}x")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

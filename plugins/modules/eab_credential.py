@@ -14,8 +14,9 @@ description:
     (key id and HMAC key) for one organisation and one ACME endpoint, or to revoke an unused one.
   - A minted credential can be bound by exactly one ACME account; the server erases its HMAC
     key when it is used. Mint one per host, just before the host registers.
-  - Run it on the controller (C(delegate_to=localhost)) and set C(no_log=true) on the task because
-    the result contains the HMAC key.
+  - It always runs on the controller (its action plugin does the work there, in Ansible's own
+    process, without starting a module); set C(no_log=true) on the task because the result
+    contains the HMAC key. Tasks may keep C(delegate_to=localhost), which changes nothing.
 version_added: 0.1.0
 author: acmefleet developers
 options:
@@ -113,60 +114,21 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.acmefleet.fleet.plugins.module_utils.console_api import (
-    ConsoleApi,
-    ConsoleApiError,
-    read_token,
-)
+from ansible_collections.acmefleet.fleet.plugins.module_utils import eab_credential
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "api_url": {"type": "str", "required": True},
-            "token": {"type": "str", "no_log": True},
-            "token_file": {"type": "path"},
-            "ca_bundle": {"type": "path"},
-            "validate_certs": {"type": "bool", "default": True},
-            "org": {"type": "str"},
-            "endpoint": {"type": "str"},
-            "days": {"type": "float"},
-            "kid": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        },
-        required_one_of=[("token", "token_file")],
-        mutually_exclusive=[("token", "token_file")],
-        required_if=[("state", "present", ("org", "endpoint")), ("state", "absent", ("kid",))],
+        argument_spec=eab_credential.ARGUMENT_SPEC,
+        required_one_of=eab_credential.REQUIRED_ONE_OF,
+        mutually_exclusive=eab_credential.MUTUALLY_EXCLUSIVE,
+        required_if=eab_credential.REQUIRED_IF,
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        api = ConsoleApi(
-            params["api_url"],
-            read_token(params["token"], params["token_file"]),
-            params["ca_bundle"],
-            params["validate_certs"],
-        )
-        if params["state"] == "present":
-            if module.check_mode:
-                module.exit_json(changed=True, kid=None, hmac_key=None, directory=None)
-            minted = api.mint_eab(params["org"], params["endpoint"], params["days"])
-            module.exit_json(
-                changed=True,
-                kid=minted["kid"],
-                hmac_key=minted["hmac_key"],
-                directory=minted["directory"],
-                expires=minted["expires"],
-            )
-        current = api.credential(params["kid"])
-        if current["status"] != "unused":
-            module.exit_json(changed=False, kid=params["kid"], status=current["status"])
-        if module.check_mode:
-            module.exit_json(changed=True, kid=params["kid"], status="revoked")
-        revoked = api.revoke_eab(params["kid"])
-        module.exit_json(changed=True, kid=params["kid"], status=revoked["status"])
-    except ConsoleApiError as exc:
-        module.fail_json(msg=str(exc), status=exc.status)
+    result = eab_credential.run(module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
