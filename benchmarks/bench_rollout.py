@@ -38,18 +38,22 @@ from tests.hosts.fleetlab import ansible_playbook  # noqa: E402
 ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 
 
-def timed(size: int, first: Callable[[], None], again: Callable[[], None]) -> dict[str, float]:
-    """Wall time and controller CPU of the first enrolment, and the wall time of a re-run."""
+def timed(
+    size: int, first: Callable[[], None], again: Callable[[], None], rerun: bool
+) -> dict[str, float]:
+    """Wall time and controller CPU of the first enrolment, and the wall time of a re-run
+    (NaN with --no-rerun)."""
     started, cpu = time.monotonic(), controller_cpu()
     first()
     total, cpu = time.monotonic() - started, controller_cpu() - cpu
     again_started = time.monotonic()
-    again()
+    if rerun:
+        again()
     return {
         "wall_s": total,
         "per_host_s": total / size,
         "controller_cpu_s": cpu,
-        "rerun_s": time.monotonic() - again_started,
+        "rerun_s": time.monotonic() - again_started if rerun else float("nan"),
     }
 
 
@@ -82,7 +86,7 @@ def fleet(lab: Lab, size: int, first_index: int, tag: str, workdir: Path) -> tup
     return [n for n, _ in names], write_inventory(workdir / f"{tag}.fleet.yml", doc)
 
 
-def plain(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
+def plain(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]:
     names, inventory = fleet(lab, size, 110, "bp", workdir)
     secrets = workdir / "plain-secrets"
     token, bundle = secrets / "bps-admin-token", secrets / "bps-ca-bundle.pem"
@@ -116,19 +120,20 @@ def plain(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
         enrol()
 
     try:
-        return timed(size, server_then_enrol, enrol)
+        return timed(size, server_then_enrol, enrol, rerun)
     finally:
         for name in names:
             lab.down(name)
 
 
-def rollout(lab: Lab, size: int, workdir: Path) -> dict[str, float]:
+def rollout(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]:
     names, inventory = fleet(lab, size, 160, "br", workdir)
     try:
         return timed(
             size,
             lambda: acmefleet_rollout(inventory, timeout=3600),
             lambda: acmefleet_rollout(inventory, timeout=600),
+            rerun,
         )
     finally:
         for name in names:
@@ -143,19 +148,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,20,40")
     parser.add_argument("--runs", type=int, default=1, help="runs per size (medians shown)")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the re-runs (big sizes)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lab = Lab()
     workdir = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     try:
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in (int(word) for word in args.sizes.split(",")):
             runs = results.setdefault(str(size), {"plain": [], "rollout": []})
             for number in range(1, args.runs + 1):
                 print(f"fleet of {size}, run {number}: plain ansible-playbook ...", flush=True)
-                runs["plain"].append(plain(lab, size, workdir))
+                runs["plain"].append(plain(lab, size, workdir, not args.no_rerun))
                 print(f"fleet of {size}, run {number}: acmefleet rollout ...", flush=True)
-                runs["rollout"].append(rollout(lab, size, workdir))
+                runs["rollout"].append(rollout(lab, size, workdir, not args.no_rerun))
                 print(
                     f"fleet of {size}, run {number}: "
                     f"{json.dumps({k: v[-1] for k, v in runs.items()})}",
@@ -169,18 +175,18 @@ def main() -> None:
         f"\n{'hosts':>5}  {'runner':<18} {'wall s':>8} {'s/host':>7} {'ctl CPU s':>9}"
         f" {'CPU/host':>8} {'re-run s':>9}   (medians of {args.runs})"
     )
-    for size, runs in results.items():
+    for hosts, runs in results.items():
         figures = {runner: median(values) for runner, values in runs.items() if values}
         for runner, figure in figures.items():
             label = "ansible-playbook" if runner == "plain" else "acmefleet rollout"
             print(
-                f"{size:>5}  {label:<18} {figure['wall_s']:8.1f} {figure['per_host_s']:7.1f}"
-                f" {figure['controller_cpu_s']:9.1f} {figure['controller_cpu_s'] / int(size):8.2f}"
+                f"{hosts:>5}  {label:<18} {figure['wall_s']:8.1f} {figure['per_host_s']:7.1f}"
+                f" {figure['controller_cpu_s']:9.1f} {figure['controller_cpu_s'] / int(hosts):8.2f}"
                 f" {figure['rerun_s']:9.1f}"
             )
         overhead = figures["rollout"]["wall_s"] / figures["plain"]["wall_s"]
         cpu_ratio = figures["rollout"]["controller_cpu_s"] / figures["plain"]["controller_cpu_s"]
-        print(f"{size:>5}  {'rollout/plain':<18} {overhead:8.2f}x {'':7} {cpu_ratio:8.2f}x")
+        print(f"{hosts:>5}  {'rollout/plain':<18} {overhead:8.2f}x {'':7} {cpu_ratio:8.2f}x")
 
 
 if __name__ == "__main__":
