@@ -8,13 +8,16 @@ not made up; a no_log failure, a playbook that fails before any host runs, and p
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from acmefleet.fleet.runner import run_playbook
+from acmefleet.fleet.runner import run_playbook, stream_events
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +116,39 @@ def test_a_playbook_that_fails_before_any_host_gives_ansibles_own_words(tmp_path
     assert result.rc != 0
     assert result.failed == {}
     assert "no.such.module" in result.tail, result.tail
+
+
+def test_events_end_with_the_playbook_even_if_a_program_it_started_holds_the_pipe() -> None:
+    """A daemon that inherited the pipe (what the callback's non-inheritable descriptor
+    prevents) must not keep the roll-out waiting for an EOF that never comes."""
+    read_end, write_end = os.pipe()
+    script = (
+        "import os, subprocess, sys\n"
+        "fd = int(sys.argv[1])\n"
+        'os.write(fd, b\'{"event": "runner_on_start", "event_data": {"host": "a"}}\\n\')\n'
+        'os.write(fd, b\'not json\\n{"event": "playbook_on_stats", "event_data": {}}\\n\')\n'
+        "holder = subprocess.Popen(\n"
+        "    ['sleep', '60'], pass_fds=(fd,), stdout=subprocess.DEVNULL, start_new_session=True\n"
+        ")\n"
+        "print(holder.pid, flush=True)\n"
+    )
+    playbook = subprocess.Popen(
+        [sys.executable, "-c", script, str(write_end)],
+        pass_fds=(write_end,),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    holder = None
+    try:
+        events = list(stream_events(playbook, read_end))
+        holder = int(playbook.stdout.readline() if playbook.stdout else "0")
+        assert [e["event"] for e in events] == ["runner_on_start", "playbook_on_stats"]
+        assert Path(f"/proc/{holder}").exists()  # the pipe was still open: no EOF came
+    finally:
+        if holder is not None:
+            os.kill(holder, signal.SIGKILL)
+        playbook.wait()
+        if playbook.stdout is not None:
+            playbook.stdout.close()
+        os.close(read_end)
