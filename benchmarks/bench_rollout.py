@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -33,18 +34,31 @@ sys.path.insert(0, str(ROOT))
 
 from acmefleet.lab.fleet import bring_up, inventory_document, write_inventory  # noqa: E402
 from acmefleet.lab.hosts import Lab  # noqa: E402
+from benchmarks import accounting  # noqa: E402
 from tests.hosts.fleetlab import ansible_playbook  # noqa: E402
 
 ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 
 
+BY_PROCESS = "cpu by process: "  # key prefix of the --by-process figures
+
+
 def timed(
-    size: int, first: Callable[[], None], again: Callable[[], None], rerun: bool
+    size: int, first: Callable[[], None], again: Callable[[], None], rerun: bool, by_process: bool
 ) -> dict[str, float]:
-    """Wall time and controller CPU of the first enrolment, and the wall time of a re-run
-    (NaN with --no-rerun)."""
+    """Wall time and controller CPU of the first enrolment (with ``by_process``, split by
+    process kind from the kernel's process accounting), and the wall time of a re-run (NaN
+    with --no-rerun)."""
+    split: dict[str, float] = {}
     started, cpu = time.monotonic(), controller_cpu()
-    first()
+    if by_process:
+        with accounting.accounting() as read:
+            first()
+            records = accounting.descendants(read(), os.getpid())
+        split = {f"{BY_PROCESS}{k}": v for k, v in accounting.by_kind(records).items()}
+        split[f"{BY_PROCESS}all records"] = sum(r.cpu_s for r in records)
+    else:
+        first()
     total, cpu = time.monotonic() - started, controller_cpu() - cpu
     again_started = time.monotonic()
     if rerun:
@@ -54,6 +68,7 @@ def timed(
         "per_host_s": total / size,
         "controller_cpu_s": cpu,
         "rerun_s": time.monotonic() - again_started if rerun else float("nan"),
+        **split,
     }
 
 
@@ -86,7 +101,7 @@ def fleet(lab: Lab, size: int, first_index: int, tag: str, workdir: Path) -> tup
     return [n for n, _ in names], write_inventory(workdir / f"{tag}.fleet.yml", doc)
 
 
-def plain(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]:
+def plain(lab: Lab, size: int, workdir: Path, rerun: bool, by_process: bool) -> dict[str, float]:
     names, inventory = fleet(lab, size, 110, "bp", workdir)
     secrets = workdir / "plain-secrets"
     token, bundle = secrets / "bps-admin-token", secrets / "bps-ca-bundle.pem"
@@ -120,13 +135,13 @@ def plain(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]:
         enrol()
 
     try:
-        return timed(size, server_then_enrol, enrol, rerun)
+        return timed(size, server_then_enrol, enrol, rerun, by_process)
     finally:
         for name in names:
             lab.down(name)
 
 
-def rollout(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]:
+def rollout(lab: Lab, size: int, workdir: Path, rerun: bool, by_process: bool) -> dict[str, float]:
     names, inventory = fleet(lab, size, 160, "br", workdir)
     try:
         return timed(
@@ -134,6 +149,7 @@ def rollout(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]
             lambda: acmefleet_rollout(inventory, timeout=3600),
             lambda: acmefleet_rollout(inventory, timeout=600),
             rerun,
+            by_process,
         )
     finally:
         for name in names:
@@ -141,7 +157,8 @@ def rollout(lab: Lab, size: int, workdir: Path, rerun: bool) -> dict[str, float]
 
 
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    keys = {key for run in runs for key in run}
+    return {key: statistics.median(run.get(key, 0.0) for run in runs) for key in sorted(keys)}
 
 
 def main() -> None:
@@ -149,6 +166,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,20,40")
     parser.add_argument("--runs", type=int, default=1, help="runs per size (medians shown)")
     parser.add_argument("--no-rerun", action="store_true", help="skip the re-runs (big sizes)")
+    parser.add_argument(
+        "--by-process",
+        action="store_true",
+        help="split the controller CPU by process kind (process accounting: accton, root)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lab = Lab()
@@ -159,9 +181,11 @@ def main() -> None:
             runs = results.setdefault(str(size), {"plain": [], "rollout": []})
             for number in range(1, args.runs + 1):
                 print(f"fleet of {size}, run {number}: plain ansible-playbook ...", flush=True)
-                runs["plain"].append(plain(lab, size, workdir, not args.no_rerun))
+                runs["plain"].append(plain(lab, size, workdir, not args.no_rerun, args.by_process))
                 print(f"fleet of {size}, run {number}: acmefleet rollout ...", flush=True)
-                runs["rollout"].append(rollout(lab, size, workdir, not args.no_rerun))
+                runs["rollout"].append(
+                    rollout(lab, size, workdir, not args.no_rerun, args.by_process)
+                )
                 print(
                     f"fleet of {size}, run {number}: "
                     f"{json.dumps({k: v[-1] for k, v in runs.items()})}",
@@ -184,6 +208,15 @@ def main() -> None:
                 f" {figure['controller_cpu_s']:9.1f} {figure['controller_cpu_s'] / int(hosts):8.2f}"
                 f" {figure['rerun_s']:9.1f}"
             )
+        for runner, figure in figures.items():
+            split = {k.removeprefix(BY_PROCESS): v for k, v in figure.items() if BY_PROCESS in k}
+            if split:
+                print(
+                    f"{'':5}  {runner} CPU by process: "
+                    + ", ".join(
+                        f"{name} {seconds:.1f} s" for name, seconds in sorted(split.items())
+                    )
+                )
         overhead = figures["rollout"]["wall_s"] / figures["plain"]["wall_s"]
         cpu_ratio = figures["rollout"]["controller_cpu_s"] / figures["plain"]["controller_cpu_s"]
         print(f"{hosts:>5}  {'rollout/plain':<18} {overhead:8.2f}x {'':7} {cpu_ratio:8.2f}x")
