@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import resource
 import shutil
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from acmefleet.lab.hosts import Lab  # noqa: E402
 from benchmarks.bench_rollout import fleet  # noqa: E402
-from tests.hosts.fleetlab import ANSIBLE_PLAYBOOK  # noqa: E402
+from tests.hosts.fleetlab import ANSIBLE_PLAYBOOK, playbook_env  # noqa: E402
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 ACMEFLEET = Path(sys.executable).with_name("acmefleet")
@@ -144,17 +143,6 @@ def profiled(
     return time.monotonic() - started, children_cpu() - before
 
 
-def plain_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    }
-
-
 def run_plain(
     lab: Lab, size: int, work: Path, rate: int
 ) -> Iterator[tuple[str, Path, tuple[float, float]]]:
@@ -165,14 +153,14 @@ def run_plain(
                   "-e", f"acme_server_admin_token_dest={token}",
                   "-e", f"acme_server_ca_bundle_dest={bundle}"]  # fmt: skip
         out = work / "plain-server.raw"
-        yield "plain acme_server.yml", out, profiled(server, out, rate, plain_env())
+        yield "plain acme_server.yml", out, profiled(server, out, rate, playbook_env())
         address = lab.get("pps").address  # type: ignore[union-attr]
         enrol = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(PLAYBOOKS / "enroll.yml"),
                  "-e", f"acmefleet_api_url=https://{address}:8555",
                  "-e", f"acmefleet_console_token_file={token}",
                  "-e", f"acmefleet_ca_bundle={bundle}"]  # fmt: skip
         out = work / "plain-enroll.raw"
-        yield "plain enroll.yml", out, profiled(enrol, out, rate, plain_env())
+        yield "plain enroll.yml", out, profiled(enrol, out, rate, playbook_env())
     finally:
         for name in names:
             lab.down(name)

@@ -58,10 +58,9 @@ class PlaybookRun:
         return {host: counts["changed"] for host, counts in self.recap().items()}
 
 
-def ansible_playbook(
-    playbook: str, inventory: Path, *extra: str, timeout: float = 1500
-) -> PlaybookRun:
-    env = {
+def playbook_env() -> dict[str, str]:
+    """The environment plain ansible-playbook runs of this checkout get."""
+    return {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
@@ -69,6 +68,12 @@ def ansible_playbook(
         "ANSIBLE_NOCOLOR": "1",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
+
+
+def ansible_playbook(
+    playbook: str, inventory: Path, *extra: str, timeout: float = 1500
+) -> PlaybookRun:
+    env = playbook_env()
     result = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks" / playbook), *extra],
         capture_output=True,
