@@ -51,6 +51,15 @@ def list_hosts() -> None:
     click.echo(json.dumps([h.as_json() for h in Lab(DEFAULT_LAB_DIR).list()]))
 
 
+@lab.command("status")
+@click.argument("names", nargs=-1)
+def status(names: tuple[str, ...]) -> None:
+    """Whether each host (default: every host) runs, what listens in it, its console."""
+    current = Lab(DEFAULT_LAB_DIR)
+    for name in names or tuple(h.name for h in current.list()):
+        click.echo(current.diagnose(name))
+
+
 @lab.command("ssh-config")
 def ssh_config() -> None:
     """The SSH key, known_hosts file and sudo user Ansible should use for lab hosts."""

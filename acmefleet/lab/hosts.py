@@ -249,6 +249,34 @@ class Lab:
             time.sleep(0.2)
         raise LabError(f"lab host {host.name} did not answer SSH within {SSH_READY_TIMEOUT:.0f} s")
 
+    def diagnose(self, name: str, console_tail: int = 2000) -> str:
+        """What a failed test should say about a host: is it running, what listens, its console.
+
+        A host that died leaves its network namespace behind, where the kernel refuses
+        connections: "Connection refused" alone cannot tell a dead host from a stopped sshd.
+        """
+        host = self.get(name)
+        if host is None:
+            return f"{name}: not up (no lab record)"
+        lines = [
+            f"{name} ({host.address}, {host.suite}): nspawn pid {host.pid} "
+            + ("running" if _alive(host.pid) else "GONE (the host stopped)")
+        ]
+        listening = run(
+            ["ip", "netns", "exec", network.namespace(name), "ss", "-Htln"],
+            check=False,
+            timeout=10,
+        )
+        ports = sorted(
+            {ln.split()[3] for ln in listening.stdout.splitlines() if len(ln.split()) > 3}
+        )
+        lines.append(f"  listening in its namespace: {', '.join(ports) or 'nothing'}")
+        console = self.host_dir(name) / "console.log"
+        if console.exists():
+            text = console.read_text(errors="replace")[-console_tail:].strip()
+            lines.append(f"  console: {text or '(empty)'}")
+        return "\n".join(lines)
+
     # -- down
 
     def down(self, name: str) -> None:

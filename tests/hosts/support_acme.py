@@ -526,8 +526,22 @@ class ScenarioRun:
     def failure_text(self, tail: int = 15000) -> str:
         return (
             f"molecule test of {self.role} exited {self.returncode} after "
-            f"{self.seconds:.0f} s (full output: {self.log_path}):\n{self.output[-tail:]}"
+            f"{self.seconds:.0f} s (full output: {self.log_path}):\n{self.output[-tail:]}\n"
+            f"lab hosts now:\n{_lab_status()}"
         )
+
+
+def _lab_status() -> str:
+    """python -m acmefleet.lab status: tells a host that died from one whose sshd stopped."""
+    done = subprocess.run(
+        [sys.executable, "-m", "acmefleet.lab", "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return (done.stdout + done.stderr).strip() or "(no hosts)"
 
 
 def _molecule(role: str, ephemeral: Path, *args: str, timeout: float) -> tuple[int, str, float]:
