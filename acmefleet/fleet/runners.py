@@ -144,6 +144,9 @@ class LocalRunner:
                     **context.extra_vars,
                     # the roles skip their apt run on hosts prepare.yml has just installed
                     "acmefleet_packages_installed": all(h.name in context.prepared for h in ran),
+                    # Verified over TLS after the wave (Rollout): not on the host as well, where
+                    # it would cost three remote tasks per host.
+                    "acmefleet_verify_on_host": False,
                 },
                 secret_vars={"acmefleet_preminted_eab": minted},
                 progress=progress,
