@@ -51,9 +51,16 @@ class Fleet:
         return {h.name: h for h in self.hosts}
 
 
+# ansible-core imports cryptography's DSA module, which warns on every ansible command
+# (cryptography 51 here); the line only buries real errors in logs and failure texts.
+QUIET_DSA_WARNING = "ignore:DSA is deprecated"
+
+
 def collection_environment() -> dict[str, str]:
     """Ansible settings that make this collection (checkout or installed) usable anywhere."""
+    warnings = [os.environ.get("PYTHONWARNINGS", ""), QUIET_DSA_WARNING]
     return {
+        "PYTHONWARNINGS": ",".join(w for w in warnings if w),
         "ANSIBLE_CONFIG": str(COLLECTION_ROOT / "ansible.cfg"),
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
         "ANSIBLE_ROLES_PATH": str(COLLECTION_ROOT / "roles"),

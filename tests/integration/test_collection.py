@@ -10,6 +10,7 @@ callback writes its summary; the inventory plugin refuses bad fleet files;
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,23 @@ def test_inventory_plugin_refuses_bad_fleets(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     graph = ansible("ansible-inventory", "-i", str(ROOT / "inventory/example.fleet.yml"), "--graph")
     assert "@certbot_apache" in graph.stdout and "web1" in graph.stdout
+
+
+def test_ansible_commands_of_the_collection_print_no_dsa_warning() -> None:
+    """ansible-core's import of cryptography's DSA module warns on every command: the
+    environment the runner and the inventory reader give Ansible silences that one line."""
+    from acmefleet.fleet.inventory import collection_environment
+
+    run = subprocess.run(
+        [str(BIN / "ansible-playbook"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "default", **collection_environment()},
+    )
+    assert run.stdout.startswith("ansible-playbook [core "), run.stdout
+    assert "DSA" not in run.stderr, run.stderr
 
 
 def test_collection_builds_installs_and_resolves(tmp_path: Path) -> None:
