@@ -36,6 +36,8 @@ class Exited:
     pid: int
     ppid: int
     cpu_s: float
+    started: float  # seconds since the epoch, whole seconds (ac_btime)
+    ended: float  # started + elapsed (ac_etime, in 1/AHZ s)
 
 
 def _comp(value: int) -> int:
@@ -49,23 +51,40 @@ def parse(data: bytes) -> list[Exited]:
         fields = RECORD.unpack_from(data, offset)
         if fields[1] & 0x0F != ACCT_V3:
             continue
-        pid, ppid = fields[6], fields[7]
+        pid, ppid, started = fields[6], fields[7], float(fields[8])
         utime, stime = _comp(fields[10]), _comp(fields[11])
+        ended = started + fields[9] / TICKS_PER_SECOND
         command = fields[18].split(b"\0", 1)[0].decode(errors="replace")
-        found.append(Exited(command, pid, ppid, (utime + stime) / TICKS_PER_SECOND))
+        found.append(Exited(command, pid, ppid, (utime + stime) / TICKS_PER_SECOND, started, ended))
     return found
 
 
 def descendants(records: Iterable[Exited], root: int) -> list[Exited]:
-    """The records of ``root``'s descendants (pids are not reused within a run here)."""
+    """The records of ``root``'s descendants (``root`` runs throughout).
+
+    Pids wrap within a run (pid_max is 32768 here, and every process of the machine is
+    recorded, the test hosts' apt and dpkg included): a record is the child of the record with
+    its parent pid whose lifetime contains its start (whole seconds, so one second of slack),
+    and each record is taken once. Matching by pid alone once looped for ever on a 20-host run.
+    """
     children: dict[int, list[Exited]] = {}
     for record in records:
         children.setdefault(record.ppid, []).append(record)
-    found, todo = [], [root]
+    found: list[Exited] = []
+    taken: set[int] = set()
+    todo: list[Exited | None] = [None]  # None: the root, alive for the whole window
     while todo:
-        for record in children.get(todo.pop(), []):
+        parent = todo.pop()
+        for record in children.get(root if parent is None else parent.pid, []):
+            if id(record) in taken:
+                continue
+            if parent is not None and not (
+                parent.started - 1 <= record.started <= parent.ended + 1
+            ):
+                continue  # a process of an earlier or later owner of that pid
+            taken.add(id(record))
             found.append(record)
-            todo.append(record.pid)
+            todo.append(record)
     return found
 
 

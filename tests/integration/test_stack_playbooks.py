@@ -67,10 +67,32 @@ def test_enrol_plays_target_the_registrys_stacks_by_os_family() -> None:
         if line.strip().startswith("play #")
     ]
     registry = stacks.load().values()
-    assert patterns == [
-        ":".join(s.name for s in registry if not s.is_windows),
-        ":".join(s.name for s in registry if s.is_windows),
+    linux = ":".join(s.name for s in registry if not s.is_windows)
+    # enrol Linux hosts, read what they serve, enrol Windows hosts
+    assert patterns == [linux, linux, ":".join(s.name for s in registry if s.is_windows)]
+
+
+def test_a_caller_that_verifies_itself_skips_the_read_play_whole() -> None:
+    """acmefleet rollout passes -e acmefleet_verify_on_host=false: the play that reads what
+    each host serves matches no host, so no host spends a task (a forked worker) on it."""
+    listed = ansible(
+        "ansible-playbook",
+        "--list-hosts",
+        "-i",
+        str(EXAMPLE),
+        "-e",
+        '{"acmefleet_verify_on_host": false}',
+        str(ROOT / "playbooks" / "enroll.yml"),
+        env=WITHOUT_WINDOWS,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    plays = listed.stdout.split("play #")[1:]
+    assert [p.split(": ", 1)[1].split("\t", 1)[0] for p in plays] == [
+        "Enrol Linux web hosts with single-use EAB credentials",
+        "Read what the Linux web hosts serve",
+        "Enrol Windows web hosts with single-use EAB credentials",
     ]
+    assert "hosts (0)" in plays[1] and "hosts (3)" in plays[0], listed.stdout
 
 
 def test_inventory_plugin_groups_stacks_by_registry(tmp_path: Path) -> None:
