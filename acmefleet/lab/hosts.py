@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from acmefleet.lab import network, rootfs
+from acmefleet.lab import network, rootfs, system
 from acmefleet.lab.mirror import hosts_lines
 from acmefleet.lab.system import LabError, run
 
@@ -122,6 +122,7 @@ class Lab:
         base = rootfs.extracted(self.cache, suite)
         self._ensure_key()
         network.bridge_up()
+        system.ensure_inotify_instances()
         where = self.host_dir(name)
         try:
             merged = self._mount(where, base)

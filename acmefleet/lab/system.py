@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
+
+# Each host's systemd holds several inotify instances (about six here). The kernel's default
+# cap per user, 128, stopped the 26th host of a fleet from booting (its sshd never answered);
+# 1024 leaves room for about 160 hosts. Raised when lower, never lowered.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+MIN_INOTIFY_INSTANCES = 1024
 
 
 class LabError(RuntimeError):
@@ -32,3 +39,9 @@ def run(
             f"{' '.join(args[:4])} failed: {detail[-1] if detail else result.returncode}"
         )
     return result
+
+
+def ensure_inotify_instances(minimum: int = MIN_INOTIFY_INSTANCES) -> None:
+    """Raise fs.inotify.max_user_instances to ``minimum`` if it is lower."""
+    if int(INOTIFY_INSTANCES.read_text().strip()) < minimum:
+        INOTIFY_INSTANCES.write_text(f"{minimum}\n")
