@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -191,6 +192,32 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the state lives and how each server process reaches it.
+
+    ``url``: None for SQLite in the data directory (the embedded default), or a PostgreSQL
+    URL (``postgresql+psycopg://user@host/db``; a password belongs in a libpq password file
+    named by ``?passfile=``, not here). The pool is per process: a server with W workers
+    holds up to W x (``pool_size`` + ``max_overflow``) connections, which PostgreSQL's
+    ``max_connections`` must allow for every replica together.
+    """
+
+    url: str | None = None
+    pool_size: int = 5
+    max_overflow: int = 10
+    # A request that finds every pooled connection busy waits this long, then gets 503.
+    pool_timeout: float = 10.0
+    # PostgreSQL only: a connection attempt, a statement and a transaction left idle are cut
+    # after these, so a database that went away answers 503 instead of hanging a request.
+    connect_timeout: int = 5
+    statement_timeout: float = 30.0
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.url is None or self.url.startswith("sqlite") else "postgresql"
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     base_url: str
     pki_base_url: str
@@ -217,6 +244,7 @@ class ServerConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     perspectives: dict[str, PerspectiveSet] = field(default_factory=dict)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -541,6 +569,46 @@ def _positive(table: dict[str, Any], key: str, default: float, unit: str) -> tim
     return timedelta(**{unit: float(value)})
 
 
+# Schemes a database URL may have: SQLAlchemy's name for the driver acmefleet ships with.
+_DATABASE_SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+# Setting -> (field, type, smallest, largest). PostgreSQL takes statement_timeout in
+# milliseconds up to 2^31 - 1; an hour is far past what any request should wait anyway.
+_DATABASE_KEYS: dict[str, tuple[str, type, int, int]] = {
+    "pool_size": ("pool_size", int, 1, 1000),
+    "max_overflow": ("max_overflow", int, 0, 1000),
+    "pool_timeout_seconds": ("pool_timeout", float, 1, 3600),
+    "connect_timeout_seconds": ("connect_timeout", int, 1, 3600),
+    "statement_timeout_seconds": ("statement_timeout", float, 1, 3600),
+}
+
+
+def _database(url: Any, raw: Any) -> DatabaseConfig:
+    if url is not None:
+        if not isinstance(url, str) or not url.startswith(_DATABASE_SCHEMES):
+            raise ConfigError(
+                "server.database_url must be a sqlite:/// or postgresql+psycopg:// URL"
+            )
+        if url.startswith("postgresql://"):  # SQLAlchemy would pick psycopg2, not shipped
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not isinstance(raw, dict):
+        raise ConfigError("[database] must be a table")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _DATABASE_KEYS:
+            raise ConfigError(f"database: unknown setting {key!r}")
+        name, kind, smallest, largest = _DATABASE_KEYS[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not smallest <= value <= largest  # also false for nan
+        ):
+            raise ConfigError(f"database: {key!r} must be a number from {smallest} to {largest}")
+        if kind is int and not isinstance(value, int):
+            raise ConfigError(f"database: {key!r} must be a whole number")
+        values[name] = kind(value)
+    return DatabaseConfig(url=url, **values)
+
+
 _LIMIT_KEYS: dict[str, tuple[str, type]] = {
     "max_connections": ("max_connections", int),
     "max_headers": ("max_headers", int),
@@ -597,6 +665,7 @@ def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConf
     if len(set(names)) != len(names):
         raise ConfigError("endpoint names must be unique")
     lifetimes = raw.get("lifetimes", {})
+    database = _database(server.get("database_url"), raw.get("database", {}))
     return ServerConfig(
         base_url=base_url,
         pki_base_url=pki_base_url,
@@ -611,12 +680,13 @@ def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConf
         keep_expired=_positive(lifetimes, "keep_expired_days", 7.0, "days"),
         housekeeping_interval=_positive(lifetimes, "housekeeping_minutes", 10.0, "minutes"),
         rate_limits=_rate_limits(raw.get("rate_limits", {})),
-        database_url=server.get("database_url"),
+        database_url=database.url,
         tls_names=tuple(server.get("tls_names", [])),
         trusted_proxies=_trusted_proxies(server.get("trusted_proxies", [])),
         profiles=dict(raw.get("profiles", {})),
         limits=_limits(raw.get("limits", {})),
         perspectives=_perspectives(raw.get("perspectives", {}), endpoints),
+        database=database,
     )
 
 
@@ -641,9 +711,13 @@ def render_default_config(
     listen: str,
     pki_listen: str,
     tls_names: tuple[str, ...] = (),
+    database_url: str | None = None,
 ) -> str:
     names = ", ".join(f'"{name}"' for name in tls_names)
+    # A JSON string is a TOML basic string (same escapes), whatever the URL holds.
+    database = f"database_url = {json.dumps(database_url)}\n" if database_url else ""
     return DEFAULT_CONFIG_TEMPLATE.format(
+        database=database,
         base_url=base_url,
         caa_identity=default_caa_identity(base_url) or "acme.example.com",
         pki_base_url=pki_base_url,
@@ -667,8 +741,10 @@ pki_listen = "{pki_listen}"
 tls_names = {tls_names}
 # Load balancers or proxies whose X-Forwarded-For the server believes (e.g. ["10.0.0.5"]).
 trusted_proxies = []
-# database_url = "postgresql+psycopg://acmefleet@db/acmefleet"  # default: SQLite in the data dir
-
+# The database: SQLite in the data directory unless set. PostgreSQL (several replicas share it):
+#   database_url = "postgresql+psycopg://acmefleet@db.example.com/acmefleet?passfile=/etc/acmefleet/pgpass"
+# with the password in that libpq password file (0600), never in this file.
+{database}
 [lifetimes]
 eab_days = 30
 order_hours = 168
@@ -677,6 +753,16 @@ nonce_minutes = 30
 # Expired orders and authorizations are deleted this many days after they expire.
 keep_expired_days = 7
 housekeeping_minutes = 10
+
+# Connections to the database, per server process (a worker): workers x (pool_size +
+# max_overflow) for each replica must fit PostgreSQL's max_connections. The timeouts make a
+# database that went away answer 503 with Retry-After instead of hanging a request.
+[database]
+pool_size = 5
+max_overflow = 10
+pool_timeout_seconds = 10
+connect_timeout_seconds = 5
+statement_timeout_seconds = 30
 
 # What one client may hold or send; each listener (HTTPS, plain-HTTP PKI) of each worker
 # applies them on its own, so the whole server holds up to workers x 2 x max_connections.

@@ -1,4 +1,8 @@
-"""The one error type used inside acmefleet; turned into problem documents only at the edge."""
+"""The errors used inside acmefleet; turned into problem documents only at the edge.
+
+``AcmeError`` is a decision with its RFC 8555 type; ``StoreUnavailable`` is the database
+failing for a reason that passes, which every front end answers 503 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -117,3 +121,17 @@ def account_not_valid(status: str) -> AcmeError:
 
 def not_found(what: str) -> AcmeError:
     return AcmeError(ProblemType.MALFORMED, f"{what} does not exist", status=404)
+
+
+class StoreUnavailable(Exception):
+    """The database could not answer for a reason that passes: a restart, a failover, every
+    pooled connection busy, a lock held too long. The client may send the request again
+    (after ``RETRY_AFTER_SECONDS``): nothing of it was committed, unless the connection was
+    lost during the commit itself, where its fate is unknown (the retry then meets what
+    it did: a used nonce, an order already finalized)."""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database is unavailable: {reason}")
+        self.reason = reason

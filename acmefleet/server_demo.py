@@ -27,7 +27,6 @@ from acmefleet.config import load_config
 from acmefleet.console import credentials, organisations
 from acmefleet.console.errors import ConsoleError
 from acmefleet.server.datadir import DataDir, initialise, require_initialised
-from acmefleet.store.engine import open_database
 
 DEMO_ORG = "demo"
 DEMO_DOMAIN = "demo.test"
@@ -52,7 +51,7 @@ def prepare(data_dir: Path, listen: str, pki_listen: str, echo: Echo) -> DataDir
         )
         echo(f"initialised {data_dir}")
     data = require_initialised(data_dir)
-    database = open_database(data.database_url())
+    database = data.open_database()
     try:
         with database.write() as conn:
             now = SystemClock().now()
@@ -69,7 +68,7 @@ def prepare(data_dir: Path, listen: str, pki_listen: str, echo: Echo) -> DataDir
 
 
 def mint(data: DataDir, endpoint: str) -> credentials.MintedCredential:
-    database = open_database(data.database_url())
+    database = data.open_database()
     try:
         with database.write() as conn:
             return credentials.mint(

@@ -280,7 +280,7 @@ class DrillServer:
                         raise RuntimeError(f"the server exited {self.proc.returncode} at start")
                     with contextlib.suppress(httpx.HTTPError):
                         answer = http.get(url)
-                        if answer.status_code == 200 and answer.json() == {"status": "ok"}:
+                        if answer.status_code == 200 and answer.json()["status"] == "ok":
                             break
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{url} did not answer in time")

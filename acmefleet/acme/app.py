@@ -29,7 +29,14 @@ from acmefleet.acme.routes import (
 )
 from acmefleet.acme.signed import Signed
 from acmefleet.config import EndpointConfig
-from acmefleet.errors import AcmeError, ProblemType, account_not_valid, malformed, unauthorized
+from acmefleet.errors import (
+    AcmeError,
+    ProblemType,
+    StoreUnavailable,
+    account_not_valid,
+    malformed,
+    unauthorized,
+)
 from acmefleet.jose.jws import RequestJws, parse_request_jws, verify_signature
 from acmefleet.jose.keys import AccountKey
 from acmefleet.models import Account
@@ -45,6 +52,17 @@ def problem_response(error: AcmeError) -> Response:
     for name, value in error.headers.items():
         response.add_header(name, value)
     return response
+
+
+def _store_unavailable(request: Request, unavailable: StoreUnavailable) -> AcmeError:
+    """503 serverInternal with Retry-After: nothing was committed, the client may retry."""
+    log.warning("%s %s: %s", request.method, request.path, unavailable)
+    return AcmeError(
+        ProblemType.SERVER_INTERNAL,
+        "the server's database is unavailable for a moment; retry after the Retry-After delay",
+        503,
+        headers={"Retry-After": str(StoreUnavailable.RETRY_AFTER_SECONDS)},
+    )
 
 
 class AcmeApp:
@@ -84,13 +102,15 @@ class AcmeApp:
     async def handle(self, request: Request) -> Response:
         endpoint: EndpointConfig | None = None
         if request.path in ("/health", "/healthz"):
-            return json_response({"status": "ok"})
+            return self._health()
         pki_match = PKI_PATH.match(request.path)
         if pki_match:
             try:
                 return pki.serve(self.ctx, pki_match["level"], pki_match["item"], request.method)
             except AcmeError as error:
                 return problem_response(error)
+            except StoreUnavailable as unavailable:
+                return problem_response(_store_unavailable(request, unavailable))
         try:
             acme_match = None if self.pki_only else ACME_PATH.match(request.path)
             if not acme_match:
@@ -101,6 +121,8 @@ class AcmeApp:
             response = await self._dispatch(request, endpoint, acme_match["rest"])
         except AcmeError as error:
             response = problem_response(error)
+        except StoreUnavailable as unavailable:
+            response = problem_response(_store_unavailable(request, unavailable))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = problem_response(
@@ -108,6 +130,18 @@ class AcmeApp:
             )
         self._acme_headers(response, endpoint)
         return response
+
+    def _health(self) -> Response:
+        """What a load balancer asks: 200 when this process can reach the database, else
+        503 (the balancer sends the requests to a replica that can)."""
+        try:
+            self.ctx.db.ping()
+        except StoreUnavailable as unavailable:
+            log.warning("health check: %s", unavailable)
+            response = json_response({"status": "unavailable", "database": "unavailable"}, 503)
+            response.add_header("Retry-After", str(StoreUnavailable.RETRY_AFTER_SECONDS))
+            return response
+        return json_response({"status": "ok", "database": "ok"})
 
     def _acme_headers(self, response: Response, endpoint: EndpointConfig | None) -> None:
         response.add_header("Replay-Nonce", self.ctx.nonces.mint())

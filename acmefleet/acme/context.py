@@ -44,7 +44,7 @@ class AcmeContext:
     keys: KeyCache = field(default_factory=KeyCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
-    crls: CrlCache = field(default_factory=CrlCache)  # shared with the console
+    crls: CrlCache = field(default_factory=CrlCache)
     # CAA on public endpoints: the validators' resolvers and deadline unless given.
     caa_checker: CaaCheck | None = None
     # Per endpoint: corroborating CAA checkers where the endpoint has remote perspectives

@@ -33,11 +33,9 @@ def bad_nonce(detail: str) -> AcmeError:
 def load_or_create_nonce_key(conn: Connection) -> bytes:
     """The shared nonce key, created on first use (inside the caller's transaction)."""
     found = nonce_store.get_key(conn)
-    if found is not None:
-        return b64url_decode(found)
-    key = secrets.token_bytes(32)
-    nonce_store.insert_key(conn, b64url_encode(key))
-    return key
+    if found is None:
+        found = nonce_store.insert_key(conn, b64url_encode(secrets.token_bytes(32)))
+    return b64url_decode(found)
 
 
 class NonceService:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Response
 from acmefleet.ca.crl import RevokedEntry, build_crl
-from acmefleet.errors import AcmeError, ProblemType, malformed
+from acmefleet.errors import AcmeError, ProblemType, StoreUnavailable, malformed
 from acmefleet.store import certificates as cert_store
 
 CRL_VALIDITY = timedelta(days=1)
@@ -27,12 +27,28 @@ def serve(ctx: AcmeContext, level: str, item: str, method: str) -> Response:
 
 
 def current_crl(ctx: AcmeContext, level: str) -> bytes:
-    """The CRL, rebuilt from the database at most once a minute (replicas agree within that)."""
+    """The CRL: this process's copy while no revocation was committed since (by anyone, the
+    database says), rebuilt otherwise and at least once a minute."""
     now = ctx.clock.now()
-    cached = ctx.crls.get(level, now)
-    if cached is not None:
-        return cached
+    try:
+        return _fresh_crl(ctx, level, now)
+    except StoreUnavailable:
+        # The database is away: the CRL this process built last is still a valid CRL (it
+        # says so until its nextUpdate), better than none for relying parties.
+        last = ctx.crls.last_built(level, now, CRL_VALIDITY)
+        if last is None:
+            raise
+        return last
+
+
+def _fresh_crl(ctx: AcmeContext, level: str, now: datetime) -> bytes:
     with ctx.db.read() as conn:
+        # The mark first: a revocation committed between the two reads is then in the list
+        # but not in the mark, which costs one more build, never a CRL missing it.
+        mark = cert_store.revocation_mark(conn, level)
+        cached = ctx.crls.get(level, mark, now)
+        if cached is not None:
+            return cached
         revoked = cert_store.list_revoked(conn, level)
     entries = [
         RevokedEntry(c.serial_hex, c.revoked_at, c.revocation_reason or 0)
@@ -46,5 +62,5 @@ def current_crl(ctx: AcmeContext, level: str) -> bytes:
         next_update=now + CRL_VALIDITY,
         crl_number=int(now.timestamp() * 1000),
     )
-    ctx.crls.put(level, der, now)
+    ctx.crls.put(level, mark, der, now)
     return der

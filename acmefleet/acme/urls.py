@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What an id minted by ``store.ids.new_id`` (and matched by the routes) can look like.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -48,4 +52,4 @@ class EndpointUrls:
         if not kid.startswith(prefix):
             return None
         account_id = kid[len(prefix) :]
-        return account_id if account_id and "/" not in account_id else None
+        return account_id if _ID.match(account_id) else None

@@ -24,13 +24,14 @@ from acmefleet.console import tokens, views
 from acmefleet.console.errors import ConsoleError, NotFound
 from acmefleet.console.inventory import CertificateFilter
 from acmefleet.console.operations import ConsoleOperations
+from acmefleet.errors import StoreUnavailable
 from acmefleet.models import Organization
 from acmefleet.server.build import build_console_context
 from acmefleet.server.datadir import DataDirError, require_initialised
 from acmefleet.store import orgs as org_store
 from acmefleet.store import tokens as token_store
-from acmefleet.store.engine import Database, open_database
-from acmefleet.store.migrate import upgrade
+from acmefleet.store.engine import Database
+from acmefleet.store.migrate import schema_is_current, upgrade
 
 JSON = dict[str, Any]
 
@@ -42,6 +43,7 @@ LOCAL_ERRORS: tuple[type[Exception], ...] = (
     CaError,
     OSError,
     SQLAlchemyError,
+    StoreUnavailable,
 )
 MAX_ROW_ID = 2**63 - 1
 
@@ -62,10 +64,18 @@ class LocalBackend:
         data = require_initialised(self._root)
         config = load_config(data.root)
         self._bundle = str(data.ca_bundle.resolve())
-        database = open_database(data.database_url())
+        database = data.open_database()
         self._stack.callback(database.dispose)
         try:
-            upgrade(database)
+            if database.dialect == "sqlite":
+                upgrade(database)  # the one server's own file: keep it current
+            elif not schema_is_current(database):
+                # A shared database: migrating it under running replicas of another
+                # version is the operator's decision, not a side effect of a CLI command.
+                raise DataDirError(
+                    "the database's schema is not this acmefleet version's: run "
+                    "'acmefleet server migrate' (or use the acmefleet the replicas run)"
+                )
             context = build_console_context(config, database, self._clock, data.root)
         except BaseException:
             self._stack.close()

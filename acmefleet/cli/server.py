@@ -22,9 +22,10 @@ def _expected_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:
     from acmefleet.ca.errors import CaError
     from acmefleet.config import ConfigError
     from acmefleet.console.errors import ConsoleError
+    from acmefleet.errors import StoreUnavailable
     from acmefleet.server.datadir import DataDirError
 
-    return (ConsoleError, DataDirError, ConfigError, CaError, OSError, *extra)
+    return (ConsoleError, DataDirError, ConfigError, CaError, StoreUnavailable, OSError, *extra)
 
 
 @click.group()
@@ -54,6 +55,11 @@ def server() -> None:
     multiple=True,
     help="Another name (or IP) for the server's own TLS certificate (repeatable).",
 )
+@click.option(
+    "--database-url",
+    help="Keep the state in this PostgreSQL database (postgresql+psycopg://user@host/db"
+    "?passfile=FILE) instead of SQLite in the data directory; it must be empty of acmefleet.",
+)
 def server_init(
     data_dir: Path,
     base_url: str | None,
@@ -63,6 +69,7 @@ def server_init(
     ca_passphrase_file: Path | None,
     admin_token_file: Path | None,
     tls_names: tuple[str, ...],
+    database_url: str | None,
 ) -> None:
     """Create the CA hierarchies, the database, the default endpoints and an admin token."""
     from acmefleet.clock import SystemClock
@@ -83,6 +90,7 @@ def server_init(
             clock=SystemClock(),
             passphrase=read_passphrase(ca_passphrase_file),
             extra_tls_names=tls_names,
+            database_url=database_url,
         )
         data = done.data
         if admin_token_file is not None:
@@ -141,6 +149,34 @@ def server_run(
         )
     except _expected_errors(ListenError, WorkerError) as exc:
         fail(str(exc))
+
+
+@server.command("migrate")
+@data_dir_option
+def server_migrate(data_dir: Path) -> None:
+    """Bring the configured database to this version's schema (run also does it on start).
+
+    Safe to run from every replica at once: one migrates, the others wait and find it done.
+    """
+    from alembic.util import CommandError
+
+    from acmefleet.server.datadir import require_initialised
+    from acmefleet.store.migrate import upgrade
+
+    try:
+        database = require_initialised(data_dir).open_database()
+        try:
+            before, after = upgrade(database)
+        finally:
+            database.dispose()
+    except CommandError as exc:  # a revision this version does not know: a newer release's
+        fail(f"cannot migrate: {exc} (was the database migrated by a newer acmefleet?)")
+    except _expected_errors() as exc:
+        fail(str(exc))
+    if before == after:
+        click.echo(f"the database is at the newest schema ({after})")
+    else:
+        click.echo(f"migrated the database from {before or 'nothing'} to {after}")
 
 
 @click.command("demo")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.clock import Clock
 from acmefleet.config import ServerConfig
 from acmefleet.store.engine import Database
@@ -26,5 +25,3 @@ class ConsoleContext:
     validators: Mapping[str, ChallengeValidator]
     # Certificate profile name → description, as the endpoints list shows them.
     profile_descriptions: Mapping[str, str]
-    # Dropped for a CA after a revocation commits, so the next CRL lists it.
-    crls: CrlCache

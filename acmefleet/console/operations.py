@@ -28,7 +28,6 @@ from acmefleet.store import accounts as account_store
 from acmefleet.store import audit as audit_store
 from acmefleet.store import eab as eab_store
 from acmefleet.store import orgs as org_store
-from acmefleet.store.engine import after_commit
 
 JSON = dict[str, Any]
 
@@ -271,13 +270,11 @@ class ConsoleOperations:
         return inventory.get_certificate(conn, cert_id).chain_pem
 
     def revoke_certificate(self, conn: Connection, cert_id: str, *, reason: int) -> JSON:
-        """Revoked in the database; this process's CRL drops its cached copy on commit."""
+        """Revoked in the database; every process's next CRL lists it (``ca.crl_cache``)."""
         now = self._now()
         cert = inventory.revoke_certificate(
             conn, cert_id, reason=reason, actor=self.actor, now=now, source=self.source
         )
-        crls, level = self.ctx.crls, cert.ca_level
-        after_commit(conn, lambda: crls.invalidate(level))
         return views.certificate(cert, now)
 
     def audit(self, conn: Connection, limit: int) -> list[JSON]:

@@ -32,11 +32,17 @@ class EabRequest:
     payload_jwk: dict[str, Any]
 
 
+MAX_KID_LENGTH = 128
+
+
 def _require_kid(protected: dict[str, Any]) -> None:
     """Step 3: "kid" names the credential."""
     kid = protected.get("kid")
     if not isinstance(kid, str) or not kid:
         raise malformed("externalAccountBinding: the protected header must contain 'kid'")
+    if len(kid) > MAX_KID_LENGTH:
+        # Minted ones are 22 characters; a long one would overflow the failure counter's key.
+        raise malformed(f"externalAccountBinding: 'kid' is longer than {MAX_KID_LENGTH}")
 
 
 EAB_RULES = InnerJwsRules(

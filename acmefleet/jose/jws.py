@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,8 @@ def load_json(data: bytes, what: str) -> Any:
     ``json.loads`` recurses: 100000 "[" raised RecursionError (a 500), and a value just
     under the interpreter's limit would make later code (``json.dumps``, comparisons)
     recurse too. ACME bodies nest a few levels; anything deeper is refused. So are lone
-    surrogates, which no UTF-8 encoder (SQLite's among them) accepts.
+    surrogates, which no UTF-8 encoder (SQLite's among them) accepts, and U+0000, which no
+    PostgreSQL text value can hold.
     """
     try:
         value = json.loads(data)
@@ -82,6 +84,8 @@ def load_json(data: bytes, what: str) -> Any:
         raise malformed(f"the {what} is nested more than {MAX_JSON_DEPTH} levels deep")
     if _holds_lone_surrogate(value):
         raise malformed(f"the {what} holds a lone surrogate (\\uD800-\\uDFFF), not UTF-8 text")
+    if _holds_nul(value):
+        raise malformed(f"the {what} holds a NUL character (\\u0000)")
     return value
 
 
@@ -102,6 +106,20 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string of a JSON value, object member names included (iteratively)."""
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def _holds_lone_surrogate(value: Any) -> bool:
     """Whether a string (or object member name) holds a code point U+D800-U+DFFF.
 
@@ -109,18 +127,16 @@ def _holds_lone_surrogate(value: Any) -> bool:
     encoder accepts: a ``kid`` or EAB key id like that made SQLite raise UnicodeEncodeError
     (a 500). RFC 7493 (I-JSON) §2.1 forbids them; no ACME value needs one.
     """
-    pending: list[Any] = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if not item.isascii() and any("\ud800" <= c <= "\udfff" for c in item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
+    return any(
+        not item.isascii() and any("\ud800" <= c <= "\udfff" for c in item)
+        for item in _strings(value)
+    )
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a string (or object member name) holds U+0000: PostgreSQL refuses it in
+    text (a 500 on a lookup by ``kid``, before any signature is checked)."""
+    return any("\x00" in item for item in _strings(value))
 
 
 def decode_json_object(data: bytes, what: str) -> dict[str, Any]:

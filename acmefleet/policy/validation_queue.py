@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from acmefleet.clock import Clock
 from acmefleet.config import Limit
+from acmefleet.errors import StoreUnavailable
 from acmefleet.models import Challenge
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.policy.caa import CaaContext
@@ -177,6 +178,8 @@ class ValidationQueue:
                 if loop.time() >= next_renewal:
                     self._renew()
                     next_renewal = loop.time() + renew_every
+            except StoreUnavailable as unavailable:  # it passes: the next round retries
+                log.warning("validation queue: claiming or renewing failed: %s", unavailable)
             except Exception:  # a database hiccup must not end the queue for this process
                 log.exception("validation queue: claiming or renewing failed")
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
@@ -272,6 +275,8 @@ class ValidationQueue:
             )
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as unavailable:  # its lease lapses; a process claims it again
+            log.warning("validation of challenge %s failed: %s", challenge_id, unavailable)
         except Exception:  # policy records validator errors; this is the database failing
             log.exception("validation of challenge %s failed", challenge_id)
         finally:

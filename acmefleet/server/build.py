@@ -8,7 +8,6 @@ from pathlib import Path
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.nonces import NonceService, load_or_create_nonce_key
-from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.ca.hierarchy import Authority, load_authority
 from acmefleet.ca.issuer import EmbeddedIssuer, Issuer
 from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
@@ -17,7 +16,7 @@ from acmefleet.config import ConfigError, PerspectiveSet, ServerConfig, load_con
 from acmefleet.console.context import ConsoleContext
 from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
-from acmefleet.store.engine import Database, open_database
+from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
 from acmefleet.validation.caa import CaaCheck, CaaChecker
 from acmefleet.validation.dns01 import Dns01Validator
@@ -152,7 +151,7 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         issuers[level] = EmbeddedIssuer(
             authorities[level], clock=clock, pki_base_url=config.pki_base_url
         )
-    database = open_database(data.database_url())
+    database = data.open_database()
     with database.write() as conn:
         nonce_key = load_or_create_nonce_key(conn)
     validators = build_validators(config)
@@ -208,8 +207,7 @@ def build_console_context(
     config: ServerConfig, db: Database, clock: Clock, root: Path | None = None
 ) -> ConsoleContext:
     """The console's context outside a server (the CLI on a data directory, ``root``, where
-    the perspectives' files are): no CRL is served from this process, so its cache is its
-    own."""
+    the perspectives' files are)."""
     local = build_validators(config)
     validators = local
     if root is not None:
@@ -221,18 +219,15 @@ def build_console_context(
         clock=clock,
         validators=validators,
         profile_descriptions=_descriptions(build_profiles(config)),
-        crls=CrlCache(),
     )
 
 
 def console_context_of(ctx: AcmeContext) -> ConsoleContext:
-    """The console context of a running server: its database, clock, validators and the
-    CRL cache the ACME side serves from."""
+    """The console context of a running server: its database, clock and validators."""
     return ConsoleContext(
         config=ctx.config,
         db=ctx.db,
         clock=ctx.clock,
         validators=console_validators(ctx.config, ctx.validators, ctx.endpoint_validators),
         profile_descriptions=_descriptions(ctx.profiles),
-        crls=ctx.crls,
     )

@@ -16,8 +16,9 @@ from acmefleet.ca.tls import issue_server_tls
 from acmefleet.clock import Clock
 from acmefleet.config import CONFIG_FILE, load_config, render_default_config
 from acmefleet.console import tokens
-from acmefleet.store.engine import SQLITE_FILE, open_database, sqlite_url
-from acmefleet.store.migrate import upgrade
+from acmefleet.store.engine import SQLITE_FILE, Database, open_database, sqlite_url
+from acmefleet.store.migrate import SchemaExists
+from acmefleet.store.migrate import initialise as initialise_database
 
 PASSPHRASE_ENV = "ACMEFLEET_CA_PASSPHRASE"  # noqa: S105 - a variable name
 PASSPHRASE_FILE_ENV = "ACMEFLEET_CA_PASSPHRASE_FILE"  # noqa: S105
@@ -55,9 +56,11 @@ class DataDir:
     def tls_key(self) -> Path:
         return self.root / "tls" / "server.key"
 
-    def database_url(self) -> str:
-        configured = load_config(self.root).database_url
-        return configured or sqlite_url(self.root)
+    def open_database(self) -> Database:
+        """The configured database (SQLite in this directory unless ``database_url`` is
+        set), with the pool and timeouts of ``[database]``."""
+        config = load_config(self.root)
+        return open_database(config.database_url or sqlite_url(self.root), config.database)
 
 
 @dataclass(frozen=True)
@@ -155,11 +158,15 @@ def initialise(
     clock: Clock,
     passphrase: bytes | None,
     extra_tls_names: tuple[str, ...] = (),
+    database_url: str | None = None,
 ) -> Initialised:
     """Create a complete data directory, or nothing: it is built aside and moved in place.
 
     Returns the directory and the first console admin token (its only appearance). What an
     earlier init killed half-way left is removed first (one init at a time per directory).
+    ``database_url``: a PostgreSQL database to keep the state in instead of SQLite; it must
+    hold no acmefleet schema yet (a further replica gets a copy of the first one's data
+    directory, CA keys included, not an init of its own).
     """
     _clear_interrupted_init(root)
     if root.exists() and any(root.iterdir()):
@@ -176,7 +183,9 @@ def initialise(
     try:
         staging.chmod(0o700)
         (staging / CONFIG_FILE).write_text(
-            render_default_config(base_url, pki_base_url, listen, pki_listen, extra_tls_names)
+            render_default_config(
+                base_url, pki_base_url, listen, pki_listen, extra_tls_names, database_url
+            )
         )
         config = load_config(staging)
         staged = DataDir(staging)
@@ -191,13 +200,19 @@ def initialise(
             staged.tls_key,
             clock=clock,
         )
-        database = open_database(sqlite_url(staging))
+        database = open_database(config.database_url or sqlite_url(staging), config.database)
         try:
-            upgrade(database)
-            with database.write() as conn:
-                admin_token, _ = tokens.create(
+            admin_token, _ = initialise_database(
+                database,
+                lambda conn: tokens.create(
                     conn, name="initial-admin", role="admin", actor="server-init", now=clock.now()
-                )
+                ),
+            )
+        except SchemaExists as exc:
+            raise DataDirError(
+                "the database already holds an acmefleet schema: a further replica needs "
+                "a copy of the first one's data directory, not an init of its own"
+            ) from exc
         finally:
             database.dispose()
         if inside:

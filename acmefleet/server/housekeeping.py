@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from acmefleet.clock import Clock
 from acmefleet.config import MAX_LIMIT_WINDOW
+from acmefleet.errors import StoreUnavailable
 from acmefleet.store import housekeeping
 from acmefleet.store.engine import Database
 
@@ -65,6 +66,8 @@ async def run_periodically(db: Database, clock: Clock, retention: Retention) -> 
                     pruned.nonces,
                     pruned.counters,
                 )
-        except Exception:  # a locked or unreachable database: try again next round
+        except StoreUnavailable as unavailable:  # it passes: the next round retries
+            log.warning("housekeeping failed (%s); retrying in %.0f s", unavailable, period)
+        except Exception:  # anything else: try again next round, with the trace logged
             log.exception("housekeeping failed; retrying in %.0f s", period)
         await asyncio.sleep(period * random.uniform(0.9, 1.1))  # noqa: S311

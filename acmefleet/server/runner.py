@@ -25,7 +25,6 @@ from acmefleet.server.app import ServerApp
 from acmefleet.server.build import build_context, console_context_of
 from acmefleet.server.datadir import require_initialised
 from acmefleet.server.edge import HSTS, edge_loop, limited_protocol, tls_context
-from acmefleet.store.engine import open_database
 from acmefleet.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ def _worker(
 
 def run(root: Path, *, listen: str, pki_listen: str | None, workers: int, log_level: str) -> None:
     data = require_initialised(root)
-    database = open_database(data.database_url())
+    database = data.open_database()
     try:
         upgrade(database)
     finally:

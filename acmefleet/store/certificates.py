@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from acmefleet.models import Certificate
 from acmefleet.store.schema import certificates
@@ -76,6 +76,16 @@ def list_revoked(conn: Connection, ca_level: str) -> list[Certificate]:
         certificates.c.ca_level == ca_level, certificates.c.revoked_at.is_not(None)
     )
     return [_certificate(r) for r in conn.execute(query)]
+
+
+def revocation_mark(conn: Connection, ca_level: str) -> tuple[int, datetime | None]:
+    """How many certificates of ``ca_level`` are revoked, and when the latest was: any
+    revocation changes it (a revocation is never undone)."""
+    query = select(func.count(), func.max(certificates.c.revoked_at)).where(
+        certificates.c.ca_level == ca_level, certificates.c.revoked_at.is_not(None)
+    )
+    count, latest = conn.execute(query).one()
+    return int(count), latest
 
 
 def mark_revoked(conn: Connection, cert_id: str, at: datetime, reason: int) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from acmefleet.store.schema import server_secrets, used_nonces
@@ -17,7 +19,6 @@ from acmefleet.store.schema import server_secrets, used_nonces
 NONCE_KEY_NAME = "nonce-hmac-key"
 
 _KEY = select(server_secrets.c.value).where(server_secrets.c.name == NONCE_KEY_NAME)
-_INSERT_KEY = insert(server_secrets).values(name=NONCE_KEY_NAME)
 _REDEEM = insert(used_nonces)
 _PRUNE = delete(used_nonces).where(used_nonces.c.expires_at < bindparam("p_now"))
 
@@ -27,9 +28,16 @@ def get_key(conn: Connection) -> str | None:
     return conn.execute(_KEY).scalar_one_or_none()
 
 
-def insert_key(conn: Connection, value: str) -> None:
-    """Store the nonce key; a second key under the name fails on the primary key."""
-    conn.execute(_INSERT_KEY, {"value": value})
+def insert_key(conn: Connection, value: str) -> str:
+    """Store ``value`` as the nonce key unless one is there; return the key that is.
+
+    Replicas started together on a fresh database race here: the first insert wins, the
+    others (on PostgreSQL, after waiting for its commit) insert nothing and read it."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(
+        insert(server_secrets).values(name=NONCE_KEY_NAME, value=value).on_conflict_do_nothing()
+    )
+    return str(conn.execute(_KEY).scalar_one())
 
 
 def redeem(conn: Connection, nonce: str, expires_at: datetime) -> bool:

@@ -227,6 +227,8 @@ certificates = Table(
     Column("revoked_at", UtcDateTime),
     Column("revocation_reason", Integer),
     Column("created_at", UtcDateTime, nullable=False),
+    # Every CRL fetch reads the revocation mark of one CA (``certificates.revocation_mark``).
+    Index("ix_certificates_revoked", "ca_level", "revoked_at"),
 )
 
 # Fixed-window counters for rate limits, shared by every worker and replica: one row per
@@ -258,9 +260,10 @@ audit_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime, nullable=False),
-    Column("actor", String(200), nullable=False),
+    # Unbounded: an actor names a token, a target a domain (253 characters) or organisation.
+    Column("actor", Text, nullable=False),
     Column("action", String(64), nullable=False),
-    Column("target", String(200), nullable=False),
+    Column("target", Text, nullable=False),
     Column("source", String(64)),
     Column("details", JsonText),
     # A hash chain: each event's hash covers its content and the previous event's hash,

@@ -394,7 +394,10 @@ class AcmeClient:
         poll_interval: float = 0.05,
         bad_nonce_retries: int = 0,
         user_agent: str = "acmefleet-tests",
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport``: where requests really go (say, a different server replica for
+        each); it verifies TLS itself, ``ca_bundle`` then applies only to the default."""
         self.directory_url = directory_url
         self.key = AccountKey.coerce(account_key)
         self.kid: str | None = None
@@ -410,6 +413,7 @@ class AcmeClient:
             trust_env=False,
             headers={"User-Agent": user_agent},
             event_hooks={"response": [self._harvest_nonce]},
+            transport=transport,
         )
 
     # -- plumbing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -17,7 +18,8 @@ from sqlalchemy import func, select
 from acmefleet.clock import SystemClock
 from acmefleet.config import load_config
 from acmefleet.console import credentials, organisations
-from acmefleet.store.engine import Database, open_database, sqlite_url
+from acmefleet.server.datadir import DataDir
+from acmefleet.store.engine import Database
 from acmefleet.store.schema import metadata
 from tests.support.procs import free_ports, terminate_group, wait_for_url
 
@@ -59,7 +61,8 @@ class AcmefleetServer:
 
     @contextmanager
     def db(self) -> Iterator[Database]:
-        database = open_database(sqlite_url(self.data_dir))
+        """The server's database, whichever it is (SQLite in the data dir, or PostgreSQL)."""
+        database = DataDir(self.data_dir).open_database()
         try:
             yield database
         finally:
@@ -164,9 +167,13 @@ def running_acmefleet(
     settings: Mapping[str, str] | None = None,
     env: dict[str, str] | None = None,
     limits: dict[str, float] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[AcmefleetServer]:
+    """``database_url``: keep the state in that PostgreSQL database (``server init
+    --database-url``) instead of SQLite in the data directory."""
     port, pki_port, http01_port = free_ports(3)
     data_dir = workdir / "acmefleet-data"
+    database = ["--database-url", database_url] if database_url else []
     subprocess.run(
         [
             ACMEFLEET,
@@ -182,6 +189,7 @@ def running_acmefleet(
             f"http://{PKI_HOST}:{pki_port}",
             "--admin-token-file",
             str(workdir / "admin-token"),
+            *database,
         ],
         check=True,
         capture_output=True,
@@ -192,6 +200,18 @@ def running_acmefleet(
     server = AcmefleetServer(data_dir, port, pki_port, http01_port)
     server.admin_token = (workdir / "admin-token").read_text().strip()
     server.minted_secrets.append(server.admin_token)
+    with _serving(server, workers=workers, env=env):
+        yield server
+
+
+@contextmanager
+def _serving(
+    server: AcmefleetServer,
+    *,
+    workers: int,
+    env: dict[str, str] | None = None,
+    listen: list[str] | None = None,
+) -> Iterator[None]:
     with server.log_path.open("wb") as log:
         server.proc = subprocess.Popen(
             [
@@ -199,11 +219,12 @@ def running_acmefleet(
                 "server",
                 "run",
                 "--data-dir",
-                str(data_dir),
+                str(server.data_dir),
                 "--workers",
                 str(workers),
                 "--log-level",
                 "debug",
+                *(listen or []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -211,10 +232,29 @@ def running_acmefleet(
             env={**os.environ, **(env or {})},
         )
         try:
-            wait_for_url(server.directory("private"), server.ca_bundle, server.proc)
-            yield server
+            url = f"https://localhost:{server.port}/acme/private/directory"
+            wait_for_url(url, server.ca_bundle, server.proc)
+            yield
         finally:
             terminate_group(server.proc)
+
+
+@contextmanager
+def running_replica(
+    first: AcmefleetServer, workdir: Path, *, workers: int = 1
+) -> Iterator[AcmefleetServer]:
+    """Another replica of ``first`` (which must be on PostgreSQL): a copy of its data
+    directory (configuration, CA keys, TLS key), serving on ports of its own and sharing
+    nothing else but the database. Its configuration keeps ``first``'s base URL, as replicas
+    behind one load balancer do, so URLs in its answers name that address."""
+    port, pki_port = free_ports(2)
+    data_dir = workdir / "acmefleet-replica-data"
+    shutil.copytree(first.data_dir, data_dir, symlinks=True)
+    replica = AcmefleetServer(data_dir, port, pki_port, first.http01_port)
+    replica.admin_token = first.admin_token
+    listen = ["--listen", f"127.0.0.1:{port}", "--pki-listen", f"127.0.0.1:{pki_port}"]
+    with _serving(replica, workers=workers, listen=listen):
+        yield replica
 
 
 @contextmanager

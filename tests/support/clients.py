@@ -25,6 +25,7 @@ import httpx
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
+from sqlalchemy import bindparam, text
 
 from tests.support.pkilint import lint_findings
 from tests.support.procs import terminate_group
@@ -354,10 +355,12 @@ def certificate_row(server: AcmefleetServer, serial: str) -> dict[str, Any]:
     """The server's ``certificates`` row for a serial (as stored: lower-case hex)."""
     with server.db() as database, database.read() as conn:
         row = (
-            conn.exec_driver_sql(
-                "SELECT id, account_id, endpoint, ca_level, names, revoked_at, revocation_reason "
-                "FROM certificates WHERE serial_hex = ?",
-                (serial,),
+            conn.execute(
+                text(
+                    "SELECT id, account_id, endpoint, ca_level, names, revoked_at, "
+                    "revocation_reason FROM certificates WHERE serial_hex = :serial"
+                ),
+                {"serial": serial},
             )
             .mappings()
             .first()
@@ -369,11 +372,13 @@ def certificate_row(server: AcmefleetServer, serial: str) -> dict[str, Any]:
 def eab_row(server: AcmefleetServer, kid: str) -> dict[str, Any]:
     with server.db() as database, database.read() as conn:
         row = (
-            conn.exec_driver_sql(
-                "SELECT e.hmac_key, e.bound_at, e.account_id, e.endpoint, a.eab_kid, "
-                "a.endpoint AS account_endpoint FROM eab_credentials e "
-                "LEFT JOIN accounts a ON a.id = e.account_id WHERE e.kid = ?",
-                (kid,),
+            conn.execute(
+                text(
+                    "SELECT e.hmac_key, e.bound_at, e.account_id, e.endpoint, a.eab_kid, "
+                    "a.endpoint AS account_endpoint FROM eab_credentials e "
+                    "LEFT JOIN accounts a ON a.id = e.account_id WHERE e.kid = :kid"
+                ),
+                {"kid": kid},
             )
             .mappings()
             .first()
@@ -384,19 +389,14 @@ def eab_row(server: AcmefleetServer, kid: str) -> dict[str, Any]:
 
 def challenges_for(server: AcmefleetServer, names: Sequence[str]) -> list[dict[str, Any]]:
     """Every authorization of these identifiers, with its challenge (if any) joined in."""
-    marks = ",".join("?" * len(names))
+    query = text(
+        "SELECT z.identifier_value AS name, z.status AS authz_status, c.type, "
+        "c.status AS challenge_status, c.validated_at "
+        "FROM authorizations z LEFT JOIN challenges c ON c.authz_id = z.id "
+        "WHERE z.identifier_value IN :names"
+    ).bindparams(bindparam("names", expanding=True))
     with server.db() as database, database.read() as conn:
-        rows = (
-            conn.exec_driver_sql(
-                "SELECT z.identifier_value AS name, z.status AS authz_status, c.type, "
-                "c.status AS challenge_status, c.validated_at "
-                "FROM authorizations z LEFT JOIN challenges c ON c.authz_id = z.id "
-                f"WHERE z.identifier_value IN ({marks})",
-                tuple(names),
-            )
-            .mappings()
-            .all()
-        )
+        rows = conn.execute(query, {"names": list(names)}).mappings().all()
     return [dict(r) for r in rows]
 
 

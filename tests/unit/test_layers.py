@@ -46,7 +46,7 @@ _DOMAIN = {
 # its REST client.
 MAY_IMPORT: dict[str, set[str]] = {
     **_LEAVES,
-    "store": {"models", "identifiers"},
+    "store": {"models", "identifiers", "errors", "config"},
     "policy": _DOMAIN | {"store"},
     "acme": _DOMAIN | {"policy", "store", "tasks"},
     "console": _DOMAIN | {"store"},

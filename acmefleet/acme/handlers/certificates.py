@@ -10,7 +10,6 @@ from acmefleet.acme.signed import Signed
 from acmefleet.errors import not_found
 from acmefleet.policy import revocation
 from acmefleet.store import certificates as cert_store
-from acmefleet.store.engine import after_commit
 
 PEM_CHAIN = "application/pem-certificate-chain"
 
@@ -37,6 +36,4 @@ def revoke_cert(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         now=ctx.clock.now(),
         source=signed.request.client,
     )
-    level = signed.endpoint.ca
-    after_commit(conn, lambda: ctx.crls.invalidate(level))
     return Response(status=200)

@@ -13,6 +13,7 @@ from acmefleet import __version__
 from acmefleet.console.api import credentials, inventory, meta, organisations
 from acmefleet.console.context import ConsoleContext
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
+from acmefleet.errors import StoreUnavailable
 
 API_PREFIX = "/admin/api/v1"
 log = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("console API %s %s: %s", request.method, request.url.path, exc)
+    return _error(
+        503,
+        "unavailable",
+        "the server's database is unavailable for a moment; nothing was changed, retry",
+        {"Retry-After": str(StoreUnavailable.RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in the console API", exc_info=exc)
     return _error(500, "internal", "internal error; it has been logged")
@@ -74,5 +85,6 @@ def build_api(ctx: ConsoleContext) -> FastAPI:
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     return app

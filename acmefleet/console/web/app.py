@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,6 +23,9 @@ from acmefleet.console.web.deps import (
     current_viewer,
 )
 from acmefleet.console.web.render import page
+from acmefleet.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -116,6 +121,17 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, 422, "Incomplete or invalid form", problems)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("console page %s: %s", request.url.path, exc)
+    return _error_page(
+        request,
+        503,
+        "Database unavailable",
+        "The server's database is unavailable for a moment; nothing was changed. Try again.",
+        {"Retry-After": str(StoreUnavailable.RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, _: Exception) -> Response:
     # The server logs the traceback: the exception is raised again after this response.
     return _error_page(request, 500, "Internal error", "The server failed; see its log.")
@@ -131,5 +147,6 @@ def build_web(ctx: ConsoleContext) -> ASGIApp:
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     return SecurityHeaders(app)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.clock import FixedClock
 from acmefleet.config import parse_config
 from acmefleet.console.context import ConsoleContext
@@ -39,7 +38,6 @@ def ctx(database: Database) -> ConsoleContext:
         clock=FixedClock(NOW),
         validators={},
         profile_descriptions={"private-server": "TLS server, private CA"},
-        crls=CrlCache(),
     )
 
 
@@ -220,28 +218,24 @@ def test_certificates_filtered_and_revoked(ops: ConsoleOperations) -> None:
     assert revoked["revocation_reason"] == 1
 
 
-def test_revocation_drops_the_cached_crl_only_once_committed(ops: ConsoleOperations) -> None:
+def test_a_revocation_changes_the_crl_mark_once_committed(ops: ConsoleOperations) -> None:
+    """Every process rebuilds its CRL when the mark changes (``ca.crl_cache``): a committed
+    revocation changes it, one rolled back does not."""
     org_id = _org(ops)
     cert = _certificate(ops.ctx.db, org_id)
-    crls = ops.ctx.crls
-    crls.put("private", b"old crl", NOW)
-    with ops.ctx.db.write() as conn:
-        ops.revoke_certificate(conn, cert.id, reason=4)
-        # Not yet committed: another request must still be served the CRL it can rebuild.
-        assert crls.get("private", NOW) == b"old crl"
-    assert crls.get("private", NOW) is None
-
-
-def test_a_rolled_back_revocation_keeps_the_cached_crl(ops: ConsoleOperations) -> None:
-    org_id = _org(ops)
-    cert = _certificate(ops.ctx.db, org_id)
-    ops.ctx.crls.put("private", b"current crl", NOW)
+    with ops.ctx.db.read() as conn:
+        before = cert_store.revocation_mark(conn, "private")
     with pytest.raises(RuntimeError), ops.ctx.db.write() as conn:
         ops.revoke_certificate(conn, cert.id, reason=4)
         raise RuntimeError("the command failed after the revocation")
-    assert ops.ctx.crls.get("private", NOW) == b"current crl"
     with ops.ctx.db.read() as conn:
+        assert cert_store.revocation_mark(conn, "private") == before == (0, None)
         assert ops.get_certificate(conn, cert.id)["revoked"] is None
+    with ops.ctx.db.write() as conn:
+        ops.revoke_certificate(conn, cert.id, reason=4)
+    with ops.ctx.db.read() as conn:
+        assert cert_store.revocation_mark(conn, "private") == (1, NOW)
+        assert cert_store.revocation_mark(conn, "public") == (0, None)
 
 
 def test_account_deactivated_once(ops: ConsoleOperations) -> None:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from acmefleet.clock import SystemClock
 from acmefleet.identifiers import Identifier
@@ -26,7 +25,7 @@ from acmefleet.policy.validation_queue import (
 )
 from acmefleet.store import orders as order_store
 from acmefleet.store import validation_queue as queue_store
-from acmefleet.store.engine import Database, open_database, sqlite_url
+from acmefleet.store.engine import Database, open_database
 from tests.unit import rows
 
 CLOCK = SystemClock()
@@ -109,14 +108,12 @@ def test_a_process_runs_at_most_max_concurrent_at_once(database: Database) -> No
     assert set(validator.calls.values()) == {1}
 
 
-def test_two_processes_share_the_queue_and_validate_each_once(
-    database: Database, tmp_path: Path
-) -> None:
+def test_two_processes_share_the_queue_and_validate_each_once(database: Database) -> None:
     queued = _enqueue(database, 24)
     first, second = SlowValidator(delay=0.2), SlowValidator(delay=0.2)
 
     async def scenario() -> dict[str, str]:
-        other_db = open_database(sqlite_url(tmp_path))
+        other_db = open_database(database.writer.url.render_as_string(hide_password=False))
         workers = [
             ValidationQueue(database, CLOCK, {"http-01": first}, _settings(4)),
             ValidationQueue(other_db, CLOCK, {"http-01": second}, _settings(4)),

@@ -1,28 +1,50 @@
-"""The nonce rows every replica shares (store.nonces), on a migrated SQLite database."""
+"""The nonce rows every replica shares (store.nonces), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
-
-import pytest
-from sqlalchemy.exc import IntegrityError
 
 from acmefleet.acme.nonces import load_or_create_nonce_key
 from acmefleet.store import nonces as nonce_store
-from acmefleet.store.engine import Database
+from acmefleet.store.engine import Database, open_database
 from tests.unit.rows import NOW
 
 
 def test_the_key_is_absent_until_stored_and_stored_once(database: Database) -> None:
     with database.write() as conn:
         assert nonce_store.get_key(conn) is None
-        nonce_store.insert_key(conn, "a2V5")
+        assert nonce_store.insert_key(conn, "a2V5") == "a2V5"
     with database.read() as conn:
         assert nonce_store.get_key(conn) == "a2V5"
-    with pytest.raises(IntegrityError), database.write() as conn:
-        nonce_store.insert_key(conn, "b3RoZXI")
+    # A replica that lost the race to store its own key gets the winner's.
+    with database.write() as conn:
+        assert nonce_store.insert_key(conn, "b3RoZXI") == "a2V5"
     with database.read() as conn:
         assert nonce_store.get_key(conn) == "a2V5"
+
+
+def test_replicas_starting_together_on_a_fresh_database_agree_on_one_key(
+    database: Database,
+) -> None:
+    url = database.writer.url.render_as_string(hide_password=False)
+    engines = [open_database(url) for _ in range(6)]
+    barrier = threading.Barrier(len(engines))
+    keys: list[bytes] = []
+
+    def start(replica: Database) -> None:
+        barrier.wait()
+        with replica.write() as conn:
+            keys.append(load_or_create_nonce_key(conn))
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for engine in engines:
+        engine.dispose()
+    assert len(keys) == len(engines) and len(set(keys)) == 1
 
 
 def test_load_or_create_keeps_the_first_key(database: Database) -> None:

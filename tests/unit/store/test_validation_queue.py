@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from acmefleet.store import orders
 from acmefleet.store import validation_queue as queue
-from acmefleet.store.engine import Database, open_database, sqlite_url
+from acmefleet.store.engine import Database, open_database
 from tests.unit.store.builders import at, authorization_model
 
 NOW = at(100)
@@ -107,7 +106,7 @@ def test_a_released_validation_is_claimable_at_once(db: Database, account_id: st
 
 
 def test_racing_claimers_on_separate_engines_take_each_validation_once(
-    db: Database, account_id: str, tmp_path: Path
+    db: Database, account_id: str
 ) -> None:
     """Eight claimers, each with its own engines (as separate processes have), grab all of
     forty queued validations at the same moment: every one is claimed exactly once."""
@@ -117,7 +116,7 @@ def test_racing_claimers_on_separate_engines_take_each_validation_once(
     barrier = threading.Barrier(8)
 
     def claimer(owner: str) -> None:
-        database = open_database(sqlite_url(tmp_path))
+        database = open_database(db.writer.url.render_as_string(hide_password=False))
         try:
             barrier.wait()
             for challenge in ids:
