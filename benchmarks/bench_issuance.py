@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_issuance.py [--duration 10] [--concurrency 1,8]
         [--validation none,http-01,dns-01] [--only acmefleet|pebble] [--count N]
-        [--timeout 30] [--workers N] [--json FILE]
+        [--timeout 30] [--workers N] [--database sqlite|postgresql] [--replicas N]
+        [--json FILE]
 
 For every validation mode, concurrency level and server: one EAB account per worker thread
 (each with its own keep-alive client), then each worker loops newOrder -> POST-as-GET
@@ -36,12 +37,14 @@ import platform
 import re
 import resource
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +64,7 @@ from tests.support.acme_client import (  # noqa: E402
     retry_after_seconds,
 )
 from tests.support.pebble import PebbleServer, make_eab_keys  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.procs import (  # noqa: E402
     die_with_parent,
     free_ports,
@@ -91,6 +95,33 @@ class Target:
     next_eab: Callable[[], tuple[str, str]]
     stop: Callable[[], None]
     log: Path
+    # More processes whose CPU is the server's: further replicas, the database server.
+    extra_pids: tuple[int, ...] = ()
+    # Replicas' ports: each client is pinned to one in turn (empty: the directory's).
+    ports: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        return sum(tree_cpu_seconds(pid) for pid in (self.pid, *self.extra_pids))
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """Sends every request of a client to one replica's port (URLs name the first's), as
+    a load balancer with sticky connections would."""
+
+    def __init__(self, port: int, ca_bundle: Path) -> None:
+        super().__init__(verify=ssl.create_default_context(cafile=str(ca_bundle)))
+        self.port = port
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(port=self.port)
+        with _sent_lock:
+            SENT_TO_REPLICA[self.port] += 1
+        return super().handle_request(request)
+
+
+#: Requests per replica port (pinned clients only), for the report.
+SENT_TO_REPLICA: Counter[int] = Counter()
+_sent_lock = threading.Lock()
 
 
 #: No authorization reuse (pebble's default reuses half of the valid ones): the benchmark's
@@ -181,11 +212,19 @@ def point_validation_at(config: Path, world: ValidationWorld) -> None:
 
 def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
                     run_args: Sequence[str], startup_timeout: float, mode: str = "none",
-                    world: ValidationWorld | None = None) -> Target:
+                    world: ValidationWorld | None = None, database: str = "sqlite",
+                    replicas: int = 1) -> Target:
     """Initialise a data dir, create org/domain/EABs, run the server until ready.
 
     Mode none uses the private endpoint; the others the public one, validating against
-    ``world``."""
+    ``world``. ``database`` postgresql: a private PostgreSQL cluster holds the state (its
+    CPU counts as the server's), and ``replicas`` servers share it, each from a copy of the
+    data directory on a port of its own."""
+    postgres: PostgresServer | None = None
+    database_args: list[str] = []
+    if database == "postgresql":
+        postgres = PostgresServer().start()
+        database_args = ["--database-url", postgres.create_database("acmefleet")]
     # benchmarks/soak.py reads <workdir>/acmefleet/data.
     home = workdir / ("acmefleet" if world is None else f"acmefleet-{mode}")
     data_dir = home / "data"
@@ -193,7 +232,7 @@ def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
     port, pki_port = free_ports(2)
     run_cli(["server", "init", "--data-dir", str(data_dir),
              "--base-url", f"https://localhost:{port}",
-             "--pki-listen", f"127.0.0.1:{pki_port}"], home)  # default 8556 may be taken
+             "--pki-listen", f"127.0.0.1:{pki_port}", *database_args], home)  # 8556 may be taken
     raise_rate_limits(data_dir / "config.toml")
     if world is not None:
         point_validation_at(data_dir / "config.toml", world)
@@ -201,29 +240,46 @@ def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
     run_cli(["admin", "domain", "add", ORG, DOMAIN, "--data-dir", str(data_dir)], home)
     eabs = create_eabs(data_dir, home, accounts, "private" if world is None else "public")
     ca_bundle = home / eabs[0]["ca_bundle"]  # absolute paths stay absolute
-    command = [str(acmefleet_exe()), "server", "run", "--data-dir", str(data_dir),
-               "--listen", f"127.0.0.1:{port}"]
-    if workers:
-        command += ["--workers", str(workers)]
+    ports = [port, *free_ports(replicas - 1)]
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    for number, replica_port in enumerate(ports):
+        replica_dir = data_dir if number == 0 else home / f"data-{number}"
+        if number:
+            shutil.copytree(data_dir, replica_dir)
+        command = [str(acmefleet_exe()), "server", "run", "--data-dir", str(replica_dir),
+                   "--listen", f"127.0.0.1:{replica_port}"]
+        if number:
+            command.append("--no-pki-listen")
+        if workers:
+            command += ["--workers", str(workers)]
+        logs.append((home / ("server.log" if number == 0 else f"server-{number}.log")).open("ab"))
+        procs.append(subprocess.Popen([*command, *run_args], cwd=home, stdin=subprocess.DEVNULL,
+                                      stdout=logs[-1], stderr=subprocess.STDOUT,
+                                      start_new_session=True, env=this_checkout_env(),
+                                      preexec_fn=die_with_parent))  # noqa: PLW1509
     log_path = home / "server.log"
-    log = log_path.open("ab")
-    proc = subprocess.Popen([*command, *run_args], cwd=home, stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=this_checkout_env(),
-                            preexec_fn=die_with_parent)  # noqa: PLW1509
 
     def stop() -> None:
-        terminate_group(proc)
-        log.close()
+        for proc in procs:
+            terminate_group(proc)
+        for log in logs:
+            log.close()
+        if postgres is not None:
+            postgres.close()
 
     try:
-        wait_for_url(eabs[0]["directory"], ca_bundle, proc, startup_timeout)
+        for proc, replica_port in zip(procs, ports, strict=True):
+            directory = eabs[0]["directory"].replace(f":{port}/", f":{replica_port}/", 1)
+            wait_for_url(directory, ca_bundle, proc, startup_timeout)
     except (RuntimeError, TimeoutError) as exc:
         stop()
         raise RuntimeError(f"acmefleet server did not start: {exc}\n{tail(log_path)}") from exc
     credentials = iter([(e["kid"], e["hmac_key"]) for e in eabs])
-    return Target("acmefleet", mode, eabs[0]["directory"], ca_bundle, proc.pid,
-                  lambda: next(credentials), stop, log_path)
+    extra = [p.pid for p in procs[1:]] + ([postgres.proc.pid] if postgres and postgres.proc else [])
+    return Target("acmefleet", mode, eabs[0]["directory"], ca_bundle, procs[0].pid,
+                  lambda: next(credentials), stop, log_path, tuple(extra),
+                  tuple(ports) if replicas > 1 else ())
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -487,10 +543,17 @@ def count_requests(client: AcmeClient, stats: WorkerStats) -> None:
                                "response": list(hooks.get("response", []))}
 
 
+_pinned = itertools.count()
+
+
 def open_account(target: Target, timeout: float) -> AcmeClient:
-    """A client with a fresh EAB-bound account on ``target``."""
+    """A client with a fresh EAB-bound account on ``target`` (on the next replica in turn)."""
+    transport = None
+    if target.ports:
+        port = target.ports[next(_pinned) % len(target.ports)]
+        transport = PinnedTransport(port, target.ca_bundle)
     client = AcmeClient(target.directory_url, target.ca_bundle, timeout=timeout,
-                        poll_interval=0.01)
+                        poll_interval=0.01, transport=transport)
     response = client.new_account(eab=target.next_eab())
     if response.status_code not in (200, 201):
         client.close()
@@ -550,13 +613,13 @@ def run_phase(target: Target, concurrency: int, args: argparse.Namespace,
         barrier.abort()
     seen_before = world.counts() if world else None
     dns_before = world.dns_cpu_seconds() if world else 0.0
-    cpu_before, client_before = tree_cpu_seconds(target.pid), client_cpu_seconds()
+    cpu_before, client_before = target.cpu_seconds(), client_cpu_seconds()
     began = time.perf_counter()
     work.stop_at = time.monotonic() + (args.duration if args.count is None else args.max_time)
     work.go.set()
     stuck = join_all(threads, work.stop_at + 2 * args.timeout + 10)
     ended = time.perf_counter()
-    cpu_used = tree_cpu_seconds(target.pid) - cpu_before
+    cpu_used = target.cpu_seconds() - cpu_before
     client_used = client_cpu_seconds() - client_before
     dns_used = world.dns_cpu_seconds() - dns_before if world else 0.0
     seen = world.counts().minus(seen_before) if world and seen_before else None
@@ -712,6 +775,7 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> dict[str, An
                  "python": platform.python_version(), "clk_tck": os.sysconf("SC_CLK_TCK")},
         "results": [asdict(r) for r in results],
         "ratios_acmefleet_over_pebble": ratio_list,
+        "requests_by_replica_port": {str(k): v for k, v in sorted(SENT_TO_REPLICA.items())},
     }
 
 
@@ -745,6 +809,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="unmeasured issuances per worker before each phase (default 1)")
     parser.add_argument("--workers", type=int, default=None,
                         help="passed to `acmefleet server run --workers`")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="acmefleet's store: SQLite in the data dir (default) or a private "
+                             "PostgreSQL cluster, whose CPU counts as the server's")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="acmefleet servers sharing the PostgreSQL database, each client "
+                             "pinned to one in turn (default 1)")
     parser.add_argument("--acmefleet-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for `acmefleet server run` (repeatable)")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
@@ -755,6 +825,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
     if not args.concurrency or min(args.concurrency) < 1:
         parser.error("--concurrency needs positive integers")
+    if args.replicas < 1 or (args.replicas > 1 and args.database != "postgresql"):
+        parser.error("--replicas N > 1 needs --database postgresql")
     args.validation = [value.strip() for value in args.validation.split(",") if value.strip()]
     unknown = sorted(set(args.validation) - set(MODES))
     if not args.validation or unknown:
@@ -769,7 +841,7 @@ def start_targets(args: argparse.Namespace, workdir: Path, mode: str,
     starters: dict[str, Callable[[], Target]] = {
         "acmefleet": lambda: start_acmefleet(workdir, accounts, args.workers,
                                              args.acmefleet_arg, args.startup_timeout, mode,
-                                             world),
+                                             world, args.database, args.replicas),
         "pebble": lambda: start_pebble(workdir, accounts, mode, world),
     }
     targets: list[Target] = []
