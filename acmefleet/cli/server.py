@@ -57,8 +57,10 @@ def server() -> None:
 )
 @click.option(
     "--database-url",
+    envvar="ACMEFLEET_DATABASE_URL",  # a URL with a password stays out of process arguments
     help="Keep the state in this PostgreSQL database (postgresql+psycopg://user@host/db"
-    "?passfile=FILE) instead of SQLite in the data directory; it must be empty of acmefleet.",
+    "?passfile=FILE) instead of SQLite in the data directory; it must be empty of acmefleet."
+    " Also read from ACMEFLEET_DATABASE_URL.",
 )
 def server_init(
     data_dir: Path,

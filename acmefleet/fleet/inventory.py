@@ -46,6 +46,9 @@ class Fleet:
     servers: tuple[str, ...]
     all_vars: dict[str, Any]
     hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The server's database and load balancer hosts (groups acme_databases, acme_balancers):
+    # deployed with the server, by the same playbook.
+    server_support: tuple[str, ...] = ()
 
     def by_name(self) -> dict[str, FleetHost]:
         return {h.name: h for h in self.hosts}
@@ -148,12 +151,15 @@ def load_fleet(source: Path, limit: str | None = None) -> Fleet:
             stack_of[name] = declared
     hosts = tuple(_host(n, hostvars.get(n, {}), s) for n, s in sorted(stack_of.items()))
     servers = tuple(sorted(_group_hosts(data, "acme_servers")))
+    support = tuple(
+        sorted(_group_hosts(data, "acme_databases") | _group_hosts(data, "acme_balancers"))
+    )
     all_vars = data.get("all", {}).get("vars", {})
     if not hosts:
         raise InventoryError(
             f"inventory {source} has no host in a stack group ({', '.join(STACKS)})"
         )
-    return Fleet(hosts, servers, all_vars, hostvars)
+    return Fleet(hosts, servers, all_vars, hostvars, support)
 
 
 def _group_hosts(data: dict[str, Any], group: str) -> set[str]:

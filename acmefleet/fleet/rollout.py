@@ -159,12 +159,16 @@ class Rollout:
         directory = self.options.directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         server = self.fleet.servers[0]
-        progress.line(f"deploying the ACME server on {server} (role acme_server)")
+        hosts = ", ".join([*self.fleet.servers, *self.fleet.server_support])
+        progress.line(f"deploying the ACME server on {hosts} (playbook acme_server.yml)")
         result = run_playbook(
             "acme_server.yml",
             self.options.inventory,
-            limit=list(self.fleet.servers),
+            limit=[*self.fleet.servers, *self.fleet.server_support],
             extra_vars={
+                # The replicas' database password lives beside the token (0700 directory).
+                "acme_server_controller_dir": str(directory),
+                "acme_database_controller_dir": str(directory),
                 "acme_server_admin_token_dest": str(directory / f"{server}-admin-token"),
                 "acme_server_ca_bundle_dest": str(directory / f"{server}-ca-bundle.pem"),
             },

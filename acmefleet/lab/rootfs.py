@@ -63,7 +63,8 @@ UseDNS no
 APT_CONFIG = 'APT::Install-Recommends "false";\nAcquire::Retries "3";\n'
 # The packages the roles install, kept as .deb files in the image's apt cache: every Linux
 # stack's packages of meta/stacks.yml (tests/unit/test_stacks.py checks; the lab imports
-# nothing of acmefleet, so the list is not read from there), plus the ACME server's.
+# nothing of acmefleet, so the list is not read from there), plus the ACME server's, its
+# replicas' database (acme_database) and load balancer (acme_balancer).
 PREFETCHED = (
     "apache2",
     "certbot",
@@ -74,6 +75,8 @@ PREFETCHED = (
     "python3-venv",
     "python3-pip",
     "openssl",
+    "postgresql",
+    "haproxy",
 )
 RECIPE_VERSION = "3"
 

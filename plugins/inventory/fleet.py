@@ -11,9 +11,10 @@ short_description: Hosts and their certificate stacks from an acmefleet fleet fi
 description:
   - Reads a YAML fleet file (name ending in C(.fleet.yml) or C(.fleet.yaml)) that lists the
     ACME server host(s) and the web hosts with the stack each runs.
-  - Creates the groups C(acme_servers), one group per stack of the collection's stack registry
-    (C(meta/stacks.yml), for example C(certbot_apache), C(lego_nginx), C(win_acme_iis),
-    C(win_acme_apache)), C(fleet_linux) and C(fleet_windows) (the stacks of each OS family)
+  - Creates the groups C(acme_servers), C(acme_databases), C(acme_balancers), one group per
+    stack of the collection's stack registry (C(meta/stacks.yml), for example
+    C(certbot_apache), C(lego_nginx), C(win_acme_iis), C(win_acme_apache)), C(fleet_linux)
+    and C(fleet_windows) (the stacks of each OS family)
     and C(fleet) (every web host), and sets C(ansible_host),
     C(acmefleet_stack), C(acmefleet_names), C(acmefleet_endpoint), C(acmefleet_org) and
     C(acmefleet_email) on each host (host entries override the file's C(defaults)).
@@ -35,6 +36,20 @@ options:
     default: {}
   acme_servers:
     description: ACME server hosts, each with C(name) and C(address).
+    type: list
+    elements: dict
+    default: []
+  acme_databases:
+    description: >-
+      PostgreSQL hosts of the server's replicas (group C(acme_databases), role
+      C(acme_database)), each with C(name), C(address) and optional C(vars).
+    type: list
+    elements: dict
+    default: []
+  acme_balancers:
+    description: >-
+      Load balancers in front of the replicas (group C(acme_balancers), role
+      C(acme_balancer)), each with C(name), C(address) and optional C(vars).
     type: list
     elements: dict
     default: []
@@ -94,6 +109,8 @@ def read_stacks(path: str = REGISTRY) -> dict[str, str]:
 
 
 STACKS = tuple(read_stacks())
+# The ACME server's own hosts: its replicas, their database and their load balancer.
+SERVICE_GROUPS = ("acme_servers", "acme_databases", "acme_balancers")
 HOST_KEYS = {"name", "address", "stack", "names", "endpoint", "org", "email", "vars"}
 
 
@@ -107,7 +124,7 @@ class InventoryModule(BaseInventoryPlugin):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         stacks = read_stacks()
-        for group in ("acme_servers", "fleet", *stacks):
+        for group in (*SERVICE_GROUPS, "fleet", *stacks):
             self.inventory.add_group(group)
         for family in sorted(set(stacks.values())):
             self.inventory.add_group(f"fleet_{family}")
@@ -116,17 +133,18 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_child(f"fleet_{family}", stack)
         for name, value in (self.get_option("vars") or {}).items():
             self.inventory.set_variable("all", name, value)
-        for index, server in enumerate(self.get_option("acme_servers")):
-            self._add_server(server, index)
+        for group in SERVICE_GROUPS:
+            for index, server in enumerate(self.get_option(group)):
+                self._add_server(server, group, index)
         defaults = self.get_option("defaults") or {}
         seen: set[str] = set()
         for index, host in enumerate(self.get_option("hosts")):
             self._add_web_host(host, defaults, index, seen)
 
-    def _add_server(self, server: dict[str, Any], index: int) -> None:
+    def _add_server(self, server: dict[str, Any], group: str, index: int) -> None:
         if not isinstance(server, dict) or "name" not in server:
-            raise AnsibleParserError(f"acme_servers[{index}]: needs at least 'name'")
-        self.inventory.add_host(server["name"], group="acme_servers")
+            raise AnsibleParserError(f"{group}[{index}]: needs at least 'name'")
+        self.inventory.add_host(server["name"], group=group)
         if "address" in server:
             self.inventory.set_variable(server["name"], "ansible_host", server["address"])
         for key, value in (server.get("vars") or {}).items():

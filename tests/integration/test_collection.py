@@ -188,6 +188,24 @@ def test_inventory_plugin_refuses_bad_fleets(tmp_path: Path) -> None:
     assert "@certbot_apache" in graph.stdout and "web1" in graph.stdout
 
 
+def test_the_replica_example_names_the_servers_database_and_balancer() -> None:
+    """inventory/replicas/: the plugin's acme_databases and acme_balancers groups, and the
+    hosts a roll-out deploys the server onto (acme_server.yml's three plays)."""
+    from acmefleet.fleet.inventory import load_fleet
+
+    fleet = load_fleet(ROOT / "inventory" / "replicas" / "replicas.fleet.yml")
+    assert fleet.servers == ("acme1", "acme2")
+    assert fleet.server_support == ("db1", "lb1")
+    assert [h.name for h in fleet.hosts] == ["web1", "web2"]
+    for replica in fleet.servers:
+        variables = fleet.hostvars[replica]
+        assert variables["acme_server_replicas"] == ["acme1", "acme2"]
+        assert variables["acme_server_database_host"] == "db1"
+    graph = ansible("ansible-inventory", "-i", str(ROOT / "inventory/replicas"), "--graph")
+    assert "@acme_databases:\n  |  |--db1" in graph.stdout.replace("\r", "")
+    assert "@acme_balancers:\n  |  |--lb1" in graph.stdout.replace("\r", "")
+
+
 def test_ansible_commands_of_the_collection_print_no_dsa_warning() -> None:
     """ansible-core's import of cryptography's DSA module warns on every command: the
     environment the runner and the inventory reader give Ansible silences that one line."""
