@@ -73,6 +73,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -1099,6 +1100,10 @@ class RoundReport:
     interrupted: dict[str, int] = field(default_factory=dict)
     # PostgreSQL: what the clients' transports met (refused, cut, 503) and retried.
     failover: dict[str, int] = field(default_factory=dict)
+    # PostgreSQL, from the server logs: validations a survivor took over from the killed
+    # replica, and validations given back once the database was back (to run again).
+    taken_over: int = 0
+    given_back: int = 0
     # A figure, not a check: a request stalled (by a lock, say) shows here, and as few
     # certificates, since the kill comes before any timeout would.
     slowest_request_s: float = 0.0
@@ -1634,6 +1639,18 @@ def database_restart_rounds(rounds: int, restarts: int) -> set[int]:
     return {(n * rounds) // restarts for n in range(1, restarts + 1)} if restarts else set()
 
 
+def log_counts(paths: Sequence[Path]) -> tuple[int, int]:
+    """Validations taken over from a dead process, and given back after the database was
+    away, as the server logs say so far."""
+    taken = given = 0
+    for path in paths:
+        if path.exists():
+            text = path.read_text(errors="replace")
+            taken += text.count("validation queue: took challenge ")
+            given += sum(int(n) for n in re.findall(r"validation queue: gave back (\d+) ", text))
+    return taken, given
+
+
 def stop_load(load: Load, threads: Sequence[threading.Thread], timeout: float) -> None:
     """Stop the load and wait (bounded) for its clients; one still running is a violation."""
     load.stop.set()
@@ -1673,6 +1690,8 @@ def replicated_round(
     threads = run_load(load, args.clients, args.public_clients, rng)
     time.sleep(delay)
     logs = [r.log_path for r in server.replicas]
+    counted = [r.log_path for r in server.replicas if r is not victim]
+    taken_before, given_before = log_counts(counted)
     if victim is not None:
         load.killed_at = time.monotonic()
         report.check("process_group_dead", [f"pid {pid} still runs" for pid in victim.kill()])
@@ -1707,6 +1726,8 @@ def replicated_round(
     report.check("challenges_resolved_in_deadline", checker.challenges(report, crash, event_at))
     checks_s = time.monotonic() - checks_began
     stop_load(load, threads, DRAIN_TIMEOUT)
+    taken, given = log_counts(counted)
+    report.taken_over, report.given_back = taken - taken_before, given - given_before
     checks_began = time.monotonic()
     report.interrupted = dict(journal.interrupted)
     with server.failover_lock:
@@ -1855,6 +1876,8 @@ def summary(
         "orders_by_finalization": dict(final_orders or {}),
         "challenges_processing_at_kills": sum(r.processing_challenges_at_kill for r in reports),
         "challenges_ended_after_restart": dict(ended),
+        "validations_taken_over_from_killed_replicas": sum(r.taken_over for r in reports),
+        "validations_given_back_after_database_restarts": sum(r.given_back for r in reports),
         "orders_finished_after_restart": dict(finished),
         "checks": {
             "per_round": (
