@@ -3,6 +3,8 @@
     PYTHONPATH=. .venv/bin/python benchmarks/crash_drill.py [--rounds 20] [--clients 2]
         [--public-clients 2] [--min-delay 0.3] [--max-delay 3] [--seed N]
         [--validation-timeout 8] [--init-kills 5] [--workdir DIR] [--json FILE]
+        [--database sqlite|postgresql] [--replicas 2] [--database-restarts N]
+        [--database-down 1.0]
 
 One data directory for the whole drill (``server init`` on loopback ports, every name mapped
 to 127.0.0.1 for http-01, rate limits off). Each round:
@@ -23,9 +25,38 @@ to 127.0.0.1 for http-01, rate limits off). Each round:
    as their client would, so nothing stays half done; the next round's load runs on the
    restarted server.
 
+With ``--database postgresql`` a private PostgreSQL cluster (``tests/support/postgres.py``)
+holds the state and ``--replicas`` servers (default 2, each with ``--workers``) share it, the
+first made by ``server init --database-url``, the others from copies of its data directory on
+ports of their own. Each client sends every request to the next replica in turn, and retries
+as a client behind a balancer would: a replica that refuses the connection or cuts a request
+off, the next one (the request is sent again: a newAccount repeated answers 200, a finalize
+repeated 403 orderNotReady and the client then polls its order); a 503 with Retry-After
+(the database away), the same request after that delay; a badNonce, signed again; all within
+``RETRY_DEADLINE``. A round is one of:
+
+- ``replica_kill``: after the random delay one replica's whole process group gets SIGKILL
+  (each replica in turn) while the load goes on against the others. The database is read
+  at once (orders left processing, EAB bindings, order ⇔ certificate rows, audit events);
+  then, the killed replica still down, every challenge that was ``processing`` must end
+  valid or invalid within its deadline: the survivors take the dead replica's validation
+  leases over. The load is then stopped (each client finishes the order it is on: it must
+  complete or fail cleanly), the killed replica is started again and must answer /health;
+- ``database_restart`` (``--database-restarts`` of the rounds, spread evenly, every third
+  one or so): PostgreSQL is stopped (fast shutdown: every session cut), left down
+  ``--database-down`` s and started again during the load; every replica must answer
+  /health again by itself (none is restarted), and the same checks follow.
+
+The checks read the database through SQLAlchemy on the PostgreSQL URL (one REPEATABLE READ
+snapshot per check); SQLite's own checks of its file (``integrity_check``, the WAL copy)
+do not apply and are listed as skipped in the summary (``checks_skipped``), beside the
+checks each kind of round ran (``checks_ran``). The data-directory checks (no half-written
+file) run on every replica's data directory.
+
 Before the rounds, ``--init-kills`` times, ``server init`` itself is killed at a random point
-of its run on an existing empty data dir; the next ``server init`` there must succeed and
-leave a complete data dir with nothing inside or beside it (``kill_inits``).
+of its run on an existing empty data dir (SQLite, whatever ``--database``); the next
+``server init`` there must succeed and leave a complete data dir with nothing inside or
+beside it (``kill_inits``).
 
 A per-round table and a JSON summary are printed (``--json`` also writes it). Exit status:
 0 when every check of every round passed, 1 on any violation, 2 when the drill could not run.
@@ -42,9 +73,11 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -58,7 +91,7 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -75,10 +108,16 @@ from acmefleet.store.schema import (  # noqa: E402
     orders,
     organizations,
 )
-from tests.support.acme_client import AccountKey, AcmeClient, make_csr  # noqa: E402
+from tests.support.acme_client import (  # noqa: E402
+    AccountKey,
+    AcmeClient,
+    make_csr,
+    retry_after_seconds,
+)
 from tests.support.acme_client import AcmeError as ClientError  # noqa: E402
 from tests.support.acmefleet_server import ACMEFLEET, AcmefleetServer, configure  # noqa: E402
 from tests.support.console import Http01Responder  # noqa: E402
+from tests.support.postgres import PostgresServer, postgres_available  # noqa: E402
 from tests.support.procs import die_with_parent, free_ports, terminate_group  # noqa: E402
 
 ORG = "drill"
@@ -92,6 +131,14 @@ RESPONDER_DELAY = 0.4  # the responder waits up to this long: challenges stay pr
 DEADLINE_SLACK = timedelta(seconds=3)
 REQUEST_TIMEOUT = 15.0
 JOIN_TIMEOUT = 30.0
+# On PostgreSQL the load is stopped, not killed: each client finishes the order it is on,
+# which may wait out a database restart's Retry-After first.
+DRAIN_TIMEOUT = 90.0
+# A request a replica refused, cut off or answered 503 is sent again (to the next replica,
+# or after Retry-After) until this many seconds have passed since it was first sent.
+RETRY_DEADLINE = 60.0
+RETRY_AFTER_CAP = 10.0  # a Retry-After longer than this is waited for this long
+BAD_NONCE_RETRIES = 3  # a request repeated after a cut may find its nonce used
 DB_FILES = (SQLITE_FILE, f"{SQLITE_FILE}-wal", f"{SQLITE_FILE}-shm")
 # Limits far above what a drill reaches: a refusal would end a client's run.
 NO_LIMITS = {
@@ -128,6 +175,30 @@ CHECKS = (
     "files_whole",  # no half-written file after the restart either
     "server_log_clean",  # no Traceback in the killed run's log
 )
+# On PostgreSQL: what SQLite's file checks give way to, and what replicas add.
+SQLITE_FILE_CHECKS = {
+    "crash_state_integrity": "SQLite's PRAGMA integrity_check of the file and WAL the kill "
+    "left; PostgreSQL's own WAL replay and constraints stand for it",
+    "database_integrity": "SQLite's PRAGMA integrity_check and foreign_key_check; "
+    "PostgreSQL enforces its foreign keys on every commit",
+}
+REPLICA_CHECKS = (
+    "survivor_serves",  # the other replicas answer /health while one is dead
+    "replicas_heal",  # after a database restart every replica answers /health again by itself
+)
+ALL_CHECKS = (*CHECKS, *REPLICA_CHECKS)
+ROUND_KINDS = ("server_kill", "replica_kill", "database_restart")
+
+
+def round_checks(kind: str) -> tuple[str, ...]:
+    """The checks a round of this kind runs (``server_kill``: SQLite's, all of CHECKS)."""
+    if kind == "server_kill":
+        return CHECKS
+    shared = tuple(c for c in CHECKS if c not in SQLITE_FILE_CHECKS)
+    if kind == "replica_kill":
+        return (*shared, "survivor_serves")
+    no_kill = ("process_group_dead", "server_restarts")
+    return (*(c for c in shared if c not in no_kill), "replicas_heal")
 
 
 def cli_env() -> dict[str, str]:
@@ -174,79 +245,98 @@ def group_alive(pgid: int) -> list[int]:
     return alive
 
 
-class DrillServer:
-    """One data directory; the server started, killed and started again on it."""
+class FailoverTransport(httpx.BaseTransport):
+    """Where a drill client's requests go when replicas share PostgreSQL: each to the next
+    replica in turn (URLs name the first's port, as replicas behind one balancer do). A
+    replica that refuses the connection: the next one at once. A request cut off (sent, no
+    answer: its replica was killed): sent again to the next one, as the client's retry; its
+    effect may already be committed (``cut`` counts them, the caller judges the answer). A
+    503 with Retry-After (the database away): the same request again after that delay.
+    All of it within ``RETRY_DEADLINE`` of the first attempt; then the last error stands."""
 
-    def __init__(self, workdir: Path, workers: int, validation_timeout: int) -> None:
+    def __init__(
+        self,
+        ports: Sequence[int],
+        verify: ssl.SSLContext,
+        stats: collections.Counter[str],
+        lock: threading.Lock,
+    ) -> None:
+        self._inner = httpx.HTTPTransport(verify=verify)
+        self._ports = list(ports)
+        self._turn = itertools.count()
+        self._stats = stats  # shared by the clients of a drill: refused, cut, 503
+        self._lock = lock
+        self.cut = 0  # this transport's requests cut off and sent again
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self._stats[what] += 1
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + RETRY_DEADLINE
+        failures = 0
+        while True:
+            port = self._ports[next(self._turn) % len(self._ports)]
+            request.url = request.url.copy_with(port=port)
+            try:
+                response = self._inner.handle_request(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                self._count("refused")
+                failures += 1
+                # Every replica refused: wait a little before the next turn.
+                pause = 0.0 if failures % len(self._ports) else 0.2
+                if time.monotonic() + pause > deadline:
+                    raise
+            except httpx.TransportError:
+                self._count("cut")
+                self.cut += 1
+                pause = 0.0
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if response.status_code != 503 or "Retry-After" not in response.headers:
+                    return response
+                response.read()
+                response.close()
+                self._count("503")
+                pause = min(retry_after_seconds(response, 1.0), RETRY_AFTER_CAP)
+                if time.monotonic() + pause > deadline:
+                    return response
+            time.sleep(pause)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class Replica:
+    """One server process on one data directory: started, killed, started again."""
+
+    def __init__(
+        self, workdir: Path, acme: AcmefleetServer, name: str, workers: int, own_ports: bool
+    ) -> None:
         self.workdir = workdir
+        self.acme = acme
+        self.name = name
         self.workers = workers
-        port, pki_port, http01_port = free_ports(3)
-        self.acme = AcmefleetServer(workdir / "data", port, pki_port, http01_port)
-        self.validation_timeout = timedelta(seconds=validation_timeout)
+        # Replicas made from a copy of the first's data dir listen where the command says.
+        self.own_ports = own_ports
         self.proc: subprocess.Popen[bytes] | None = None
-        self.org_id = 0
         self.starts = 0
-        self.log_path = workdir / "server-0.log"
+        self.log_path = workdir / f"{name}-0.log"
 
     @property
     def data_dir(self) -> Path:
         return self.acme.data_dir
 
-    @property
-    def db_file(self) -> Path:
-        return self.data_dir / SQLITE_FILE
-
-    def init(self) -> float:
-        """``server init``, loopback validation, no rate limits, the drill's organisation;
-        how long ``server init`` took."""
-        began = time.monotonic()
-        must_cli(
-            [
-                "server",
-                "init",
-                "--data-dir",
-                str(self.data_dir),
-                "--listen",
-                f"127.0.0.1:{self.acme.port}",
-                "--pki-listen",
-                f"127.0.0.1:{self.acme.pki_port}",
-                "--base-url",
-                self.acme.base_url,
-                "--admin-token-file",
-                str(self.workdir / "admin-token"),
-            ]
-        )
-        took = time.monotonic() - began
-        configure(
-            self.data_dir,
-            http01_port=self.acme.http01_port,
-            settings={
-                **NO_LIMITS,
-                "timeout_seconds": str(int(self.validation_timeout.total_seconds())),
-            },
-        )
-        self.acme.org(ORG, PRIVATE_DOMAIN, PUBLIC_DOMAIN)  # in the store, as the CLI would
-        with reading(self.db_file) as conn:
-            found = conn.execute(select(organizations.c.id).where(organizations.c.name == ORG))
-            self.org_id = int(found.scalar_one())
-        return took
-
-    def console(self) -> httpx.Client:
-        """A console REST API client with the first admin token ``server init`` wrote."""
-        token = (self.workdir / "admin-token").read_text().strip()
-        return httpx.Client(
-            base_url=f"{self.acme.base_url}/admin/api/v1",
-            verify=str(self.acme.ca_bundle),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=REQUEST_TIMEOUT,
-            trust_env=False,
-        )
-
     def start(self, timeout: float) -> float:
         """Start ``server run``; seconds until both listeners answer /health."""
         self.starts += 1
-        self.log_path = self.workdir / f"server-{self.starts}.log"
+        self.log_path = self.workdir / f"{self.name}-{self.starts}.log"
         began = time.monotonic()
+        listen = []
+        if self.own_ports:
+            listen = ["--listen", f"127.0.0.1:{self.acme.port}"]
+            listen += ["--pki-listen", f"127.0.0.1:{self.acme.pki_port}"]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -259,6 +349,7 @@ class DrillServer:
                     str(self.workers),
                     "--log-level",
                     "info",
+                    *listen,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -267,23 +358,27 @@ class DrillServer:
                 env=cli_env(),
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - spawned from the main thread
             )
-        self._wait_healthy(began + timeout)
+        self.wait_healthy(began + timeout)
         return time.monotonic() - began
 
-    def _wait_healthy(self, deadline: float) -> None:
+    def wait_healthy(self, deadline: float) -> None:
+        """Until both listeners answer /health ``ok`` (the database reachable), or raise."""
         assert self.proc is not None
-        urls = [f"{self.acme.base_url}/health", f"http://127.0.0.1:{self.acme.pki_port}/health"]
+        urls = [
+            f"https://localhost:{self.acme.port}/health",
+            f"http://127.0.0.1:{self.acme.pki_port}/health",
+        ]
         with httpx.Client(verify=str(self.acme.ca_bundle), timeout=2.0, trust_env=False) as http:
             for url in urls:
                 while True:
                     if self.proc.poll() is not None:
-                        raise RuntimeError(f"the server exited {self.proc.returncode} at start")
-                    with contextlib.suppress(httpx.HTTPError):
+                        raise RuntimeError(f"{self.name} exited {self.proc.returncode}")
+                    with contextlib.suppress(httpx.HTTPError, ValueError):
                         answer = http.get(url)
                         if answer.status_code == 200 and answer.json()["status"] == "ok":
                             break
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"{url} did not answer in time")
+                        raise TimeoutError(f"{url} ({self.name}) did not answer ok in time")
                     time.sleep(0.05)
 
     def kill(self) -> list[int]:
@@ -303,6 +398,150 @@ class DrillServer:
         if self.proc is not None:
             terminate_group(self.proc)
             self.proc = None
+
+
+class DrillServer:
+    """One data directory and its server (SQLite); or, with ``postgres``, ``replicas``
+    servers on copies of one data directory sharing that PostgreSQL database."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        workers: int,
+        validation_timeout: int,
+        postgres: PostgresServer | None = None,
+        replicas: int = 1,
+    ) -> None:
+        self.workdir = workdir
+        self.workers = workers
+        port, pki_port, http01_port = free_ports(3)
+        self.acme = AcmefleetServer(workdir / "data", port, pki_port, http01_port)
+        self.validation_timeout = timedelta(seconds=validation_timeout)
+        self.postgres = postgres
+        self.replica_count = replicas
+        self.database_url = ""
+        name = "replica-0" if postgres is not None else "server"
+        self.replicas = [Replica(workdir, self.acme, name, workers, own_ports=False)]
+        self.org_id = 0
+        self.failover: collections.Counter[str] = collections.Counter()
+        self.failover_lock = threading.Lock()
+
+    @property
+    def replicated(self) -> bool:
+        return self.postgres is not None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.acme.data_dir
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / SQLITE_FILE
+
+    @property
+    def db(self) -> Path | str:
+        """Where the checks read: the SQLite file, or the PostgreSQL URL."""
+        return self.database_url or self.db_file
+
+    @property
+    def log_path(self) -> Path:
+        return self.replicas[0].log_path
+
+    def init(self) -> float:
+        """``server init``, loopback validation, no rate limits, the drill's organisation;
+        how long ``server init`` took. On PostgreSQL, then the other replicas' data dirs."""
+        database = []
+        if self.postgres is not None:
+            self.database_url = self.postgres.create_database("acmefleet")
+            database = ["--database-url", self.database_url]
+        began = time.monotonic()
+        must_cli(
+            [
+                "server",
+                "init",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.acme.port}",
+                "--pki-listen",
+                f"127.0.0.1:{self.acme.pki_port}",
+                "--base-url",
+                self.acme.base_url,
+                "--admin-token-file",
+                str(self.workdir / "admin-token"),
+                *database,
+            ]
+        )
+        took = time.monotonic() - began
+        configure(
+            self.data_dir,
+            http01_port=self.acme.http01_port,
+            settings={
+                **NO_LIMITS,
+                "timeout_seconds": str(int(self.validation_timeout.total_seconds())),
+            },
+        )
+        self.acme.org(ORG, PRIVATE_DOMAIN, PUBLIC_DOMAIN)  # in the store, as the CLI would
+        with reading(self.db) as conn:
+            found = conn.execute(select(organizations.c.id).where(organizations.c.name == ORG))
+            self.org_id = int(found.scalar_one())
+        for n in range(1, self.replica_count):
+            # Another replica as the deployment makes it: a copy of the first's data dir
+            # (CA and TLS keys, configuration: the base URL stays the first's).
+            data_dir = self.workdir / f"data-{n}"
+            shutil.copytree(self.data_dir, data_dir, symlinks=True)
+            port, pki_port = free_ports(2)
+            acme = AcmefleetServer(data_dir, port, pki_port, self.acme.http01_port)
+            self.replicas.append(Replica(self.workdir, acme, f"replica-{n}", self.workers, True))
+        return took
+
+    def transport(self) -> FailoverTransport | None:
+        """A client's transport over the replicas (None: straight to the one server)."""
+        if not self.replicated:
+            return None
+        verify = ssl.create_default_context(cafile=str(self.acme.ca_bundle))
+        ports = [r.acme.port for r in self.replicas]
+        return FailoverTransport(ports, verify, self.failover, self.failover_lock)
+
+    def client(
+        self, endpoint: str, key: AccountKey | None = None, **kwargs: Any
+    ) -> tuple[AcmeClient, FailoverTransport | None]:
+        transport = self.transport()
+        if transport is not None:
+            kwargs["bad_nonce_retries"] = max(kwargs.get("bad_nonce_retries", 0), 3)
+        client = AcmeClient(
+            self.acme.directory(endpoint),
+            self.acme.ca_bundle,
+            key,
+            timeout=REQUEST_TIMEOUT,
+            transport=transport,
+            **kwargs,
+        )
+        return client, transport
+
+    def console(self) -> httpx.Client:
+        """A console REST API client with the first admin token ``server init`` wrote."""
+        token = (self.workdir / "admin-token").read_text().strip()
+        return httpx.Client(
+            base_url=f"{self.acme.base_url}/admin/api/v1",
+            verify=str(self.acme.ca_bundle),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=REQUEST_TIMEOUT,
+            trust_env=False,
+            transport=self.transport(),
+        )
+
+    def start(self, timeout: float) -> float:
+        """Start every replica; seconds until the last answers /health."""
+        return max(replica.start(timeout) for replica in self.replicas)
+
+    def kill(self) -> list[int]:
+        """SIGKILL the (one) server's process group."""
+        return self.replicas[0].kill()
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
 
 
 def responder(port: int, seed: float) -> Http01Responder:
@@ -412,6 +651,12 @@ class Load:
         with self.lock:
             return f"r{self.round_no}n{next(self.names)}.{domain}"
 
+    @property
+    def replicated(self) -> bool:
+        """Replicas on PostgreSQL: the load outlives a kill (the client retries on another
+        replica) and ``stop`` lets each client finish the order it is on."""
+        return self.server.replicated
+
 
 class Driver:
     """One client thread: fresh EAB accounts, each doing a few full issuances."""
@@ -421,6 +666,7 @@ class Driver:
         self.endpoint = endpoint
         self.rng = random.Random(seed)
         self.client: AcmeClient | None = None
+        self.transport: FailoverTransport | None = None
         self.console: httpx.Client | None = None
         self.account: AccountRec | None = None
 
@@ -452,18 +698,32 @@ class Driver:
                 self.console.close()
 
     def _call(
-        self, step: str, send: Callable[[], httpx.Response], ok: tuple[int, ...] = (200,)
+        self,
+        step: str,
+        send: Callable[[], httpx.Response],
+        ok: tuple[int, ...] = (200,),
+        after_cut: tuple[int, ...] = (),
     ) -> httpx.Response:
+        """``send()``; an answer not in ``ok`` is Unexpected, unless the request was cut off
+        on a killed replica and sent again, and the answer is one of ``after_cut`` (what the
+        repeat of a request already committed answers)."""
+        cuts = self.transport.cut if self.transport is not None else 0
         began = time.monotonic()
         try:
             response = send()
         except httpx.TransportError as exc:
             self._took(min(time.monotonic(), self.load.killed_at) - began)
+            if self.load.replicated:
+                raise Unexpected(f"{step}: {exc!r} from every replica, retried") from exc
             if self.load.stop.is_set():
                 raise Interrupted(step, cut=began < self.load.killed_at) from exc
             raise Unexpected(f"{step}: {exc!r} before the kill") from exc
         self._took(time.monotonic() - began)
-        if response.status_code not in ok:
+        retried = self.transport is not None and self.transport.cut > cuts
+        if retried:
+            with self.load.journal.lock:
+                self.load.journal.interrupted[step] += 1
+        if response.status_code not in ok and not (retried and response.status_code in after_cut):
             raise Unexpected(f"{step}: {response.status_code} {response.text[:300]}")
         return response
 
@@ -483,14 +743,20 @@ class Driver:
         body = {"org_id": self.load.server.org_id, "endpoint": self.endpoint}
         minted = self._call("mintEab", lambda: console.post("/eab", json=body), ok=(201,))
         eab = (str(minted.json()["kid"]), str(minted.json()["hmac_key"]))
-        client = AcmeClient(
-            server.directory(self.endpoint), server.ca_bundle, timeout=REQUEST_TIMEOUT
-        )
+        if self.load.replicated:
+            client, self.transport = self.load.server.client(self.endpoint)
+        else:
+            client = AcmeClient(
+                server.directory(self.endpoint), server.ca_bundle, timeout=REQUEST_TIMEOUT
+            )
         self.client = client
         rec = AccountRec(self.endpoint, client.key, eab, self.load.round_no)
         rec.sent = True  # from here on, the kill may cut newAccount (or its nonce, first)
         self.load.journal.add_account(rec)
-        created = self._call("newAccount", lambda: client.new_account(eab), ok=(201,))
+        # Sent again after a cut, a newAccount that was committed finds its account: 200.
+        created = self._call(
+            "newAccount", lambda: client.new_account(eab), ok=(201,), after_cut=(200,)
+        )
         rec.url = created.headers["Location"]
         self.account = rec
 
@@ -513,7 +779,7 @@ class Driver:
                 return body
             if time.monotonic() > deadline:
                 raise Unexpected(f"{step}: {url} still {body.get('status')} after {timeout} s")
-            if self.load.stop.is_set():
+            if self.load.stop.is_set() and not self.load.replicated:
                 raise Interrupted(step, cut=False)
             time.sleep(0.1)
 
@@ -521,8 +787,13 @@ class Driver:
         assert self.client is not None
         client = self.client
         csr, _ = make_csr([name])
-        body = self._call("finalize", lambda: client.finalize(body["finalize"], csr)).json()
-        if body["status"] == "processing":
+        # Sent again after a cut, a finalize that was committed finds the order finalized
+        # (403 orderNotReady): the client looks at its order then.
+        done = self._call(
+            "finalize", lambda: client.finalize(body["finalize"], csr), after_cut=(403,)
+        )
+        body = done.json()
+        if done.status_code == 403 or body["status"] == "processing":
             body = self._poll("order", order.url, {"valid", "invalid"}, REQUEST_TIMEOUT)
         if body["status"] != "valid":
             raise Unexpected(f"finalize: order ended {body['status']}: {body}")
@@ -578,11 +849,24 @@ class Driver:
 
 
 @contextlib.contextmanager
-def reading(db_file: Path) -> Iterator[Connection]:
-    database = open_database(f"sqlite:///{db_file}")
+def reading(db: Path | str) -> Iterator[Connection]:
+    """One read transaction on ``db``: a SQLite file, or a database URL (PostgreSQL: one
+    REPEATABLE READ snapshot, so that a check's several queries see one state while the
+    replicas go on writing)."""
+    if isinstance(db, Path):
+        database = open_database(f"sqlite:///{db}")
+        try:
+            with database.read() as conn:
+                yield conn
+        finally:
+            database.dispose()
+        return
+    database = open_database(db)
     try:
-        with database.read() as conn:
-            yield conn
+        with database.reader.connect() as conn:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
     finally:
         database.dispose()
 
@@ -668,7 +952,7 @@ def processing_challenges(conn: Connection) -> dict[str, datetime | None]:
     return {row.id: row.processing_since for row in conn.execute(query)}
 
 
-def eab_problems(db_file: Path) -> list[str]:
+def eab_problems(db_file: Path | str) -> list[str]:
     """No credential consumed yet unbound; every account bound to its own credential;
     no credential bound to two accounts or to one that does not exist."""
     problems = []
@@ -694,7 +978,7 @@ def eab_problems(db_file: Path) -> list[str]:
     return problems
 
 
-def order_problems(db_file: Path) -> dict[str, list[str]]:
+def order_problems(db_file: Path | str) -> dict[str, list[str]]:
     """Stored orders: none processing; a valid one has exactly its certificate row, and no
     other order has one (under the check's name each problem belongs to)."""
     with reading(db_file) as conn:
@@ -721,7 +1005,7 @@ def order_problems(db_file: Path) -> dict[str, list[str]]:
     return problems
 
 
-def audit_coverage_problems(db_file: Path) -> list[str]:
+def audit_coverage_problems(db_file: Path | str) -> list[str]:
     """A certificate and its audit event, a binding and its event: one transaction each."""
     with reading(db_file) as conn:
         serials = set(conn.execute(select(certificates.c.serial_hex)).scalars())
@@ -760,6 +1044,20 @@ class CrashState:
     wal_bytes: int
 
 
+def read_live_state(url: str) -> CrashState:
+    """The PostgreSQL database as a kill or a restart left it, read at once (the other
+    replicas go on writing: each check reads one snapshot of its own)."""
+    found = order_problems(url)
+    inconsistent = [
+        *eab_problems(url),
+        *found["orders_valid_have_certificate"],
+        *audit_coverage_problems(url),
+    ]
+    with reading(url) as conn:
+        processing = processing_challenges(conn)
+    return CrashState([], found["orders_none_processing"], inconsistent, processing, 0)
+
+
 def read_crash_state(db_file: Path, scratch: Path) -> CrashState:
     scratch.mkdir()
     try:
@@ -792,12 +1090,20 @@ def read_crash_state(db_file: Path, scratch: Path) -> CrashState:
 class RoundReport:
     round_no: int
     kill_after_s: float
+    kind: str = "server_kill"  # ROUND_KINDS
+    target: str = "server"  # what was killed or restarted: a replica's name, "postgresql"
     certs_load: int = 0
     certs_resumed: int = 0
     orders_new: int = 0
     accounts_new: int = 0
     invalid_on_purpose: int = 0
     interrupted: dict[str, int] = field(default_factory=dict)
+    # PostgreSQL: what the clients' transports met (refused, cut, 503) and retried.
+    failover: dict[str, int] = field(default_factory=dict)
+    # PostgreSQL, from the server logs: validations a survivor took over from the killed
+    # replica, and validations given back once the database was back (to run again).
+    taken_over: int = 0
+    given_back: int = 0
     # A figure, not a check: a request stalled (by a lock, say) shows here, and as few
     # certificates, since the kill comes before any timeout would.
     slowest_request_s: float = 0.0
@@ -805,14 +1111,14 @@ class RoundReport:
     challenges_resumed: dict[str, int] = field(default_factory=dict)
     orders_finished_after_restart: dict[str, int] = field(default_factory=dict)
     wal_bytes_at_kill: int = 0
-    restart_s: float = 0.0
+    restart_s: float = 0.0  # the killed server back, or every replica healthy again
     checks_s: float = 0.0  # the checks after the kill and after the restart, together
     fatal: bool = False  # the server did not start again: the drill stops here
     failures: dict[str, list[str]] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)
 
     def check(self, name: str, problems: Sequence[str]) -> None:
-        assert name in CHECKS, name
+        assert name in round_checks(self.kind), (self.kind, name)
         if problems:
             self.failures[name] = list(problems)[:20]
         else:
@@ -826,9 +1132,36 @@ class Checker:
         self.server = server
         self.responder = responder
         self.journal = journal
-        self.baseline = data_files(server.data_dir)
+        self.baselines = {r.data_dir: data_files(r.data_dir) for r in server.replicas}
         self.settled: set[str] = set()  # orders found valid with their PEM, or invalid
         self.owners: dict[str, AcmeClient] = {}
+        self.logs_read: dict[Path, int] = {}  # how far each server log was read
+
+    @property
+    def baseline(self) -> dict[str, FileState]:
+        return self.baselines[self.server.data_dir]
+
+    def files_problems(self) -> list[str]:
+        """``half_written`` of every replica's data dir."""
+        problems = []
+        for data_dir, baseline in self.baselines.items():
+            prefix = "" if len(self.baselines) == 1 else f"{data_dir.name}: "
+            problems += [prefix + p for p in half_written(data_dir, baseline)]
+        return problems
+
+    def log_problems(self, paths: Sequence[Path]) -> list[str]:
+        """A Traceback in what these server logs gained since last read."""
+        problems = []
+        for path in paths:
+            if not path.exists():
+                continue
+            with path.open("rb") as handle:
+                handle.seek(self.logs_read.get(path, 0))
+                text = handle.read().decode(errors="replace")
+                self.logs_read[path] = handle.tell()
+            if "Traceback" in text:
+                problems.append(f"{path.name}: a Traceback")
+        return problems
 
     # -- helpers
 
@@ -838,14 +1171,8 @@ class Checker:
         found = self.owners.get(rec.key.thumbprint())
         if found is not None:
             return found
-        server = self.server.acme
-        client = AcmeClient(
-            server.directory(rec.endpoint),
-            server.ca_bundle,
-            rec.key,
-            timeout=REQUEST_TIMEOUT,
-            poll_interval=0.1,
-            bad_nonce_retries=3,
+        client, _ = self.server.client(
+            rec.endpoint, rec.key, poll_interval=0.1, bad_nonce_retries=3
         )
         if rec.url is None:
             existing = client.new_account(None, only_return_existing=True)
@@ -865,7 +1192,7 @@ class Checker:
     def account_by_id(self) -> dict[str, AccountRec]:
         """Stored account id → what the drill knows of it (by endpoint and key thumbprint)."""
         known = {(a.endpoint, a.key.thumbprint()): a for a in self.journal.accounts}
-        with reading(self.server.db_file) as conn:
+        with reading(self.server.db) as conn:
             rows = conn.execute(select(accounts.c.id, accounts.c.endpoint, accounts.c.thumbprint))
             return {
                 row.id: known[(row.endpoint, row.thumbprint)]
@@ -883,32 +1210,49 @@ class Checker:
         report.check("crash_state_integrity", crash.problems)
         report.check("crash_state_no_processing_order", crash.processing_orders)
         report.check("crash_state_consistent", crash.inconsistent)
-        report.check("crash_state_files_whole", half_written(self.server.data_dir, self.baseline))
-        log = self.server.log_path.read_text(errors="replace")
-        report.check(
-            "server_log_clean",
-            [f"{self.server.log_path.name}: a Traceback"] if "Traceback" in log else [],
-        )
+        report.check("crash_state_files_whole", self.files_problems())
+        report.check("server_log_clean", self.log_problems([self.server.log_path]))
+
+    def after_event(self, report: RoundReport, crash: CrashState, logs: Sequence[Path]) -> None:
+        """On PostgreSQL, once the load is stopped: the answers, the state the kill or the
+        restart left (read at once), the files, the logs."""
+        with self.journal.lock:
+            report.check("load_responses_ok", self.journal.unexpected)
+            self.journal.unexpected.clear()
+        report.check("crash_state_no_processing_order", crash.processing_orders)
+        report.check("crash_state_consistent", crash.inconsistent)
+        report.check("crash_state_files_whole", self.files_problems())
+        report.check("server_log_clean", self.log_problems(logs))
 
     # -- after the restart
 
-    def after_restart(self, report: RoundReport, crash: CrashState, ready_at: datetime) -> None:
-        report.check("challenges_resolved_in_deadline", self._challenges(report, crash, ready_at))
+    def after_restart(
+        self, report: RoundReport, crash: CrashState, ready_at: datetime | None
+    ) -> None:
+        """``ready_at`` None: the challenges were checked already (on PostgreSQL, before the
+        killed replica came back)."""
+        if ready_at is not None:
+            report.check(
+                "challenges_resolved_in_deadline", self.challenges(report, crash, ready_at)
+            )
         report.check("accounts_acknowledged_exist", self._acknowledged_accounts())
         report.check("eab_interrupted_resumable", self._resume_bindings())
-        report.check("eab_bindings_consistent", eab_problems(self.server.db_file))
+        report.check("eab_bindings_consistent", eab_problems(self.server.db))
         report.check("orders_acknowledged_exist", self._acknowledged_orders())
         self._orders(report)
         report.check("certificates_in_db", self._certificates_in_db())
         report.check("certificates_downloadable", self._downloads())
         report.check("audit_chain_verifies", self._audit_verify())
-        report.check("audit_covers_commits", audit_coverage_problems(self.server.db_file))
-        report.check("database_integrity", sqlite_problems(self.server.db_file))
-        report.check("files_whole", half_written(self.server.data_dir, self.baseline))
+        report.check("audit_covers_commits", audit_coverage_problems(self.server.db))
+        if not self.server.replicated:
+            report.check("database_integrity", sqlite_problems(self.server.db_file))
+        report.check("files_whole", self.files_problems())
 
-    def _challenges(self, report: RoundReport, crash: CrashState, ready_at: datetime) -> list[str]:
+    def challenges(self, report: RoundReport, crash: CrashState, ready_at: datetime) -> list[str]:
         """Each challenge the kill left processing ends valid or invalid: a resumed validation
-        keeps the deadline counted from when it was asked for, not from the restart."""
+        keeps the deadline counted from when it was asked for, not from the restart (on
+        PostgreSQL ``ready_at`` is the kill or the database's return: the survivors resume
+        them, the killed replica still down)."""
         problems = []
         deadline = self.server.validation_timeout + timedelta(seconds=1)  # policy's GRACE
         bounds = {
@@ -918,7 +1262,7 @@ class Checker:
         outcomes: collections.Counter[str] = collections.Counter()
         left = dict(bounds)
         while left:
-            with reading(self.server.db_file) as conn:
+            with reading(self.server.db) as conn:
                 query = select(challenges.c.id, challenges.c.status).where(
                     challenges.c.id.in_(list(left))
                 )
@@ -957,14 +1301,8 @@ class Checker:
         for rec in self.journal.accounts:
             if not rec.sent or rec.url is not None:
                 continue
-            server = self.server.acme
-            with AcmeClient(
-                server.directory(rec.endpoint),
-                server.ca_bundle,
-                rec.key,
-                timeout=REQUEST_TIMEOUT,
-                bad_nonce_retries=3,
-            ) as client:
+            client, _ = self.server.client(rec.endpoint, rec.key, bad_nonce_retries=3)
+            with client:
                 again = client.new_account(rec.eab)
             if again.status_code in (200, 201):
                 rec.url = again.headers["Location"]
@@ -973,7 +1311,7 @@ class Checker:
         return problems
 
     def _acknowledged_orders(self) -> list[str]:
-        with reading(self.server.db_file) as conn:
+        with reading(self.server.db) as conn:
             stored = set(conn.execute(select(orders.c.id)).scalars())
         return [
             f"order {o.url} was created (201) but is not stored"
@@ -984,8 +1322,8 @@ class Checker:
     def _orders(self, report: RoundReport) -> None:
         """Every stored order: none processing, valid ⇔ one certificate row; those left
         ``ready`` or ``pending`` are driven on now, as their client would."""
-        problems = order_problems(self.server.db_file)
-        with reading(self.server.db_file) as conn:
+        problems = order_problems(self.server.db)
+        with reading(self.server.db) as conn:
             rows = list(conn.execute(select(orders.c.id, orders.c.account_id)))
         owners = self.account_by_id()
         outcomes: collections.Counter[str] = collections.Counter()
@@ -1037,7 +1375,7 @@ class Checker:
             outcomes[f"{origin}->{status}"] += 1
         if status == "valid":
             served = client.post(body["certificate"], None)
-            with reading(self.server.db_file) as conn:
+            with reading(self.server.db) as conn:
                 stored = conn.execute(
                     select(certificates.c.chain_pem).where(certificates.c.order_id == order_id)
                 ).scalar_one_or_none()
@@ -1121,7 +1459,7 @@ class Checker:
     def _certificates_in_db(self) -> list[str]:
         """Every certificate any client received, in every round so far: its row, same PEM,
         same order and owner."""
-        with reading(self.server.db_file) as conn:
+        with reading(self.server.db) as conn:
             stored = {row.serial_hex: row for row in conn.execute(select(certificates))}
         owners = {id(rec): acct_id for acct_id, rec in self.account_by_id().items()}
         problems = []
@@ -1295,6 +1633,133 @@ def one_round(
     return report
 
 
+def database_restart_rounds(rounds: int, restarts: int) -> set[int]:
+    """Which rounds restart PostgreSQL instead of killing a replica: ``restarts`` of them,
+    spread evenly, the last one last (20 rounds, 6 restarts: 3, 6, 10, 13, 16, 20)."""
+    return {(n * rounds) // restarts for n in range(1, restarts + 1)} if restarts else set()
+
+
+def log_counts(paths: Sequence[Path]) -> tuple[int, int]:
+    """Validations taken over from a dead process, and given back after the database was
+    away, as the server logs say so far."""
+    taken = given = 0
+    for path in paths:
+        if path.exists():
+            text = path.read_text(errors="replace")
+            taken += text.count("validation queue: took challenge ")
+            given += sum(int(n) for n in re.findall(r"validation queue: gave back (\d+) ", text))
+    return taken, given
+
+
+def stop_load(load: Load, threads: Sequence[threading.Thread], timeout: float) -> None:
+    """Stop the load and wait (bounded) for its clients; one still running is a violation."""
+    load.stop.set()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        with load.journal.lock:
+            load.journal.unexpected.append(f"a client thread did not end within {timeout} s")
+
+
+def replicated_round(
+    args: argparse.Namespace,
+    round_no: int,
+    server: DrillServer,
+    checker: Checker,
+    rng: random.Random,
+    victim: Replica | None,
+) -> RoundReport:
+    """A round on PostgreSQL: kill ``victim`` (None: restart the database) during the load,
+    which goes on against the others; the challenges left processing must end, the killed
+    replica still down; then the load is stopped (each client finishes its order), the
+    victim started again, and everything checked."""
+    journal = checker.journal
+    before = (len(journal.accounts), len(journal.orders), len(journal.certs))
+    invalid_before = journal.invalid_on_purpose
+    delay = rng.uniform(args.min_delay, args.max_delay)
+    kind = "replica_kill" if victim is not None else "database_restart"
+    target = victim.name if victim is not None else "postgresql"
+    report = RoundReport(round_no, round(delay, 3), kind, target)
+    load = Load(server, checker.responder, journal, round_no)
+    journal.interrupted.clear()
+    journal.refused = 0
+    journal.slowest = 0.0
+    with server.failover_lock:
+        server.failover.clear()
+    threads = run_load(load, args.clients, args.public_clients, rng)
+    time.sleep(delay)
+    logs = [r.log_path for r in server.replicas]
+    counted = [r.log_path for r in server.replicas if r is not victim]
+    taken_before, given_before = log_counts(counted)
+    if victim is not None:
+        load.killed_at = time.monotonic()
+        report.check("process_group_dead", [f"pid {pid} still runs" for pid in victim.kill()])
+        event_at = datetime.now(UTC)
+        others = [r for r in server.replicas if r is not victim]
+        unhealthy = []
+        for replica in others:
+            try:
+                replica.wait_healthy(time.monotonic() + 10)
+            except (RuntimeError, TimeoutError) as exc:
+                unhealthy.append(str(exc))
+        report.check("survivor_serves", unhealthy)
+    else:
+        assert server.postgres is not None
+        began = time.monotonic()
+        server.postgres.restart(down_for=args.database_down)
+        event_at = datetime.now(UTC)
+        unhealthy = []
+        for replica in server.replicas:
+            try:
+                replica.wait_healthy(began + args.startup_timeout)
+            except (RuntimeError, TimeoutError) as exc:
+                unhealthy.append(str(exc))
+        report.restart_s = round(time.monotonic() - began, 2)
+        report.check("replicas_heal", unhealthy)
+    checks_began = time.monotonic()
+    assert server.database_url
+    crash = read_live_state(server.database_url)
+    report.processing_challenges_at_kill = len(crash.processing_challenges)
+    # The survivors finish what the dead replica was validating (its leases are in the
+    # database), before it is started again.
+    report.check("challenges_resolved_in_deadline", checker.challenges(report, crash, event_at))
+    checks_s = time.monotonic() - checks_began
+    stop_load(load, threads, DRAIN_TIMEOUT)
+    taken, given = log_counts(counted)
+    report.taken_over, report.given_back = taken - taken_before, given - given_before
+    checks_began = time.monotonic()
+    report.interrupted = dict(journal.interrupted)
+    with server.failover_lock:
+        report.failover = dict(server.failover)
+    report.slowest_request_s = round(journal.slowest, 2)
+    checker.after_event(report, crash, logs)
+    checks_s += time.monotonic() - checks_began
+    if victim is not None:
+        try:
+            report.restart_s = round(victim.start(args.startup_timeout), 2)
+        except (RuntimeError, TimeoutError) as exc:
+            report.check("server_restarts", [f"{exc}; see {victim.log_path}"])
+            report.fatal = True
+            return report
+        report.check("server_restarts", [])
+    elif report.failures.get("replicas_heal"):
+        report.fatal = True
+        return report
+    checks_began = time.monotonic()
+    try:
+        checker.after_restart(report, crash, None)
+    finally:
+        checker.close_owners()
+    report.checks_s = round(checks_s + time.monotonic() - checks_began, 2)
+    report.accounts_new = len(journal.accounts) - before[0]
+    report.orders_new = len(journal.orders) - before[1]
+    report.certs_load = sum(1 for c in journal.certs[before[2] :] if c.how == "load")
+    report.certs_resumed = sum(1 for c in journal.certs[before[2] :] if c.how == "resumed")
+    report.invalid_on_purpose = journal.invalid_on_purpose - invalid_before
+    return report
+
+
 COLUMNS = (
     "round",
     "kill@s",
@@ -1320,23 +1785,27 @@ def challenges_cell(r: RoundReport) -> str:
 
 def row_of(r: RoundReport) -> list[str]:
     cut = ",".join(f"{k}:{v}" for k, v in sorted(r.interrupted.items())) or "-"
+    # What happened when: "1.20" (the server killed), "r1@1.20" (replica 1), "db@1.20".
+    what = {"server_kill": "", "database_restart": "db@"}.get(
+        r.kind, f"r{r.target.rsplit('-', 1)[-1]}@"
+    )
     return [
         str(r.round_no),
-        f"{r.kill_after_s:.2f}",
+        f"{what}{r.kill_after_s:.2f}",
         str(r.certs_load),
         str(r.certs_resumed),
         str(r.orders_new),
         cut,
         f"{r.slowest_request_s:.2f}",
         challenges_cell(r),
-        str(r.wal_bytes_at_kill // 1024),
+        str(r.wal_bytes_at_kill // 1024) if r.kind == "server_kill" else "-",
         f"{r.restart_s:.1f}",
         f"{len(r.passed)}/{len(r.passed) + len(r.failures)}"
         + (" FAIL " + ",".join(r.failures) if r.failures else ""),
     ]
 
 
-WIDTHS = (5, 6, 5, 6, 6, 30, 7, 10, 7, 9, 6)
+WIDTHS = (5, 7, 5, 6, 6, 30, 7, 10, 7, 9, 6)
 
 
 def render(rows: list[list[str]], header: bool = True) -> str:
@@ -1354,7 +1823,9 @@ def summary(
     inits: list[InitKill],
     journal: Journal,
     wall: float,
+    final_orders: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """``final_orders``: the stored orders at the end, by finalization (none, valid...)."""
     violations: list[dict[str, Any]] = [
         {"round": f"init-kill-{n}", "check": "init_resumable", "problems": kill.problems}
         for n, kill in enumerate(inits, 1)
@@ -1368,13 +1839,20 @@ def summary(
     cut: collections.Counter[str] = collections.Counter()
     ended: collections.Counter[str] = collections.Counter()
     finished: collections.Counter[str] = collections.Counter()
+    failover: collections.Counter[str] = collections.Counter()
     for r in reports:
         cut.update(r.interrupted)
         ended.update(r.challenges_resumed)
         finished.update(r.orders_finished_after_restart)
+        failover.update(r.failover)
+    kinds = sorted({r.kind for r in reports}, key=ROUND_KINDS.index)
+    replicated = args.database == "postgresql"
     return {
+        "database": args.database,
+        "replicas": args.replicas,
         "rounds": len(reports),
-        "kills": len(reports),
+        "kills": sum(r.kind != "database_restart" for r in reports),
+        "database_restarts": sum(r.kind == "database_restart" for r in reports),
         "init_kills": {
             "kills": len(inits),
             "left_a_staging_dir": sum(any(".init-" in name for name in k.left) for k in inits),
@@ -1392,14 +1870,24 @@ def summary(
         "orders_acknowledged": len(journal.orders),
         "orders_invalid_on_purpose": journal.invalid_on_purpose,
         "requests_cut_by_kills": dict(cut),
+        # PostgreSQL: what the clients met and retried (connections refused by a dead
+        # replica, requests cut off and sent to another, 503s waited out).
+        "client_retries": dict(failover),
+        "orders_by_finalization": dict(final_orders or {}),
         "challenges_processing_at_kills": sum(r.processing_challenges_at_kill for r in reports),
         "challenges_ended_after_restart": dict(ended),
+        "validations_taken_over_from_killed_replicas": sum(r.taken_over for r in reports),
+        "validations_given_back_after_database_restarts": sum(r.given_back for r in reports),
         "orders_finished_after_restart": dict(finished),
         "checks": {
-            "per_round": len(CHECKS),
+            "per_round": (
+                {kind: len(round_checks(kind)) for kind in kinds} if replicated else len(CHECKS)
+            ),
             "passed": sum(len(r.passed) for r in reports),
             "failed": sum(len(r.failures) for r in reports),
         },
+        "checks_ran": {kind: list(round_checks(kind)) for kind in kinds},
+        "checks_skipped": dict(SQLITE_FILE_CHECKS) if replicated else {},
         "violations": violations,
         "slowest_request_s": max((r.slowest_request_s for r in reports), default=0.0),
         "restart_s_max": max((r.restart_s for r in reports), default=0.0),
@@ -1411,13 +1899,48 @@ def summary(
 
 
 def drill(
-    args: argparse.Namespace, reports: list[RoundReport], inits: list[InitKill], journal: Journal
+    args: argparse.Namespace,
+    reports: list[RoundReport],
+    inits: list[InitKill],
+    journal: Journal,
+    final_orders: dict[str, int] | None = None,
 ) -> None:
     """Init, the init kills, then ``args.rounds`` rounds; the lists fill as they go (and are
-    kept on an abort)."""
+    kept on an abort). ``final_orders`` is filled with the stored orders by finalization."""
     rng = random.Random(args.seed)
-    server = DrillServer(args.workdir, args.workers, args.validation_timeout)
-    print(f"crash drill: {args.rounds} rounds, seed {args.seed}, in {args.workdir}", flush=True)
+    postgres: PostgresServer | None = None
+    if args.database == "postgresql":
+        if not postgres_available():
+            raise RuntimeError("--database postgresql needs Debian's PostgreSQL, run as root")
+        postgres = PostgresServer().start()  # under /tmp: the postgres user must reach it
+    try:
+        _drill(args, reports, inits, journal, rng, postgres, final_orders)
+    finally:
+        if postgres is not None:
+            if any(r.failures for r in reports):
+                print(f"PostgreSQL's log: {postgres.log_tail()}", file=sys.stderr)
+            postgres.close()
+
+
+def _drill(
+    args: argparse.Namespace,
+    reports: list[RoundReport],
+    inits: list[InitKill],
+    journal: Journal,
+    rng: random.Random,
+    postgres: PostgresServer | None,
+    final_orders: dict[str, int] | None,
+) -> None:
+    server = DrillServer(
+        args.workdir, args.workers, args.validation_timeout, postgres, args.replicas
+    )
+    restarts = database_restart_rounds(args.rounds, args.database_restarts)
+    on = f"{args.replicas} replicas on PostgreSQL" if postgres is not None else "SQLite"
+    print(
+        f"crash drill: {args.rounds} rounds ({len(restarts)} database restarts), {on}, "
+        f"seed {args.seed}, in {args.workdir}",
+        flush=True,
+    )
     init_seconds = server.init()
     for n, kill in enumerate(kill_inits(args.init_kills, args.workdir, init_seconds, rng), 1):
         inits.append(kill)
@@ -1426,11 +1949,19 @@ def drill(
         print(f"init kill {n}: after {kill.kill_after_s:.2f} s: {outcome}", flush=True)
     web = responder(server.acme.http01_port, rng.random())
     checker = Checker(server, web, journal)
+    kills = 0
     try:
         server.start(args.startup_timeout)
         print(render([]), flush=True)
         for round_no in range(1, args.rounds + 1):
-            report = one_round(args, round_no, server, checker, rng)
+            if postgres is None:
+                report = one_round(args, round_no, server, checker, rng)
+            elif round_no in restarts:
+                report = replicated_round(args, round_no, server, checker, rng, None)
+            else:
+                victim = server.replicas[kills % len(server.replicas)]  # each in turn
+                kills += 1
+                report = replicated_round(args, round_no, server, checker, rng, victim)
             reports.append(report)
             print(render([row_of(report)], header=False), flush=True)
             for name, problems in report.failures.items():
@@ -1438,15 +1969,21 @@ def drill(
                     print(f"    {name}: {problem}", flush=True)
             if report.fatal:
                 break
+        if final_orders is not None:
+            with reading(server.db) as conn:
+                query = select(orders.c.finalization, func.count()).group_by(orders.c.finalization)
+                final_orders.update({str(k): int(n) for k, n in conn.execute(query)})
     finally:
         server.stop()
         web.close()
-    # The last run ended with SIGTERM, not a kill: its log is read here.
-    if reports and "Traceback" in server.log_path.read_text(errors="replace"):
-        last = reports[-1]
-        with contextlib.suppress(ValueError):
-            last.passed.remove("server_log_clean")
-        last.failures["server_log_clean"] = [f"{server.log_path.name}: a Traceback"]
+    # The last runs ended with SIGTERM, not a kill: their logs are read here.
+    if reports:
+        found = checker.log_problems([r.log_path for r in server.replicas])
+        if found:
+            last = reports[-1]
+            with contextlib.suppress(ValueError):
+                last.passed.remove("server_log_clean")
+            last.failures.setdefault("server_log_clean", []).extend(found)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1471,11 +2008,43 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep everything here")
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="sqlite (default): one server, killed each round; postgresql: replicas on a "
+        "private PostgreSQL cluster, one killed each round, or the database restarted",
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=None, help="servers sharing PostgreSQL (default 2)"
+    )
+    parser.add_argument(
+        "--database-restarts",
+        type=int,
+        default=None,
+        help="rounds that restart PostgreSQL instead of killing a replica, spread evenly "
+        "(default: every third round)",
+    )
+    parser.add_argument("--database-down", type=float, default=1.0, help="PostgreSQL's downtime, s")
     args = parser.parse_args(argv)
     if args.rounds < 1 or min(args.clients, args.public_clients, args.init_kills) < 0:
         parser.error("--rounds must be positive, the counts not negative")
     if not 0 < args.min_delay <= args.max_delay:
         parser.error("need 0 < --min-delay <= --max-delay")
+    if args.database == "sqlite":
+        if args.replicas not in (None, 1) or args.database_restarts:
+            parser.error("--replicas and --database-restarts need --database postgresql")
+        args.replicas, args.database_restarts = 1, 0
+    else:
+        args.replicas = 2 if args.replicas is None else args.replicas
+        if args.database_restarts is None:
+            args.database_restarts = args.rounds // 3
+        if args.replicas < 2:
+            parser.error("--database postgresql needs --replicas 2 or more")
+        if not 0 <= args.database_restarts <= args.rounds:
+            parser.error("--database-restarts must be between 0 and --rounds")
+        if args.database_down < 0:
+            parser.error("--database-down must not be negative")
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**32)
     return args
@@ -1490,13 +2059,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports: list[RoundReport] = []
     inits: list[InitKill] = []
     journal = Journal()
+    final_orders: dict[str, int] = {}
     status = 0
     try:
-        drill(args, reports, inits, journal)
+        drill(args, reports, inits, journal, final_orders)
     except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
         print(f"crash drill aborted: {exc}", file=sys.stderr)
         status = 2
-    document = summary(args, reports, inits, journal, time.monotonic() - began)
+    document = summary(args, reports, inits, journal, time.monotonic() - began, final_orders)
     print()
     print(render([row_of(r) for r in reports]))
     print()

@@ -14,6 +14,9 @@ A process of the same host (and pid namespace) whose owner has died (a restarted
 killed worker) takes its validations over at once instead of waiting for the leases.
 Shutdown lets running validations finish for a while, then cancels the rest and gives their
 leases back, so another process resumes them without waiting for the leases to run out.
+A validation whose outcome the database could not take (it was away: a restart, a failover)
+is given back the same way as soon as the database answers again, and runs again with what
+is left of its deadline, rather than waiting for its lease, which may last to the deadline.
 """
 
 from __future__ import annotations
@@ -117,6 +120,8 @@ class ValidationQueue:
         self.caa = caa
         self.owner = owner or new_owner()
         self._jobs: dict[str, _Job] = {}
+        # Validations that ended on StoreUnavailable: their leases, to give back.
+        self._unrecorded: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -156,12 +161,13 @@ class ValidationQueue:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        left = list(self._jobs)
+        left = sorted({*self._jobs, *self._unrecorded})
         if left:
             with self.db.write() as conn:
                 released = queue_store.release(conn, left, self.owner)
             log.info("validation queue: released %d lease(s) at shutdown", released)
         self._jobs.clear()
+        self._unrecorded.clear()
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -174,6 +180,7 @@ class ValidationQueue:
         while not self._stopping:
             self._wakeup.clear()
             try:
+                self._give_back()
                 self._claim()
                 if loop.time() >= next_renewal:
                     self._renew()
@@ -187,6 +194,16 @@ class ValidationQueue:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
+
+    def _give_back(self) -> None:
+        """Release the leases of validations the database could not record, once it
+        answers again (StoreUnavailable until then: the next round tries again)."""
+        if not self._unrecorded:
+            return
+        with self.db.write() as conn:
+            released = queue_store.release(conn, self._unrecorded, self.owner)
+        log.info("validation queue: gave back %d unrecorded validation(s)", released)
+        self._unrecorded.clear()
 
     def _lease_end(self, now: datetime, ends: datetime) -> datetime:
         return min(now + self.settings.lease, ends)
@@ -275,8 +292,9 @@ class ValidationQueue:
             )
         except asyncio.CancelledError:
             raise
-        except StoreUnavailable as unavailable:  # its lease lapses; a process claims it again
+        except StoreUnavailable as unavailable:  # given back once the database answers again
             log.warning("validation of challenge %s failed: %s", challenge_id, unavailable)
+            self._unrecorded.add(challenge_id)
         except Exception:  # policy records validator errors; this is the database failing
             log.exception("validation of challenge %s failed", challenge_id)
         finally:

@@ -141,8 +141,12 @@ class Database:
                 try:
                     yield conn
                 finally:
-                    conn.info.pop(_AFTER_COMMIT, None)
-                    conn.info.pop(_AFTER_ROLLBACK, None)
+                    # A connection the database cut (a restart) is invalidated: its pool
+                    # entry starts afresh with an empty ``info``, and reaching for it now
+                    # would raise PendingRollbackError over the error that cut it.
+                    if not conn.invalidated:
+                        conn.info.pop(_AFTER_COMMIT, None)
+                        conn.info.pop(_AFTER_ROLLBACK, None)
         except BaseException:
             if rolled_back:
                 self._run_after_rollback(rolled_back)

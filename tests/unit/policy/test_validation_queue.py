@@ -11,10 +11,17 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
+
 from acmefleet.clock import SystemClock
+from acmefleet.errors import StoreUnavailable
 from acmefleet.identifiers import Identifier
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.policy.validation_queue import (
@@ -158,6 +165,57 @@ def test_a_dead_processs_lease_runs_out_and_another_finishes_it(database: Databa
     assert statuses == {challenge_id: "valid"}
     assert validator.calls == {token: 1}
     assert 0.5 < took < 3, f"taken over after {took:.1f} s (the lease ran out after 1 s)"
+
+
+@dataclass(frozen=True)
+class AwayDatabase(Database):
+    """The database, refusing writes (StoreUnavailable) while ``away`` is set."""
+
+    away: threading.Event = field(default_factory=threading.Event)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        if self.away.is_set():
+            raise StoreUnavailable("restarting (test)")
+        with super().write() as conn:
+            yield conn
+
+
+class AwayWhileFirstValidating(SlowValidator):
+    """The database goes away during the first validation and is back 0.3 s later."""
+
+    def __init__(self, away: threading.Event, delay: float, deadline: float) -> None:
+        super().__init__(delay, deadline)
+        self.away = away
+
+    async def validate(self, identifier: Identifier, token: str, key_authorization: str) -> None:
+        if not self.calls:
+            self.away.set()
+            asyncio.get_running_loop().call_later(0.3, self.away.clear)
+        await super().validate(identifier, token, key_authorization)
+
+
+def test_a_validation_the_database_could_not_record_runs_again_once_it_is_back(
+    database: Database,
+) -> None:
+    """The database went away as a validation ended: its outcome was not recorded. Its
+    lease, which here lasts to the deadline, is given back once the database answers
+    again, and the validation runs again with what is left of its deadline: valid (left
+    to its lease, it would end invalid, out of time)."""
+    [(challenge_id, token)] = _enqueue(database, 1).items()
+    flaky = AwayDatabase(writer=database.writer, reader=database.reader)
+    validator = AwayWhileFirstValidating(flaky.away, delay=0.1, deadline=4)
+
+    async def scenario() -> dict[str, str]:
+        worker = ValidationQueue(flaky, CLOCK, {"http-01": validator}, _settings(lease=60))
+        worker.start()
+        try:
+            return await _until_done(database, [challenge_id], 10)
+        finally:
+            await worker.stop()
+
+    assert asyncio.run(scenario()) == {challenge_id: "valid"}
+    assert validator.calls == {token: 2}
 
 
 def test_a_dead_processs_work_past_its_deadline_ends_invalid(database: Database) -> None:
