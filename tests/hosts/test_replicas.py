@@ -8,8 +8,9 @@ the web host with the balancer's URL. Then:
 
 - both replicas served the roll-out's requests (HAProxy's log names each), and the state is in
   PostgreSQL (no SQLite file on either replica);
-- the database password is in no output, no config.toml, no process argument; the libpq
-  password file on each replica and the generated one on the controller are 0600;
+- the database password is in no output, no config.toml, no process argument, no journal
+  (sudo logs the commands Ansible runs) and no PostgreSQL log; the libpq password file on
+  each replica and the generated one on the controller are 0600;
 - with one replica stopped, an issuance through the balancer still completes (the failed
   connection is sent to the other replica), and the stopped one comes back;
 - a second run of acme_server.yml changes nothing.
@@ -117,6 +118,10 @@ def test_replicas_on_postgresql_behind_haproxy_enrol_a_web_host(tmp_path: Path) 
             assert listing.startswith("600 acmefleet\n"), listing[:300]
             assert "acmefleet.db" not in listing and 'database_url = "postgresql' in listing
             assert password not in listing and listing.rstrip().endswith("active")
+        for name in ("p6a", "p6b", "p6db"):  # sudo's log, the units' output, PostgreSQL's
+            journal = ssh(lab, hosts[name], "journalctl --no-pager -o cat", timeout=60).stdout
+            logs = ssh(lab, hosts[name], "cat /var/log/postgresql/*.log 2>/dev/null").stdout
+            assert journal and password not in journal + logs, name
         tables = ssh(
             lab,
             hosts["p6db"],

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -53,6 +54,7 @@ from tests.support.postgres import PostgresServer, postgres_available
 pytestmark = pytest.mark.integration
 
 DATABASE = "acmefleet"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -471,3 +473,65 @@ def test_the_issuance_benchmark_runs_replicas_on_postgresql(tmp_path: Path) -> N
     for log in ("server.log", "server-1.log"):
         text = (tmp_path / "work" / "acmefleet" / log).read_text()
         assert "Traceback" not in text, text[-2000:]
+
+
+def test_the_database_roles_password_helper_sets_a_verifier_only_when_needed(
+    cluster: Cluster,
+) -> None:
+    """roles/acme_database/files/role_password.py against the real server: the password on
+    standard input becomes a SCRAM verifier PostgreSQL accepts at login; the same password
+    again is "unchanged", another one "changed"; --check changes nothing."""
+    postgres = cluster.postgres
+    helper = ROOT / "roles" / "acme_database" / "files" / "role_password.py"
+    env = {
+        **os.environ,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres.port),
+        "PGUSER": "acmefleet",
+        "PGPASSFILE": str(postgres.passfile),
+    }
+
+    def helper_run(password: str, *flags: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(helper), "fleet_role", *flags],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert password not in done.stdout + done.stderr
+        return done.stdout.strip()
+
+    def logs_in(password: str) -> bool:
+        conninfo = f"host=127.0.0.1 port={postgres.port} dbname=postgres user=fleet_role"
+        try:
+            with psycopg.connect(conninfo, password=password, connect_timeout=5):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    first, second = "a" * 8 + os.urandom(12).hex(), "b" * 8 + os.urandom(12).hex()
+    try:
+        assert helper_run(first, "--check") == "created"
+        assert not postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = 'fleet_role'")
+        assert helper_run(first) == "created" and logs_in(first)
+        stored = postgres.execute("SELECT rolpassword FROM pg_authid WHERE rolname = 'fleet_role'")
+        assert str(stored[0][0]).startswith("SCRAM-SHA-256$4096:")
+        assert helper_run(first) == "unchanged"
+        assert helper_run(second, "--check") == "changed" and logs_in(first)
+        assert helper_run(second) == "changed" and logs_in(second) and not logs_in(first)
+        refused = subprocess.run(
+            [sys.executable, str(helper), "fleet_role; drop"],
+            input=second + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode != 0 and "not a role name" in refused.stderr
+    finally:
+        postgres.execute("DROP ROLE IF EXISTS fleet_role")
