@@ -14,6 +14,8 @@ Whatever is sent, the answer is never a 5xx, it carries a Replay-Nonce, a refusa
 RFC 8555 problem document, and a refusal leaves every business row as it was (successes
 may change them). The server logs no traceback (checked when the module's server stops).
 
+The server runs on SQLite, then on PostgreSQL (each module-scoped test runs on both).
+
 Rate limits are raised far above what the fuzz sends, so that every example gets past
 them to the checks behind (tests/integration/test_rate_limits.py covers the limits).
 """
@@ -58,6 +60,7 @@ from tests.support.fuzz import (
     spiked,
     to_json,
 )
+from tests.support.postgres import PostgresServer, postgres_available
 
 pytestmark = pytest.mark.integration
 
@@ -97,10 +100,23 @@ SIGNED_ROUTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def acmefleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmefleetServer]:
-    with checked_acmefleet(tmp_path_factory.mktemp("acme-fuzz"), settings=LIMITS) as server:
-        yield server
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def acmefleet(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AcmefleetServer]:
+    """The server on each store: PostgreSQL refuses values SQLite takes (NUL, say), so
+    the fuzz runs against both (a private cluster, tests/support/postgres.py)."""
+    workdir = tmp_path_factory.mktemp("acme-fuzz")
+    if request.param == "sqlite":
+        with checked_acmefleet(workdir, settings=LIMITS) as server:
+            yield server
+        return
+    if not postgres_available():
+        pytest.fail("PostgreSQL is needed (scripts/quickstart setup installs it, as root)")
+    with PostgresServer() as postgres:
+        url = postgres.create_database("acmefleet_fuzz")
+        with checked_acmefleet(workdir, settings=LIMITS, database_url=url) as server:
+            yield server
 
 
 @dataclass
