@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from acmefleet.lab.rootfs import DEFAULT_SUITE, LAB_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -84,6 +87,20 @@ def ansible_playbook(
         cwd=ROOT,
     )
     return PlaybookRun(result.returncode, result.stdout + result.stderr)
+
+
+def rollout(inventory: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
+    """``acmefleet rollout -i INVENTORY ARGS``: exit code, report rows, output."""
+    report = inventory.parent / f"report-{time.monotonic_ns()}.json"
+    result = subprocess.run(
+        [ACMEFLEET, "rollout", "-i", str(inventory), "--report", str(report), *args],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    rows = json.loads(report.read_text()) if report.exists() else []
+    return result.returncode, rows, result.stdout + result.stderr
 
 
 @contextmanager

@@ -18,10 +18,7 @@ the web host with the balancer's URL. Then:
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,11 +27,10 @@ import yaml
 
 from acmefleet.console.client import RemoteBackend
 from acmefleet.lab.fleet import LAB_DOMAIN, PKI_PORT
-from tests.hosts.fleetlab import Spec, ansible_playbook, lab_fleet, ssh
+from tests.hosts.fleetlab import Spec, ansible_playbook, lab_fleet, rollout, ssh
 from tests.support.acme_client import AccountKey, AcmeClient
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(2400)]
-ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 HOSTS = [
     Spec("p6a", 100, None),
     Spec("p6b", 101, None),
@@ -63,19 +59,6 @@ def _replica_inventory(inventory: Path, addresses: dict[str, str]) -> None:
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def _rollout(inventory: Path) -> tuple[int, list[dict[str, object]], str]:
-    report = inventory.parent / f"report-{time.monotonic_ns()}.json"
-    done = subprocess.run(
-        [ACMEFLEET, "rollout", "-i", str(inventory), "--report", str(report)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    rows = json.loads(report.read_text()) if report.exists() else []
-    return done.returncode, rows, done.stdout + done.stderr
-
-
 def _issue_through(base_url: str, bundle: Path, api_token: str) -> str:
     """One private issuance through the balancer with the project's protocol client."""
     with RemoteBackend(base_url, api_token, ca_bundle=bundle) as api:
@@ -90,7 +73,7 @@ def test_replicas_on_postgresql_behind_haproxy_enrol_a_web_host(tmp_path: Path) 
     with lab_fleet(tmp_path, HOSTS) as (lab, hosts, inventory):
         addresses = {name: host.address for name, host in hosts.items()}
         _replica_inventory(inventory, addresses)
-        code, rows, output = _rollout(inventory)
+        code, rows, output = rollout(inventory)
         assert code == 0, output[-8000:]
         assert [(r["host"], r["status"]) for r in rows] == [("p6web", "enrolled")], rows
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +21,9 @@ import pytest
 
 from acmefleet.console.client import RemoteBackend
 from acmefleet.lab import network
-from tests.hosts.fleetlab import Spec, lab_fleet
+from tests.hosts.fleetlab import Spec, lab_fleet, rollout
 
 pytestmark = pytest.mark.hosts
-ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 # Both stacks on Debian 12 and 13; one web host reached as root, the others as the sudo user.
 HOSTS = [
     Spec("r4srv", 70, None),
@@ -37,19 +35,6 @@ HOSTS = [
     Spec("r4bad", 76, "lego_nginx", "trixie"),
 ]
 BLOCK_TABLE = "acmefleet_test_block"
-
-
-def rollout(inventory: Path, *args: str) -> tuple[int, list[dict[str, object]], str]:
-    report = inventory.parent / f"report-{time.monotonic_ns()}.json"
-    result = subprocess.run(
-        [ACMEFLEET, "rollout", "-i", str(inventory), "--report", str(report), *args],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    rows = json.loads(report.read_text()) if report.exists() else []
-    return result.returncode, rows, result.stdout + result.stderr
 
 
 def firewall(name: str, server_address: str, block: bool) -> None:

@@ -34,6 +34,35 @@ def load_drill() -> ModuleType:
     return module
 
 
+def run_drill(workdir: Path, *options: str) -> dict[str, Any]:
+    """The drill with one private and one http-01 client, short delays, and ``options``;
+    its JSON summary (the drill must exit 0: no violation)."""
+    summary = workdir / "summary.json"
+    command = [
+        sys.executable,
+        str(DRILL),
+        "--clients",
+        "1",
+        "--public-clients",
+        "1",
+        "--min-delay",
+        "0.5",
+        "--max-delay",
+        "1.5",
+        "--validation-timeout",
+        "6",
+        "--workdir",
+        str(workdir / "run"),
+        "--json",
+        str(summary),
+        *options,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    result: dict[str, Any] = json.loads(summary.read_text())
+    return result
+
+
 @pytest.fixture(scope="module")
 def drill() -> ModuleType:
     return load_drill()
@@ -46,32 +75,8 @@ def drilled(
     """One kill of ``server init``, then three rounds with one private and one http-01
     client; the summary and the work dir."""
     workdir = tmp_path_factory.mktemp("crash-drill")
-    summary = workdir / "summary.json"
-    command = [
-        sys.executable,
-        str(DRILL),
-        "--rounds",
-        "3",
-        "--clients",
-        "1",
-        "--public-clients",
-        "1",
-        "--min-delay",
-        "0.5",
-        "--max-delay",
-        "1.5",
-        "--validation-timeout",
-        "6",
-        "--init-kills",
-        "1",
-        "--workdir",
-        str(workdir / "run"),
-        "--json",
-        str(summary),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-    yield json.loads(summary.read_text()), workdir / "run"
+    summary = run_drill(workdir, "--rounds", "3", "--init-kills", "1")
+    yield summary, workdir / "run"
 
 
 def test_three_kills_break_no_invariant(
@@ -186,10 +191,8 @@ def drilled_postgres(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     if not postgres_available():
         pytest.fail("PostgreSQL is needed (scripts/quickstart setup installs it, as root)")
     workdir = tmp_path_factory.mktemp("crash-drill-postgres")
-    summary = workdir / "summary.json"
-    command = [
-        sys.executable,
-        str(DRILL),
+    return run_drill(
+        workdir,
         "--database",
         "postgresql",
         "--replicas",
@@ -198,27 +201,9 @@ def drilled_postgres(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         "3",
         "--database-restarts",
         "1",
-        "--clients",
-        "1",
-        "--public-clients",
-        "1",
-        "--min-delay",
-        "0.5",
-        "--max-delay",
-        "1.5",
-        "--validation-timeout",
-        "6",
         "--init-kills",
         "0",
-        "--workdir",
-        str(workdir / "run"),
-        "--json",
-        str(summary),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(summary.read_text())
-    return result
+    )
 
 
 def test_replica_kills_and_a_database_restart_break_no_invariant(

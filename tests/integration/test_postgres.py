@@ -482,7 +482,7 @@ def test_the_database_roles_password_helper_sets_a_verifier_only_when_needed(
     standard input becomes a SCRAM verifier PostgreSQL accepts at login; the same password
     again is "unchanged", another one "changed"; --check changes nothing."""
     postgres = cluster.postgres
-    helper = ROOT / "roles" / "acme_database" / "files" / "role_password.py"
+    script = ROOT / "roles" / "acme_database" / "files" / "role_password.py"
     env = {
         **os.environ,
         "PGHOST": "127.0.0.1",
@@ -491,9 +491,9 @@ def test_the_database_roles_password_helper_sets_a_verifier_only_when_needed(
         "PGPASSFILE": str(postgres.passfile),
     }
 
-    def helper_run(password: str, *flags: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(helper), "fleet_role", *flags],
+    def helper(password: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), *args],
             input=password + "\n",
             capture_output=True,
             text=True,
@@ -501,6 +501,9 @@ def test_the_database_roles_password_helper_sets_a_verifier_only_when_needed(
             timeout=60,
             check=False,
         )
+
+    def helper_run(password: str, *flags: str) -> str:
+        done = helper(password, "fleet_role", *flags)
         assert done.returncode == 0, done.stderr
         assert password not in done.stdout + done.stderr
         return done.stdout.strip()
@@ -523,15 +526,7 @@ def test_the_database_roles_password_helper_sets_a_verifier_only_when_needed(
         assert helper_run(first) == "unchanged"
         assert helper_run(second, "--check") == "changed" and logs_in(first)
         assert helper_run(second) == "changed" and logs_in(second) and not logs_in(first)
-        refused = subprocess.run(
-            [sys.executable, str(helper), "fleet_role; drop"],
-            input=second + "\n",
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        refused = helper(second, "fleet_role; drop")
         assert refused.returncode != 0 and "not a role name" in refused.stderr
     finally:
         postgres.execute("DROP ROLE IF EXISTS fleet_role")
