@@ -31,6 +31,8 @@ SQLITE_FILE = "acmefleet.db"
 BUSY_TIMEOUT_MS = 10_000
 # PostgreSQL: the longest a statement waits for a row or table lock (see _postgres_connect_args).
 LOCK_TIMEOUT_MS = 5_000
+# How long sent data may stay unacknowledged before libpq gives the connection up.
+TCP_USER_TIMEOUT_MS = 15_000
 # Where a write transaction keeps what must run once it has committed (``Connection.info``).
 _AFTER_COMMIT = "acmefleet.after_commit"
 _AFTER_ROLLBACK = "acmefleet.after_rollback"
@@ -221,11 +223,15 @@ def _postgres_connect_args(url: str, settings: DatabaseConfig) -> dict[str, Any]
         "application_name": "acmefleet",
         # With several hosts in the URL, the one that takes writes (the primary).
         "target_session_attrs": "read-write",
-        # A peer that vanished without a FIN (a failover, a cable): noticed in ~25 s.
+        # A peer that vanished without a FIN (a failover, a cable): noticed in ~25 s while
+        # the connection waits for an answer (keepalives)...
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
+        # ...and in TCP_USER_TIMEOUT_MS when what was sent is never acknowledged (a pool's
+        # ping or a query into a black hole), instead of the kernel's ~15 min of retries.
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
         # The server runs its queries on the event loop: a row lock held by a stuck or
         # vanished peer must cost a request LOCK_TIMEOUT_MS (then 503), not the worker.
         "options": f"-c statement_timeout={statement_ms}"
