@@ -13,7 +13,8 @@ the web host with the balancer's URL. Then:
   each replica and the generated one on the controller are 0600;
 - with one replica stopped, an issuance through the balancer still completes (the failed
   connection is sent to the other replica), and the stopped one comes back;
-- a second run of acme_server.yml changes nothing.
+- acme_server.yml in check mode runs through on the fresh hosts (installing nothing) and
+  finds nothing to change on the deployed ones; a second real run changes nothing.
 """
 
 from __future__ import annotations
@@ -73,11 +74,27 @@ def test_replicas_on_postgresql_behind_haproxy_enrol_a_web_host(tmp_path: Path) 
     with lab_fleet(tmp_path, HOSTS) as (lab, hosts, inventory):
         addresses = {name: host.address for name, host in hosts.items()}
         _replica_inventory(inventory, addresses)
+        state = inventory.parent / ".acmefleet"
+        playbook_vars = [
+            "-e",
+            f"acme_server_controller_dir={state}",
+            "-e",
+            f"acme_database_controller_dir={state}",
+            "-e",
+            f"acme_server_admin_token_dest={state / 'p6a-admin-token'}",
+        ]
+        # check mode on the fresh hosts: it runs through and installs nothing
+        dry = ansible_playbook("acme_server.yml", inventory, "--check", *playbook_vars)
+        assert dry.rc == 0, dry.output[-6000:]
+        assert set(dry.recap()) == {"p6a", "p6b", "p6db"}, dry.output[-3000:]
+        for name in ("p6a", "p6b", "p6db"):
+            present = ssh(lab, hosts[name], "ls /opt/acmefleet /etc/haproxy /etc/postgresql")
+            assert present.returncode != 0 and not present.stdout.strip(), (name, present)
+
         code, rows, output = rollout(inventory)
         assert code == 0, output[-8000:]
         assert [(r["host"], r["status"]) for r in rows] == [("p6web", "enrolled")], rows
 
-        state = inventory.parent / ".acmefleet"
         password_file = state / "p6db-database-password"
         password = password_file.read_text().strip()
         token = (state / "p6a-admin-token").read_text().strip()
@@ -124,16 +141,10 @@ def test_replicas_on_postgresql_behind_haproxy_enrol_a_web_host(tmp_path: Path) 
         assert started.returncode == 0, started.stderr
         assert "BEGIN CERTIFICATE" in _issue_through(base_url, bundle, token)
 
-        again = ansible_playbook(
-            "acme_server.yml",
-            inventory,
-            "-e",
-            f"acme_server_controller_dir={state}",
-            "-e",
-            f"acme_database_controller_dir={state}",
-            "-e",
-            f"acme_server_admin_token_dest={state / 'p6a-admin-token'}",
-        )
+        checked = ansible_playbook("acme_server.yml", inventory, "--check", *playbook_vars)
+        assert checked.rc == 0, checked.output[-6000:]
+        assert not any(checked.changed().values()), checked.output[-6000:]
+        again = ansible_playbook("acme_server.yml", inventory, *playbook_vars)
         assert again.rc == 0, again.output[-6000:]
         assert set(again.recap()) == {"p6a", "p6b", "p6db"}, again.output[-3000:]
         assert not any(again.changed().values()), again.output[-6000:]
