@@ -1619,9 +1619,25 @@ def one_round(
         report.fatal = True
         return report
     report.check("server_restarts", [])
+    return finish_round(
+        report, checker, crash, datetime.now(UTC), checks_s, journal, before, invalid_before
+    )
+
+
+def finish_round(
+    report: RoundReport,
+    checker: Checker,
+    crash: CrashState,
+    ready_at: datetime | None,
+    checks_s: float,
+    journal: Journal,
+    before: tuple[int, int, int],
+    invalid_before: int,
+) -> RoundReport:
+    """The checks after a round's restart, then what the round's load did (both kinds)."""
     checks_began = time.monotonic()
     try:
-        checker.after_restart(report, crash, datetime.now(UTC))
+        checker.after_restart(report, crash, ready_at)
     finally:
         checker.close_owners()
     report.checks_s = round(checks_s + time.monotonic() - checks_began, 2)
@@ -1746,18 +1762,7 @@ def replicated_round(
     elif report.failures.get("replicas_heal"):
         report.fatal = True
         return report
-    checks_began = time.monotonic()
-    try:
-        checker.after_restart(report, crash, None)
-    finally:
-        checker.close_owners()
-    report.checks_s = round(checks_s + time.monotonic() - checks_began, 2)
-    report.accounts_new = len(journal.accounts) - before[0]
-    report.orders_new = len(journal.orders) - before[1]
-    report.certs_load = sum(1 for c in journal.certs[before[2] :] if c.how == "load")
-    report.certs_resumed = sum(1 for c in journal.certs[before[2] :] if c.how == "resumed")
-    report.invalid_on_purpose = journal.invalid_on_purpose - invalid_before
-    return report
+    return finish_round(report, checker, crash, None, checks_s, journal, before, invalid_before)
 
 
 COLUMNS = (
