@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from acmefleet.models import Account
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import accounts
 
 _INSERT = insert(accounts)
-_BY_ID = select(accounts).where(accounts.c.id == bindparam("p_id"))
-_BY_THUMBPRINT = select(accounts).where(
-    accounts.c.endpoint == bindparam("p_endpoint"),
-    accounts.c.thumbprint == bindparam("p_thumbprint"),
+_BY_ID = Prepared(select(accounts).where(accounts.c.id == bindparam("p_id")))
+_BY_THUMBPRINT = Prepared(
+    select(accounts).where(
+        accounts.c.endpoint == bindparam("p_endpoint"),
+        accounts.c.thumbprint == bindparam("p_thumbprint"),
+    )
 )
 
 
-def _account(row: Row[tuple[object, ...]]) -> Account:
+def _account(row: Any) -> Account:
     return Account(
         id=row.id,
         endpoint=row.endpoint,
@@ -49,13 +52,13 @@ def insert_account(conn: Connection, account: Account) -> None:
 
 
 def get_account(conn: Connection, account_id: str) -> Account | None:
-    row = conn.execute(_BY_ID, {"p_id": account_id}).one_or_none()
+    row = _BY_ID.first(conn, {"p_id": account_id})
     return _account(row) if row else None
 
 
 def find_by_thumbprint(conn: Connection, endpoint: str, thumbprint: str) -> Account | None:
     params = {"p_endpoint": endpoint, "p_thumbprint": thumbprint}
-    row = conn.execute(_BY_THUMBPRINT, params).one_or_none()
+    row = _BY_THUMBPRINT.first(conn, params)
     return _account(row) if row else None
 
 

@@ -19,13 +19,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import audit_chain_head, audit_events
 
 GENESIS = "0" * 64  # the "previous hash" of the first event
 HEAD_ID = 1
 _VERIFY_BATCH = 1000
+# The head row is locked first (FOR UPDATE on PostgreSQL; SQLite's writer holds the database)
+# so concurrent appends queue up instead of forking the chain.
+_HEAD = Prepared(select(audit_chain_head).where(audit_chain_head.c.id == HEAD_ID).with_for_update())
+_INSERT_EVENT = Prepared(insert(audit_events).returning(audit_events.c.id))
+_INSERT_HEAD = Prepared(
+    insert(audit_chain_head).values(
+        id=HEAD_ID, last_id=bindparam("p_last_id"), last_hash=bindparam("p_hash"), length=1
+    )
+)
+_MOVE_HEAD = Prepared(
+    update(audit_chain_head)
+    .where(audit_chain_head.c.id == HEAD_ID)
+    .values(
+        last_id=bindparam("p_last_id"),
+        last_hash=bindparam("p_hash"),
+        length=bindparam("p_length"),
+    )
+)
 
 
 def event_hash(
@@ -72,9 +91,7 @@ def record(
     source: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    head = conn.execute(
-        select(audit_chain_head).where(audit_chain_head.c.id == HEAD_ID).with_for_update()
-    ).one_or_none()
+    head = _HEAD.first(conn)
     prev = head.last_hash if head is not None else GENESIS
     stored_details = _normalise_details(details)
     digest = event_hash(
@@ -86,32 +103,24 @@ def record(
         source=source,
         details=stored_details,
     )
-    result = conn.execute(
-        insert(audit_events).values(
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            source=source,
-            details=stored_details,
-            prev_hash=prev,
-            hash=digest,
-        )
+    event_id = _INSERT_EVENT.scalar_one(
+        conn,
+        {
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "source": source,
+            "details": stored_details,
+            "prev_hash": prev,
+            "hash": digest,
+        },
     )
-    key = result.inserted_primary_key
-    assert key is not None
+    link = {"p_last_id": int(event_id), "p_hash": digest}
     if head is None:
-        conn.execute(
-            insert(audit_chain_head).values(
-                id=HEAD_ID, last_id=int(key[0]), last_hash=digest, length=1
-            )
-        )
+        _INSERT_HEAD.run(conn, link)
     else:
-        conn.execute(
-            update(audit_chain_head)
-            .where(audit_chain_head.c.id == HEAD_ID)
-            .values(last_id=int(key[0]), last_hash=digest, length=head.length + 1)
-        )
+        _MOVE_HEAD.run(conn, {**link, "p_length": head.length + 1})
 
 
 def list_events(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:

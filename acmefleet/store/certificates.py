@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from acmefleet.models import Certificate
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import certificates
 
-_INSERT = insert(certificates)
-_BY_ID = select(certificates).where(certificates.c.id == bindparam("p_id"))
+_INSERT = Prepared(insert(certificates))
+_BY_ID = Prepared(select(certificates).where(certificates.c.id == bindparam("p_id")))
 
 
-def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
+def _certificate(row: Any) -> Certificate:
     return Certificate(
         id=row.id,
         serial_hex=row.serial_hex,
@@ -34,8 +36,8 @@ def _certificate(row: Row[tuple[object, ...]]) -> Certificate:
 
 
 def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime) -> None:
-    conn.execute(
-        _INSERT,
+    _INSERT.run(
+        conn,
         dict(
             id=cert.id,
             serial_hex=cert.serial_hex,
@@ -56,7 +58,7 @@ def insert_certificate(conn: Connection, cert: Certificate, created_at: datetime
 
 
 def get_certificate(conn: Connection, cert_id: str) -> Certificate | None:
-    row = conn.execute(_BY_ID, {"p_id": cert_id}).one_or_none()
+    row = _BY_ID.first(conn, {"p_id": cert_id})
     return _certificate(row) if row else None
 
 

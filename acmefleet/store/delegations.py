@@ -7,20 +7,25 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, or_, select
 
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import delegation_restrictions, domain_delegations
 
-_FOR_ACCOUNT = select(domain_delegations.c.domain_id).where(
-    or_(
-        domain_delegations.c.account_id == bindparam("p_account"),
-        domain_delegations.c.eab_kid == bindparam("p_kid"),
+_FOR_ACCOUNT = Prepared(
+    select(domain_delegations.c.domain_id).where(
+        or_(
+            domain_delegations.c.account_id == bindparam("p_account"),
+            domain_delegations.c.eab_kid == bindparam("p_kid"),
+        )
     )
 )
 
-_RESTRICTED = select(
-    exists().where(
-        or_(
-            delegation_restrictions.c.account_id == bindparam("p_account"),
-            delegation_restrictions.c.eab_kid == bindparam("p_kid"),
+_RESTRICTED = Prepared(
+    select(
+        exists().where(
+            or_(
+                delegation_restrictions.c.account_id == bindparam("p_account"),
+                delegation_restrictions.c.eab_kid == bindparam("p_kid"),
+            )
         )
     )
 )
@@ -98,10 +103,10 @@ def remove_for_domain(conn: Connection, domain_id: int) -> None:
 
 def is_restricted(conn: Connection, account_id: str, eab_kid: str) -> bool:
     """Whether the account, or the credential it was bound with, was ever delegated a domain."""
-    return bool(conn.execute(_RESTRICTED, {"p_account": account_id, "p_kid": eab_kid}).scalar())
+    return bool(_RESTRICTED.scalar(conn, {"p_account": account_id, "p_kid": eab_kid}))
 
 
 def domain_ids_for(conn: Connection, account_id: str, eab_kid: str) -> set[int]:
     """Domains delegated to the account or to the credential it was bound with."""
-    rows = conn.execute(_FOR_ACCOUNT, {"p_account": account_id, "p_kid": eab_kid})
+    rows = _FOR_ACCOUNT.rows(conn, {"p_account": account_id, "p_kid": eab_kid})
     return {row.domain_id for row in rows}

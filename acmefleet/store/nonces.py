@@ -14,12 +14,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import server_secrets, used_nonces
 
 NONCE_KEY_NAME = "nonce-hmac-key"
 
 _KEY = select(server_secrets.c.value).where(server_secrets.c.name == NONCE_KEY_NAME)
-_REDEEM = insert(used_nonces)
+_REDEEM = Prepared(insert(used_nonces))
 _PRUNE = delete(used_nonces).where(used_nonces.c.expires_at < bindparam("p_now"))
 
 
@@ -47,7 +48,7 @@ def redeem(conn: Connection, nonce: str, expires_at: datetime) -> bool:
     redeem before any other write and roll back on failure.
     """
     try:
-        conn.execute(_REDEEM, {"nonce": nonce, "expires_at": expires_at})
+        _REDEEM.run(conn, {"nonce": nonce, "expires_at": expires_at})
     except IntegrityError:
         return False
     return True

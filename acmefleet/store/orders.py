@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 
 from acmefleet.identifiers import Identifier, IdentifierType
 from acmefleet.models import Authorization, Challenge, Order
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import (
     accounts,
     authorizations,
@@ -18,32 +19,37 @@ from acmefleet.store.schema import (
     orders,
 )
 
-# Statements are built once: SQLAlchemy then skips construction and cache-key work.
-_INSERT_AUTHZ = insert(authorizations)
-_INSERT_CHALLENGE = insert(challenges)
-_INSERT_ORDER = insert(orders)
-_INSERT_ORDER_AUTHZ = insert(order_authorizations)
-_CHALLENGES_OF = (
+# Statements are built once and run on the request path through store.prepared.
+_INSERT_AUTHZ = Prepared(insert(authorizations))
+_INSERT_CHALLENGE = Prepared(insert(challenges))
+_INSERT_ORDER = Prepared(insert(orders))
+_INSERT_ORDER_AUTHZ = Prepared(insert(order_authorizations))
+_CHALLENGES_OF = Prepared(
+    select(challenges).where(challenges.c.authz_id == bindparam("p_id")).order_by(challenges.c.type)
+)
+# Every challenge of an order's authorizations, in one statement.
+_CHALLENGES_OF_ORDER = Prepared(
     select(challenges)
-    .where(challenges.c.authz_id.in_(bindparam("p_ids", expanding=True)))
+    .join(order_authorizations, order_authorizations.c.authz_id == challenges.c.authz_id)
+    .where(order_authorizations.c.order_id == bindparam("p_id"))
     .order_by(challenges.c.type)
 )
-_ORDER = select(orders).where(orders.c.id == bindparam("p_id"))
-_ORDER_AUTHZS = (
+_ORDER = Prepared(select(orders).where(orders.c.id == bindparam("p_id")))
+_ORDER_AUTHZS = Prepared(
     select(authorizations)
     .join(order_authorizations, order_authorizations.c.authz_id == authorizations.c.id)
     .where(order_authorizations.c.order_id == bindparam("p_id"))
     .order_by(order_authorizations.c.position)
 )
-_AUTHZ = select(authorizations).where(authorizations.c.id == bindparam("p_id"))
-_CHALLENGE = select(challenges).where(challenges.c.id == bindparam("p_id"))
+_AUTHZ = Prepared(select(authorizations).where(authorizations.c.id == bindparam("p_id")))
+_CHALLENGE = Prepared(select(challenges).where(challenges.c.id == bindparam("p_id")))
 _SAME_NAME = and_(
     authorizations.c.identifier_type == bindparam("p_type"),
     authorizations.c.identifier_value == bindparam("p_value"),
     authorizations.c.wildcard == bindparam("p_wildcard"),
     authorizations.c.expires_at > bindparam("p_now"),
 )
-_PENDING_AUTHZ = (
+_PENDING_AUTHZ = Prepared(
     select(authorizations)
     .where(
         authorizations.c.account_id == bindparam("p_account"),
@@ -69,17 +75,19 @@ _VALIDATED_AUTHZ = (
     .order_by(challenges.c.validated_at.desc(), authorizations.c.id)
     .limit(1)
 )
-_VALIDATED_BY_ACCOUNT = _VALIDATED_AUTHZ.where(
-    authorizations.c.account_id == bindparam("p_account")
+_VALIDATED_BY_ACCOUNT = Prepared(
+    _VALIDATED_AUTHZ.where(authorizations.c.account_id == bindparam("p_account"))
 )
 # Any active account of the organisation on the same endpoint (never another organisation:
 # nor another endpoint, whose challenge types and perspectives may differ).
-_VALIDATED_IN_ORG = _VALIDATED_AUTHZ.where(
-    accounts.c.org_id == bindparam("p_org"),
-    accounts.c.endpoint == bindparam("p_endpoint"),
-    accounts.c.status == "valid",
+_VALIDATED_IN_ORG = Prepared(
+    _VALIDATED_AUTHZ.where(
+        accounts.c.org_id == bindparam("p_org"),
+        accounts.c.endpoint == bindparam("p_endpoint"),
+        accounts.c.status == "valid",
+    )
 )
-_HOLDS_VALID_AUTHZ = (
+_HOLDS_VALID_AUTHZ = Prepared(
     select(authorizations.c.id)
     .where(
         authorizations.c.account_id == bindparam("p_account"),
@@ -89,7 +97,7 @@ _HOLDS_VALID_AUTHZ = (
     )
     .limit(1)
 )
-_SET_CHALLENGE = (
+_SET_CHALLENGE = Prepared(
     update(challenges)
     .where(challenges.c.id == bindparam("p_id"), challenges.c.status == bindparam("p_expected"))
     .values(
@@ -102,7 +110,7 @@ _SET_CHALLENGE = (
         lease_until=None,
     )
 )
-_SET_AUTHZ = (
+_SET_AUTHZ = Prepared(
     update(authorizations)
     .where(
         authorizations.c.id == bindparam("p_id"),
@@ -110,12 +118,12 @@ _SET_AUTHZ = (
     )
     .values(status=bindparam("p_status"))
 )
-_SET_CAA_CHECKED = (
+_SET_CAA_CHECKED = Prepared(
     update(authorizations)
     .where(authorizations.c.id == bindparam("p_id"))
     .values(caa_checked_at=bindparam("p_at"))
 )
-_SET_FINALIZATION = (
+_SET_FINALIZATION = Prepared(
     update(orders)
     .where(orders.c.id == bindparam("p_id"), orders.c.finalization == bindparam("p_expected"))
     .values(
@@ -153,19 +161,19 @@ def _authorization(row: Row[tuple[object, ...]], chall: tuple[Challenge, ...]) -
     )
 
 
-def _load_authorizations(conn: Connection, rows: Sequence[Row[Any]]) -> list[Authorization]:
-    if not rows:
-        return []
-    ids = [r.id for r in rows]
-    by_authz: dict[str, list[Challenge]] = {i: [] for i in ids}
-    for row in conn.execute(_CHALLENGES_OF, {"p_ids": ids}):
-        by_authz[row.authz_id].append(challenge_of_row(row))
-    return [_authorization(r, tuple(by_authz[r.id])) for r in rows]
+def _load_authorizations(conn: Connection, rows: Sequence[Any]) -> list[Authorization]:
+    """Authorizations with their challenges (one statement each: these finds return one)."""
+    return [
+        _authorization(
+            r, tuple(challenge_of_row(c) for c in _CHALLENGES_OF.rows(conn, {"p_id": r.id}))
+        )
+        for r in rows
+    ]
 
 
 def insert_authorization(conn: Connection, authz: Authorization, created_at: datetime) -> None:
-    conn.execute(
-        _INSERT_AUTHZ,
+    _INSERT_AUTHZ.run(
+        conn,
         dict(
             id=authz.id,
             account_id=authz.account_id,
@@ -178,8 +186,8 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
         ),
     )
     if authz.challenges:
-        conn.execute(
-            _INSERT_CHALLENGE,
+        _INSERT_CHALLENGE.run_many(
+            conn,
             [
                 {
                     "id": c.id,
@@ -195,8 +203,8 @@ def insert_authorization(conn: Connection, authz: Authorization, created_at: dat
 
 
 def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
-    conn.execute(
-        _INSERT_ORDER,
+    _INSERT_ORDER.run(
+        conn,
         dict(
             id=order.id,
             account_id=order.account_id,
@@ -209,8 +217,8 @@ def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
             created_at=created_at,
         ),
     )
-    conn.execute(
-        _INSERT_ORDER_AUTHZ,
+    _INSERT_ORDER_AUTHZ.run_many(
+        conn,
         [
             {"order_id": order.id, "authz_id": a.id, "position": n}
             for n, a in enumerate(order.authorizations)
@@ -219,10 +227,13 @@ def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
 
 
 def get_order(conn: Connection, order_id: str) -> Order | None:
-    row = conn.execute(_ORDER, {"p_id": order_id}).one_or_none()
+    row = _ORDER.first(conn, {"p_id": order_id})
     if row is None:
         return None
-    authz_rows = conn.execute(_ORDER_AUTHZS, {"p_id": order_id}).all()
+    by_authz: dict[str, list[Challenge]] = {}
+    for challenge in _CHALLENGES_OF_ORDER.rows(conn, {"p_id": order_id}):
+        by_authz.setdefault(challenge.authz_id, []).append(challenge_of_row(challenge))
+    authz_rows = _ORDER_AUTHZS.rows(conn, {"p_id": order_id})
     return Order(
         id=row.id,
         account_id=row.account_id,
@@ -234,19 +245,19 @@ def get_order(conn: Connection, order_id: str) -> Order | None:
         finalization=row.finalization,
         error=row.error,
         certificate_id=row.certificate_id,
-        authorizations=tuple(_load_authorizations(conn, authz_rows)),
+        authorizations=tuple(_authorization(r, tuple(by_authz.get(r.id, ()))) for r in authz_rows),
     )
 
 
 def get_authorization(conn: Connection, authz_id: str) -> Authorization | None:
-    row = conn.execute(_AUTHZ, {"p_id": authz_id}).one_or_none()
+    row = _AUTHZ.first(conn, {"p_id": authz_id})
     if row is None:
         return None
     return _load_authorizations(conn, [row])[0]
 
 
 def get_challenge(conn: Connection, challenge_id: str) -> Challenge | None:
-    row = conn.execute(_CHALLENGE, {"p_id": challenge_id}).one_or_none()
+    row = _CHALLENGE.first(conn, {"p_id": challenge_id})
     return challenge_of_row(row) if row else None
 
 
@@ -264,7 +275,7 @@ def find_pending_authorization(
 ) -> Authorization | None:
     """An unexpired pending authorization of this account for the identifier."""
     params = {"p_account": account_id, **_name_params(identifier, wildcard, now)}
-    found = _load_authorizations(conn, conn.execute(_PENDING_AUTHZ, params).all())
+    found = _load_authorizations(conn, _PENDING_AUTHZ.rows(conn, params))
     return found[0] if found else None
 
 
@@ -291,7 +302,7 @@ def find_validated_authorization(
         **_name_params(identifier, wildcard, now),
     }
     query = _VALIDATED_BY_ACCOUNT if org_id is None else _VALIDATED_IN_ORG
-    rows = conn.execute(query, params).all()
+    rows = query.rows(conn, params)
     if not rows:
         return None
     return _load_authorizations(conn, rows)[0], rows[0].proven_at
@@ -306,7 +317,7 @@ def holds_valid_authorization(
     authorized account (RFC 8555 §7.6) asks this per certificate name.
     """
     params = {"p_account": account_id, "p_value": identifier_value, "p_now": now}
-    return conn.execute(_HOLDS_VALID_AUTHZ, params).first() is not None
+    return _HOLDS_VALID_AUTHZ.first(conn, params) is not None
 
 
 def set_challenge_state(
@@ -330,21 +341,19 @@ def set_challenge_state(
         "p_error": error,
         "p_processing_since": processing_since,
     }
-    result = conn.execute(_SET_CHALLENGE, params)
-    return result.rowcount == 1
+    return _SET_CHALLENGE.run(conn, params) == 1
 
 
 def set_authorization_status(
     conn: Connection, authz_id: str, *, expected: str, status: str
 ) -> bool:
     params = {"p_id": authz_id, "p_expected": expected, "p_status": status}
-    result = conn.execute(_SET_AUTHZ, params)
-    return result.rowcount == 1
+    return _SET_AUTHZ.run(conn, params) == 1
 
 
 def set_caa_checked(conn: Connection, authz_id: str, checked_at: datetime) -> None:
     """Record that CAA allowed issuance for the authorization's name at ``checked_at``."""
-    conn.execute(_SET_CAA_CHECKED, {"p_id": authz_id, "p_at": checked_at})
+    _SET_CAA_CHECKED.run(conn, {"p_id": authz_id, "p_at": checked_at})
 
 
 def set_finalization(
@@ -363,8 +372,7 @@ def set_finalization(
         "p_certificate": certificate_id,
         "p_error": error,
     }
-    result = conn.execute(_SET_FINALIZATION, params)
-    return result.rowcount == 1
+    return _SET_FINALIZATION.run(conn, params) == 1
 
 
 def list_order_ids(

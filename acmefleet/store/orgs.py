@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from acmefleet.models import Organization, OrgDomain, ValidationScope
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import org_domains, organizations
 
-_ORG = select(organizations).where(organizations.c.id == bindparam("p_id"))
-_DOMAINS = (
+_ORG = Prepared(select(organizations).where(organizations.c.id == bindparam("p_id")))
+_DOMAINS = Prepared(
     select(org_domains)
     .where(org_domains.c.org_id == bindparam("p_org"))
     .order_by(org_domains.c.name)
@@ -22,11 +24,11 @@ class AlreadyExists(Exception):
     pass
 
 
-def _org(row: Row[tuple[object, ...]]) -> Organization:
+def _org(row: Any) -> Organization:
     return Organization(id=row.id, name=row.name, status=row.status, created_at=row.created_at)
 
 
-def _domain(row: Row[tuple[object, ...]]) -> OrgDomain:
+def _domain(row: Any) -> OrgDomain:
     return OrgDomain(
         id=row.id,
         org_id=row.org_id,
@@ -55,7 +57,7 @@ def create_org(conn: Connection, name: str, now: datetime) -> Organization:
 
 
 def get_org(conn: Connection, org_id: int) -> Organization | None:
-    row = conn.execute(_ORG, {"p_id": org_id}).one_or_none()
+    row = _ORG.first(conn, {"p_id": org_id})
     return _org(row) if row else None
 
 
@@ -122,7 +124,7 @@ def remove_domain(conn: Connection, domain_id: int) -> None:
 
 
 def list_domains(conn: Connection, org_id: int) -> list[OrgDomain]:
-    return [_domain(r) for r in conn.execute(_DOMAINS, {"p_org": org_id})]
+    return [_domain(r) for r in _DOMAINS.rows(conn, {"p_org": org_id})]
 
 
 def find_domain(conn: Connection, org_id: int, name: str) -> OrgDomain | None:

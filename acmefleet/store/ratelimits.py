@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import authorizations, rate_counters
+
+# One upsert per dialect (each has its own ON CONFLICT construct): concurrent writers never
+# lose a hit, and the new total comes back in the same statement.
+_COUNT = {
+    dialect: Prepared(
+        insert(rate_counters)
+        .values(key=bindparam("p_key"), window_start=bindparam("p_start"), hits=bindparam("p_by"))
+        .on_conflict_do_update(
+            index_elements=[rate_counters.c.key, rate_counters.c.window_start],
+            set_={"hits": rate_counters.c.hits + bindparam("p_by")},
+        )
+        .returning(rate_counters.c.hits)
+    )
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 def hits(conn: Connection, key: str, window_start: datetime) -> int:
@@ -24,18 +40,8 @@ def hits(conn: Connection, key: str, window_start: datetime) -> int:
 def count(conn: Connection, key: str, window_start: datetime, by: int = 1) -> int:
     """Add ``by`` to the window's counter in one statement (an upsert, so concurrent
     writers never lose a hit) and return the new total."""
-    dialect = conn.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    upsert = (
-        insert(rate_counters)
-        .values(key=key, window_start=window_start, hits=by)
-        .on_conflict_do_update(
-            index_elements=[rate_counters.c.key, rate_counters.c.window_start],
-            set_={"hits": rate_counters.c.hits + by},
-        )
-        .returning(rate_counters.c.hits)
-    )
-    return int(conn.execute(upsert).scalar_one())
+    params = {"p_key": key, "p_start": window_start, "p_by": by}
+    return int(_COUNT[conn.dialect.name].scalar_one(conn, params))
 
 
 def pending_authorizations(conn: Connection, account_id: str, now: datetime) -> int:
