@@ -189,7 +189,7 @@ class AcmeApp:
             request_url += f"?{request.query}"
         jws = parse_request_jws(request.body, request_url)
         prepared: object = None
-        if route.prepare is not None:
+        if route.prepare is not None and route.prepare_when(self.ctx, endpoint):
             prepared = await self._prepare(request, endpoint, route, params, jws)
         signed: Signed | None = None
         try:

@@ -21,6 +21,13 @@ KeySource = Literal["jwk", "kid", "either"]
 # Before the write transaction, in a read one with the signature verified: the network work
 # the handler will need (None: none), awaited outside any transaction.
 PrepareHandler = Callable[[AcmeContext, Connection, Signed], Callable[[], Awaitable[object]] | None]
+# Whether an endpoint can need that work at all: when it cannot, the read transaction and
+# the second signature check of the preparation are skipped.
+PrepareWhen = Callable[[AcmeContext, EndpointConfig], bool]
+
+
+def _always(_ctx: AcmeContext, _endpoint: EndpointConfig) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class SignedRoute:
     handler: SignedHandler
     key_source: KeySource
     prepare: PrepareHandler | None = None
+    prepare_when: PrepareWhen = _always
 
 
 def _route(
@@ -51,9 +59,10 @@ def _route(
     handler: SignedHandler,
     key_source: KeySource = "kid",
     prepare: PrepareHandler | None = None,
+    prepare_when: PrepareWhen = _always,
 ) -> SignedRoute:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_-]{1,64})", path)
-    return SignedRoute(re.compile(f"{regex}\\Z"), handler, key_source, prepare)
+    return SignedRoute(re.compile(f"{regex}\\Z"), handler, key_source, prepare, prepare_when)
 
 
 SIGNED_ROUTES = (
@@ -64,7 +73,12 @@ SIGNED_ROUTES = (
     _route("acct/{id}", accounts.account),
     _route("acct/{id}/orders", accounts.account_orders),
     _route("order/{id}", orders.order),
-    _route("order/{id}/finalize", orders.finalize, prepare=orders.prepare_finalize),
+    _route(
+        "order/{id}/finalize",
+        orders.finalize,
+        prepare=orders.prepare_finalize,
+        prepare_when=orders.finalize_checks_caa,
+    ),
     _route("authz/{id}", authorizations.authorization),
     _route("chall/{id}", authorizations.challenge),
     _route("cert/{id}", certificates.certificate),

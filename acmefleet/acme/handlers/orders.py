@@ -10,6 +10,7 @@ from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Response, json_response
 from acmefleet.acme.signed import Signed
 from acmefleet.acme.wire import order_object
+from acmefleet.config import EndpointConfig
 from acmefleet.errors import not_found
 from acmefleet.models import Order
 from acmefleet.policy import caa as caa_policy
@@ -53,6 +54,12 @@ def _own_order(conn: Connection, signed: Signed) -> Order:
 def order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     signed.require_post_as_get()
     return _order_response(ctx, signed, _own_order(conn, signed))
+
+
+def finalize_checks_caa(ctx: AcmeContext, endpoint: EndpointConfig) -> bool:
+    """Whether finalize on ``endpoint`` may have CAA re-checks to run (public endpoints of a
+    server that checks CAA): ``caa_policy.due`` finds none anywhere else."""
+    return endpoint.type == "public" and ctx.config.validation.check_caa
 
 
 def prepare_finalize(
