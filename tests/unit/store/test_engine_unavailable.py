@@ -4,13 +4,17 @@ StoreUnavailable (a 503 with Retry-After), not an error of the clean-up over the
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from acmefleet.errors import StoreUnavailable
-from acmefleet.store.engine import open_database
+from acmefleet.store import engine
+from acmefleet.store.engine import open_database, sqlite_url
+from acmefleet.store.migrate import upgrade
 from tests.support.postgres import PostgresServer
 from tests.unit.conftest import TEMPLATE
 
@@ -86,3 +90,22 @@ def test_postgresql_connections_bound_unacknowledged_sends() -> None:
         "postgresql+psycopg://u@h/db?tcp_user_timeout=9", DatabaseConfig()
     )
     assert "tcp_user_timeout" not in given  # the URL's own value wins
+
+
+def test_a_sqlite_write_lock_held_past_busy_timeout_is_unavailable_then_heals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_MS", 200)
+    db = open_database(sqlite_url(tmp_path))
+    upgrade(db)
+    holder = sqlite3.connect(tmp_path / "acmefleet.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process's writer, stuck
+        with pytest.raises(StoreUnavailable, match="locked"), db.write() as conn:
+            conn.execute(text("SELECT 1"))
+        holder.execute("ROLLBACK")
+        with db.write() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        holder.close()
+        db.dispose()
