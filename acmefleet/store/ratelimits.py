@@ -11,6 +11,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import authorizations, rate_counters
 
+_HITS = Prepared(
+    select(rate_counters.c.hits).where(
+        rate_counters.c.key == bindparam("p_key"),
+        rate_counters.c.window_start == bindparam("p_start"),
+    )
+)
+_PENDING = Prepared(
+    select(func.count())
+    .select_from(authorizations)
+    .where(
+        authorizations.c.account_id == bindparam("p_account"),
+        authorizations.c.status == "pending",
+        authorizations.c.expires_at > bindparam("p_now"),
+    )
+)
 # One upsert per dialect (each has its own ON CONFLICT construct): concurrent writers never
 # lose a hit, and the new total comes back in the same statement.
 _COUNT = {
@@ -29,11 +44,7 @@ _COUNT = {
 
 def hits(conn: Connection, key: str, window_start: datetime) -> int:
     """How often ``key`` was counted in the window starting at ``window_start``."""
-    found = conn.execute(
-        select(rate_counters.c.hits).where(
-            rate_counters.c.key == key, rate_counters.c.window_start == window_start
-        )
-    ).scalar_one_or_none()
+    found = _HITS.scalar(conn, {"p_key": key, "p_start": window_start})
     return int(found or 0)
 
 
@@ -46,16 +57,7 @@ def count(conn: Connection, key: str, window_start: datetime, by: int = 1) -> in
 
 def pending_authorizations(conn: Connection, account_id: str, now: datetime) -> int:
     """The account's authorizations still pending (not expired)."""
-    query = (
-        select(func.count())
-        .select_from(authorizations)
-        .where(
-            authorizations.c.account_id == account_id,
-            authorizations.c.status == "pending",
-            authorizations.c.expires_at > now,
-        )
-    )
-    return int(conn.execute(query).scalar_one())
+    return int(_PENDING.scalar_one(conn, {"p_account": account_id, "p_now": now}))
 
 
 def prune(conn: Connection, before: datetime) -> int:

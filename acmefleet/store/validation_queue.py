@@ -18,26 +18,27 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from acmefleet.models import Challenge
 from acmefleet.store.orders import challenge_of_row
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import challenges
 
 _CLAIMABLE = or_(challenges.c.lease_until.is_(None), challenges.c.lease_until <= bindparam("p_now"))
-_QUEUED = (
+_QUEUED = Prepared(
     select(challenges)
     .where(challenges.c.status == "processing", _CLAIMABLE)
     .order_by(challenges.c.processing_since, challenges.c.id)
     .limit(bindparam("p_limit"))
 )
-_CLAIM = (
+_CLAIM = Prepared(
     update(challenges)
     .where(challenges.c.id == bindparam("p_id"), challenges.c.status == "processing", _CLAIMABLE)
     .values(lease_owner=bindparam("p_owner"), lease_until=bindparam("p_until"))
 )
-_LEASED = (
+_LEASED = Prepared(
     select(challenges)
     .where(challenges.c.status == "processing", challenges.c.lease_until > bindparam("p_now"))
     .order_by(challenges.c.processing_since, challenges.c.id)
 )
-_TAKE_OVER = (
+_TAKE_OVER = Prepared(
     update(challenges)
     .where(
         challenges.c.id == bindparam("p_id"),
@@ -51,13 +52,13 @@ _HELD = and_(
     challenges.c.status == "processing",
     challenges.c.lease_owner == bindparam("p_owner"),
 )
-_RENEW = update(challenges).where(_HELD).values(lease_until=bindparam("p_until"))
-_RELEASE = update(challenges).where(_HELD).values(lease_owner=None, lease_until=None)
+_RENEW = Prepared(update(challenges).where(_HELD).values(lease_until=bindparam("p_until")))
+_RELEASE = Prepared(update(challenges).where(_HELD).values(lease_owner=None, lease_until=None))
 
 
 def queued(conn: Connection, now: datetime, limit: int) -> list[Challenge]:
     """Up to ``limit`` validations nobody holds (oldest request first)."""
-    rows = conn.execute(_QUEUED, {"p_now": now, "p_limit": limit}).all()
+    rows = _QUEUED.rows(conn, {"p_now": now, "p_limit": limit})
     return [challenge_of_row(row) for row in rows]
 
 
@@ -65,12 +66,12 @@ def claim(conn: Connection, challenge_id: str, owner: str, now: datetime, until:
     """Take the validation for ``owner`` until ``until``; False if another holds it or it
     is no longer processing."""
     params = {"p_id": challenge_id, "p_owner": owner, "p_now": now, "p_until": until}
-    return conn.execute(_CLAIM, params).rowcount == 1
+    return _CLAIM.run(conn, params) == 1
 
 
 def leased(conn: Connection, now: datetime) -> list[tuple[Challenge, str]]:
     """Every validation whose lease still stands, with its owner."""
-    rows = conn.execute(_LEASED, {"p_now": now}).all()
+    rows = _LEASED.rows(conn, {"p_now": now})
     return [(challenge_of_row(row), row.lease_owner) for row in rows]
 
 
@@ -80,14 +81,14 @@ def take_over(
     """Claim a validation from ``dead_owner`` (known to have died) before its lease runs
     out; False if it changed hands or ended meanwhile."""
     params = {"p_id": challenge_id, "p_dead": dead_owner, "p_owner": owner, "p_until": until}
-    return conn.execute(_TAKE_OVER, params).rowcount == 1
+    return _TAKE_OVER.run(conn, params) == 1
 
 
 def renew(conn: Connection, challenge_id: str, owner: str, until: datetime) -> bool:
     """Extend ``owner``'s lease; False once the challenge has an outcome or another process
     claimed it (the lease had run out)."""
     params = {"p_id": challenge_id, "p_owner": owner, "p_until": until}
-    return conn.execute(_RENEW, params).rowcount == 1
+    return _RENEW.run(conn, params) == 1
 
 
 def release(conn: Connection, challenge_ids: Iterable[str], owner: str) -> int:
@@ -95,7 +96,7 @@ def release(conn: Connection, challenge_ids: Iterable[str], owner: str) -> int:
     released = 0
     for challenge_id in challenge_ids:
         params = {"p_id": challenge_id, "p_owner": owner}
-        released += conn.execute(_RELEASE, params).rowcount
+        released += _RELEASE.run(conn, params)
     return released
 
 
