@@ -118,6 +118,23 @@ def test_step1_lone_surrogates_in_payload_and_raw_bytes_are_malformed() -> None:
     assert fine.payload_json() == {"a": "\U0001f600"}
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-8-sig"])
+@pytest.mark.parametrize(
+    ("hazard", "refusal"),
+    [("\ud800", "lone surrogate"), ("\x00", "NUL"), ("[" * 40 + "]" * 40, "nested")],
+)
+def test_step1_hazards_are_found_in_every_encoding_json_accepts(
+    encoding: str, hazard: str, refusal: str
+) -> None:
+    """The payload is checked without walking it when its bytes show no hazard can be in
+    it; json.loads also reads UTF-16 and UTF-32 (and a BOM), whose bytes look otherwise."""
+    text = '{"a": %s}' % (hazard if hazard.startswith("[") else json.dumps(hazard))
+    payload = text.encode(encoding, "surrogatepass")
+    request = parse_request_jws(_flattened(header(), payload), URL)
+    with pytest.raises(AcmeError, match=refusal):
+        request.payload_json()
+
+
 def test_step1_ordinary_nesting_is_fine() -> None:
     payload = json.dumps({"a": [[[[{"b": [1, 2, {"c": {}}]}]]]]}).encode()
     assert parse_request_jws(signed(header(), payload), URL).payload_json()["a"]
