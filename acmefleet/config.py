@@ -84,6 +84,38 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class Rfc2136Config:
+    """Where an upstream's dns-01 records are written: RFC 2136 updates signed with TSIG."""
+
+    server: str  # an IP address
+    port: int
+    key_name: str
+    algorithm: str
+    secret_file: Path  # the TSIG secret (base64), 0600
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """An upstream ACME CA a public endpoint takes its certificates from (``[upstreams.NAME]``).
+
+    The EAB HMAC key is named, never held here: a file (0600) or an environment variable.
+    Relative paths are under the data directory."""
+
+    name: str
+    directory_url: str
+    ca_bundle: Path | None = None  # None: the system's trust store
+    account_key: Path | None = None  # None: upstreams/NAME/account.key in the data directory
+    eab_kid: str | None = None
+    eab_hmac_key_file: Path | None = None
+    eab_hmac_key_env: str | None = None
+    contact: tuple[str, ...] = ()
+    profile: str | None = None
+    timeout: float = 30.0
+    dns01: Rfc2136Config | None = None
+
+
+@dataclass(frozen=True)
 class RateLimits:
     """What one account, organisation or address may do; ``None`` turns a limit off."""
 
@@ -245,6 +277,7 @@ class ServerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     perspectives: dict[str, PerspectiveSet] = field(default_factory=dict)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    upstreams: dict[str, UpstreamConfig] = field(default_factory=dict)
 
     def directory_url(self, endpoint: str) -> str:
         return f"{self.base_url}/acme/{endpoint}/directory"
@@ -649,6 +682,122 @@ def _trusted_proxies(raw: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+_UPSTREAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_UPSTREAM_KEYS = {
+    "directory_url",
+    "ca_bundle",
+    "account_key",
+    "eab_kid",
+    "eab_hmac_key_file",
+    "eab_hmac_key_env",
+    "contact",
+    "profile",
+    "timeout_seconds",
+    "dns01",
+}
+_RFC2136_KEYS = {"server", "port", "key_name", "algorithm", "secret_file", "zone"}
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
+_DNS_NAME = re.compile(r"(?=.{1,253}\.?\Z)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+
+
+def _optional_str(raw: dict[str, Any], key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+def _rfc2136(raw: Any, where: str) -> Rfc2136Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _RFC2136_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}")
+    server = _require(raw, "server", str, where)
+    try:
+        ipaddress.ip_address(server)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: 'server' must be an IP address, not {server!r}") from exc
+    port = raw.get("port", DNS_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: 'port' must be a port number")
+    key_name = _require(raw, "key_name", str, where)
+    if not _DNS_NAME.fullmatch(key_name):
+        raise ConfigError(f"{where}: 'key_name' must be the TSIG key's DNS name")
+    algorithm = str(raw.get("algorithm", "hmac-sha256")).lower()
+    if algorithm not in TSIG_ALGORITHMS:
+        raise ConfigError(f"{where}: 'algorithm' must be one of {list(TSIG_ALGORITHMS)}")
+    zone = _optional_str(raw, "zone", where)
+    if zone is not None and not _DNS_NAME.fullmatch(zone):
+        raise ConfigError(f"{where}: 'zone' must be a DNS name")
+    return Rfc2136Config(
+        server,
+        port,
+        key_name,
+        algorithm,
+        Path(_require(raw, "secret_file", str, where)),
+        zone,
+    )
+
+
+def _upstream(name: str, raw: Any) -> UpstreamConfig:
+    where = f"upstreams.{name}"
+    if not _UPSTREAM_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: a name is lower-case letters, digits, '-' or '_'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _UPSTREAM_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}")
+    directory_url = _require(raw, "directory_url", str, where)
+    parts = urlsplit(directory_url)
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        raise ConfigError(f"{where}: 'directory_url' must be an https:// URL")
+    kid = _optional_str(raw, "eab_kid", where)
+    key_file = _optional_str(raw, "eab_hmac_key_file", where)
+    key_env = _optional_str(raw, "eab_hmac_key_env", where)
+    if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+        raise ConfigError(f"{where}: 'eab_hmac_key_env' must name an environment variable")
+    if kid is not None and (key_file is None) == (key_env is None):
+        raise ConfigError(
+            f"{where}: with 'eab_kid', give the HMAC key in 'eab_hmac_key_file' (0600) "
+            "or 'eab_hmac_key_env', one of them (never in this file)"
+        )
+    if kid is None and (key_file is not None or key_env is not None):
+        raise ConfigError(f"{where}: an EAB HMAC key needs its 'eab_kid'")
+    contact = raw.get("contact", [])
+    if not isinstance(contact, list) or not all(
+        isinstance(c, str) and c.startswith("mailto:") and "," not in c for c in contact
+    ):
+        raise ConfigError(f"{where}: 'contact' must be a list of mailto: URLs")
+    timeout = raw.get("timeout_seconds", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 300:
+        raise ConfigError(f"{where}: 'timeout_seconds' must be a number in [1, 300]")
+    ca_bundle = _optional_str(raw, "ca_bundle", where)
+    account_key = _optional_str(raw, "account_key", where)
+    dns01 = raw.get("dns01")
+    return UpstreamConfig(
+        name=name,
+        directory_url=directory_url,
+        ca_bundle=Path(ca_bundle) if ca_bundle else None,
+        account_key=Path(account_key) if account_key else None,
+        eab_kid=kid,
+        eab_hmac_key_file=Path(key_file) if key_file else None,
+        eab_hmac_key_env=key_env,
+        contact=tuple(contact),
+        profile=_optional_str(raw, "profile", where),
+        timeout=float(timeout),
+        dns01=_rfc2136(dns01, f"{where}.dns01") if dns01 is not None else None,
+    )
+
+
+def _upstreams(raw: Any) -> dict[str, UpstreamConfig]:
+    if not isinstance(raw, dict):
+        raise ConfigError("[upstreams] must be a table of named upstream CAs")
+    return {name: _upstream(name, value) for name, value in raw.items()}
+
+
 def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConfig:
     """``now``: when the configuration is loaded (bounds that follow a schedule, such as the
     BR's reuse period, are the ones in force then); the system clock unless given."""
@@ -687,6 +836,7 @@ def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConf
         limits=_limits(raw.get("limits", {})),
         perspectives=_perspectives(raw.get("perspectives", {}), endpoints),
         database=database,
+        upstreams=_upstreams(raw.get("upstreams", {})),
     )
 
 

@@ -181,6 +181,40 @@ def server_migrate(data_dir: Path) -> None:
         click.echo(f"migrated the database from {before or 'nothing'} to {after}")
 
 
+@server.command("upstream-account")
+@data_dir_option
+@click.argument("name")
+def server_upstream_account(data_dir: Path, name: str) -> None:
+    """Register this server's account at the upstream CA NAME ([upstreams.NAME]), or find it.
+
+    Makes the account key (0600) on first use, registers with the upstream's EAB credential,
+    and keeps the account's URL; run again, it says which account is in use. After a restore
+    that lost the URL, the account is found again by its key (onlyReturnExisting).
+    """
+    import asyncio
+
+    from acmefleet.config import load_config
+    from acmefleet.server.datadir import require_initialised
+    from acmefleet.server.upstream import ensure_account
+    from acmefleet.upstream.errors import UpstreamError
+
+    try:
+        config = load_config(require_initialised(data_dir).root)
+        upstream = config.upstreams.get(name)
+        if upstream is None:
+            known = ", ".join(sorted(config.upstreams)) or "none"
+            fail(f"no [upstreams.{name}] in the configuration (configured: {known})")
+        account = asyncio.run(ensure_account(data_dir, upstream))
+    except _expected_errors(UpstreamError) as exc:
+        fail(str(exc))
+    words = {
+        "kept": "in use",
+        "found": "found again by its key",
+        "registered": "registered",
+    }
+    click.echo(f"upstream {name}: account {words[account.how]}: {account.url}")
+
+
 @click.command("demo")
 @click.option("--down", is_flag=True, help="Remove the demo's test hosts.")
 @click.option(

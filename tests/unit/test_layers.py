@@ -27,6 +27,8 @@ _LEAVES: dict[str, set[str]] = {
     "jose": {"errors"},
     "ca": {"clock", "identifiers"},
     "validation": {"errors", "identifiers"},
+    # The upstream CA's client: the RFC 8555 client side, dns-01 records over RFC 2136.
+    "upstream": {"errors", "jose", "validation"},
     "lab": set(),
 }
 _DOMAIN = {
@@ -39,6 +41,7 @@ _DOMAIN = {
     "jose",
     "ca",
     "validation",
+    "upstream",
 }
 
 # What each part of the package may import (besides itself and ``acmefleet`` the root).
