@@ -50,6 +50,8 @@ class EndpointConfig:
     # The [perspectives.<name>] set that corroborates this public endpoint's validations
     # (CA/B BR 3.2.2.9); None: the server's own check alone. Private endpoints have none.
     perspectives: str | None = None
+    # A public endpoint's upstream CA ([upstreams.NAME]): finalize relays the order to it.
+    upstream: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class UpstreamConfig:
     contact: tuple[str, ...] = ()
     profile: str | None = None
     timeout: float = 30.0
+    # A relayed order is retried (backoff, Retry-After) this long, then made invalid.
+    retry_for: timedelta = timedelta(hours=1)
     dns01: Rfc2136Config | None = None
 
 
@@ -397,7 +401,19 @@ def _endpoint(raw: dict[str, Any], index: int, base_url: str) -> EndpointConfig:
         _challenges(raw, kind, where),
         _caa_identities(raw, kind, where, base_url),
         _endpoint_perspectives(raw, kind, where),
+        _endpoint_upstream(raw, kind, where),
     )
+
+
+def _endpoint_upstream(raw: dict[str, Any], kind: str, where: str) -> str | None:
+    chosen = raw.get("upstream")
+    if chosen is None:
+        return None
+    if kind != "public":
+        raise ConfigError(f"{where}: only a public endpoint relays to an upstream CA")
+    if not isinstance(chosen, str) or not _UPSTREAM_NAME.fullmatch(chosen):
+        raise ConfigError(f"{where}: 'upstream' must name an [upstreams.NAME] table")
+    return chosen
 
 
 def _endpoint_perspectives(raw: dict[str, Any], kind: str, where: str) -> str | None:
@@ -682,7 +698,8 @@ def _trusted_proxies(raw: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-_UPSTREAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# Short: a relayed certificate's CA is recorded as "upstream:NAME" (32 characters at most).
+_UPSTREAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,22}")
 _UPSTREAM_KEYS = {
     "directory_url",
     "ca_bundle",
@@ -693,11 +710,13 @@ _UPSTREAM_KEYS = {
     "contact",
     "profile",
     "timeout_seconds",
+    "retry_for_seconds",
     "dns01",
 }
 _RFC2136_KEYS = {"server", "port", "key_name", "algorithm", "secret_file", "zone"}
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
-_DNS_NAME = re.compile(r"(?=.{1,253}\.?\Z)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+")
+_DNS_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\.?\Z){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 
 
@@ -774,6 +793,13 @@ def _upstream(name: str, raw: Any) -> UpstreamConfig:
     timeout = raw.get("timeout_seconds", 30)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 1 <= timeout <= 300:
         raise ConfigError(f"{where}: 'timeout_seconds' must be a number in [1, 300]")
+    retry_for = raw.get("retry_for_seconds", 3600)
+    if (
+        isinstance(retry_for, bool)
+        or not isinstance(retry_for, int | float)
+        or not 60 <= retry_for <= 7 * 86400
+    ):
+        raise ConfigError(f"{where}: 'retry_for_seconds' must be a number in [60, 604800]")
     ca_bundle = _optional_str(raw, "ca_bundle", where)
     account_key = _optional_str(raw, "account_key", where)
     dns01 = raw.get("dns01")
@@ -788,6 +814,7 @@ def _upstream(name: str, raw: Any) -> UpstreamConfig:
         contact=tuple(contact),
         profile=_optional_str(raw, "profile", where),
         timeout=float(timeout),
+        retry_for=timedelta(seconds=retry_for),
         dns01=_rfc2136(dns01, f"{where}.dns01") if dns01 is not None else None,
     )
 
@@ -813,6 +840,12 @@ def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConf
     names = [e.name for e in endpoints]
     if len(set(names)) != len(names):
         raise ConfigError("endpoint names must be unique")
+    upstreams = _upstreams(raw.get("upstreams", {}))
+    for endpoint in endpoints:
+        if endpoint.upstream is not None and endpoint.upstream not in upstreams:
+            raise ConfigError(
+                f"endpoint {endpoint.name}: no [upstreams.{endpoint.upstream}] configured"
+            )
     lifetimes = raw.get("lifetimes", {})
     database = _database(server.get("database_url"), raw.get("database", {}))
     return ServerConfig(
@@ -836,7 +869,7 @@ def parse_config(raw: dict[str, Any], now: datetime | None = None) -> ServerConf
         limits=_limits(raw.get("limits", {})),
         perspectives=_perspectives(raw.get("perspectives", {}), endpoints),
         database=database,
-        upstreams=_upstreams(raw.get("upstreams", {})),
+        upstreams=upstreams,
     )
 
 

@@ -189,3 +189,25 @@ class Certificate:
     spki_sha256: str
     revoked_at: datetime | None
     revocation_reason: int | None
+
+
+RelayState = Literal["queued", "valid", "invalid"]
+
+
+@dataclass(frozen=True)
+class RelayedOrder:
+    """A local order finalize handed to the endpoint's upstream CA (``store.upstream_orders``)."""
+
+    order_id: str
+    upstream: str
+    csr: str  # base64url DER
+    state: RelayState
+    upstream_order_url: str | None
+    certificate_url: str | None
+    attempts: int
+    next_attempt_at: datetime
+    give_up_at: datetime
+    last_error: dict[str, Any] | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    created_at: datetime

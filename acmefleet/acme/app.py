@@ -92,10 +92,14 @@ class AcmeApp:
         by a stopped server, or queued by another process) is claimed on its first look,
         each only within its deadline from when it was asked for."""
         self.ctx.queue.start()
+        if self.ctx.relay is not None:
+            self.ctx.relay.start()
 
     async def shutdown(self) -> None:
         """Finish or release this process's validations, then close the database."""
         await self.ctx.queue.stop()
+        if self.ctx.relay is not None:
+            await self.ctx.relay.stop()
         await self.ctx.tasks.drain()
         self.ctx.db.dispose()
 

@@ -16,6 +16,8 @@ from acmefleet.jose.keys import KeyCache
 from acmefleet.models import Account
 from acmefleet.policy.caa import CaaContext
 from acmefleet.policy.orders import Lifetimes
+from acmefleet.policy.relay import RelayTo
+from acmefleet.policy.relay_queue import RelayQueue
 from acmefleet.policy.reuse import Reuse
 from acmefleet.policy.validation_queue import ValidationQueue
 from acmefleet.store.engine import Database
@@ -50,6 +52,8 @@ class AcmeContext:
     # Per endpoint: corroborating CAA checkers where the endpoint has remote perspectives
     # (validation/mpic.py); an endpoint missing here uses ``caa_checker``.
     endpoint_caa_checkers: dict[str, CaaCheck] = field(default_factory=dict)
+    # This process's share of the relay to upstream CAs (endpoints with ``upstream``).
+    relay: RelayQueue | None = None
 
     def __post_init__(self) -> None:
         if self.caa_checker is None:
@@ -58,6 +62,12 @@ class AcmeContext:
 
     def endpoint(self, name: str) -> EndpointConfig | None:
         return self.config.endpoints.get(name)
+
+    def relay_to(self, endpoint: EndpointConfig) -> RelayTo | None:
+        """Where ``endpoint``'s orders are relayed at finalize (None: signed here)."""
+        if endpoint.upstream is None:
+            return None
+        return RelayTo(endpoint.upstream, self.config.upstreams[endpoint.upstream].retry_for)
 
     def validators_for(self, endpoint: str) -> dict[str, ChallengeValidator]:
         return self.endpoint_validators.get(endpoint, self.validators)

@@ -24,8 +24,18 @@ def _expected_errors(*extra: type[Exception]) -> tuple[type[Exception], ...]:
     from acmefleet.console.errors import ConsoleError
     from acmefleet.errors import StoreUnavailable
     from acmefleet.server.datadir import DataDirError
+    from acmefleet.upstream.errors import UpstreamError
 
-    return (ConsoleError, DataDirError, ConfigError, CaError, StoreUnavailable, OSError, *extra)
+    return (
+        ConsoleError,
+        DataDirError,
+        ConfigError,
+        CaError,
+        StoreUnavailable,
+        UpstreamError,
+        OSError,
+        *extra,
+    )
 
 
 @click.group()
@@ -196,7 +206,6 @@ def server_upstream_account(data_dir: Path, name: str) -> None:
     from acmefleet.config import load_config
     from acmefleet.server.datadir import require_initialised
     from acmefleet.server.upstream import ensure_account
-    from acmefleet.upstream.errors import UpstreamError
 
     try:
         config = load_config(require_initialised(data_dir).root)
@@ -205,7 +214,7 @@ def server_upstream_account(data_dir: Path, name: str) -> None:
             known = ", ".join(sorted(config.upstreams)) or "none"
             fail(f"no [upstreams.{name}] in the configuration (configured: {known})")
         account = asyncio.run(ensure_account(data_dir, upstream))
-    except _expected_errors(UpstreamError) as exc:
+    except _expected_errors() as exc:
         fail(str(exc))
     words = {
         "kept": "in use",

@@ -30,6 +30,7 @@ from acmefleet.models import (
 )
 from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import ratelimits
+from acmefleet.policy import relay as relay_policy
 from acmefleet.policy.names import covering_domain, validated_domain
 from acmefleet.policy.reuse import Reuse, reusable_authorization
 from acmefleet.store import audit
@@ -396,12 +397,16 @@ def finalize_order(
     source: str | None = None,
     caa_outcomes: Sequence[caa_policy.Outcome] = (),
     check_caa: bool = True,
+    relay: relay_policy.RelayTo | None = None,
 ) -> Order:
     """RFC 8555 §7.4: a ready order, a CSR for exactly its names, then issue at once.
 
     On a public endpoint, ``caa_outcomes`` are the CAA checks made before this transaction
     for the names ``caa_policy.due`` listed; a forbidding one ends the order: it is returned
-    ``invalid`` with the ``caa`` problem (committed: the order is over)."""
+    ``invalid`` with the ``caa`` problem (committed: the order is over).
+
+    With ``relay`` (an endpoint whose certificates come from an upstream CA), the claimed
+    order is queued for the upstream instead of signed here, and returned ``processing``."""
     status = order.status(now)
     if status != "ready":
         raise AcmeError(
@@ -448,6 +453,18 @@ def finalize_order(
         raise AcmeError(
             ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
         )
+    if relay is not None:
+        relay_policy.queue(conn, order, raw_csr, relay, now)
+        audit.record(
+            conn,
+            at=now,
+            actor=f"acme-account:{account.id}",
+            action="order.relay-queued",
+            target=order.id,
+            source=source,
+            details={"endpoint": endpoint.name, "upstream": relay.upstream},
+        )
+        return replace(order, finalization="processing")
     profile = profiles[order.profile]
     try:
         issued = issuer.issue(

@@ -14,8 +14,10 @@ from acmefleet.ca.profiles import DEFAULT_PROFILES, LeafProfile
 from acmefleet.clock import Clock, SystemClock
 from acmefleet.config import ConfigError, PerspectiveSet, ServerConfig, load_config
 from acmefleet.console.context import ConsoleContext
+from acmefleet.policy.relay_queue import RelayQueue, RelayTarget
 from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
+from acmefleet.server.upstream import account_binder, dns_publisher, open_client
 from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
 from acmefleet.validation.caa import CaaCheck, CaaChecker
@@ -139,6 +141,25 @@ def build_endpoint_caa_checkers(
     }
 
 
+def build_relay(config: ServerConfig, root: Path, db: Database, clock: Clock) -> RelayQueue | None:
+    """The relay to the upstream CAs the endpoints name (None: every endpoint signs here).
+    Each upstream's account key is made now if missing; its account is bound on first use."""
+    used = sorted({e.upstream for e in config.endpoints.values() if e.upstream is not None})
+    if not used:
+        return None
+    targets: dict[str, RelayTarget] = {}
+    for name in used:
+        upstream = config.upstreams[name]
+        client = open_client(root, upstream, create_key=True)
+        targets[name] = RelayTarget(
+            client=client,
+            publisher=dns_publisher(root, upstream),
+            profile=upstream.profile,
+            ensure_account=account_binder(client, root, upstream),
+        )
+    return RelayQueue(db, clock, targets)
+
+
 def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
     data = require_initialised(root)
     config = load_config(root)
@@ -179,6 +200,7 @@ def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:
         endpoint_validators=endpoint_validators,
         endpoint_caa_checkers=build_endpoint_caa_checkers(config, perspectives),
     )
+    context.relay = build_relay(config, data.root, database, clock)
     # CAA needs the context's account URLs; the queue's validations check it once proven.
     queue.caa = context.caa
     return context

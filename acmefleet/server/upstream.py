@@ -9,9 +9,12 @@ anything is registered, so an EAB credential the CA made single-use is not neede
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from acmefleet.upstream.client import UpstreamClient
 from acmefleet.upstream.dns01 import Rfc2136Publisher, Rfc2136Target
 from acmefleet.upstream.errors import AccountKeyError, UpstreamError
 
+log = logging.getLogger(__name__)
 ACCOUNT_FILE = "account.json"
 MAX_SECRET = 4096
 
@@ -138,24 +142,49 @@ def open_client(data_dir: Path, upstream: UpstreamConfig, *, create_key: bool) -
     )
 
 
+async def bind_account(
+    client: UpstreamClient, data_dir: Path, upstream: UpstreamConfig
+) -> UpstreamAccount:
+    """Give ``client`` its account: kept, found again by its key, or registered now."""
+    if client.account_url is not None:
+        return UpstreamAccount(client.account_url, "kept")
+    thumbprint = client.signer.thumbprint
+    found = await client.find_account()
+    if found is not None:
+        _keep_account(data_dir, upstream, thumbprint, found)
+        return UpstreamAccount(found, "found")
+    eab = eab_credential(data_dir, upstream)
+    directory = await client.directory()
+    meta = directory.get("meta")
+    if eab is None and isinstance(meta, dict) and meta.get("externalAccountRequired"):
+        raise UpstreamError(
+            f"upstream {upstream.name} requires External Account Binding: set eab_kid and "
+            "eab_hmac_key_file (or eab_hmac_key_env)"
+        )
+    url = await client.register(contact=upstream.contact, eab=eab)
+    _keep_account(data_dir, upstream, thumbprint, url)
+    return UpstreamAccount(url, "registered")
+
+
 async def ensure_account(data_dir: Path, upstream: UpstreamConfig) -> UpstreamAccount:
     """The upstream account of this server: kept, found again, or registered now."""
     async with open_client(data_dir, upstream, create_key=True) as client:
+        return await bind_account(client, data_dir, upstream)
+
+
+def account_binder(
+    client: UpstreamClient, data_dir: Path, upstream: UpstreamConfig
+) -> Callable[[], Awaitable[None]]:
+    """What the relay calls before each attempt: binds the account once (one attempt at a
+    time: two relayed orders must not register two accounts), then nothing."""
+    lock = asyncio.Lock()
+
+    async def ensure() -> None:
         if client.account_url is not None:
-            return UpstreamAccount(client.account_url, "kept")
-        thumbprint = client.signer.thumbprint
-        found = await client.find_account()
-        if found is not None:
-            _keep_account(data_dir, upstream, thumbprint, found)
-            return UpstreamAccount(found, "found")
-        eab = eab_credential(data_dir, upstream)
-        directory = await client.directory()
-        meta = directory.get("meta")
-        if eab is None and isinstance(meta, dict) and meta.get("externalAccountRequired"):
-            raise UpstreamError(
-                f"upstream {upstream.name} requires External Account Binding: set eab_kid and "
-                "eab_hmac_key_file (or eab_hmac_key_env)"
-            )
-        url = await client.register(contact=upstream.contact, eab=eab)
-        _keep_account(data_dir, upstream, thumbprint, url)
-        return UpstreamAccount(url, "registered")
+            return
+        async with lock:
+            if client.account_url is None:
+                account = await bind_account(client, data_dir, upstream)
+                log.info("upstream %s: account %s (%s)", upstream.name, account.url, account.how)
+
+    return ensure

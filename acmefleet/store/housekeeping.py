@@ -14,7 +14,13 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, exists, select
 
 from acmefleet.store import nonces, ratelimits
-from acmefleet.store.schema import authorizations, challenges, order_authorizations, orders
+from acmefleet.store.schema import (
+    authorizations,
+    challenges,
+    order_authorizations,
+    orders,
+    upstream_orders,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ def prune_orders(conn: Connection, expired_before: datetime, batch: int) -> int:
     if not ids:
         return 0
     conn.execute(delete(order_authorizations).where(order_authorizations.c.order_id.in_(ids)))
+    # A relay gives up long before (retry_for_seconds is at most 7 days; an order lives a
+    # week and is kept 7 days more): what is left of it is history.
+    conn.execute(delete(upstream_orders).where(upstream_orders.c.order_id.in_(ids)))
     conn.execute(delete(orders).where(orders.c.id.in_(ids)))
     return len(ids)
 

@@ -231,6 +231,31 @@ certificates = Table(
     Index("ix_certificates_revoked", "ca_level", "revoked_at"),
 )
 
+# Orders a public endpoint relays to its upstream CA: one row per local order (the primary
+# key: never two upstream orders for one local order), queued by finalize and worked by one
+# process at a time under a lease, as the validation queue's challenges are. The upstream
+# order's URL is recorded as soon as it exists, so a resumed attempt continues that order.
+upstream_orders = Table(
+    "upstream_orders",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("upstream", String(32), nullable=False),
+    Column("csr", Text, nullable=False),  # base64url DER, as the client sent it
+    # queued | valid | invalid
+    Column("state", String(16), nullable=False),
+    Column("upstream_order_url", Text),
+    Column("certificate_url", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("give_up_at", UtcDateTime, nullable=False),
+    Column("last_error", JsonText),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_upstream_orders_state_next", "state", "next_attempt_at"),
+)
+
 # Fixed-window counters for rate limits, shared by every worker and replica: one row per
 # limited key (e.g. "orders:account:<id>") and window start.
 rate_counters = Table(

@@ -39,6 +39,7 @@ from acmefleet.jose.b64 import b64url_encode
 from acmefleet.upstream.errors import (
     Subproblem,
     UpstreamError,
+    UpstreamOrderFailed,
     UpstreamProblem,
     UpstreamProtocolError,
     UpstreamUnavailable,
@@ -174,13 +175,10 @@ class UpstreamClient:
         if origin.scheme != "https" or not origin.host or origin.userinfo:
             raise ValueError(f"{directory_url!r}: the directory URL must be https://HOST[:PORT]/…")
         self._origin = (origin.scheme, origin.host, origin.port)
-        self._http = httpx.AsyncClient(
-            verify=verify,
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        )
+        self._verify = verify
+        # Made on first use, on the event loop that uses it (a server builds its clients
+        # before its loop runs).
+        self._client: httpx.AsyncClient | None = None
         self._directory: dict[str, Any] | None = None
         self._nonces: list[str] = []
 
@@ -196,7 +194,21 @@ class UpstreamClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                verify=self._verify,
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            )
+        return self._client
 
     # ------------------------------------------------------------------ transport
 
@@ -463,8 +475,9 @@ class UpstreamClient:
             if authz.status == "valid":
                 continue
             if authz.status != "pending":
-                raise authz.error or UpstreamError(
-                    f"the upstream's authorization for {authz.identifier} is {authz.status}"
+                raise UpstreamOrderFailed(
+                    f"the upstream's authorization for {authz.identifier} is {authz.status}",
+                    authz.error,
                 )
             dns01 = next((c for c in authz.challenges if c.type == "dns-01"), None)
             if dns01 is None or dns01.token is None:
@@ -501,8 +514,9 @@ class UpstreamClient:
                     what=f"authorization for {authz.identifier}",
                 )
                 if done.status != "valid":
-                    raise done.error or UpstreamError(
-                        f"the upstream's authorization for {authz.identifier} is {done.status}"
+                    raise UpstreamOrderFailed(
+                        f"the upstream's authorization for {authz.identifier} is {done.status}",
+                        done.error,
                     )
         finally:
             for record, value in published:
@@ -542,5 +556,5 @@ class UpstreamClient:
             what="order",
         )
         if order.status != "valid" or order.certificate is None:
-            raise order.error or UpstreamError(f"the upstream's order ended {order.status}")
+            raise UpstreamOrderFailed(f"the upstream's order ended {order.status}", order.error)
         return order, await self.certificate(order.certificate)

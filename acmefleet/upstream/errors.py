@@ -86,6 +86,15 @@ class UpstreamProblem(UpstreamError):
         return self.acme_type in _TRANSIENT or self.status >= 500
 
 
+class UpstreamOrderFailed(UpstreamError):
+    """The upstream's order (or one of its authorizations) ended invalid: final, whatever
+    the problem's type, as that order cannot be finished and another is not placed."""
+
+    def __init__(self, detail: str, problem: UpstreamProblem | None = None) -> None:
+        super().__init__(problem.detail if problem is not None else detail)
+        self.problem = problem
+
+
 class DnsUpdateError(UpstreamError):
     """The organisation's DNS server refused or did not answer an RFC 2136 update."""
 

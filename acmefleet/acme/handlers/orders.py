@@ -15,17 +15,29 @@ from acmefleet.errors import not_found
 from acmefleet.models import Order
 from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import orders as order_policy
+from acmefleet.policy import relay as relay_policy
 from acmefleet.store import orders as order_store
+from acmefleet.store import upstream_orders as relay_store
+from acmefleet.store.engine import after_commit
 
 PROBLEM_JSON = "application/problem+json"
 
 
-def _order_response(ctx: AcmeContext, signed: Signed, order: Order, status: int = 200) -> Response:
+def _order_response(
+    ctx: AcmeContext,
+    conn: Connection,
+    signed: Signed,
+    order: Order,
+    status: int = 200,
+) -> Response:
     now = ctx.clock.now()
     response = json_response(order_object(signed.urls, order, now), status=status)
     response.add_header("Location", signed.urls.order(order.id))
-    # No Retry-After: finalize claims, signs and stores in one transaction, so no other
-    # request ever sees an order "processing". It returns with asynchronous issuance.
+    # Only a relayed order is ever seen "processing" (a local finalize claims, signs and
+    # stores in one transaction): when to ask again, from its next attempt upstream.
+    if order.finalization == "processing":
+        relayed = relay_store.get_relayed(conn, order.id)
+        response.add_header("Retry-After", str(relay_policy.retry_after_for(relayed, now)))
     return response
 
 
@@ -41,7 +53,7 @@ def new_order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         limits=ctx.config.rate_limits,
         reuse=ctx.reuse,
     )
-    return _order_response(ctx, signed, order, status=201)
+    return _order_response(ctx, conn, signed, order, status=201)
 
 
 def _own_order(conn: Connection, signed: Signed) -> Order:
@@ -53,7 +65,7 @@ def _own_order(conn: Connection, signed: Signed) -> Order:
 
 def order(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
     signed.require_post_as_get()
-    return _order_response(ctx, signed, _own_order(conn, signed))
+    return _order_response(ctx, conn, signed, _own_order(conn, signed))
 
 
 def finalize_checks_caa(ctx: AcmeContext, endpoint: EndpointConfig) -> bool:
@@ -101,11 +113,14 @@ def finalize(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         source=signed.request.client,
         caa_outcomes=outcomes,
         check_caa=ctx.config.validation.check_caa,
+        relay=ctx.relay_to(signed.endpoint),
     )
+    if finalized.finalization == "processing" and ctx.relay is not None:
+        after_commit(conn, ctx.relay.wake)
     if finalized.finalization == "invalid" and finalized.error is not None:
         # CAA ended the order (committed): the answer is its problem (RFC 8555 §7.4), and
         # the order, fetched again, is invalid with the same error.
         response = json_response(finalized.error, 403, PROBLEM_JSON)
         response.add_header("Location", signed.urls.order(finalized.id))
         return response
-    return _order_response(ctx, signed, finalized)
+    return _order_response(ctx, conn, signed, finalized)

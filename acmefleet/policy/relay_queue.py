@@ -1,0 +1,303 @@
+"""One server process's share of the relay: relayed orders worked against the upstream CA.
+
+Like the validation queue (``policy.validation_queue``), the work lives in the database
+(``store.upstream_orders``) and every process (worker, replica) takes part: it claims due
+orders under a lease, renews the leases while it works, and looks for work when woken (a
+finalize of this process, after its commit), when an order ends, and every poll interval
+(work queued by the others, retries come due, leases left by a process that died; one of
+this host that died is taken over at once).
+
+An attempt resumes where the last one stopped: the upstream order's URL is written to the
+database as soon as the upstream gives it, before anything else happens to it, so an
+attempt after a crash, a restart or an outage continues that order (its authorizations,
+its finalization, its certificate) instead of placing another. The window left is a crash
+between the upstream's answer to newOrder and that write: the upstream then holds one
+order nothing will finish, which it lets expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cryptography import x509
+
+from acmefleet.clock import Clock
+from acmefleet.errors import StoreUnavailable
+from acmefleet.jose.b64 import b64url_decode
+from acmefleet.models import RelayedOrder
+from acmefleet.policy import relay
+from acmefleet.policy.validation_queue import died_here, new_owner
+from acmefleet.store import accounts as account_store
+from acmefleet.store import orders as order_store
+from acmefleet.store import upstream_orders as relay_store
+from acmefleet.store.engine import Database
+from acmefleet.upstream.client import Order as UpstreamOrder
+from acmefleet.upstream.client import TxtPublisher, UpstreamClient
+from acmefleet.upstream.errors import UpstreamError, UpstreamOrderFailed
+
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 5.0
+
+
+class _LeaseLost(Exception):
+    """Another process holds the relayed order now: this attempt stops, writing nothing."""
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    max_concurrent: int = 8
+    lease: timedelta = timedelta(seconds=60)
+    poll_interval: timedelta = timedelta(seconds=1)
+    # One attempt waits this long at most for the upstream's authorizations and order.
+    patience: float = 120.0
+    upstream_poll: float = 1.0
+
+
+@dataclass
+class RelayTarget:
+    """An upstream CA as the relay uses it."""
+
+    client: UpstreamClient
+    publisher: TxtPublisher | None
+    profile: str | None
+    # Makes sure the client has its account (kept, found again or registered).
+    ensure_account: Callable[[], Awaitable[None]]
+
+
+class RelayQueue:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        targets: Mapping[str, RelayTarget],
+        settings: RelaySettings | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.targets = targets
+        self.settings = settings or RelaySettings()
+        self.owner = owner or new_owner()
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._runner = self._loop.create_task(self._run(), name="relay-queue")
+
+    def wake(self) -> None:
+        """Look for work now (safe from any thread; a no-op before ``start``)."""
+        if self._loop is not None and self._wakeup is not None and not self._stopping:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Claim nothing more; let running attempts finish within ``drain_seconds``, cancel
+        the rest and give their leases back (another process resumes them at once)."""
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.wait({self._runner})
+        tasks = set(self._jobs.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=drain_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._jobs:
+            with contextlib.suppress(StoreUnavailable), self.db.write() as conn:
+                relay_store.release(conn, list(self._jobs), self.owner)
+        self._jobs.clear()
+        for target in self.targets.values():
+            await target.client.aclose()
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        renew_every = self.settings.lease.total_seconds() / 3
+        wait = min(self.settings.poll_interval.total_seconds(), renew_every)
+        loop = asyncio.get_running_loop()
+        next_renewal = loop.time() + renew_every
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                self._claim()
+                if loop.time() >= next_renewal:
+                    self._renew()
+                    next_renewal = loop.time() + renew_every
+            except StoreUnavailable as unavailable:
+                log.warning("relay: claiming or renewing failed: %s", unavailable)
+            except Exception:  # the database hiccuping must not end the relay of a process
+                log.exception("relay: claiming or renewing failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
+
+    def _claim(self) -> None:
+        free = self.settings.max_concurrent - len(self._jobs)
+        if free <= 0:
+            return
+        now = self.clock.now()
+        with self.db.read() as conn:
+            candidates: list[tuple[RelayedOrder, str | None]] = [
+                (r, None) for r in relay_store.due(conn, now, free * 2)
+            ]
+            candidates += [
+                (r, owner)
+                for r, owner in relay_store.leased(conn, now)
+                if died_here(owner, self.owner)
+            ]
+        candidates = [(r, dead) for r, dead in candidates if r.order_id not in self._jobs]
+        if not candidates:
+            return
+        until = now + self.settings.lease
+        started: list[RelayedOrder] = []
+        with self.db.write() as conn:
+            for relayed, dead in candidates:
+                if len(started) == free:
+                    break
+                if dead is None:
+                    claimed = relay_store.claim(conn, relayed.order_id, self.owner, now, until)
+                else:
+                    claimed = relay_store.take_over(conn, relayed.order_id, dead, self.owner, until)
+                if claimed:
+                    started.append(relayed)
+        for relayed in started:  # once the claims are committed
+            self._jobs[relayed.order_id] = asyncio.get_running_loop().create_task(
+                self._attempt(relayed), name=f"relay-{relayed.order_id}"
+            )
+
+    def _renew(self) -> None:
+        if not self._jobs:
+            return
+        until = self.clock.now() + self.settings.lease
+        with self.db.write() as conn:
+            lost = [i for i in self._jobs if not relay_store.renew(conn, i, self.owner, until)]
+        for order_id in lost:
+            log.warning("relay: lost the lease on order %s", order_id)
+            self._jobs[order_id].cancel()
+
+    async def _attempt(self, relayed: RelayedOrder) -> None:
+        try:
+            await self._relay(relayed)
+        except asyncio.CancelledError:
+            raise
+        except StoreUnavailable as unavailable:  # the lease runs out; another attempt resumes
+            log.warning("relay of order %s: %s", relayed.order_id, unavailable)
+        except _LeaseLost:
+            log.warning("relay: lost the lease on order %s", relayed.order_id)
+        except Exception:
+            log.exception("relay of order %s failed", relayed.order_id)
+        finally:
+            if not self._stopping:
+                self._jobs.pop(relayed.order_id, None)
+                if self._wakeup is not None:
+                    self._wakeup.set()
+
+    async def _relay(self, relayed: RelayedOrder) -> None:
+        target = self.targets.get(relayed.upstream)
+        if target is None:
+            self._end(relayed, UpstreamError(f"upstream {relayed.upstream} is not configured"))
+            return
+        try:
+            chain, leaf, upstream = await self._through_upstream(relayed, target)
+        except UpstreamError as error:
+            self._end(relayed, error)
+            return
+        self._complete(relayed, chain, leaf, upstream)
+
+    async def _through_upstream(
+        self, relayed: RelayedOrder, target: RelayTarget
+    ) -> tuple[str, x509.Certificate, UpstreamOrder]:
+        client, settings = target.client, self.settings
+        with self.db.read() as conn:
+            order = order_store.get_order(conn, relayed.order_id)
+        if order is None:
+            raise UpstreamError(f"order {relayed.order_id} is gone")
+        names = [i.value for i in order.identifiers]
+        await target.ensure_account()
+        if relayed.upstream_order_url is None:
+            upstream = await client.new_order(names, profile=target.profile)
+            with self.db.write() as conn:
+                placed = relay_store.record_placed(
+                    conn, relayed.order_id, self.owner, upstream.url, self.clock.now()
+                )
+            if not placed:
+                raise _LeaseLost
+            log.info("relay: order %s placed upstream as %s", relayed.order_id, upstream.url)
+        else:
+            upstream = await client.order(relayed.upstream_order_url)
+        wait = {"patience": settings.patience, "poll_interval": settings.upstream_poll}
+        if upstream.status == "pending":
+            await client.satisfy_dns01(upstream, target.publisher, **wait)
+            upstream = await client.until_decided(
+                lambda: client.order(upstream.url),
+                {"ready", "processing", "valid", "invalid"},
+                what="order",
+                **wait,
+            )
+        if upstream.status == "ready":
+            upstream = await client.finalize(upstream, b64url_decode(relayed.csr))
+        upstream = await client.until_decided(
+            lambda: client.order(upstream.url), {"valid", "invalid"}, what="order", **wait
+        )
+        if upstream.status != "valid" or upstream.certificate is None:
+            raise UpstreamOrderFailed(f"the upstream's order is {upstream.status}", upstream.error)
+        chain = await client.certificate(upstream.certificate)
+        leaf = relay.check_relayed_leaf(b64url_decode(relayed.csr), names, chain)
+        return chain, leaf, upstream
+
+    def _complete(
+        self,
+        relayed: RelayedOrder,
+        chain: str,
+        leaf: x509.Certificate,
+        upstream: UpstreamOrder,
+    ) -> None:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            order = order_store.get_order(conn, relayed.order_id)
+            account = account_store.get_account(conn, order.account_id) if order else None
+            if order is None or account is None:
+                return
+            done = relay.complete(
+                conn,
+                relayed,
+                self.owner,
+                order=order,
+                account=account,
+                endpoint=account.endpoint,
+                chain_pem=chain,
+                leaf=leaf,
+                upstream_order_url=upstream.url,
+                certificate_url=upstream.certificate or "",
+                now=now,
+            )
+        if done:
+            log.info("relay: order %s valid (upstream %s)", relayed.order_id, upstream.url)
+
+    def _end(self, relayed: RelayedOrder, error: UpstreamError) -> None:
+        now = self.clock.now()
+        delay = relay.retry_delay(relayed.attempts + 1, error.retry_after)
+        with self.db.write() as conn:
+            if error.transient and now + delay < relayed.give_up_at:
+                due = relay.retry_later(conn, relayed, self.owner, error, now)
+                if due is not None:
+                    log.warning(
+                        "relay of order %s: %s; again at %s",
+                        relayed.order_id,
+                        error.detail,
+                        due.isoformat(timespec="seconds"),
+                    )
+                return
+            if relay.fail(conn, relayed, self.owner, error, now):
+                log.warning("relay of order %s ended invalid: %s", relayed.order_id, error.detail)
