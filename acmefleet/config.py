@@ -727,6 +727,13 @@ def _optional_str(raw: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _nonempty(raw: dict[str, Any], key: str, where: str) -> str:
+    value = _require(raw, key, str, where)
+    if not value.strip():
+        raise ConfigError(f"{where}: '{key}' must not be empty")
+    return str(value)
+
+
 def _rfc2136(raw: Any, where: str) -> Rfc2136Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
@@ -755,7 +762,7 @@ def _rfc2136(raw: Any, where: str) -> Rfc2136Config:
         port,
         key_name,
         algorithm,
-        Path(_require(raw, "secret_file", str, where)),
+        Path(_nonempty(raw, "secret_file", where)),
         zone,
     )
 
@@ -770,9 +777,19 @@ def _upstream(name: str, raw: Any) -> UpstreamConfig:
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}")
     directory_url = _require(raw, "directory_url", str, where)
-    parts = urlsplit(directory_url)
-    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
-        raise ConfigError(f"{where}: 'directory_url' must be an https:// URL")
+    try:
+        parts = urlsplit(directory_url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.hostname
+        or "@" in parts.netloc
+        or (port is not None and not 1 <= port <= 65535)
+    ):
+        raise ConfigError(f"{where}: 'directory_url' must be an https://HOST[:PORT]/… URL")
     kid = _optional_str(raw, "eab_kid", where)
     key_file = _optional_str(raw, "eab_hmac_key_file", where)
     key_env = _optional_str(raw, "eab_hmac_key_env", where)
@@ -787,7 +804,7 @@ def _upstream(name: str, raw: Any) -> UpstreamConfig:
         raise ConfigError(f"{where}: an EAB HMAC key needs its 'eab_kid'")
     contact = raw.get("contact", [])
     if not isinstance(contact, list) or not all(
-        isinstance(c, str) and c.startswith("mailto:") and "," not in c for c in contact
+        isinstance(c, str) and re.fullmatch(r"mailto:[^,\s@]+@[^,\s@]+", c) for c in contact
     ):
         raise ConfigError(f"{where}: 'contact' must be a list of mailto: URLs")
     timeout = raw.get("timeout_seconds", 30)

@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from http import HTTPStatus
 
 from cryptography import x509
 
@@ -38,7 +39,12 @@ from acmefleet.store import upstream_orders as relay_store
 from acmefleet.store.engine import Database
 from acmefleet.upstream.client import Order as UpstreamOrder
 from acmefleet.upstream.client import TxtPublisher, UpstreamClient
-from acmefleet.upstream.errors import UpstreamError, UpstreamOrderFailed
+from acmefleet.upstream.errors import (
+    UpstreamError,
+    UpstreamOrderFailed,
+    UpstreamProblem,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0
@@ -67,6 +73,8 @@ class RelayTarget:
     profile: str | None
     # Makes sure the client has its account (kept, found again or registered).
     ensure_account: Callable[[], Awaitable[None]]
+    # Drops the account kept for the upstream (it does not know it any more).
+    forget_account: Callable[[], None]
 
 
 class RelayQueue:
@@ -169,6 +177,8 @@ class RelayQueue:
                     claimed = relay_store.claim(conn, relayed.order_id, self.owner, now, until)
                 else:
                     claimed = relay_store.take_over(conn, relayed.order_id, dead, self.owner, until)
+                    if claimed:
+                        log.info("relay: took order %s over from %s (gone)", relayed.order_id, dead)
                 if claimed:
                     started.append(relayed)
         for relayed in started:  # once the claims are committed
@@ -210,6 +220,21 @@ class RelayQueue:
             return
         try:
             chain, leaf, upstream = await self._through_upstream(relayed, target)
+        except UpstreamProblem as problem:
+            if problem.acme_type != "accountDoesNotExist":
+                self._end(relayed, problem)
+                return
+            # The upstream no longer knows the account (a CA that lost its state, an
+            # account deleted there): bind it again on the next attempt, soon.
+            target.forget_account()
+            self._end(
+                relayed,
+                UpstreamUnavailable(
+                    f"upstream {relayed.upstream} does not know this server's account: "
+                    "binding it again"
+                ),
+            )
+            return
         except UpstreamError as error:
             self._end(relayed, error)
             return
@@ -235,7 +260,26 @@ class RelayQueue:
                 raise _LeaseLost
             log.info("relay: order %s placed upstream as %s", relayed.order_id, upstream.url)
         else:
-            upstream = await client.order(relayed.upstream_order_url)
+            try:
+                upstream = await client.order(relayed.upstream_order_url)
+            except UpstreamProblem as problem:
+                if problem.status != HTTPStatus.NOT_FOUND:
+                    raise
+                # The upstream has no such order (it lost it): nothing can finish it, so
+                # one is placed again; the old URL is kept in the log.
+                log.warning(
+                    "relay: order %s: the upstream no longer has %s; placing it again",
+                    relayed.order_id,
+                    relayed.upstream_order_url,
+                )
+                with self.db.write() as conn:
+                    if not relay_store.forget_placed(
+                        conn, relayed.order_id, self.owner, self.clock.now()
+                    ):
+                        raise _LeaseLost from None
+                return await self._through_upstream(
+                    replace(relayed, upstream_order_url=None), target
+                )
         wait = {"patience": settings.patience, "poll_interval": settings.upstream_poll}
         if upstream.status == "pending":
             await client.satisfy_dns01(upstream, target.publisher, **wait)

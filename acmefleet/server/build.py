@@ -17,7 +17,12 @@ from acmefleet.console.context import ConsoleContext
 from acmefleet.policy.relay_queue import RelayQueue, RelayTarget
 from acmefleet.policy.validation_queue import QueueSettings, ValidationQueue
 from acmefleet.server.datadir import read_passphrase, require_initialised
-from acmefleet.server.upstream import account_binder, dns_publisher, open_client
+from acmefleet.server.upstream import (
+    account_binder,
+    account_forgetter,
+    dns_publisher,
+    open_client,
+)
 from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
 from acmefleet.validation.caa import CaaCheck, CaaChecker
@@ -156,6 +161,7 @@ def build_relay(config: ServerConfig, root: Path, db: Database, clock: Clock) ->
             publisher=dns_publisher(root, upstream),
             profile=upstream.profile,
             ensure_account=account_binder(client, root, upstream),
+            forget_account=account_forgetter(client, root, upstream),
         )
     return RelayQueue(db, clock, targets)
 

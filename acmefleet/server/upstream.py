@@ -172,6 +172,21 @@ async def ensure_account(data_dir: Path, upstream: UpstreamConfig) -> UpstreamAc
         return await bind_account(client, data_dir, upstream)
 
 
+def account_forgetter(
+    client: UpstreamClient, data_dir: Path, upstream: UpstreamConfig
+) -> Callable[[], None]:
+    """Drop the account kept for ``upstream`` (the upstream said it does not know it)."""
+
+    def forget() -> None:
+        client.account_url = None
+        (upstream_dir(data_dir, upstream) / ACCOUNT_FILE).unlink(missing_ok=True)
+        log.warning(
+            "upstream %s: the account is unknown there; it will be bound again", upstream.name
+        )
+
+    return forget
+
+
 def account_binder(
     client: UpstreamClient, data_dir: Path, upstream: UpstreamConfig
 ) -> Callable[[], Awaitable[None]]:

@@ -58,6 +58,9 @@ _PLACED = Prepared(
     .where(_HELD, table.c.upstream_order_url.is_(None))
     .values(upstream_order_url=bindparam("p_url"), updated_at=bindparam("p_now"))
 )
+_FORGET_PLACED = Prepared(
+    update(table).where(_HELD).values(upstream_order_url=None, updated_at=bindparam("p_now"))
+)
 _RESCHEDULE = Prepared(
     update(table)
     .where(_HELD)
@@ -168,6 +171,11 @@ def record_placed(conn: Connection, order_id: str, owner: str, url: str, now: da
     """The upstream order's URL, once, by the lease's holder."""
     params = {"p_id": order_id, "p_owner": owner, "p_url": url, "p_now": now}
     return _PLACED.run(conn, params) == 1
+
+
+def forget_placed(conn: Connection, order_id: str, owner: str, now: datetime) -> bool:
+    """Clear the upstream order's URL (the upstream has no such order any more)."""
+    return _FORGET_PLACED.run(conn, {"p_id": order_id, "p_owner": owner, "p_now": now}) == 1
 
 
 def reschedule(

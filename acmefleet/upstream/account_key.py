@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -31,11 +32,12 @@ def read_private_file(path: Path, limit: int = MAX_KEY_FILE) -> bytes:
     """The bytes of a secret file: a regular file (not a link), this user's, mode 0600 or
     stricter, at most ``limit`` bytes; else ``AccountKeyError`` naming the path."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # Non-blocking: a FIFO put there must not hang the server's start on its open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise AccountKeyError(f"{path}: {exc.strerror} (a symbolic link is refused)") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise AccountKeyError(f"{path} is not a regular file")
         if info.st_uid != os.geteuid():
@@ -45,6 +47,10 @@ def read_private_file(path: Path, limit: int = MAX_KEY_FILE) -> bytes:
                 f"{path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
                 "chmod 600 it"
             )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise AccountKeyError(f"{path} is larger than {limit} bytes")
@@ -74,8 +80,9 @@ def _create(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    # mkstemp: created 0600 with O_EXCL under a name no other thread or process uses.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)

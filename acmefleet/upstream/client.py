@@ -172,7 +172,12 @@ class UpstreamClient:
         self.account_url = account_url
         self.timeout = timeout
         origin = httpx.URL(directory_url)
-        if origin.scheme != "https" or not origin.host or origin.userinfo:
+        if (
+            origin.scheme != "https"
+            or not origin.host
+            or origin.userinfo
+            or not 1 <= (origin.port or 443) <= 65535
+        ):
             raise ValueError(f"{directory_url!r}: the directory URL must be https://HOST[:PORT]/…")
         self._origin = (origin.scheme, origin.host, origin.port)
         self._verify = verify
@@ -231,8 +236,15 @@ class UpstreamClient:
             async with asyncio.timeout(self.timeout):
                 response = await self._http.send(request, stream=True)
                 try:
+                    # Asked for none: a compressed answer is refused before it is read, not
+                    # unpacked (a few KiB of gzip can unpack to gigabytes in one chunk).
+                    encoding = response.headers.get("content-encoding", "identity").strip()
+                    if encoding.lower() not in ("", "identity"):
+                        raise UpstreamProtocolError(
+                            "the upstream sent a compressed answer though none was asked for"
+                        )
                     body = bytearray()
-                    async for chunk in response.aiter_bytes():
+                    async for chunk in response.aiter_raw():
                         body += chunk
                         if len(body) > MAX_BODY:
                             raise UpstreamProtocolError(
@@ -267,6 +279,8 @@ class UpstreamClient:
                 return _problem(answer.json(), answer.status, after)
         if answer.status >= 500 or answer.status == 429:
             return UpstreamUnavailable(f"the upstream answered {answer.status}", retry_after=after)
+        if answer.status == 404:  # pebble says so of an order it does not hold, plainly
+            return UpstreamProblem("about:blank", "not found", status=404)
         return UpstreamProtocolError(f"the upstream answered {answer.status} without a problem")
 
     async def directory(self) -> dict[str, Any]:
@@ -338,6 +352,29 @@ class UpstreamClient:
             raise
         self.account_url = self._checked_url(answer.headers.get("location"), "account")
         return self.account_url
+
+    async def account_orders(self, max_pages: int = 20) -> list[str]:
+        """The URLs of this account's orders (RFC 8555 §7.1.2.1), following ``Link:
+        rel="next"`` for at most ``max_pages`` pages. The CA decides which it lists (pebble
+        and Boulder: the pending and recent ones)."""
+        account = (await self._post(self._require_account(), None)).json()
+        url: str | None = self._checked_url(account.get("orders"), "orders")
+        found: list[str] = []
+        for _page in range(max_pages):
+            if url is None:
+                break
+            answer = await self._post(url, None)
+            listed = answer.json().get("orders")
+            if not isinstance(listed, list):
+                raise UpstreamProtocolError("the upstream's orders list is not a list")
+            found += [self._checked_url(item, "order") for item in listed]
+            following = answer.headers.get_list("link")
+            url = None
+            for link in following:
+                target, _, params = link.partition(";")
+                if 'rel="next"' in params.replace(" ", ""):
+                    url = self._checked_url(target.strip().strip("<>"), "orders")
+        return found
 
     # ------------------------------------------------------------------ orders
 

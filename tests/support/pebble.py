@@ -142,8 +142,15 @@ class PebbleServer:
                     raise RuntimeError(f"pebble failed to start:\n{self.log_tail()}") from None
         return self
 
-    def _start_once(self) -> None:
-        self.port, self.management_port = free_ports(2)
+    def restart(self) -> None:
+        """Stop pebble and start it again on the same ports. Its state (accounts, orders)
+        was in memory: the new process knows none of it, as a CA that lost its database."""
+        self.stop()
+        self._start_once(keep_ports=True)
+
+    def _start_once(self, *, keep_ports: bool = False) -> None:
+        if not keep_ports:
+            self.port, self.management_port = free_ports(2)
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         self._log = self.log_path.open("ab")
         command = [PEBBLE_BINARY, "-config", str(self.config_path), "-strict=false"]
