@@ -11,7 +11,7 @@ from acmefleet.ca.crl import REVOCATION_REASONS_ACCEPTED
 from acmefleet.console.errors import Conflict, ConsoleError, NotFound
 from acmefleet.models import Account, Certificate
 from acmefleet.store import accounts as account_store
-from acmefleet.store import audit
+from acmefleet.store import audit, upstream_revocations
 from acmefleet.store import certificates as cert_store
 
 
@@ -83,6 +83,8 @@ def revoke_certificate(
         raise ConsoleError(f"reason must be one of {sorted(REVOCATION_REASONS_ACCEPTED)}")
     if not cert_store.mark_revoked(conn, cert.id, now, reason):
         raise Conflict("the certificate is already revoked")
+    # A relayed certificate: its upstream CA is told by the server's relay.
+    upstream_revocations.queue_if_relayed(conn, cert, reason, now)
     audit.record(
         conn,
         at=now,

@@ -32,6 +32,7 @@ from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import upstream_orders as relay_store
 from acmefleet.store.ids import new_id
+from acmefleet.store.upstream_revocations import PendingRevocation
 from acmefleet.upstream.errors import UpstreamError, UpstreamOrderFailed, UpstreamProblem
 
 ACME_ERROR = "urn:ietf:params:acme:error:"
@@ -238,3 +239,20 @@ def retry_after_for(relayed: RelayedOrder | None, now: datetime) -> int:
     if relayed is None or relayed.next_attempt_at <= now:
         return int(POLL_AFTER.total_seconds())
     return max(1, min(3600, int((relayed.next_attempt_at - now).total_seconds()) + 1))
+
+
+def record_revocation(
+    conn: Connection, pending: PendingRevocation, now: datetime, problem: dict[str, Any] | None
+) -> None:
+    """Audit what the upstream answered to the revocation of a relayed certificate."""
+    audit.record(
+        conn,
+        at=now,
+        actor=f"upstream:{pending.upstream}",
+        action="certificate.upstream-revoke"
+        if problem is None
+        else "certificate.upstream-revoke-failed",
+        target=pending.serial_hex,
+        details={"upstream": pending.upstream, "reason": pending.reason}
+        | ({} if problem is None else {"detail": problem["detail"][:300]}),
+    )

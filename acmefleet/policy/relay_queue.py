@@ -24,8 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from http import HTTPStatus
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from acmefleet.clock import Clock
 from acmefleet.errors import StoreUnavailable
@@ -36,7 +38,9 @@ from acmefleet.policy.validation_queue import died_here, new_owner
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import upstream_orders as relay_store
+from acmefleet.store import upstream_revocations as revocation_store
 from acmefleet.store.engine import Database
+from acmefleet.store.upstream_revocations import PendingRevocation
 from acmefleet.upstream.client import Order as UpstreamOrder
 from acmefleet.upstream.client import TxtPublisher, UpstreamClient
 from acmefleet.upstream.errors import (
@@ -48,6 +52,16 @@ from acmefleet.upstream.errors import (
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One kind of work the relay claims: relayed orders, revocations to tell upstream."""
+
+    name: str
+    store: Any  # a store module with due, leased, claim, take_over, renew, release
+    key: Callable[[Any], str]
+    run: Callable[[Any], Awaitable[None]]
 
 
 class _LeaseLost(Exception):
@@ -91,7 +105,11 @@ class RelayQueue:
         self.targets = targets
         self.settings = settings or RelaySettings()
         self.owner = owner or new_owner()
-        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._kinds = (
+            _Kind("order", relay_store, lambda r: str(r.order_id), self._relay),
+            _Kind("revocation", revocation_store, lambda r: str(r.certificate_id), self._revoke),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -124,7 +142,9 @@ class RelayQueue:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._jobs:
             with contextlib.suppress(StoreUnavailable), self.db.write() as conn:
-                relay_store.release(conn, list(self._jobs), self.owner)
+                for kind in self._kinds:
+                    held = [key for name, key in self._jobs if name == kind.name]
+                    kind.store.release(conn, held, self.owner)
         self._jobs.clear()
         for target in self.targets.values():
             await target.client.aclose()
@@ -138,7 +158,8 @@ class RelayQueue:
         while not self._stopping:
             self._wakeup.clear()
             try:
-                self._claim()
+                for kind in self._kinds:
+                    self._claim(kind)
                 if loop.time() >= next_renewal:
                     self._renew()
                     next_renewal = loop.time() + renew_every
@@ -150,68 +171,121 @@ class RelayQueue:
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
 
-    def _claim(self) -> None:
+    def _claim(self, kind: _Kind) -> None:
         free = self.settings.max_concurrent - len(self._jobs)
         if free <= 0:
             return
         now = self.clock.now()
         with self.db.read() as conn:
-            candidates: list[tuple[RelayedOrder, str | None]] = [
-                (r, None) for r in relay_store.due(conn, now, free * 2)
+            candidates: list[tuple[Any, str | None]] = [
+                (item, None) for item in kind.store.due(conn, now, free * 2)
             ]
             candidates += [
-                (r, owner)
-                for r, owner in relay_store.leased(conn, now)
+                (item, owner)
+                for item, owner in kind.store.leased(conn, now)
                 if died_here(owner, self.owner)
             ]
-        candidates = [(r, dead) for r, dead in candidates if r.order_id not in self._jobs]
+        candidates = [
+            (i, dead) for i, dead in candidates if (kind.name, kind.key(i)) not in self._jobs
+        ]
         if not candidates:
             return
         until = now + self.settings.lease
-        started: list[RelayedOrder] = []
+        started: list[Any] = []
         with self.db.write() as conn:
-            for relayed, dead in candidates:
+            for item, dead in candidates:
                 if len(started) == free:
                     break
+                key = kind.key(item)
                 if dead is None:
-                    claimed = relay_store.claim(conn, relayed.order_id, self.owner, now, until)
+                    claimed = kind.store.claim(conn, key, self.owner, now, until)
                 else:
-                    claimed = relay_store.take_over(conn, relayed.order_id, dead, self.owner, until)
+                    claimed = kind.store.take_over(conn, key, dead, self.owner, until)
                     if claimed:
-                        log.info("relay: took order %s over from %s (gone)", relayed.order_id, dead)
+                        log.info("relay: took %s %s over from %s (gone)", kind.name, key, dead)
                 if claimed:
-                    started.append(relayed)
-        for relayed in started:  # once the claims are committed
-            self._jobs[relayed.order_id] = asyncio.get_running_loop().create_task(
-                self._attempt(relayed), name=f"relay-{relayed.order_id}"
+                    started.append(item)
+        for item in started:  # once the claims are committed
+            job = (kind.name, kind.key(item))
+            self._jobs[job] = asyncio.get_running_loop().create_task(
+                self._attempt(kind, item), name=f"relay-{kind.name}-{job[1]}"
             )
 
     def _renew(self) -> None:
         if not self._jobs:
             return
         until = self.clock.now() + self.settings.lease
+        lost = []
         with self.db.write() as conn:
-            lost = [i for i in self._jobs if not relay_store.renew(conn, i, self.owner, until)]
-        for order_id in lost:
-            log.warning("relay: lost the lease on order %s", order_id)
-            self._jobs[order_id].cancel()
+            for kind in self._kinds:
+                for name, key in list(self._jobs):
+                    if name == kind.name and not kind.store.renew(conn, key, self.owner, until):
+                        lost.append((name, key))
+        for job in lost:
+            log.warning("relay: lost the lease on %s %s", *job)
+            self._jobs[job].cancel()
 
-    async def _attempt(self, relayed: RelayedOrder) -> None:
+    async def _attempt(self, kind: _Kind, item: Any) -> None:
+        job = (kind.name, kind.key(item))
         try:
-            await self._relay(relayed)
+            await kind.run(item)
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as unavailable:  # the lease runs out; another attempt resumes
-            log.warning("relay of order %s: %s", relayed.order_id, unavailable)
+            log.warning("relay of %s %s: %s", *job, unavailable)
         except _LeaseLost:
-            log.warning("relay: lost the lease on order %s", relayed.order_id)
+            log.warning("relay: lost the lease on %s %s", *job)
         except Exception:
-            log.exception("relay of order %s failed", relayed.order_id)
+            log.exception("relay of %s %s failed", *job)
         finally:
             if not self._stopping:
-                self._jobs.pop(relayed.order_id, None)
+                self._jobs.pop(job, None)
                 if self._wakeup is not None:
                     self._wakeup.set()
+
+    async def _revoke(self, pending: PendingRevocation) -> None:
+        """Tell the upstream of a revocation made here (revokeCert by this server's account)."""
+        now = self.clock.now()
+        target = self.targets.get(pending.upstream)
+        try:
+            if target is None:
+                raise UpstreamError(f"upstream {pending.upstream} is not configured")
+            await target.ensure_account()
+            leaf = x509.load_pem_x509_certificates(pending.chain_pem.encode("ascii"))[0]
+            await target.client.revoke(leaf.public_bytes(Encoding.DER), pending.reason)
+        except UpstreamError as error:
+            now = self.clock.now()
+            problem = relay.upstream_problem(error, pending.upstream)
+            if error.transient:
+                due = now + relay.retry_delay(pending.attempts + 1, error.retry_after)
+                with self.db.write() as conn:
+                    revocation_store.reschedule(
+                        conn, pending.certificate_id, self.owner, due, problem, now
+                    )
+                log.warning(
+                    "relay: revocation of %s at %s: %s; again at %s",
+                    pending.serial_hex,
+                    pending.upstream,
+                    error.detail,
+                    due.isoformat(timespec="seconds"),
+                )
+                return
+            with self.db.write() as conn:
+                if revocation_store.finish(
+                    conn, pending.certificate_id, self.owner, "failed", now, error=problem
+                ):
+                    relay.record_revocation(conn, pending, now, problem)
+            log.error(
+                "relay: the upstream %s refused to revoke %s: %s",
+                pending.upstream,
+                pending.serial_hex,
+                error.detail,
+            )
+            return
+        with self.db.write() as conn:
+            if revocation_store.finish(conn, pending.certificate_id, self.owner, "done", now):
+                relay.record_revocation(conn, pending, now, None)
+        log.info("relay: %s revoked at %s", pending.serial_hex, pending.upstream)
 
     async def _relay(self, relayed: RelayedOrder) -> None:
         target = self.targets.get(relayed.upstream)

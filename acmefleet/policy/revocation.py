@@ -15,7 +15,7 @@ from acmefleet.errors import AcmeError, ProblemType, malformed, unauthorized
 from acmefleet.jose.b64 import b64url_decode
 from acmefleet.jose.keys import AccountKey
 from acmefleet.models import Account, Certificate
-from acmefleet.store import audit
+from acmefleet.store import audit, upstream_revocations
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
 
@@ -90,6 +90,8 @@ def revoke(
         conn, certificate.id, now, reason
     ):
         raise AcmeError(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
+    # A relayed certificate is the upstream CA's: it must hear of it (the relay tells it).
+    upstream_revocations.queue_if_relayed(conn, certificate, reason, now)
     audit.record(
         conn,
         at=now,

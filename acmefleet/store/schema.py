@@ -256,6 +256,27 @@ upstream_orders = Table(
     Index("ix_upstream_orders_state_next", "state", "next_attempt_at"),
 )
 
+# Revocations of relayed certificates still to be told to their upstream CA (an outbox):
+# the local revocation is done and answered at once; a process holding the lease sends
+# revokeCert upstream, retried with backoff until the upstream has it.
+upstream_revocations = Table(
+    "upstream_revocations",
+    metadata,
+    Column("certificate_id", String(64), ForeignKey("certificates.id"), primary_key=True),
+    Column("upstream", String(32), nullable=False),
+    Column("reason", Integer, nullable=False),
+    # queued | done | failed
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", JsonText),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_upstream_revocations_state_next", "state", "next_attempt_at"),
+)
+
 # Fixed-window counters for rate limits, shared by every worker and replica: one row per
 # limited key (e.g. "orders:account:<id>") and window start.
 rate_counters = Table(

@@ -468,6 +468,15 @@ class UpstreamClient:
             raise UpstreamProtocolError("the upstream's certificate chain is empty")
         return text
 
+    async def revoke(self, certificate_der: bytes, reason: int) -> None:
+        """revokeCert (§7.6) by this account; an ``alreadyRevoked`` answer is success."""
+        payload = {"certificate": b64url_encode(certificate_der), "reason": reason}
+        try:
+            await self._post(await self._resource("revokeCert"), payload)
+        except UpstreamProblem as problem:
+            if problem.acme_type != "alreadyRevoked":
+                raise
+
     # ------------------------------------------------------------------ waiting
 
     async def until_decided(

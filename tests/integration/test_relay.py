@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from acmefleet.store.schema import certificates, upstream_orders
+from acmefleet.store.schema import certificates, upstream_orders, upstream_revocations
 from tests.support.acme_client import AcmeClient, make_csr
 from tests.support.acmefleet_server import AcmefleetServer, running_acmefleet
 from tests.support.clients import (
@@ -223,3 +225,63 @@ def test_a_relayed_order_polled_while_processing_says_when_to_ask_again(
     assert body["status"] == "valid", body
     pem = client.download_certificate(body["certificate"]).encode()
     check_chains_to_pebble(pem, pebble, names)
+
+
+def pebble_status(pebble: PebbleServer, serial: str) -> str:
+    with httpx.Client(verify=tls_context(pebble.ca_bundle), trust_env=False) as http:
+        response = http.get(f"{pebble.management_url}/cert-status-by-serial/{serial}")
+    response.raise_for_status()
+    return str(response.json()["Status"])
+
+
+def _until_revoked_upstream(acmefleet: AcmefleetServer, pebble: PebbleServer, serial: str) -> None:
+    deadline = time.monotonic() + 30
+    while pebble_status(pebble, serial) != "Revoked":
+        assert time.monotonic() < deadline, acmefleet.log_text()[-3000:]
+        time.sleep(0.2)
+    with acmefleet.db() as database, database.read() as conn:
+        cert = conn.execute(select(certificates).where(certificates.c.serial_hex == serial)).one()
+        state = conn.execute(
+            select(upstream_revocations.c.state).where(
+                upstream_revocations.c.certificate_id == cert.id
+            )
+        ).scalar_one()
+    assert cert.revoked_at is not None and state in ("queued", "done")
+
+
+def _relayed_certificate(
+    acmefleet: AcmefleetServer, pebble: PebbleServer, name: str
+) -> tuple[AcmeClient, bytes]:
+    client, order = _finalized(acmefleet, [name])
+    body = client.poll_order(order["url"], until={"valid", "invalid"}, timeout=60)
+    assert body["status"] == "valid", body
+    pem = client.download_certificate(body["certificate"]).encode()
+    leaf = check_chains_to_pebble(pem, pebble, [name])
+    assert pebble_status(pebble, serial_hex(leaf)) == "Valid"
+    return client, pem
+
+
+def test_revoking_a_relayed_certificate_revokes_it_at_the_upstream(
+    acmefleet: AcmefleetServer, pebble: PebbleServer
+) -> None:
+    client, pem = _relayed_certificate(acmefleet, pebble, f"revoke-{secrets.token_hex(3)}.{ZONE}")
+    leaf = x509.load_pem_x509_certificates(pem)[0]
+    answer = client.revoke(leaf.public_bytes(serialization.Encoding.DER), reason=1)
+    assert answer.status_code == 200, answer.text
+    _until_revoked_upstream(acmefleet, pebble, serial_hex(leaf))
+
+
+def test_revoking_a_relayed_certificate_in_the_console_revokes_it_at_the_upstream(
+    acmefleet: AcmefleetServer, pebble: PebbleServer
+) -> None:
+    _client, pem = _relayed_certificate(acmefleet, pebble, f"console-{secrets.token_hex(3)}.{ZONE}")
+    serial = serial_hex(x509.load_pem_x509_certificates(pem)[0])
+    cert, _relayed = relay_rows(acmefleet, serial)
+    with httpx.Client(verify=tls_context(acmefleet.ca_bundle), trust_env=False) as http:
+        answer = http.post(
+            f"{acmefleet.base_url}/admin/api/v1/certificates/{cert['id']}/revoke",
+            json={"reason": 4},
+            headers={"Authorization": f"Bearer {acmefleet.admin_token}"},
+        )
+    assert answer.status_code == 200, answer.text
+    _until_revoked_upstream(acmefleet, pebble, serial)

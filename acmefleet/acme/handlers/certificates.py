@@ -10,6 +10,8 @@ from acmefleet.acme.signed import Signed
 from acmefleet.errors import not_found
 from acmefleet.policy import revocation
 from acmefleet.store import certificates as cert_store
+from acmefleet.store.engine import after_commit
+from acmefleet.store.upstream_revocations import upstream_of
 
 PEM_CHAIN = "application/pem-certificate-chain"
 
@@ -27,7 +29,7 @@ def certificate(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
 
 
 def revoke_cert(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
-    revocation.revoke(
+    revoked = revocation.revoke(
         conn,
         endpoint=signed.endpoint.name,
         account=signed.account,
@@ -36,4 +38,6 @@ def revoke_cert(ctx: AcmeContext, conn: Connection, signed: Signed) -> Response:
         now=ctx.clock.now(),
         source=signed.request.client,
     )
+    if upstream_of(revoked) is not None and ctx.relay is not None:
+        after_commit(conn, ctx.relay.wake)  # its upstream is told by the relay
     return Response(status=200)

@@ -1,11 +1,12 @@
-"""upstream_orders: orders a public endpoint relays to its upstream CA
+"""upstream_orders, upstream_revocations: what a public endpoint relays to its upstream CA
 
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 13:00:00.000000
 
 One row per local order that finalize queued for the upstream CA: its CSR, the upstream
-order's URL once placed, attempts and backoff, the lease of the process working it.
+order's URL once placed, attempts and backoff, the lease of the process working it. One row
+per relayed certificate revoked here whose revocation the upstream must still be told of.
 """
 
 from __future__ import annotations
@@ -50,9 +51,36 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_upstream_orders_state_next", ["state", "next_attempt_at"], unique=False
         )
+    op.create_table(
+        "upstream_revocations",
+        sa.Column("certificate_id", sa.String(length=64), nullable=False),
+        sa.Column("upstream", sa.String(length=32), nullable=False),
+        sa.Column("reason", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", when, nullable=False),
+        sa.Column("last_error", acmefleet.store.types.JsonText(), nullable=True),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_until", when, nullable=True),
+        sa.Column("created_at", when, nullable=False),
+        sa.Column("updated_at", when, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificates.id"],
+            name=op.f("fk_upstream_revocations_certificate_id_certificates"),
+        ),
+        sa.PrimaryKeyConstraint("certificate_id", name=op.f("pk_upstream_revocations")),
+    )
+    with op.batch_alter_table("upstream_revocations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_upstream_revocations_state_next", ["state", "next_attempt_at"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("upstream_revocations", schema=None) as batch_op:
+        batch_op.drop_index("ix_upstream_revocations_state_next")
+    op.drop_table("upstream_revocations")
     with op.batch_alter_table("upstream_orders", schema=None) as batch_op:
         batch_op.drop_index("ix_upstream_orders_state_next")
     op.drop_table("upstream_orders")
