@@ -125,9 +125,13 @@ def check_relayed_leaf(csr_der: bytes, names: list[str], chain_pem: str) -> x509
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise RelayedCertificateMismatch("the upstream's certificate names nothing") from None
+    wanted = sorted(n.lower() for n in names)
     dns_names = sorted(name.lower() for name in san.get_values_for_type(x509.DNSName))
-    if dns_names != sorted(n.lower() for n in names) or san.get_values_for_type(x509.IPAddress):
+    if dns_names != wanted or any(not isinstance(entry, x509.DNSName) for entry in san):
         raise RelayedCertificateMismatch("the upstream's certificate names other names")
+    common_names = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if any(str(cn.value).lower() not in wanted for cn in common_names):
+        raise RelayedCertificateMismatch("the upstream's certificate has another common name")
     return leaf
 
 

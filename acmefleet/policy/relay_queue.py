@@ -34,6 +34,7 @@ from acmefleet.errors import StoreUnavailable
 from acmefleet.jose.b64 import b64url_decode
 from acmefleet.models import RelayedOrder
 from acmefleet.policy import relay
+from acmefleet.policy.lease_loop import LeaseLoop
 from acmefleet.policy.validation_queue import died_here, new_owner
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orders as order_store
@@ -91,7 +92,9 @@ class RelayTarget:
     forget_account: Callable[[], None]
 
 
-class RelayQueue:
+class RelayQueue(LeaseLoop):
+    name = "relay"
+
     def __init__(
         self,
         db: Database,
@@ -110,36 +113,20 @@ class RelayQueue:
             _Kind("order", relay_store, lambda r: str(r.order_id), self._relay),
             _Kind("revocation", revocation_store, lambda r: str(r.certificate_id), self._revoke),
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._stopping = False
+        super().__init__()
 
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._runner = self._loop.create_task(self._run(), name="relay-queue")
+    @property
+    def lease(self) -> timedelta:
+        return self.settings.lease
 
-    def wake(self) -> None:
-        """Look for work now (safe from any thread; a no-op before ``start``)."""
-        if self._loop is not None and self._wakeup is not None and not self._stopping:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+    @property
+    def poll_interval(self) -> timedelta:
+        return self.settings.poll_interval
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Claim nothing more; let running attempts finish within ``drain_seconds``, cancel
         the rest and give their leases back (another process resumes them at once)."""
-        self._stopping = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.wait({self._runner})
-        tasks = set(self._jobs.values())
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=drain_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._halt(self._jobs.values(), drain_seconds)
         if self._jobs:
             with contextlib.suppress(StoreUnavailable), self.db.write() as conn:
                 for kind in self._kinds:
@@ -149,27 +136,9 @@ class RelayQueue:
         for target in self.targets.values():
             await target.client.aclose()
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        renew_every = self.settings.lease.total_seconds() / 3
-        wait = min(self.settings.poll_interval.total_seconds(), renew_every)
-        loop = asyncio.get_running_loop()
-        next_renewal = loop.time() + renew_every
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                for kind in self._kinds:
-                    self._claim(kind)
-                if loop.time() >= next_renewal:
-                    self._renew()
-                    next_renewal = loop.time() + renew_every
-            except StoreUnavailable as unavailable:
-                log.warning("relay: claiming or renewing failed: %s", unavailable)
-            except Exception:  # the database hiccuping must not end the relay of a process
-                log.exception("relay: claiming or renewing failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wakeup.wait()
+    def _round(self) -> None:
+        for kind in self._kinds:
+            self._claim(kind)
 
     def _claim(self, kind: _Kind) -> None:
         free = self.settings.max_concurrent - len(self._jobs)
@@ -240,8 +209,7 @@ class RelayQueue:
         finally:
             if not self._stopping:
                 self._jobs.pop(job, None)
-                if self._wakeup is not None:
-                    self._wakeup.set()
+                self._work_done()
 
     async def _revoke(self, pending: PendingRevocation) -> None:
         """Tell the upstream of a revocation made here (revokeCert by this server's account)."""

@@ -22,7 +22,6 @@ is left of its deadline, rather than waiting for its lease, which may last to th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -37,6 +36,7 @@ from acmefleet.errors import StoreUnavailable
 from acmefleet.models import Challenge
 from acmefleet.policy import challenges as challenge_policy
 from acmefleet.policy.caa import CaaContext
+from acmefleet.policy.lease_loop import LeaseLoop
 from acmefleet.store import validation_queue as queue_store
 from acmefleet.store.engine import Database
 from acmefleet.validation.base import ChallengeValidator
@@ -96,7 +96,9 @@ class _Job:
     ends: datetime
 
 
-class ValidationQueue:
+class ValidationQueue(LeaseLoop):
+    name = "validation-queue"
+
     def __init__(
         self,
         db: Database,
@@ -122,45 +124,25 @@ class ValidationQueue:
         self._jobs: dict[str, _Job] = {}
         # Validations that ended on StoreUnavailable: their leases, to give back.
         self._unrecorded: set[str] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._stopping = False
+        super().__init__()
         self.peak = 0  # the most validations this process ran at once
 
     @property
     def running(self) -> int:
         return len(self._jobs)
 
-    def start(self) -> None:
-        """Begin claiming work (on the running event loop)."""
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._runner = self._loop.create_task(self._run(), name="validation-queue")
+    @property
+    def lease(self) -> timedelta:
+        return self.settings.lease
 
-    def wake(self) -> None:
-        """Look for work now (safe from any thread; a no-op before ``start``). Work queued
-        while this process is not running stays in the database for the others."""
-        if self._loop is not None and self._wakeup is not None and not self._stopping:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+    @property
+    def poll_interval(self) -> timedelta:
+        return self.settings.poll_interval
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Claim nothing more; let running validations finish within ``drain_seconds``,
         then cancel the rest and release their leases."""
-        self._stopping = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-        if self._runner is not None:
-            self._runner.cancel()
-            # wait, not await: the runner's cancellation stays its own, and a caller's
-            # cancellation of stop() still reaches the caller.
-            await asyncio.wait({self._runner})
-        tasks = {job.task for job in self._jobs.values()}
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=drain_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._halt((job.task for job in self._jobs.values()), drain_seconds)
         left = sorted({*self._jobs, *self._unrecorded})
         if left:
             with self.db.write() as conn:
@@ -169,31 +151,9 @@ class ValidationQueue:
         self._jobs.clear()
         self._unrecorded.clear()
 
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        renew_every = self.settings.lease.total_seconds() / 3
-        wait = min(self.settings.poll_interval.total_seconds(), renew_every)
-        loop = asyncio.get_running_loop()
-        next_renewal = loop.time() + renew_every
-        # Checked as well as cancelled: a cancellation that lands as the wake-up does can be
-        # lost, and stop() would then wait for this loop for ever.
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                self._give_back()
-                self._claim()
-                if loop.time() >= next_renewal:
-                    self._renew()
-                    next_renewal = loop.time() + renew_every
-            except StoreUnavailable as unavailable:  # it passes: the next round retries
-                log.warning("validation queue: claiming or renewing failed: %s", unavailable)
-            except Exception:  # a database hiccup must not end the queue for this process
-                log.exception("validation queue: claiming or renewing failed")
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
-            # that arrives as the event is set.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wakeup.wait()
+    def _round(self) -> None:
+        self._give_back()
+        self._claim()
 
     def _give_back(self) -> None:
         """Release the leases of validations the database could not record, once it
@@ -300,5 +260,4 @@ class ValidationQueue:
         finally:
             if not self._stopping:
                 self._jobs.pop(challenge_id, None)
-                if self._wakeup is not None:
-                    self._wakeup.set()  # a slot is free: take the next queued validation
+                self._work_done()
