@@ -32,12 +32,17 @@ from tests.support.clients import (
     read_chain,
     run_certbot,
     run_lego,
-    san_names,
     serial_hex,
 )
 from tests.support.knot import ALGORITHM, KEY_NAME, ZONE, KnotServer
-from tests.support.pebble import PebbleServer, make_eab_keys
+from tests.support.pebble import PebbleServer
 from tests.support.procs import tls_context
+from tests.support.upstream import (
+    check_chains_to_pebble,
+    pebble_status,
+    private_file,
+    validating_pebble,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,28 +57,17 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
 
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory: pytest.TempPathFactory, knot: KnotServer) -> Iterator[PebbleServer]:
-    with PebbleServer(
-        tmp_path_factory.mktemp("pebble"),
-        make_eab_keys(1),
-        validate=True,
-        dns_server=knot.address,
-        env={"PEBBLE_AUTHZREUSE": "0"},  # every order proves control again, through knotd
-        extra_config={"domainBlocklist": [REFUSED]},
-    ) as server:
+    # Every order proves control again, through knotd; one name pebble refuses.
+    workdir = tmp_path_factory.mktemp("pebble")
+    with validating_pebble(workdir, knot, authz_reuse=0, domainBlocklist=[REFUSED]) as server:
         yield server
-
-
-def _private_file(path: Path, text: str) -> Path:
-    path.touch(mode=0o600)
-    path.write_text(text)
-    return path
 
 
 def relay_config(workdir: Path, pebble: PebbleServer, knot: KnotServer) -> str:
     """The public endpoint's ``upstream`` (appended after the template's last table, which
     is that endpoint) and the ``[upstreams.pebble]`` table; secrets in 0600 files."""
-    hmac_file = _private_file(workdir / "pebble-eab.hmac", pebble.eab_keys["kid-1"])
-    tsig_file = _private_file(workdir / "tsig.secret", knot.secret)
+    hmac_file = private_file(workdir / "pebble-eab.hmac", pebble.eab_keys["kid-1"])
+    tsig_file = private_file(workdir / "tsig.secret", knot.secret)
     return f"""upstream = "pebble"
 
 [upstreams.pebble]
@@ -106,21 +100,6 @@ def acmefleet(
     assert "Traceback" not in log, log[-4000:]
     for secret in (pebble.eab_keys["kid-1"], knot.secret):
         assert secret not in log, "an upstream secret appeared in the server log"
-
-
-def pebble_root(pebble: PebbleServer) -> x509.Certificate:
-    with httpx.Client(verify=tls_context(pebble.ca_bundle), trust_env=False) as http:
-        response = http.get(f"{pebble.management_url}/roots/0")
-    response.raise_for_status()
-    return x509.load_pem_x509_certificate(response.content)
-
-
-def check_chains_to_pebble(pem: bytes, pebble: PebbleServer, names: list[str]) -> x509.Certificate:
-    chain = x509.load_pem_x509_certificates(pem)
-    for child, parent in zip(chain, [*chain[1:], pebble_root(pebble)], strict=True):
-        child.verify_directly_issued_by(parent)
-    assert san_names(chain[0]) == set(names)
-    return chain[0]
 
 
 def relay_rows(server: AcmefleetServer, serial: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -225,13 +204,6 @@ def test_a_relayed_order_polled_while_processing_says_when_to_ask_again(
     assert body["status"] == "valid", body
     pem = client.download_certificate(body["certificate"]).encode()
     check_chains_to_pebble(pem, pebble, names)
-
-
-def pebble_status(pebble: PebbleServer, serial: str) -> str:
-    with httpx.Client(verify=tls_context(pebble.ca_bundle), trust_env=False) as http:
-        response = http.get(f"{pebble.management_url}/cert-status-by-serial/{serial}")
-    response.raise_for_status()
-    return str(response.json()["Status"])
 
 
 def _until_revoked_upstream(acmefleet: AcmefleetServer, pebble: PebbleServer, serial: str) -> None:

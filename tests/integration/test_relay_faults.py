@@ -24,12 +24,13 @@ from sqlalchemy import select
 from acmefleet.store.schema import upstream_orders
 from acmefleet.upstream.account_key import load_account_key
 from acmefleet.upstream.client import UpstreamClient
-from tests.integration.test_relay import check_chains_to_pebble, relay_config
+from tests.integration.test_relay import relay_config
 from tests.support.acme_client import AcmeClient, make_csr
 from tests.support.acmefleet_server import AcmefleetServer, _serving, running_acmefleet
 from tests.support.knot import ZONE, KnotServer
-from tests.support.pebble import PebbleServer, make_eab_keys
+from tests.support.pebble import PebbleServer
 from tests.support.procs import tls_context
+from tests.support.upstream import check_chains_to_pebble, validating_pebble
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +43,7 @@ def knot(tmp_path: Path) -> Iterator[KnotServer]:
 
 @pytest.fixture
 def pebble(tmp_path: Path, knot: KnotServer) -> Iterator[PebbleServer]:
-    with PebbleServer(
-        tmp_path / "pebble",
-        make_eab_keys(1),
-        validate=True,
-        dns_server=knot.address,
-        env={"PEBBLE_AUTHZREUSE": "0"},
-    ) as server:
+    with validating_pebble(tmp_path / "pebble", knot, authz_reuse=0) as server:
         yield server
 
 

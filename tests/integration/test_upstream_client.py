@@ -17,9 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.rdatatype
-import httpx
 import pytest
-from cryptography import x509
 
 from acmefleet.config import Rfc2136Config, UpstreamConfig
 from acmefleet.server.upstream import dns_publisher, ensure_account, open_client
@@ -28,8 +26,8 @@ from acmefleet.upstream.dns01 import Rfc2136Publisher, Rfc2136Target
 from acmefleet.upstream.errors import DnsUpdateError, UpstreamError
 from tests.support.acme_client import make_csr
 from tests.support.knot import ALGORITHM, KEY_NAME, ZONE, KnotServer
-from tests.support.pebble import PebbleServer, make_eab_keys
-from tests.support.procs import tls_context
+from tests.support.pebble import PebbleServer
+from tests.support.upstream import check_chains_to_pebble, private_file, validating_pebble
 
 pytestmark = pytest.mark.integration
 
@@ -43,26 +41,15 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotServer]:
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory: pytest.TempPathFactory, knot: KnotServer) -> Iterator[PebbleServer]:
     # Pebble really validates, through knotd, and always reuses an authorization it holds.
-    with PebbleServer(
-        tmp_path_factory.mktemp("pebble"),
-        make_eab_keys(2),
-        validate=True,
-        dns_server=knot.address,
-        env={"PEBBLE_AUTHZREUSE": "100"},
-    ) as server:
+    workdir = tmp_path_factory.mktemp("pebble")
+    with validating_pebble(workdir, knot, authz_reuse=100, eab_count=2) as server:
         yield server
-
-
-def _secret_file(path: Path, text: str) -> Path:
-    path.touch(mode=0o600)
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, pebble: PebbleServer, knot: KnotServer) -> Path:
-    _secret_file(tmp_path / "upstream-hmac", pebble.eab_keys["kid-1"] + "\n")
-    _secret_file(tmp_path / "tsig.secret", knot.secret)
+    private_file(tmp_path / "upstream-hmac", pebble.eab_keys["kid-1"] + "\n")
+    private_file(tmp_path / "tsig.secret", knot.secret)
     return tmp_path
 
 
@@ -80,20 +67,6 @@ def _upstream(pebble: PebbleServer, knot: KnotServer, **changes: object) -> Upst
     }
     values.update(changes)
     return UpstreamConfig(**values)  # type: ignore[arg-type]
-
-
-def _pebble_root(pebble: PebbleServer) -> x509.Certificate:
-    with httpx.Client(verify=tls_context(pebble.ca_bundle), trust_env=False) as http:
-        response = http.get(f"{pebble.management_url}/roots/0")
-    response.raise_for_status()
-    return x509.load_pem_x509_certificate(response.content)
-
-
-def _assert_chains_to(pem: str, root: x509.Certificate) -> x509.Certificate:
-    chain = x509.load_pem_x509_certificates(pem.encode())
-    for child, parent in zip(chain, [*chain[1:], root], strict=True):
-        child.verify_directly_issued_by(parent)
-    return chain[0]
 
 
 def _txt_values(knot: KnotServer, record: str) -> list[str]:
@@ -143,7 +116,7 @@ def test_a_wrong_hmac_key_is_refused_by_the_upstream_and_not_echoed(
     tmp_path: Path, pebble: PebbleServer, knot: KnotServer
 ) -> None:
     wrong = secrets.token_urlsafe(32)
-    _secret_file(tmp_path / "upstream-hmac", wrong)
+    private_file(tmp_path / "upstream-hmac", wrong)
     with pytest.raises(UpstreamError) as caught:
         asyncio.run(ensure_account(tmp_path, _upstream(pebble, knot)))
     assert "unauthorized" in str(caught.value) or "malformed" in str(caught.value)
@@ -166,9 +139,7 @@ def test_issuance_through_dns01_records_written_over_rfc2136(
             return pem
 
     pem = asyncio.run(run())
-    leaf = _assert_chains_to(pem, _pebble_root(pebble))
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sorted(san.get_values_for_type(x509.DNSName)) == sorted(names)
+    check_chains_to_pebble(pem.encode(), pebble, names)
     # pebble's VA asked knotd for the records (base and wildcard share one name) ...
     assert knot.query_counts().get("TXT", 0) >= txt_before + 2
     # ... and they are gone again.
