@@ -95,6 +95,9 @@ class Rfc2136Config:
     algorithm: str
     secret_file: Path  # the TSIG secret (base64), 0600
     zone: str | None = None
+    # Waited for after the records are written, before the upstream is told to look: the
+    # zone's other authoritative servers (secondaries) must have them too.
+    propagation_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -713,7 +716,15 @@ _UPSTREAM_KEYS = {
     "retry_for_seconds",
     "dns01",
 }
-_RFC2136_KEYS = {"server", "port", "key_name", "algorithm", "secret_file", "zone"}
+_RFC2136_KEYS = {
+    "server",
+    "port",
+    "key_name",
+    "algorithm",
+    "secret_file",
+    "zone",
+    "propagation_seconds",
+}
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512")
 _DNS_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"(?=.{{1,253}}\.?\Z){_DNS_LABEL}(?:\.{_DNS_LABEL})*\.?")
@@ -757,6 +768,13 @@ def _rfc2136(raw: Any, where: str) -> Rfc2136Config:
     zone = _optional_str(raw, "zone", where)
     if zone is not None and not _DNS_NAME.fullmatch(zone):
         raise ConfigError(f"{where}: 'zone' must be a DNS name")
+    propagation = raw.get("propagation_seconds", 10)
+    if (
+        isinstance(propagation, bool)
+        or not isinstance(propagation, int | float)
+        or not 0 <= propagation <= 600
+    ):
+        raise ConfigError(f"{where}: 'propagation_seconds' must be a number in [0, 600]")
     return Rfc2136Config(
         server,
         port,
@@ -764,6 +782,7 @@ def _rfc2136(raw: Any, where: str) -> Rfc2136Config:
         algorithm,
         Path(_nonempty(raw, "secret_file", where)),
         zone,
+        float(propagation),
     )
 
 

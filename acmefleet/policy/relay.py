@@ -125,6 +125,8 @@ def check_relayed_leaf(csr_der: bytes, names: list[str], chain_pem: str) -> x509
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise RelayedCertificateMismatch("the upstream's certificate names nothing") from None
+    except ValueError:  # an extension that does not parse
+        raise RelayedCertificateMismatch("the upstream's certificate does not parse") from None
     wanted = sorted(n.lower() for n in names)
     dns_names = sorted(name.lower() for name in san.get_values_for_type(x509.DNSName))
     if dns_names != wanted or any(not isinstance(entry, x509.DNSName) for entry in san):
@@ -216,11 +218,12 @@ def fail(
     conn: Connection,
     relayed: RelayedOrder,
     owner: str,
-    error: UpstreamError,
+    error: UpstreamError | dict[str, Any],
     now: datetime,
 ) -> bool:
-    """End the order invalid with the upstream's problem; False if the lease was lost."""
-    problem = upstream_problem(error, relayed.upstream)
+    """End the order invalid with the upstream's problem (or ``error``, a problem document
+    of this server's: the authority lost); False if the lease was lost."""
+    problem = error if isinstance(error, dict) else upstream_problem(error, relayed.upstream)
     if not relay_store.finish(conn, relayed.order_id, owner, "invalid", now, error=problem):
         return False
     if not order_store.set_finalization(

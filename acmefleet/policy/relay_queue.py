@@ -30,9 +30,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from acmefleet.clock import Clock
-from acmefleet.errors import StoreUnavailable
+from acmefleet.config import EndpointConfig
+from acmefleet.errors import AcmeError, StoreUnavailable, unauthorized
 from acmefleet.jose.b64 import b64url_decode
 from acmefleet.models import RelayedOrder
+from acmefleet.policy import orders as order_policy
 from acmefleet.policy import relay
 from acmefleet.policy.lease_loop import LeaseLoop
 from acmefleet.policy.validation_queue import died_here, new_owner
@@ -63,6 +65,15 @@ class _Kind:
     store: Any  # a store module with due, leased, claim, take_over, renew, release
     key: Callable[[Any], str]
     run: Callable[[Any], Awaitable[None]]
+    reread: Callable[[Any, Any], Any]
+
+
+class AuthorityLost(Exception):
+    """The account or its authority over the order's names is gone: the order ends."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("detail", ""))
+        self.problem = problem
 
 
 class _LeaseLost(Exception):
@@ -102,16 +113,33 @@ class RelayQueue(LeaseLoop):
         targets: Mapping[str, RelayTarget],
         settings: RelaySettings | None = None,
         owner: str | None = None,
+        *,
+        endpoints: Mapping[str, EndpointConfig] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.targets = targets
+        # To check an order's authority again before it is placed and finalized upstream.
+        self.endpoints = endpoints or {}
         self.settings = settings or RelaySettings()
         self.owner = owner or new_owner()
         self._jobs: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Revocations first: a backlog of orders must not hold back a key compromise.
         self._kinds = (
-            _Kind("order", relay_store, lambda r: str(r.order_id), self._relay),
-            _Kind("revocation", revocation_store, lambda r: str(r.certificate_id), self._revoke),
+            _Kind(
+                "revocation",
+                revocation_store,
+                lambda r: str(r.certificate_id),
+                self._revoke,
+                lambda _conn, r: r,  # nothing in it that a claim can make stale but attempts
+            ),
+            _Kind(
+                "order",
+                relay_store,
+                lambda r: str(r.order_id),
+                self._relay,
+                lambda conn, r: relay_store.get_relayed(conn, r.order_id) or r,
+            ),
         )
         super().__init__()
 
@@ -173,7 +201,8 @@ class RelayQueue(LeaseLoop):
                     if claimed:
                         log.info("relay: took %s %s over from %s (gone)", kind.name, key, dead)
                 if claimed:
-                    started.append(item)
+                    # As it is now, under this lease: not as it was read before the claim.
+                    started.append(kind.reread(conn, item))
         for item in started:  # once the claims are committed
             job = (kind.name, kind.key(item))
             self._jobs[job] = asyncio.get_running_loop().create_task(
@@ -213,15 +242,31 @@ class RelayQueue(LeaseLoop):
 
     async def _revoke(self, pending: PendingRevocation) -> None:
         """Tell the upstream of a revocation made here (revokeCert by this server's account)."""
-        now = self.clock.now()
         target = self.targets.get(pending.upstream)
         try:
             if target is None:
                 raise UpstreamError(f"upstream {pending.upstream} is not configured")
             await target.ensure_account()
             leaf = x509.load_pem_x509_certificates(pending.chain_pem.encode("ascii"))[0]
-            await target.client.revoke(leaf.public_bytes(Encoding.DER), pending.reason)
-        except UpstreamError as error:
+            der = leaf.public_bytes(Encoding.DER)
+            try:
+                await target.client.revoke(der, pending.reason)
+            except UpstreamProblem as refused:
+                if refused.acme_type != "badRevocationReason" or pending.reason == 0:
+                    raise
+                # Revoked it must be: a CA that takes fewer reasons (Let's Encrypt: 0, 1, 4,
+                # 5) gets "unspecified"; the reason given here stays in this server's record.
+                log.warning(
+                    "relay: %s refused reason %d for %s; revoking it as unspecified",
+                    pending.upstream,
+                    pending.reason,
+                    pending.serial_hex,
+                )
+                await target.client.revoke(der, 0)
+        except (asyncio.CancelledError, StoreUnavailable, _LeaseLost):
+            raise
+        except Exception as exc:
+            error = self._upstream_error(exc, target, pending.upstream)
             now = self.clock.now()
             problem = relay.upstream_problem(error, pending.upstream)
             if error.transient:
@@ -250,51 +295,86 @@ class RelayQueue(LeaseLoop):
                 error.detail,
             )
             return
+        now = self.clock.now()
         with self.db.write() as conn:
             if revocation_store.finish(conn, pending.certificate_id, self.owner, "done", now):
                 relay.record_revocation(conn, pending, now, None)
         log.info("relay: %s revoked at %s", pending.serial_hex, pending.upstream)
 
+    def _upstream_error(
+        self, exc: Exception, target: RelayTarget | None, upstream: str
+    ) -> UpstreamError:
+        """Any failure of an attempt as an ``UpstreamError``: what is not one (a bug, a
+        malformed answer no check caught) is logged with its traceback and retried with the
+        backoff, so it ends at ``retry_for`` like any other, never in a loop."""
+        if isinstance(exc, UpstreamProblem) and exc.acme_type == "accountDoesNotExist":
+            if target is not None:
+                # The upstream no longer knows the account (a CA that lost its state, an
+                # account deleted there): bind it again on the next attempt, soon.
+                target.forget_account()
+            return UpstreamUnavailable(
+                f"upstream {upstream} does not know this server's account: binding it again"
+            )
+        if isinstance(exc, UpstreamError):
+            return exc
+        log.error("relay: unexpected failure with upstream %s", upstream, exc_info=exc)
+        return UpstreamUnavailable(f"the relay to {upstream} failed ({type(exc).__name__})")
+
     async def _relay(self, relayed: RelayedOrder) -> None:
         target = self.targets.get(relayed.upstream)
-        if target is None:
-            self._end(relayed, UpstreamError(f"upstream {relayed.upstream} is not configured"))
-            return
         try:
+            if target is None:
+                raise UpstreamError(f"upstream {relayed.upstream} is not configured")
             chain, leaf, upstream = await self._through_upstream(relayed, target)
-        except UpstreamProblem as problem:
-            if problem.acme_type != "accountDoesNotExist":
-                self._end(relayed, problem)
-                return
-            # The upstream no longer knows the account (a CA that lost its state, an
-            # account deleted there): bind it again on the next attempt, soon.
-            target.forget_account()
-            self._end(
-                relayed,
-                UpstreamUnavailable(
-                    f"upstream {relayed.upstream} does not know this server's account: "
-                    "binding it again"
-                ),
-            )
+        except (asyncio.CancelledError, StoreUnavailable, _LeaseLost):
+            raise
+        except AuthorityLost as lost:
+            with self.db.write() as conn:
+                relay.fail(conn, relayed, self.owner, lost.problem, self.clock.now())
+            log.warning("relay of order %s ended: %s", relayed.order_id, lost.problem["detail"])
             return
-        except UpstreamError as error:
-            self._end(relayed, error)
+        except Exception as exc:
+            self._end(relayed, self._upstream_error(exc, target, relayed.upstream))
             return
         self._complete(relayed, chain, leaf, upstream)
+
+    def _still_allowed(self, relayed: RelayedOrder) -> list[str]:
+        """The order's names, once its account and authority are checked again: between
+        finalize and now (up to ``retry_for``) an administrator may have deactivated the
+        account or taken a domain from its organisation. ``AuthorityLost`` if so."""
+        now = self.clock.now()
+        with self.db.read() as conn:
+            order = order_store.get_order(conn, relayed.order_id)
+            account = account_store.get_account(conn, order.account_id) if order else None
+            if order is None or account is None:
+                raise UpstreamError(f"order {relayed.order_id} is gone")
+            if account.status != "valid":
+                raise AuthorityLost(unauthorized(f"the account is {account.status}").as_problem())
+            endpoint = self.endpoints.get(account.endpoint)
+            if endpoint is None:
+                raise AuthorityLost(unauthorized("the order's endpoint is gone").as_problem())
+            try:
+                order_policy.recheck_authority(conn, endpoint, account, order, now)
+            except AcmeError as refused:
+                raise AuthorityLost(refused.as_problem()) from None
+        return [i.value for i in order.identifiers]
 
     async def _through_upstream(
         self, relayed: RelayedOrder, target: RelayTarget
     ) -> tuple[str, x509.Certificate, UpstreamOrder]:
         client, settings = target.client, self.settings
-        with self.db.read() as conn:
-            order = order_store.get_order(conn, relayed.order_id)
-        if order is None:
-            raise UpstreamError(f"order {relayed.order_id} is gone")
-        names = [i.value for i in order.identifiers]
+        names = self._still_allowed(relayed)
         await target.ensure_account()
         if relayed.upstream_order_url is None:
             upstream = await client.new_order(names, profile=target.profile)
             with self.db.write() as conn:
+                # A CA may hand the same account its pending order for the same names again
+                # (Boulder does): if another local order holds it, that one finishes it first.
+                other = relay_store.holder_of(conn, upstream.url)
+                if other is not None and other != relayed.order_id:
+                    raise UpstreamUnavailable(
+                        f"the upstream gave the order of local order {other}: waiting for it"
+                    )
                 placed = relay_store.record_placed(
                     conn, relayed.order_id, self.owner, upstream.url, self.clock.now()
                 )
@@ -332,6 +412,7 @@ class RelayQueue(LeaseLoop):
                 **wait,
             )
         if upstream.status == "ready":
+            self._still_allowed(relayed)  # the authorizations took time: still allowed?
             upstream = await client.finalize(upstream, b64url_decode(relayed.csr))
         upstream = await client.until_decided(
             lambda: client.order(upstream.url), {"valid", "invalid"}, what="order", **wait

@@ -147,13 +147,14 @@ def build_endpoint_caa_checkers(
 
 
 def build_relay(config: ServerConfig, root: Path, db: Database, clock: Clock) -> RelayQueue | None:
-    """The relay to the upstream CAs the endpoints name (None: every endpoint signs here).
+    """The relay to the configured upstream CAs (None: none is configured).
     Each upstream's account key is made now if missing; its account is bound on first use."""
-    used = sorted({e.upstream for e in config.endpoints.values() if e.upstream is not None})
-    if not used:
+    # Every configured upstream, not only those an endpoint names now: certificates an
+    # endpoint took from one before it moved to another are still revoked there.
+    if not config.upstreams:
         return None
     targets: dict[str, RelayTarget] = {}
-    for name in used:
+    for name in sorted(config.upstreams):
         upstream = config.upstreams[name]
         client = open_client(root, upstream, create_key=True)
         targets[name] = RelayTarget(
@@ -163,7 +164,7 @@ def build_relay(config: ServerConfig, root: Path, db: Database, clock: Clock) ->
             ensure_account=account_binder(client, root, upstream),
             forget_account=account_forgetter(client, root, upstream),
         )
-    return RelayQueue(db, clock, targets)
+    return RelayQueue(db, clock, targets, endpoints=config.endpoints)
 
 
 def build_context(root: Path, clock: Clock | None = None) -> AcmeContext:

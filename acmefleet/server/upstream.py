@@ -97,6 +97,7 @@ def dns_publisher(data_dir: Path, upstream: UpstreamConfig) -> Rfc2136Publisher 
                 secret,
                 settings.zone,
                 timeout=upstream.timeout,
+                propagation=settings.propagation_seconds,
             )
         )
     except ValueError as exc:

@@ -40,7 +40,16 @@ def prune_orders(conn: Connection, expired_before: datetime, batch: int) -> int:
     ids = [
         row.id
         for row in conn.execute(
-            select(orders.c.id).where(orders.c.expires_at < expired_before).limit(batch)
+            select(orders.c.id)
+            .where(
+                orders.c.expires_at < expired_before,
+                # Not while its relay is still at work (retry_for may outlast keep_expired).
+                ~exists().where(
+                    upstream_orders.c.order_id == orders.c.id,
+                    upstream_orders.c.state == "queued",
+                ),
+            )
+            .limit(batch)
         )
     ]
     if not ids:

@@ -48,9 +48,16 @@ class LeasedQueue:
         self._leased = Prepared(
             select(table).where(queued, columns.lease_until > bindparam("p_now"))
         )
+        # Due and unleased at the claim itself: another process may have claimed, worked
+        # and rescheduled the row since it was read.
         self._claim = Prepared(
             update(table)
-            .where(row_id == bindparam("p_id"), queued, claimable)
+            .where(
+                row_id == bindparam("p_id"),
+                queued,
+                claimable,
+                columns.next_attempt_at <= bindparam("p_now"),
+            )
             .values(lease_owner=bindparam("p_owner"), lease_until=bindparam("p_until"))
         )
         self._take_over = Prepared(

@@ -254,6 +254,8 @@ upstream_orders = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_upstream_orders_state_next", "state", "next_attempt_at"),
+    # Which local order an upstream order is recorded for (a CA may hand one out twice).
+    Index("ix_upstream_orders_url", "upstream_order_url"),
 )
 
 # Revocations of relayed certificates still to be told to their upstream CA (an outbox):

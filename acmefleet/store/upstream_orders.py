@@ -31,6 +31,9 @@ _FORGET_PLACED = Prepared(
     update(table).where(_HELD).values(upstream_order_url=None, updated_at=bindparam("p_now"))
 )
 _GET = Prepared(select(table).where(table.c.order_id == bindparam("p_id")))
+_HOLDER = Prepared(
+    select(table.c.order_id).where(table.c.upstream_order_url == bindparam("p_url")).limit(1)
+)
 
 
 def _relayed(row: Row[Any]) -> RelayedOrder:
@@ -73,6 +76,12 @@ def insert_relayed(conn: Connection, relayed: RelayedOrder) -> None:
 def get_relayed(conn: Connection, order_id: str) -> RelayedOrder | None:
     row = _GET.first(conn, {"p_id": order_id})
     return None if row is None else _relayed(row)
+
+
+def holder_of(conn: Connection, upstream_order_url: str) -> str | None:
+    """The local order an upstream order was recorded for, if any."""
+    value: str | None = _HOLDER.scalar(conn, {"p_url": upstream_order_url})
+    return value
 
 
 def due(conn: Connection, now: datetime, limit: int) -> list[RelayedOrder]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import re
 import ssl
@@ -34,6 +35,8 @@ from typing import Any, Protocol, Self
 
 import httpx
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from acmefleet.jose.b64 import b64url_encode
 from acmefleet.upstream.errors import (
@@ -52,6 +55,7 @@ MAX_BODY = 1024 * 1024  # a chain of a few certificates is a few KiB; a director
 MAX_URL = 2000
 MAX_RETRY_AFTER = 86400.0
 MAX_SUBPROBLEMS = 20
+MAX_CHAIN = 5
 NONCE_RETRIES = 3
 NONCE_POOL = 16
 USER_AGENT = "acmefleet-upstream"
@@ -67,6 +71,8 @@ class TxtPublisher(Protocol):
     async def publish(self, record: str, value: str) -> None: ...
 
     async def withdraw(self, record: str, value: str) -> None: ...
+
+    async def settled(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ class _Answer:
     def json(self) -> dict[str, Any]:
         try:
             value = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise UpstreamProtocolError("the upstream sent JSON that does not parse") from exc
         if not isinstance(value, dict):
             raise UpstreamProtocolError("the upstream sent JSON that is not an object")
@@ -425,7 +431,10 @@ class UpstreamClient:
             raise UpstreamProtocolError("the upstream's authorization lacks its identifier")
         challenges = []
         error = None
-        for item in body.get("challenges") or []:
+        listed = body.get("challenges")
+        if not isinstance(listed, list):
+            raise UpstreamProtocolError("the upstream's authorization lists no challenges")
+        for item in listed:
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 continue
             token = item.get("token")
@@ -460,13 +469,20 @@ class UpstreamClient:
         """The PEM chain at ``url``, parsed before it is returned (leaf first)."""
         answer = await self._post(self._checked_url(url, "certificate"), None)
         try:
-            text = answer.body.decode("ascii")
             chain = x509.load_pem_x509_certificates(answer.body)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except ValueError as exc:
             raise UpstreamProtocolError("the upstream's certificate is not a PEM chain") from exc
-        if not chain:
-            raise UpstreamProtocolError("the upstream's certificate chain is empty")
-        return text
+        if not chain or len(chain) > MAX_CHAIN:
+            raise UpstreamProtocolError(f"the upstream's chain has {len(chain)} certificates")
+        for child, parent in itertools.pairwise(chain):
+            try:
+                child.verify_directly_issued_by(parent)
+            except (ValueError, TypeError, InvalidSignature) as exc:
+                raise UpstreamProtocolError(
+                    "the upstream's chain is not a chain (a certificate not issued by the next)"
+                ) from exc
+        # Rebuilt from what was parsed: nothing else the answer held is kept or served.
+        return "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in chain)
 
     async def revoke(self, certificate_der: bytes, reason: int) -> None:
         """revokeCert (§7.6) by this account; an ``alreadyRevoked`` answer is success."""
@@ -516,8 +532,16 @@ class UpstreamClient:
         alone (pre-validated domains, reuse); the others through dns-01 records written by
         ``publisher`` and withdrawn afterwards, whatever happened."""
         pending = []
+        wanted = {name.lower().removeprefix("*.") for name in order.identifiers}
         for url in order.authorizations:
             authz = await self.authorization(url)
+            if authz.identifier.lower() not in wanted:
+                # Records are written only for names of the order, never one the upstream
+                # slipped in.
+                raise UpstreamProtocolError(
+                    f"the upstream's authorization for {authz.identifier} is for no name of "
+                    "the order"
+                )
             if authz.status == "valid":
                 continue
             if authz.status != "pending":
@@ -549,6 +573,7 @@ class UpstreamClient:
             for record, value in records:
                 await publisher.publish(record, value)
                 published.append((record, value))
+            await publisher.settled()
             for _authz, challenge in pending:
                 await self.answer(challenge)
             for authz, _challenge in pending:

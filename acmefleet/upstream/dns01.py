@@ -11,6 +11,7 @@ the record and the server's rcode, never the key.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import dns.asyncquery
@@ -52,6 +53,7 @@ class Rfc2136Target:
     secret: str = field(repr=False)  # base64, as knot, BIND and lego write it
     zone: str | None = None  # asked of the server when not given
     timeout: float = 10.0
+    propagation: float = 0.0  # seconds the zone's other servers need to have a record
 
 
 class Rfc2136Publisher:
@@ -73,12 +75,12 @@ class Rfc2136Publisher:
             return dns.name.from_text(self.target.zone)
         if record in self._zones:
             return self._zones[record]
-        query = dns.message.make_query(record, dns.rdatatype.SOA)
         try:
+            query = dns.message.make_query(record, dns.rdatatype.SOA)
             answer = await dns.asyncquery.tcp(
                 query, self.target.server, port=self.target.port, timeout=self.target.timeout
             )
-        except (OSError, dns.exception.DNSException) as exc:
+        except (OSError, EOFError, ValueError, dns.exception.DNSException) as exc:
             raise DnsUpdateError(
                 f"{self.target.server}:{self.target.port} did not say which zone holds "
                 f"{record} ({type(exc).__name__})"
@@ -94,18 +96,21 @@ class Rfc2136Publisher:
 
     async def _update(self, record: str, value: str, *, add: bool) -> None:
         zone = await self._zone_of(record)
-        message = dns.update.UpdateMessage(
-            zone,
-            keyring=self._keyring,
-            keyname=dns.name.from_text(self.target.key_name),
-            keyalgorithm=ALGORITHMS[self.target.algorithm],
-        )
-        name = dns.name.from_text(record)
-        if add:
-            message.add(name, TTL, dns.rdatatype.TXT, f'"{value}"')
-        else:
-            message.delete(name, dns.rdatatype.TXT, f'"{value}"')
         what = "add" if add else "remove"
+        try:
+            message = dns.update.UpdateMessage(
+                zone,
+                keyring=self._keyring,
+                keyname=dns.name.from_text(self.target.key_name),
+                keyalgorithm=ALGORITHMS[self.target.algorithm],
+            )
+            name = dns.name.from_text(record)
+            if add:
+                message.add(name, TTL, dns.rdatatype.TXT, f'"{value}"')
+            else:
+                message.delete(name, dns.rdatatype.TXT, f'"{value}"')
+        except (ValueError, dns.exception.DNSException) as exc:
+            raise DnsUpdateError(f"no update can {what} a TXT record at {record!r}") from exc
         try:
             answer = await dns.asyncquery.tcp(
                 message, self.target.server, port=self.target.port, timeout=self.target.timeout
@@ -116,7 +121,7 @@ class Rfc2136Publisher:
                 f"record at {record}: NOTAUTH, TSIG {_TSIG_ERRORS.get(type(exc), 'error')} "
                 f"(is key {self.target.key_name} allowed to update this zone, with this secret?)"
             ) from exc
-        except (OSError, dns.exception.DNSException) as exc:
+        except (OSError, EOFError, dns.exception.DNSException) as exc:
             raise DnsUpdateError(
                 f"the update to {what} a TXT record at {record} failed at "
                 f"{self.target.server}:{self.target.port} ({type(exc).__name__})"
@@ -126,6 +131,11 @@ class Rfc2136Publisher:
                 f"{self.target.server}:{self.target.port} refused the update to {what} a TXT "
                 f"record at {record}: {dns.rcode.to_text(answer.rcode())}"
             )
+
+    async def settled(self) -> None:
+        """Wait until the records written can be seen on every authoritative server."""
+        if self.target.propagation > 0:
+            await asyncio.sleep(self.target.propagation)
 
     async def publish(self, record: str, value: str) -> None:
         await self._update(record, value, add=True)

@@ -271,10 +271,12 @@ def start(
     domains: Sequence[str] = (DOMAIN,),
     dns_resolvers: Sequence[str] = (),
     authorization_days: float | None = None,
+    extra_config: str = "",
 ) -> LabAcme:
     """Initialise a data directory under ``state_dir`` and start the server in the background.
 
     ``listen_host`` must exist on this machine: the lab bridge is there once a host is up.
+    ``extra_config``: TOML appended to the configuration (more endpoints, upstream CAs).
     """
     state_dir = state_dir.resolve()
     existing = LabAcme.load(state_dir)
@@ -304,6 +306,9 @@ def start(
         str(token_file),
     )
     configure(data_dir / "config.toml", hosts, dns_resolvers, authorization_days)
+    if extra_config:
+        with (data_dir / "config.toml").open("a") as config:
+            config.write("\n" + extra_config)
     run_cli("admin", "org", "create", org, "--data-dir", str(data_dir))
     for domain in domains:
         run_cli("admin", "domain", "add", org, domain, "--data-dir", str(data_dir))

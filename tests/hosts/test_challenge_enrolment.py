@@ -15,6 +15,12 @@ the console, so every name is proven by a challenge):
   ``certbot certonly --nginx``): Debian's certbot plugins answer http-01 in real apache2 and
   nginx, which the server's validators reach (``[validation] hosts``, port 80).
 
+Last, ``c9httpap`` moves to the endpoint ``relayed``, a public endpoint whose certificates
+come from an upstream CA (issue 16): Debian's pebble on the controller, EAB required,
+validating dns-01 through the same knotd, which acmefleet updates over RFC 2136. The host
+proves http-01 to acmefleet as before; acmefleet proves dns-01 to pebble; the host ends up
+serving a certificate that chains to pebble's root.
+
 ``--check`` on the fresh hosts first: it succeeds and writes no secret file. The TSIG secret
 reaches Ansible in a 0600 extra-vars file. Every process's command line and
 environment on the machine (the lab hosts' processes included: they are in its PID
@@ -37,6 +43,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from acmefleet.fleet import tls
 from acmefleet.fleet.inventory import load_fleet
@@ -48,7 +55,14 @@ from tests.hosts.fleetlab import PlaybookRun, ansible_playbook, require_root
 from tests.hosts.support_acme import DOMAIN, LabAcme, running_acme
 from tests.support.acme_client import AcmeClient
 from tests.support.knot import ALGORITHM, KEY_NAME, KnotServer
+from tests.support.pebble import PebbleServer
 from tests.support.secret_watch import SecretWatch, watching
+from tests.support.upstream import (
+    check_chains_to_pebble,
+    pebble_root,
+    private_file,
+    validating_pebble,
+)
 
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(3600)]
 
@@ -90,6 +104,7 @@ class Lab9:
     knot: KnotServer
     inventory: Path
     extra: list[str]
+    pebble: PebbleServer
     watch: SecretWatch | None = None
     first: PlaybookRun | None = None
     runs: int = 0
@@ -158,7 +173,38 @@ def unblock_http() -> None:
     )
 
 
-def inventory_document(lab: Lab, hosts: dict[str, LabHost], knot: KnotServer) -> dict[str, object]:
+def relayed_endpoint(workdir: Path, pebble: PebbleServer, knot: KnotServer) -> str:
+    """The endpoint ``relayed`` and its upstream, pebble (secrets in 0600 files)."""
+    hmac_file = private_file(workdir / "pebble-eab.hmac", pebble.eab_keys["kid-1"])
+    tsig_file = private_file(workdir / "tsig.secret", knot.secret)
+    return f"""[[endpoints]]
+name = "relayed"
+type = "public"
+ca = "public"
+profiles = ["public-dv"]
+challenges = ["http-01"]
+upstream = "pebble"
+
+[upstreams.pebble]
+directory_url = "{pebble.directory_url}"
+ca_bundle = "{pebble.ca_bundle}"
+eab_kid = "kid-1"
+eab_hmac_key_file = "{hmac_file}"
+contact = ["mailto:ops@{DOMAIN}"]
+
+[upstreams.pebble.dns01]
+server = "{knot.host}"
+port = {knot.port}
+key_name = "{KEY_NAME}"
+algorithm = "{ALGORITHM}"
+secret_file = "{tsig_file}"
+propagation_seconds = 0
+"""
+
+
+def inventory_document(
+    lab: Lab, hosts: dict[str, LabHost], knot: KnotServer, endpoints: dict[str, str] | None = None
+) -> dict[str, object]:
     ssh_args = (
         f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
         "-o ControlMaster=auto -o ControlPersist=120s"
@@ -189,6 +235,7 @@ def inventory_document(lab: Lab, hosts: dict[str, LabHost], knot: KnotServer) ->
                 "address": hosts[name].address,
                 "stack": stack,
                 "names": names,
+                **({"endpoint": (endpoints or {})[name]} if name in (endpoints or {}) else {}),
                 **({"vars": dns01} if challenge == "dns-01" else {}),
             }
             for name, _, stack, challenge, names in HOSTS
@@ -213,7 +260,10 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
             if not n.startswith("*.")
         ]
         # Where lab hosts and the server reach it, on the port the zone's NS implies.
-        with KnotServer(workdir / "knot", records, zone=DOMAIN, host=GATEWAY, port=53) as knot:
+        with (
+            KnotServer(workdir / "knot", records, zone=DOMAIN, host=GATEWAY, port=53) as knot,
+            validating_pebble(workdir / "pebble", knot, authz_reuse=0) as pebble,
+        ):
             mapping = {
                 n: hosts[h].address
                 for h, *_, names in HOSTS
@@ -225,6 +275,7 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
                 mapping,
                 dns_resolvers=[knot.address],
                 authorization_days=AUTHZ_SECONDS / 86400,
+                extra_config=relayed_endpoint(workdir, pebble, knot),
             ) as acme:
                 block_http([hosts[h].address for h in DNS_HOSTS])
                 # Lab hosts have no DNS; these use the internal one, as on an internal
@@ -258,7 +309,7 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
                     "-e",
                     f"@{secrets_file}",
                 ]
-                yield Lab9(lab, hosts, acme, knot, inventory, extra)
+                yield Lab9(lab, hosts, acme, knot, inventory, extra, pebble)
     finally:
         unblock_http()
         for name, *_ in HOSTS:
@@ -394,6 +445,36 @@ def test_the_secret_is_in_no_log_or_other_file_on_the_hosts(enrolled: Lab9) -> N
         )
         swept = enrolled.root(host, f"grep -rlsF -f /dev/stdin {SWEEP}; true", secret)
         assert swept.stdout.split() == [path], (host, swept.stdout.split())
+
+
+def test_a_host_moved_to_the_relayed_endpoint_serves_the_upstreams_certificate(
+    enrolled: Lab9,
+) -> None:
+    host = "c9httpap"
+    document = inventory_document(
+        enrolled.lab, enrolled.hosts, enrolled.knot, endpoints={host: "relayed"}
+    )
+    enrolled.inventory.write_text(yaml.safe_dump(document))
+    run = enrolled.enroll("--limit", host)
+    assert run.rc == 0, run.output[-10000:]
+    root_file = enrolled.inventory.parent / "pebble-root.pem"
+    root_file.write_bytes(pebble_root(enrolled.pebble).public_bytes(serialization.Encoding.PEM))
+    every = {h.name: h for h in load_fleet(enrolled.inventory).hosts}
+    served = tls.probe_all([every[host]], root_file)[host]
+    # The lab trusts pebble's root: what the host serves chains to it, for its names.
+    assert served.verified, f"{host}: {served.problem}"
+    assert sorted(served.names) == sorted(names_of(host)), served
+    pem = enrolled.root(host, f"cat /etc/letsencrypt/live/{names_of(host)[0]}/fullchain.pem")
+    leaf = check_chains_to_pebble(pem.stdout.encode(), enrolled.pebble, names_of(host))
+    with closing(sqlite3.connect(enrolled.acme.data_dir / "acmefleet.db")) as conn:
+        [(ca_level, endpoint)] = conn.execute(
+            "SELECT ca_level, endpoint FROM certificates WHERE serial_hex = ?",
+            (format(leaf.serial_number, "x"),),
+        ).fetchall()
+    assert (ca_level, endpoint) == ("upstream:pebble", "relayed")
+    assert enrolled.knot.secret not in enrolled.acme.log_text()
+    assert enrolled.pebble.eab_keys["kid-1"] not in enrolled.acme.log_text()
+    assert enrolled.pebble.eab_keys["kid-1"] not in run.output
 
 
 def probe(lab9: Lab9, hosts: list[str]) -> dict[str, tls.ServedCertificate]:

@@ -12,7 +12,9 @@ with pebble's problem as a subproblem.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +86,7 @@ port = {knot.port}
 key_name = "{KEY_NAME}"
 algorithm = "{ALGORITHM}"
 secret_file = "{tsig_file}"
+propagation_seconds = 0  # one authoritative server: no secondaries to wait for
 """
 
 
@@ -259,3 +262,48 @@ def test_revoking_a_relayed_certificate_in_the_console_revokes_it_at_the_upstrea
         )
     assert answer.status_code == 200, answer.text
     _until_revoked_upstream(acmefleet, pebble, serial)
+
+
+def test_an_account_deactivated_while_its_order_is_relayed_gets_no_certificate(
+    acmefleet: AcmefleetServer, knot: KnotServer
+) -> None:
+    """Authority is checked again before the upstream finalizes: the relay is held at its
+    RFC 2136 update (knotd stopped) while the account deactivates itself."""
+    assert knot.proc is not None
+    os.kill(knot.proc.pid, signal.SIGSTOP)
+    try:
+        client, order = _finalized(acmefleet, [f"gone-{secrets.token_hex(3)}.{ZONE}"])
+        deadline = time.monotonic() + 30
+        while _placed_count(acmefleet, order["url"]) == 0:
+            assert time.monotonic() < deadline, acmefleet.log_text()[-3000:]
+            time.sleep(0.1)
+        assert client.deactivate().status_code == 200
+    finally:
+        os.kill(knot.proc.pid, signal.SIGCONT)
+    order_id = order["url"].rsplit("/", 1)[1]
+    deadline = time.monotonic() + 60
+    with acmefleet.db() as database:
+        while True:
+            with database.read() as conn:
+                row = conn.execute(
+                    select(upstream_orders).where(upstream_orders.c.order_id == order_id)
+                ).one()
+            if row.state != "queued" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert row.state == "invalid", (row, acmefleet.log_text()[-3000:])
+    assert "deactivated" in row.last_error["detail"], row.last_error
+    assert acmefleet.count("certificates", order_id=order_id) == 0
+
+
+def _placed_count(acmefleet: AcmefleetServer, order_url: str) -> int:
+    order_id = order_url.rsplit("/", 1)[1]
+    with acmefleet.db() as database, database.read() as conn:
+        return len(
+            conn.execute(
+                select(upstream_orders).where(
+                    upstream_orders.c.order_id == order_id,
+                    upstream_orders.c.upstream_order_url.is_not(None),
+                )
+            ).all()
+        )

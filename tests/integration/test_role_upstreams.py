@@ -69,6 +69,7 @@ def _playbook(directory: Path) -> Path:
             "gather_facts": False,
             "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
             "tasks": [
+                {"ansible.builtin.include_tasks": str(ROLE / "tasks" / "upstream_checks.yml")},
                 {"ansible.builtin.include_tasks": str(ROLE / "tasks" / "configure.yml")},
                 {"ansible.builtin.include_tasks": str(ROLE / "tasks" / "upstreams.yml")},
             ],

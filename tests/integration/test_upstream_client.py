@@ -62,7 +62,7 @@ def _upstream(pebble: PebbleServer, knot: KnotServer, **changes: object) -> Upst
         "eab_hmac_key_file": Path("upstream-hmac"),
         "contact": ("mailto:pki@example.org",),
         "dns01": Rfc2136Config(
-            "127.0.0.1", knot.port, KEY_NAME, ALGORITHM, Path("tsig.secret"), None
+            "127.0.0.1", knot.port, KEY_NAME, ALGORITHM, Path("tsig.secret"), None, 0
         ),
     }
     values.update(changes)

@@ -51,6 +51,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_upstream_orders_state_next", ["state", "next_attempt_at"], unique=False
         )
+        batch_op.create_index("ix_upstream_orders_url", ["upstream_order_url"], unique=False)
     op.create_table(
         "upstream_revocations",
         sa.Column("certificate_id", sa.String(length=64), nullable=False),
@@ -82,5 +83,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_upstream_revocations_state_next")
     op.drop_table("upstream_revocations")
     with op.batch_alter_table("upstream_orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_upstream_orders_url")
         batch_op.drop_index("ix_upstream_orders_state_next")
     op.drop_table("upstream_orders")
