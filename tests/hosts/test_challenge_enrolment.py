@@ -455,10 +455,18 @@ def test_a_host_moved_to_the_relayed_endpoint_serves_the_upstreams_certificate(
         enrolled.lab, enrolled.hosts, enrolled.knot, endpoints={host: "relayed"}
     )
     enrolled.inventory.write_text(yaml.safe_dump(document))
+    # The lab trusts pebble's root as hosts trust a public CA's: in the system's store.
+    root_pem = pebble_root(enrolled.pebble).public_bytes(serialization.Encoding.PEM).decode()
+    trusted = enrolled.root(
+        host,
+        "cat > /usr/local/share/ca-certificates/pebble-root.crt && update-ca-certificates",
+        stdin=root_pem,
+    )
+    assert trusted.returncode == 0, trusted.stderr
     run = enrolled.enroll("--limit", host)
     assert run.rc == 0, run.output[-10000:]
     root_file = enrolled.inventory.parent / "pebble-root.pem"
-    root_file.write_bytes(pebble_root(enrolled.pebble).public_bytes(serialization.Encoding.PEM))
+    root_file.write_text(root_pem)
     every = {h.name: h for h in load_fleet(enrolled.inventory).hosts}
     served = tls.probe_all([every[host]], root_file)[host]
     # The lab trusts pebble's root: what the host serves chains to it, for its names.
