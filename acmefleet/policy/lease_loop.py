@@ -21,23 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class LeaseLoop:
-    """Subclasses give ``name``, ``lease``, ``poll_interval``, ``_round`` and ``_renew``."""
+    """Subclasses give ``name``, ``_round`` and ``_renew``; ``lease`` is how long a claim
+    holds unrenewed, ``poll_interval`` how often to look for work unwoken."""
 
     name = "lease-loop"
 
-    def __init__(self) -> None:
+    def __init__(self, lease: timedelta, poll_interval: timedelta) -> None:
+        self.lease = lease
+        self.poll_interval = poll_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
-
-    @property
-    def lease(self) -> timedelta:
-        raise NotImplementedError
-
-    @property
-    def poll_interval(self) -> timedelta:
-        raise NotImplementedError
 
     def _round(self) -> None:
         """Claim what there is to claim (a database failure is logged; the next round)."""

@@ -141,15 +141,7 @@ class RelayQueue(LeaseLoop):
                 lambda conn, r: relay_store.get_relayed(conn, r.order_id) or r,
             ),
         )
-        super().__init__()
-
-    @property
-    def lease(self) -> timedelta:
-        return self.settings.lease
-
-    @property
-    def poll_interval(self) -> timedelta:
-        return self.settings.poll_interval
+        super().__init__(self.settings.lease, self.settings.poll_interval)
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Claim nothing more; let running attempts finish within ``drain_seconds``, cancel

@@ -124,20 +124,12 @@ class ValidationQueue(LeaseLoop):
         self._jobs: dict[str, _Job] = {}
         # Validations that ended on StoreUnavailable: their leases, to give back.
         self._unrecorded: set[str] = set()
-        super().__init__()
+        super().__init__(self.settings.lease, self.settings.poll_interval)
         self.peak = 0  # the most validations this process ran at once
 
     @property
     def running(self) -> int:
         return len(self._jobs)
-
-    @property
-    def lease(self) -> timedelta:
-        return self.settings.lease
-
-    @property
-    def poll_interval(self) -> timedelta:
-        return self.settings.poll_interval
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Claim nothing more; let running validations finish within ``drain_seconds``,
