@@ -15,6 +15,8 @@ class ProblemType(StrEnum):
     """RFC 8555 §6.7 error types (the part after ``urn:ietf:params:acme:error:``)."""
 
     ACCOUNT_DOES_NOT_EXIST = "accountDoesNotExist"
+    # RFC 9773 §7.4: a newOrder "replaces" a certificate another finalized order replaced.
+    ALREADY_REPLACED = "alreadyReplaced"
     ALREADY_REVOKED = "alreadyRevoked"
     BAD_CSR = "badCSR"
     BAD_NONCE = "badNonce"
@@ -48,6 +50,7 @@ class ProblemType(StrEnum):
 
 _DEFAULT_STATUS: dict[ProblemType, int] = {
     ProblemType.ACCOUNT_DOES_NOT_EXIST: 400,
+    ProblemType.ALREADY_REPLACED: 409,
     ProblemType.UNAUTHORIZED: 403,
     ProblemType.SERVER_INTERNAL: 500,
     ProblemType.RATE_LIMITED: 429,

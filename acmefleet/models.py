@@ -145,6 +145,10 @@ class Order:
     error: dict[str, Any] | None
     certificate_id: str | None
     authorizations: tuple[Authorization, ...]
+    # RFC 9773 §5: the certID this order replaces, as the client sent it, and the id of
+    # that certificate here.
+    replaces: str | None = None
+    replaces_certificate: str | None = None
 
     def status(self, now: datetime) -> OrderStatus:
         """RFC 8555 §7.1.6, derived from finalization, expiry and the authorizations."""

@@ -23,9 +23,9 @@ from acmefleet.acme.http import (
 from acmefleet.acme.routes import (
     ACME_PATH,
     PKI_PATH,
-    UNSIGNED_ROUTES,
     SignedRoute,
     match_signed,
+    match_unsigned,
 )
 from acmefleet.acme.signed import Signed
 from acmefleet.config import EndpointConfig
@@ -110,7 +110,7 @@ class AcmeApp:
         pki_match = PKI_PATH.match(request.path)
         if pki_match:
             try:
-                return pki.serve(self.ctx, pki_match["level"], pki_match["item"], request.method)
+                return pki.serve(self.ctx, pki_match, request)
             except AcmeError as error:
                 return problem_response(error)
             except StoreUnavailable as unavailable:
@@ -155,10 +155,11 @@ class AcmeApp:
             response.add_header("Link", f'<{directory_url}>;rel="index"')
 
     async def _dispatch(self, request: Request, endpoint: EndpointConfig, rest: str) -> Response:
-        unsigned = UNSIGNED_ROUTES.get(rest)
+        unsigned = match_unsigned(rest)
         if unsigned is not None:
-            self._require_method(request, unsigned.methods)
-            return unsigned.handler(self.ctx, endpoint, request)
+            route_unsigned, unsigned_params = unsigned
+            self._require_method(request, route_unsigned.methods)
+            return route_unsigned.handler(self.ctx, endpoint, request, unsigned_params)
         matched = match_signed(rest)
         if matched is None:
             raise AcmeError(ProblemType.MALFORMED, "no such resource", status=404)

@@ -10,13 +10,20 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from acmefleet.acme.context import AcmeContext
-from acmefleet.acme.handlers import accounts, authorizations, certificates, directory, orders
+from acmefleet.acme.handlers import (
+    accounts,
+    authorizations,
+    certificates,
+    directory,
+    orders,
+    renewal_info,
+)
 from acmefleet.acme.http import Request, Response
 from acmefleet.acme.signed import Signed
 from acmefleet.config import EndpointConfig
 
 SignedHandler = Callable[[AcmeContext, Connection, Signed], Response]
-UnsignedHandler = Callable[[AcmeContext, EndpointConfig, Request], Response]
+UnsignedHandler = Callable[[AcmeContext, EndpointConfig, Request, dict[str, str]], Response]
 KeySource = Literal["jwk", "kid", "either"]
 # Before the write transaction, in a read one with the signature verified: the network work
 # the handler will need (None: none), awaited outside any transaction.
@@ -32,17 +39,23 @@ def _always(_ctx: AcmeContext, _endpoint: EndpointConfig) -> bool:
 
 @dataclass(frozen=True)
 class UnsignedRoute:
+    pattern: re.Pattern[str]
     handler: UnsignedHandler
     # POST too: a client may fetch any resource with POST-as-GET (RFC 8555 §6.3); these
     # answer the same whoever asks, so the JWS is not examined.
     methods: tuple[str, ...] = ("GET", "HEAD", "POST")
 
 
-# Fetched without a JWS (RFC 8555 §7.1.1, §7.2); matched by their exact resource name.
-UNSIGNED_ROUTES: dict[str, UnsignedRoute] = {
-    "directory": UnsignedRoute(directory.directory),
-    "new-nonce": UnsignedRoute(directory.new_nonce),
-}
+# Fetched without a JWS (RFC 8555 §7.1.1, §7.2; RFC 9773 §4.3: renewalInfo by GET only).
+UNSIGNED_ROUTES = (
+    UnsignedRoute(re.compile(r"directory\Z"), directory.directory),
+    UnsignedRoute(re.compile(r"new-nonce\Z"), directory.new_nonce),
+    UnsignedRoute(
+        re.compile(r"renewal-info/(?P<cert_id>[A-Za-z0-9_-]{1,100}\.[A-Za-z0-9_-]{1,100})\Z"),
+        renewal_info.renewal_info,
+        ("GET", "HEAD"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,19 @@ SIGNED_ROUTES = (
 # "\Z", never "$": "$" also matches before a trailing newline, and the ASGI path is
 # percent-decoded ("/pki/private/crl%0A" arrives as "/pki/private/crl\n"). Used with match().
 ACME_PATH = re.compile(r"/acme/(?P<endpoint>[A-Za-z0-9_-]{1,64})/(?P<rest>.+)\Z")
-PKI_PATH = re.compile(r"/pki/(?P<level>[a-z0-9_-]{1,32})/(?P<item>issuer\.cer|crl|root\.pem)\Z")
+# OCSP by GET carries the base64 request in the path (RFC 6960 Appendix A.1), "/" included.
+PKI_PATH = re.compile(
+    r"/pki/(?P<level>[a-z0-9_-]{1,32})/"
+    r"(?:(?P<item>issuer\.cer|crl|root\.pem|ocsp)|ocsp/(?P<ocsp_get>[A-Za-z0-9+/=]{1,4096}))\Z"
+)
+
+
+def match_unsigned(rest: str) -> tuple[UnsignedRoute, dict[str, str]] | None:
+    for route in UNSIGNED_ROUTES:
+        found = route.pattern.match(rest)
+        if found:
+            return route, found.groupdict()
+    return None
 
 
 def match_signed(rest: str) -> tuple[SignedRoute, dict[str, str]] | None:

@@ -84,6 +84,8 @@ def order_object(urls: EndpointUrls, order: Order, now: datetime) -> dict[str, A
         obj["notBefore"] = timestamp(order.not_before)
     if order.not_after is not None:
         obj["notAfter"] = timestamp(order.not_after)
+    if order.replaces is not None:
+        obj["replaces"] = order.replaces
     problem = order.problem(now)
     if problem is not None:
         obj["error"] = problem

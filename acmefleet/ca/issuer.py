@@ -74,13 +74,22 @@ def _encoded(value: x509.ExtensionType, *, critical: bool = False) -> Ext:
     return _ext(x509.UnrecognizedExtension(value.oid, value.public_bytes()), critical=critical)
 
 
-def pki_urls(pki_base_url: str, level: str) -> tuple[str, str]:
-    """The (caIssuers, CRL) URLs the server publishes for ``level``."""
+@dataclass(frozen=True)
+class PkiUrls:
+    """What the server publishes for a trust level, and its leaves point at (AIA, CRL DP)."""
+
+    ca_issuers: str
+    crl: str
+    ocsp: str
+
+
+def pki_urls(pki_base_url: str, level: str) -> PkiUrls:
     base = pki_base_url.rstrip("/")
     parts = urlsplit(base)
     if parts.scheme != "http" or not parts.netloc or parts.query or parts.fragment:
         raise CaError(f"pki_base_url must be a plain http:// URL, not {pki_base_url!r}")
-    return f"{base}/pki/{level}/issuer.cer", f"{base}/pki/{level}/crl"
+    root = f"{base}/pki/{level}"
+    return PkiUrls(f"{root}/issuer.cer", f"{root}/crl", f"{root}/ocsp")
 
 
 class EmbeddedIssuer:
@@ -94,7 +103,7 @@ class EmbeddedIssuer:
         self._issuer_chain_pem = authority.chain_pem
         self._earliest = authority.issuer.not_valid_before_utc
         self._latest = authority.issuer.not_valid_after_utc
-        ca_issuers_url, crl_url = pki_urls(pki_base_url, authority.level)
+        urls = pki_urls(pki_base_url, authority.level)
         issuer_ski = authority.issuer.extensions.get_extension_for_class(
             x509.SubjectKeyIdentifier
         ).value
@@ -105,10 +114,15 @@ class EmbeddedIssuer:
             _encoded(
                 x509.AuthorityInformationAccess(
                     [
+                        # RFC 6960 §4.2.2.1 (id-ad-ocsp), then RFC 5280 §4.2.2.1.
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(urls.ocsp),
+                        ),
                         x509.AccessDescription(
                             AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(ca_issuers_url),
-                        )
+                            x509.UniformResourceIdentifier(urls.ca_issuers),
+                        ),
                     ]
                 )
             ),
@@ -116,7 +130,7 @@ class EmbeddedIssuer:
                 x509.CRLDistributionPoints(
                     [
                         x509.DistributionPoint(
-                            [x509.UniformResourceIdentifier(crl_url)], None, None, None
+                            [x509.UniformResourceIdentifier(urls.crl)], None, None, None
                         )
                     ]
                 )

@@ -138,8 +138,21 @@ def print_certificate(item: JSON) -> None:
             ("days left", item["days_left"]),
             ("revoked", short_time(item["revoked"])),
             ("revocation reason", item["revocation_reason"]),
+            *_renewal_lines(item),
         ]
     )
+
+
+def _renewal_lines(item: JSON) -> list[tuple[str, object]]:
+    window = item.get("renewal_window")
+    if window is None:
+        return []
+    return [
+        ("renew from", short_time(window["start"])),
+        ("renew by", short_time(window["end"])),
+        ("renewal set because", window["reason"]),
+        ("replaced", item["replaced"]),
+    ]
 
 
 @cert.command("show")
@@ -208,4 +221,59 @@ def cert_revoke(cert_id: str, reason: int, as_json: bool) -> None:
         done,
         as_json,
         lambda: click.echo(f"revoked certificate {done['serial']} (reason {reason})"),
+    )
+
+
+@cert.command("pull-forward")
+@click.option("--org", "org_ref", help="Of this organisation (name or id).")
+@click.option("--endpoint", help="Issued by this ACME endpoint.")
+@click.option("--issuer", help="Issued by this CA: 'private', 'public' or 'upstream:NAME'.")
+@click.option("--name", help="Holding this name (a host's), exactly.")
+@click.option(
+    "--serial", "serials", multiple=True, help="This serial (hex, colons allowed); repeatable."
+)
+@click.option("--reason", required=True, help="Why (audited; not shown to ACME clients).")
+@click.option(
+    "--within",
+    "within_hours",
+    type=click.FloatRange(1 / 60, 90 * 24),
+    default=24.0,
+    show_default=True,
+    metavar="HOURS",
+    help="Renew within this many hours from now.",
+)
+@connection_options
+@json_option
+def cert_pull_forward(
+    org_ref: str | None,
+    endpoint: str | None,
+    issuer: str | None,
+    name: str | None,
+    serials: tuple[str, ...],
+    reason: str,
+    within_hours: float,
+    as_json: bool,
+) -> None:
+    """Pull renewal windows forward (RFC 9773 ARI) for the selected certificates in force.
+
+    Hosts renew within the window: ARI clients by themselves, the collection's hosts through
+    their renew-check timer. Revoke the old certificates once the hosts serve new ones."""
+    with open_backend() as backend:
+        done = backend.pull_forward_renewals(
+            org=org_ref,
+            endpoint=endpoint,
+            issuer=issuer,
+            name=name,
+            serials=serials,
+            reason=reason,
+            within_hours=within_hours,
+        )
+    window = done["window"]
+    emit(
+        done,
+        as_json,
+        lambda: click.echo(
+            f"{done['count']} certificates to renew between {short_time(window['start'])} "
+            f"and {short_time(window['end'])}"
+        ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -24,6 +25,7 @@ from acmefleet.console import tokens, views
 from acmefleet.console.errors import ConsoleError, NotFound
 from acmefleet.console.inventory import CertificateFilter
 from acmefleet.console.operations import ConsoleOperations
+from acmefleet.console.renewals import Selection
 from acmefleet.errors import StoreUnavailable
 from acmefleet.models import Organization
 from acmefleet.server.build import build_console_context
@@ -252,6 +254,23 @@ class LocalBackend:
     def revoke_certificate(self, cert_id: str, *, reason: int) -> JSON:
         """Revoked in the database; a running server's CRL shows it within its cache time."""
         return self.ops.revoke_certificate(self._conn(), cert_id, reason=reason)
+
+    def pull_forward_renewals(
+        self,
+        *,
+        org: str | None = None,
+        endpoint: str | None = None,
+        issuer: str | None = None,
+        name: str | None = None,
+        serials: tuple[str, ...] = (),
+        reason: str,
+        within_hours: float,
+    ) -> JSON:
+        org_id = self._org(org).id if org is not None else None
+        selection = Selection(org_id, endpoint, issuer, name, serials)
+        return self.ops.pull_forward_renewals(
+            self._conn(), selection, reason=reason, within=timedelta(hours=within_hours)
+        )
 
     def audit(self, limit: int) -> list[JSON]:
         return self.ops.audit(self._conn(), limit)

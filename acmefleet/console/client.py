@@ -409,6 +409,27 @@ class RemoteBackend:
         path = f"/certificates/{_segment(cert_id)}/revoke"
         return self._object("POST", path, body={"reason": reason})
 
+    def pull_forward_renewals(
+        self,
+        *,
+        org: str | None = None,
+        endpoint: str | None = None,
+        issuer: str | None = None,
+        name: str | None = None,
+        serials: tuple[str, ...] = (),
+        reason: str,
+        within_hours: float,
+    ) -> JSON:
+        body: dict[str, object] = {"reason": reason, "within_hours": within_hours}
+        if org is not None:
+            body["org_id"] = self._org_id(org)
+        for key, value in (("endpoint", endpoint), ("issuer", issuer), ("name", name)):
+            if value is not None:
+                body[key] = value
+        if serials:
+            body["serials"] = list(serials)
+        return self._object("POST", "/certificates/renewal-windows", body=body)
+
     def audit(self, limit: int) -> list[JSON]:
         return self._list("/audit", {"limit": limit})
 

@@ -20,10 +20,12 @@ from acmefleet.console import (
     domain_checks,
     inventory,
     organisations,
+    renewals,
     views,
 )
 from acmefleet.console.context import ConsoleContext
 from acmefleet.console.errors import NotFound
+from acmefleet.models import Certificate
 from acmefleet.store import accounts as account_store
 from acmefleet.store import audit as audit_store
 from acmefleet.store import eab as eab_store
@@ -261,10 +263,15 @@ class ConsoleOperations:
     ) -> list[JSON]:
         now = self._now()
         found = inventory.list_certificates(conn, certificate_filter, now)
-        return [views.certificate(c, now) for c in found]
+        shown = renewals.renewals_of(conn, found)
+        return [views.certificate(c, now, shown[c.id]) for c in found]
 
     def get_certificate(self, conn: Connection, cert_id: str) -> JSON:
-        return views.certificate(inventory.get_certificate(conn, cert_id), self._now())
+        return self._certificate(conn, inventory.get_certificate(conn, cert_id), self._now())
+
+    @staticmethod
+    def _certificate(conn: Connection, cert: Certificate, now: datetime) -> JSON:
+        return views.certificate(cert, now, renewals.renewals_of(conn, [cert])[cert.id])
 
     def certificate_pem(self, conn: Connection, cert_id: str) -> str:
         return inventory.get_certificate(conn, cert_id).chain_pem
@@ -275,7 +282,22 @@ class ConsoleOperations:
         cert = inventory.revoke_certificate(
             conn, cert_id, reason=reason, actor=self.actor, now=now, source=self.source
         )
-        return views.certificate(cert, now)
+        return self._certificate(conn, cert, now)
+
+    def pull_forward_renewals(
+        self, conn: Connection, selection: renewals.Selection, *, reason: str, within: timedelta
+    ) -> JSON:
+        """RFC 9773 windows [now, now + within] for the selected certificates in force."""
+        done = renewals.pull_forward(
+            conn,
+            selection,
+            reason=reason,
+            within=within,
+            actor=self.actor,
+            now=self._now(),
+            source=self.source,
+        )
+        return views.pulled_forward(done)
 
     def audit(self, conn: Connection, limit: int) -> list[JSON]:
         return [views.audit_event(e) for e in audit_store.list_events(conn, limit)]

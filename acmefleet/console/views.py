@@ -9,6 +9,7 @@ from acmefleet.config import ServerConfig
 from acmefleet.console import domain_checks
 from acmefleet.console.credentials import MintedCredential
 from acmefleet.console.domain_checks import PendingCheck
+from acmefleet.console.renewals import CertificateRenewal, PulledForward
 from acmefleet.models import Account, Certificate, EabCredential, Organization, OrgDomain
 from acmefleet.store.audit import ChainReport
 from acmefleet.store.delegations import Delegation
@@ -147,8 +148,10 @@ def account(item: Account) -> dict[str, Any]:
     }
 
 
-def certificate(item: Certificate, now: datetime) -> dict[str, Any]:
-    return {
+def certificate(
+    item: Certificate, now: datetime, renewal: CertificateRenewal | None = None
+) -> dict[str, Any]:
+    shown = {
         "id": item.id,
         "serial": item.serial_hex,
         "names": item.names,
@@ -163,6 +166,15 @@ def certificate(item: Certificate, now: datetime) -> dict[str, Any]:
         "revoked": _time(item.revoked_at),
         "revocation_reason": item.revocation_reason,
     }
+    if renewal is not None:
+        suggested = renewal.suggested
+        shown["renewal_window"] = {
+            "start": _time(suggested.window.start),
+            "end": _time(suggested.window.end),
+            "reason": suggested.why,
+        }
+        shown["replaced"] = renewal.replaced
+    return shown
 
 
 def audit_chain(report: ChainReport) -> dict[str, Any]:
@@ -183,4 +195,12 @@ def audit_event(row: dict[str, Any]) -> dict[str, Any]:
         "target": row["target"],
         "source": row["source"],
         "details": row["details"],
+    }
+
+
+def pulled_forward(done: PulledForward) -> dict[str, Any]:
+    return {
+        "window": {"start": _time(done.window.start), "end": _time(done.window.end)},
+        "count": len(done.certificates),
+        "certificates": [{"id": c.id, "serial": c.serial_hex} for c in done.certificates],
     }

@@ -31,6 +31,7 @@ from acmefleet.models import (
 from acmefleet.policy import caa as caa_policy
 from acmefleet.policy import ratelimits
 from acmefleet.policy import relay as relay_policy
+from acmefleet.policy import replaces as replaces_policy
 from acmefleet.policy.names import covering_domain, validated_domain
 from acmefleet.policy.reuse import Reuse, reusable_authorization
 from acmefleet.store import audit
@@ -303,6 +304,9 @@ def new_order(
             f"notAfter must lie after notBefore and within {profile.max_validity.days} days"
         )
     authority = account_authority(conn, account)
+    replacing = replaces_policy.check_replaces(
+        conn, endpoint.name, account, payload.get("replaces"), identifiers
+    )
     ratelimits.take(
         conn, limits.new_orders_per_account, f"orders:account:{account.id}", now, "new orders"
     )
@@ -378,6 +382,8 @@ def new_order(
         error=None,
         certificate_id=None,
         authorizations=tuple(authorizations),
+        replaces=replacing.cert_id if replacing else None,
+        replaces_certificate=replacing.certificate_id if replacing else None,
     )
     order_store.insert_order(conn, order, now)
     return order
@@ -424,6 +430,8 @@ def finalize_order(
     except CsrError as exc:
         raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
     recheck_authority(conn, endpoint, account, order, now)
+    if order.replaces_certificate is not None:
+        replaces_policy.claim_replacement(conn, order.replaces_certificate, order_id=order.id)
     try:
         if check_caa:
             caa_policy.apply_at_finalize(conn, endpoint, account, order, caa_outcomes, now)

@@ -97,3 +97,20 @@ def mark_revoked(conn: Connection, cert_id: str, at: datetime, reason: int) -> b
         .values(revoked_at=at, revocation_reason=reason)
     )
     return result.rowcount == 1
+
+
+_STATUS = Prepared(
+    select(certificates.c.revoked_at, certificates.c.revocation_reason).where(
+        certificates.c.ca_level == bindparam("p_level"),
+        certificates.c.serial_hex == bindparam("p_serial"),
+    )
+)
+
+
+def revocation_status(
+    conn: Connection, ca_level: str, serial_hex: str
+) -> tuple[datetime | None, int | None] | None:
+    """(revoked at, reason) of the certificate ``ca_level`` issued with that serial, both
+    None while it is not revoked; None when that CA issued no such certificate (OCSP)."""
+    row = _STATUS.first(conn, {"p_level": ca_level, "p_serial": serial_hex})
+    return None if row is None else (row.revoked_at, row.revocation_reason)

@@ -215,6 +215,8 @@ def insert_order(conn: Connection, order: Order, created_at: datetime) -> None:
             not_after=order.not_after,
             finalization=order.finalization,
             created_at=created_at,
+            replaces=order.replaces,
+            replaces_certificate=order.replaces_certificate,
         ),
     )
     _INSERT_ORDER_AUTHZ.run_many(
@@ -246,6 +248,8 @@ def get_order(conn: Connection, order_id: str) -> Order | None:
         error=row.error,
         certificate_id=row.certificate_id,
         authorizations=tuple(_authorization(r, tuple(by_authz.get(r.id, ()))) for r in authz_rows),
+        replaces=row.replaces,
+        replaces_certificate=row.replaces_certificate,
     )
 
 

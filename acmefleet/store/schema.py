@@ -159,6 +159,11 @@ orders = Table(
     Column("error", JsonText),
     Column("certificate_id", String(64)),
     Column("created_at", UtcDateTime, nullable=False),
+    # RFC 9773 §5: the certID the client said this order replaces, as it sent it, and the
+    # certificate that is (checked at newOrder: same organisation, a name in common).
+    Column("replaces", String(128)),
+    Column("replaces_certificate", String(64)),
+    Index("ix_orders_replaces_certificate", "replaces_certificate"),
 )
 
 authorizations = Table(
@@ -229,6 +234,19 @@ certificates = Table(
     Column("created_at", UtcDateTime, nullable=False),
     # Every CRL fetch reads the revocation mark of one CA (``certificates.revocation_mark``).
     Index("ix_certificates_revoked", "ca_level", "revoked_at"),
+)
+
+# Renewal windows an operator set (RFC 9773 §4.2), replacing a certificate's default one
+# (``ca.renewal_info.default_window``): pulled forward for a set of certificates, with why.
+renewal_windows = Table(
+    "renewal_windows",
+    metadata,
+    Column("certificate_id", String(64), ForeignKey("certificates.id"), primary_key=True),
+    Column("window_start", UtcDateTime, nullable=False),
+    Column("window_end", UtcDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
 )
 
 # Orders a public endpoint relays to its upstream CA: one row per local order (the primary

@@ -182,6 +182,11 @@ ROUTES = [
     Route("GET", "/certificates/{cert_id}"),
     Route("GET", "/certificates/{cert_id}/pem"),
     Route("POST", "/certificates/{cert_id}/revoke", lambda w: {"reason": 4}),
+    Route(
+        "POST",
+        "/certificates/renewal-windows",
+        lambda w: {"name": "never.example.com", "reason": "route table", "within_hours": 1},
+    ),
 ]
 # The same writes again with other valid bodies, for the role and authentication checks.
 EXTRA_WRITES = [
@@ -458,6 +463,26 @@ BAD_BODIES: dict[str, list[dict[str, Any]]] = {
         {"org_id": "{org_id}", "endpoint": "private", "days": "forever"},
         {"org_id": "{org_id}", "endpoint": "private", "hmac_key": "chosen-by-me"},
         {"org_id": "{org_id}", "endpoint": "private", "kid": "chosen-by-me"},
+    ],
+    "/certificates/renewal-windows": [
+        {},
+        {"reason": "nothing selected"},
+        {"name": "a.example.com"},
+        {"name": "a.example.com", "reason": ""},
+        {"name": "a.example.com", "reason": "r\u0000"},
+        {"name": "a.example.com", "reason": "x" * 501},
+        {"name": "a.example.com", "reason": "r", "within_hours": 0},
+        {"name": "a.example.com", "reason": "r", "within_hours": -1},
+        {"name": "a.example.com", "reason": "r", "within_hours": 2161},
+        {"name": "a.example.com", "reason": "r", "within_hours": "soon"},
+        {"serials": "abc", "reason": "r"},
+        {"serials": ["not-hex"], "reason": "r"},
+        {"serials": ["x" * 65], "reason": "r"},
+        {"serials": ["ab12"], "reason": "r"},
+        {"org_id": 0, "reason": "r"},
+        {"org_id": TOO_BIG_ID, "reason": "r"},
+        {"endpoint": "", "reason": "r"},
+        {"name": "a.example.com", "reason": "r", "window": {"start": "now"}},
     ],
     "/certificates/{cert_id}/revoke": [
         {"reason": 2},

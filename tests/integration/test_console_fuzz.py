@@ -222,7 +222,7 @@ def test_openapi_document_is_valid(live_document: dict[str, Any]) -> None:
     validate(document)  # raises on any violation of the OpenAPI 3.1 schema
     assert document["openapi"].startswith("3.1")
     operations = [(m, p) for p, ops in document["paths"].items() for m in ops]
-    assert len(operations) == 30
+    assert len(operations) == 31
     assert all(p.startswith(API_PREFIX) for _m, p in operations)
 
 

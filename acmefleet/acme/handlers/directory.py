@@ -7,7 +7,9 @@ from acmefleet.acme.http import Request, Response, json_response
 from acmefleet.config import EndpointConfig
 
 
-def directory(ctx: AcmeContext, endpoint: EndpointConfig, _request: Request) -> Response:
+def directory(
+    ctx: AcmeContext, endpoint: EndpointConfig, _request: Request, _params: dict[str, str]
+) -> Response:
     urls = ctx.urls(endpoint.name)
     profiles = {name: ctx.profiles[name].description for name in endpoint.profiles}
     return json_response(
@@ -17,6 +19,7 @@ def directory(ctx: AcmeContext, endpoint: EndpointConfig, _request: Request) -> 
             "newOrder": urls.resource("new-order"),
             "revokeCert": urls.resource("revoke-cert"),
             "keyChange": urls.resource("key-change"),
+            "renewalInfo": urls.resource("renewal-info"),
             "meta": {
                 "externalAccountRequired": True,
                 "profiles": profiles,
@@ -26,6 +29,8 @@ def directory(ctx: AcmeContext, endpoint: EndpointConfig, _request: Request) -> 
     )
 
 
-def new_nonce(_ctx: AcmeContext, _endpoint: EndpointConfig, request: Request) -> Response:
+def new_nonce(
+    _ctx: AcmeContext, _endpoint: EndpointConfig, request: Request, _params: dict[str, str]
+) -> Response:
     """The nonce itself is in the ``Replay-Nonce`` header every response carries."""
     return Response(status=200 if request.method == "HEAD" else 204)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,3 +54,24 @@ class EabCreate(Body):
 
 class Revocation(Body):
     reason: int = Field(default=0, ge=0, le=10)
+
+
+class RenewalPullForward(Body):
+    """Which certificates (at least one criterion), why, and within how long to renew them."""
+
+    org_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    endpoint: str | None = Field(default=None, min_length=1, max_length=64)
+    issuer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The issuing CA: a trust level ('private', 'public') or 'upstream:NAME'.",
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=253)
+    serials: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=100_000
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    within_hours: float = Field(
+        default=24, ge=1 / 60, le=90 * 24, description="The window's length from now."
+    )

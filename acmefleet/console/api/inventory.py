@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from acmefleet.console.api.bodies import Revocation
+from acmefleet.console.api.bodies import RenewalPullForward, Revocation
 from acmefleet.console.api.deps import Ctx, ReadConn, Reader, Writer
 from acmefleet.console.inventory import CertificateFilter
+from acmefleet.console.renewals import Selection
 from acmefleet.store.ids import MAX_ROW_ID
 
 router = APIRouter(tags=["inventory"])
@@ -42,6 +44,17 @@ def list_certificates(
 ) -> list[dict[str, Any]]:
     flt = CertificateFilter(org_id, endpoint, name, expiring_within_days, revoked)
     return ops.list_certificates(conn, flt)
+
+
+@router.post("/certificates/renewal-windows")
+def pull_forward_renewals(body: RenewalPullForward, ops: Writer, ctx: Ctx) -> dict[str, Any]:
+    """Pull the selected certificates' RFC 9773 renewal windows forward to [now, now +
+    within_hours]: ARI clients and the hosts' renew-check renew within that window."""
+    selection = Selection(body.org_id, body.endpoint, body.issuer, body.name, tuple(body.serials))
+    with ctx.db.write() as conn:
+        return ops.pull_forward_renewals(
+            conn, selection, reason=body.reason, within=timedelta(hours=body.within_hours)
+        )
 
 
 @router.get("/certificates/{cert_id}")

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from acmefleet.ca.errors import CaError
@@ -91,7 +91,10 @@ def test_public_dv_leaf(
     policies = ext.get_extension_for_class(x509.CertificatePolicies).value
     assert [p.policy_identifier.dotted_string for p in policies] == ["2.23.140.1.2.1"]
     aia = ext.get_extension_for_class(x509.AuthorityInformationAccess).value
-    assert [d.access_location.value for d in aia] == [f"{pki_base_url}/pki/public/issuer.cer"]
+    assert [(d.access_method, d.access_location.value) for d in aia] == [
+        (AuthorityInformationAccessOID.OCSP, f"{pki_base_url}/pki/public/ocsp"),
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{pki_base_url}/pki/public/issuer.cer"),
+    ]
     crldp = ext.get_extension_for_class(x509.CRLDistributionPoints).value
     assert crldp[0].full_name is not None
     assert [n.value for n in crldp[0].full_name] == [f"{pki_base_url}/pki/public/crl"]
@@ -128,7 +131,8 @@ def test_private_server_leaf(
     with pytest.raises(x509.ExtensionNotFound):
         leaf.extensions.get_extension_for_class(x509.CertificatePolicies)
     aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    assert aia[0].access_location.value == f"{pki_base_url}/pki/private/issuer.cer"
+    assert aia[0].access_location.value == f"{pki_base_url}/pki/private/ocsp"
+    assert aia[1].access_location.value == f"{pki_base_url}/pki/private/issuer.cer"
 
 
 def test_ip_only_private_leaf_has_empty_subject(

@@ -234,7 +234,15 @@ def test_order(db: Database, account_id: str) -> None:
     second = authorization_model(
         "authz-2", account_id, identifier=Identifier(type="ip", value="10.1.2.3")
     )
-    order = order_model("order-1", account_id, (second, first), not_before=at(7), not_after=at(8))
+    order = order_model(
+        "order-1",
+        account_id,
+        (second, first),
+        not_before=at(7),
+        not_after=at(8),
+        replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+        replaces_certificate="cert-7",
+    )
     with db.write() as conn:
         orders.insert_authorization(conn, first, at(1))
         orders.insert_authorization(conn, second, at(1))
@@ -271,6 +279,8 @@ def test_order(db: Database, account_id: str) -> None:
             "error": {"type": "urn:ietf:params:acme:error:badCSR"},
             "certificate_id": "cert-9",
             "authorizations": authzs,
+            "replaces": "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+            "replaces_certificate": "cert-7",
         },
     )
     assert got is not None and authzs == (second, first)  # in the order's own order

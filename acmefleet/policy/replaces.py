@@ -1,0 +1,65 @@
+"""newOrder's ``replaces`` (RFC 9773 §5): which certificate an order renews.
+
+The certificate must be one this endpoint issued to the account's organisation (a host
+re-enrolled with a fresh EAB holds a new account of the same organisation), share a name
+with the order, and not be replaced already by another finalized order: that refusal is
+``alreadyReplaced`` (409), checked at newOrder and again at finalize under a lock on the
+certificate's row, so two orders racing to replace one certificate finalize once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from acmefleet.errors import AcmeError, ProblemType, malformed
+from acmefleet.identifiers import Identifier
+from acmefleet.models import Account
+from acmefleet.policy.renewal_info import find_certificate, parse_cert_id
+from acmefleet.store import renewals
+
+
+@dataclass(frozen=True)
+class Replaces:
+    cert_id: str  # as the client sent it, echoed in the order object
+    certificate_id: str
+
+
+def check_replaces(
+    conn: Connection,
+    endpoint: str,
+    account: Account,
+    raw: Any,
+    identifiers: Sequence[Identifier],
+) -> Replaces | None:
+    """The certificate a newOrder payload's ``replaces`` names, checked; None without one."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise malformed("'replaces' must be a certID string")
+    cert = find_certificate(conn, endpoint, parse_cert_id(raw))
+    # Another organisation's certificate is answered as one that does not exist.
+    if cert is None or cert.org_id != account.org_id:
+        raise malformed("'replaces' names no certificate this endpoint issued to you")
+    if not set(cert.names) & {i.value for i in identifiers}:
+        raise malformed("the order shares no identifier with the certificate it replaces")
+    ensure_not_replaced(conn, cert.id, order_id="")
+    return Replaces(raw, cert.id)
+
+
+def ensure_not_replaced(conn: Connection, certificate_id: str, *, order_id: str) -> None:
+    """``alreadyReplaced`` if a finalized order other than ``order_id`` replaced it."""
+    if renewals.replaced_by(conn, certificate_id, other_than=order_id) is not None:
+        raise AcmeError(
+            ProblemType.ALREADY_REPLACED,
+            "the certificate this order replaces was already replaced by another order",
+        )
+
+
+def claim_replacement(conn: Connection, certificate_id: str, *, order_id: str) -> None:
+    """At finalize: hold the replaced certificate's row, then check nobody replaced it."""
+    renewals.lock_certificate(conn, certificate_id)
+    ensure_not_replaced(conn, certificate_id, order_id=order_id)

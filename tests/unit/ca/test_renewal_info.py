@@ -1,0 +1,125 @@
+"""RFC 9773 certIDs and the default renewal windows, without a server."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from acmefleet.ca.hierarchy import Authority
+from acmefleet.ca.issuer import EmbeddedIssuer, IssueRequest
+from acmefleet.ca.profiles import DEFAULT_PROFILES
+from acmefleet.ca.renewal_info import (
+    CertIdError,
+    Suggestion,
+    Window,
+    cert_id_of,
+    default_window,
+    parse_cert_id,
+    serial_octets,
+    suggest,
+)
+
+NB = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+NINETY_DAYS = timedelta(days=90) - timedelta(seconds=1)
+
+
+def test_rfc_9773_example() -> None:
+    """§4.1's worked example: keyIdentifier 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:
+    DE:01:C8:D4 and serial 00:87:65:43:21 give aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE."""
+    parsed = parse_cert_id("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
+    assert parsed.key_identifier.hex() == "69885b6b87464041e1b37b847ba0ae2cde01c8d4"
+    assert parsed.serial == 0x87654321
+    assert parsed.serial_hex == "87654321"
+    assert str(parsed) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+def test_serial_octets_keep_der_sign() -> None:
+    assert serial_octets(0x7F) == b"\x7f"
+    assert serial_octets(0x80) == b"\x00\x80"
+    assert serial_octets(0x0100) == b"\x01\x00"
+    with pytest.raises(CertIdError):
+        serial_octets(0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        ".",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.",
+        ".AIdlQyE",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE.AIdlQyE",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ=.AIdlQyE",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyF",  # stray bits in the last character
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.gA",  # 0x80: negative
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AAE",  # 00 01: not DER's shortest form
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AA",  # zero
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ." + "AQEB" * 8,  # 24 octets: over RFC 5280's 20
+        "QUFB" * 30 + ".AIdlQyE",  # a 90-octet key identifier
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AId lQyE",
+        "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE\n",
+    ],
+)
+def test_malformed_cert_ids(text: str) -> None:
+    with pytest.raises(CertIdError):
+        parse_cert_id(text)
+
+
+def test_cert_id_of_an_issued_leaf(private_issuer: EmbeddedIssuer, private_ca: Authority) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issued = private_issuer.issue(
+        IssueRequest(key, ("host.example.com",), (), DEFAULT_PROFILES["private-server"])
+    )
+    leaf = x509.load_der_x509_certificate(issued.leaf_der)
+    found = cert_id_of(leaf)
+    ski = private_ca.issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    assert found.key_identifier == ski.value.digest
+    assert found.serial_hex == issued.serial_hex
+    assert parse_cert_id(str(found)) == found
+
+
+def test_windows_of_a_fleet_issued_in_one_minute_are_spread() -> None:
+    """10,000 certificates issued in the same minute: their windows start all over
+    [60 %, 70 %) of the validity, evenly (20 bins each within ±20 % of the mean), and no
+    minute holds more than a uniform spread would put there."""
+    rng = random.Random(9773)
+    starts = []
+    for _ in range(10_000):
+        serial = rng.getrandbits(159) | 1 << 152
+        not_before = NB + timedelta(seconds=rng.randrange(60))
+        window = default_window(serial, not_before, not_before + NINETY_DAYS)
+        starts.append(window.start)
+        assert window.end - window.start == timedelta(days=4, hours=12)
+    earliest, latest = NB + timedelta(days=54), NB + timedelta(days=63, minutes=1)
+    assert all(earliest <= s < latest for s in starts)
+    spread = (latest - earliest) / 20
+    bins = Counter(int((s - earliest) / spread) for s in starts)
+    assert len(bins) == 20
+    assert all(400 <= n <= 600 for n in bins.values()), bins
+    per_minute = Counter(s.replace(second=0) for s in starts)
+    # 12,960 minutes for 10,000 starts: a uniform spread puts at most ~7 in the busiest one.
+    assert max(per_minute.values()) <= 8
+    # The same certificate always gets the same window (any replica, any time).
+    assert default_window(12345, NB, NB + NINETY_DAYS) == default_window(
+        12345, NB, NB + NINETY_DAYS
+    )
+
+
+def test_suggestion_precedence() -> None:
+    chosen = Suggestion(Window(NB + timedelta(days=1), NB + timedelta(days=1, hours=2)), "why")
+    revoked_at = NB + timedelta(days=2, microseconds=5)
+    revoked = suggest(7, NB, NB + NINETY_DAYS, revoked_at=revoked_at, chosen=chosen)
+    assert revoked.why == "revoked"
+    assert (
+        revoked.window.end == NB + timedelta(days=2) and revoked.window.start < revoked.window.end
+    )
+    assert suggest(7, NB, NB + NINETY_DAYS, revoked_at=None, chosen=chosen) == chosen
+    assert suggest(7, NB, NB + NINETY_DAYS, revoked_at=None, chosen=None) == Suggestion(
+        default_window(7, NB, NB + NINETY_DAYS), None
+    )
