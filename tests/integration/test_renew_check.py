@@ -112,7 +112,7 @@ def test_not_due_then_pulled_forward_renews_at_its_moment(
             "--reason",
             "renew-check test",
             "--within",
-            "0.02",
+            "0.017",
             "--data-dir",
             str(acmefleet.data_dir),
         ],
