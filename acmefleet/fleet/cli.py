@@ -224,19 +224,36 @@ def rollout(
     type=click.Path(path_type=Path),
     help="CA bundle to verify with (default: the inventory's acmefleet_ca_bundle).",
 )
+@click.option(
+    "--server",
+    "server_url",
+    help="The ACME server's base URL, to ask its renewalInfo (default: the inventory's "
+    "acmefleet_api_url; without one the renewal windows are not shown).",
+)
+@click.option(
+    "--prometheus",
+    "prometheus_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the figures for node_exporter's textfile collector to this file.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_probe_options
 def status(
     inventory: Path,
     limit: str | None,
     ca_bundle: Path | None,
+    server_url: str | None,
+    prometheus_file: Path | None,
     as_json: bool,
     probe: str,
     probe_parallel: int,
 ) -> None:
-    """Every host's certificate as served now, and whether renewal is configured."""
+    """Every host's certificate as served now, its OCSP status and renewal window (RFC
+    9773), and its renewal timers. Exits 1 when a host is flagged: unreachable, unverified,
+    revoked, past its renewal window, or a renewal timer inactive."""
     from rich.console import Console
 
+    from acmefleet.fleet import prometheus, tls
     from acmefleet.fleet.core import RolloutOptions
     from acmefleet.fleet.inventory import InventoryError, load_fleet
     from acmefleet.fleet.settings import inventory_path_var, ssh_options
@@ -257,11 +274,20 @@ def status(
             probe="ssh" if probe == "ssh" else "paramiko",
             parallel=probe_parallel,
             winrm=WinrmContext(inventory.resolve().parent, fleet.all_vars),
+            server_url=server_url or _api_url(fleet.all_vars),
         )
     except InventoryError as exc:
         _usage(str(exc))
+    now = tls.now()
+    if prometheus_file is not None:
+        prometheus.write(prometheus_file, rows, now)
     if as_json:
-        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
+        click.echo(json.dumps([r.as_json(now) for r in rows], indent=2))
     else:
-        print_table(rows, Console(width=None if sys.stdout.isatty() else 160))
-    sys.exit(0 if all(r.served.verified for r in rows) else 1)
+        print_table(rows, Console(width=None if sys.stdout.isatty() else 200))
+    sys.exit(1 if any(r.flags(now) for r in rows) else 0)
+
+
+def _api_url(all_vars: dict[str, object]) -> str | None:
+    found = all_vars.get("acmefleet_api_url")
+    return found if isinstance(found, str) and found.startswith("https://") else None

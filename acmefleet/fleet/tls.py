@@ -25,6 +25,7 @@ class ServedCertificate:
     issuer: str | None = None
     serial: str | None = None
     not_after: datetime | None = None
+    leaf_der: bytes = b""
 
     def days_left(self, now: datetime) -> int | None:
         return None if self.not_after is None else (self.not_after - now).days
@@ -61,6 +62,7 @@ def probe(host: FleetHost, ca_bundle: Path | None, timeout: float = 5.0) -> Serv
         issuer=leaf.issuer,
         serial=leaf.serial,
         not_after=leaf.not_after,
+        leaf_der=leaf.der,
     )
 
 

@@ -272,11 +272,14 @@ def start(
     dns_resolvers: Sequence[str] = (),
     authorization_days: float | None = None,
     extra_config: str = "",
+    pki_host: str = PKI_HOST,
 ) -> LabAcme:
     """Initialise a data directory under ``state_dir`` and start the server in the background.
 
     ``listen_host`` must exist on this machine: the lab bridge is there once a host is up.
     ``extra_config``: TOML appended to the configuration (more endpoints, upstream CAs).
+    ``pki_host``: the host of ``pki_base_url`` (127.0.0.1: the controller fetches what the
+    certificates point at, OCSP included, as ``acmefleet status`` does).
     """
     state_dir = state_dir.resolve()
     existing = LabAcme.load(state_dir)
@@ -297,7 +300,7 @@ def start(
         "--base-url",
         f"https://{listen_host}:{port}",
         "--pki-base-url",
-        f"http://{PKI_HOST}:{pki_port}",
+        f"http://{pki_host}:{pki_port}",
         "--listen",
         f"{listen_host}:{port}",
         "--pki-listen",

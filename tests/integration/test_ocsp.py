@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from acmefleet.fleet import revocation_probe
 from tests.support.acme_client import AcmeClient
-from tests.support.acmefleet_server import AcmefleetServer
+from tests.support.acmefleet_server import AcmefleetServer, checked_acmefleet
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def acmefleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmefleetServer]:
+    """A server whose pki_base_url is its own loopback PKI listener: what the certificates
+    point at (caIssuers, CRL, OCSP) is fetched from the URLs they carry, unrewritten."""
+    with checked_acmefleet(tmp_path_factory.mktemp("ocsp"), pki_host="127.0.0.1") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +66,9 @@ def ocsp_url(leaf: Path) -> str:
 
 
 def openssl_ocsp(server: AcmefleetServer, leaf: Path, issuer: Path, root: Path) -> str:
-    """``openssl ocsp`` against the URL the certificate names, rewritten to the test port."""
-    url = ocsp_url(leaf)
-    assert url.endswith("/pki/private/ocsp")
-    local = f"http://127.0.0.1:{server.pki_port}/pki/private/ocsp"
+    """``openssl ocsp`` against the URL the certificate names."""
+    local = ocsp_url(leaf)
+    assert local == f"http://127.0.0.1:{server.pki_port}/pki/private/ocsp"
     done = subprocess.run(
         [
             "openssl",
@@ -188,3 +197,24 @@ def test_get_unknown_unauthorized_and_malformed(
     assert httpx.put(f"{base}/private/ocsp", content=b"x").status_code == 405
     assert httpx.post(f"{base}/private/ocsp/AAAA").status_code == 405
     assert acmefleet.snapshot() == before
+
+
+def test_status_probes_ask_as_a_relying_party_and_an_ari_client(
+    acmefleet: AcmefleetServer, acme: AcmeClient, tmp_path: Path
+) -> None:
+    """``acmefleet status``'s probes: OCSP from the certificate's own AIA (issuer fetched
+    from caIssuers, the answer's signature checked), the window from renewalInfo."""
+    pem = acme.issue_certificate(["ocsp4.example.com"])
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    assert revocation_probe.ocsp_status(der) == "good"
+    window = revocation_probe.renewal_window(
+        der, acmefleet.directory("private"), acmefleet.ca_bundle
+    )
+    assert window is not None and window.start > datetime.now(UTC)
+    assert revocation_probe.renewal_window(der, acmefleet.directory("public"), None) is None
+    assert acme.revoke(der, reason=1).status_code == 200
+    assert revocation_probe.ocsp_status(der) == "revoked"
+    ended = revocation_probe.renewal_window(
+        der, acmefleet.directory("private"), acmefleet.ca_bundle
+    )
+    assert ended is not None and ended.end <= datetime.now(UTC)

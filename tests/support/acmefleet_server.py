@@ -168,9 +168,11 @@ def running_acmefleet(
     env: dict[str, str] | None = None,
     limits: dict[str, float] | None = None,
     database_url: str | None = None,
+    pki_host: str = PKI_HOST,
 ) -> Iterator[AcmefleetServer]:
     """``database_url``: keep the state in that PostgreSQL database (``server init
-    --database-url``) instead of SQLite in the data directory."""
+    --database-url``) instead of SQLite in the data directory. ``pki_host``: the host of
+    ``pki_base_url`` (127.0.0.1 for a test that fetches what certificates point at)."""
     port, pki_port, http01_port = free_ports(3)
     data_dir = workdir / "acmefleet-data"
     database = ["--database-url", database_url] if database_url else []
@@ -186,7 +188,7 @@ def running_acmefleet(
             "--pki-listen",
             f"127.0.0.1:{pki_port}",
             "--pki-base-url",
-            f"http://{PKI_HOST}:{pki_port}",
+            f"http://{pki_host}:{pki_port}",
             "--admin-token-file",
             str(workdir / "admin-token"),
             *database,

@@ -54,7 +54,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "acme": _DOMAIN | {"policy", "store", "tasks"},
     "console": _DOMAIN | {"store"},
     "server": _DOMAIN | {"acme", "console", "store", "tasks", "policy"},
-    "fleet": {"lab", "config", "console.client", "console.errors"},
+    # ca.renewal_info: the RFC 9773 certID of a served certificate (a pure module).
+    "fleet": {"lab", "config", "console.client", "console.errors", "ca.renewal_info"},
     "server_demo": _DOMAIN | {"server", "console", "store"},
     # The validator agent (a remote perspective, BR 3.2.2.9) runs the validators with its
     # own [validation] settings and nothing of the server: no store, no policy, no CA.
