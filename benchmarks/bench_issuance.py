@@ -83,7 +83,6 @@ FINAL_AUTHZ = ("valid", "invalid", "deactivated", "expired", "revoked")
 
 # ---------------------------------------------------------------- servers
 
-
 @dataclass
 class Target:
     """A running ACME server under test."""
@@ -131,30 +130,18 @@ _sent_lock = threading.Lock()
 PEBBLE_ENV = {"PEBBLE_AUTHZREUSE": "0"}
 
 
-def start_pebble(workdir: Path, accounts: int, mode: str, world: ValidationWorld | None) -> Target:
+def start_pebble(workdir: Path, accounts: int, mode: str,
+                 world: ValidationWorld | None) -> Target:
     """Start pebble with one EAB key per account; validating for real unless ``mode`` is none."""
     if world is None:
         server = PebbleServer(workdir / "pebble", make_eab_keys(accounts), env=PEBBLE_ENV)
     else:
-        server = PebbleServer(
-            workdir / f"pebble-{mode}",
-            make_eab_keys(accounts),
-            validate=True,
-            dns_server=world.dns_address,
-            env=PEBBLE_ENV,
-            extra_config={"httpPort": world.http.port},
-        )
+        server = PebbleServer(workdir / f"pebble-{mode}", make_eab_keys(accounts), validate=True,
+                              dns_server=world.dns_address, env=PEBBLE_ENV,
+                              extra_config={"httpPort": world.http.port})
     server.start()
-    return Target(
-        "pebble",
-        mode,
-        server.directory_url,
-        server.ca_bundle,
-        server.pid,
-        server.next_eab,
-        server.stop,
-        server.log_path,
-    )
+    return Target("pebble", mode, server.directory_url, server.ca_bundle, server.pid,
+                  server.next_eab, server.stop, server.log_path)
 
 
 def acmefleet_exe() -> Path:
@@ -173,23 +160,14 @@ def run_cli(args: Sequence[str], cwd: Path) -> str:
     """Run the acmefleet CLI; return stdout, raise with its output on failure."""
     command = [str(acmefleet_exe()), *args]
     try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            env=this_checkout_env(),
-        )
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+                              env=this_checkout_env())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RuntimeError(f"{' '.join(command)}: {exc}") from exc
     if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} exited {done.returncode}:\n"
-            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n"
+                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return done.stdout
 
 
@@ -197,21 +175,8 @@ def create_eabs(data_dir: Path, cwd: Path, count: int, endpoint: str) -> list[di
     """``count`` single-use EAB credentials on ``endpoint``."""
     eabs = []
     for _ in range(count):
-        out = run_cli(
-            [
-                "admin",
-                "eab",
-                "create",
-                "--org",
-                ORG,
-                "--endpoint",
-                endpoint,
-                "--json",
-                "--data-dir",
-                str(data_dir),
-            ],
-            cwd,
-        )
+        out = run_cli(["admin", "eab", "create", "--org", ORG, "--endpoint", endpoint,
+                       "--json", "--data-dir", str(data_dir)], cwd)
         eabs.append(json.loads(out))
     return eabs
 
@@ -220,19 +185,11 @@ def raise_rate_limits(config: Path) -> None:
     """Limits far above what a run reaches: pebble has none, and a refusal would end the
     run; the counting itself (one upsert per newOrder and newAccount) stays measured."""
     text = config.read_text()
-    for name in (
-        "new_accounts_per_address",
-        "new_orders_per_account",
-        "new_orders_per_organisation",
-        "failed_validations_per_account",
-    ):
+    for name in ("new_accounts_per_address", "new_orders_per_account",
+                 "new_orders_per_organisation", "failed_validations_per_account"):
         text = re.sub(rf"^{name} = .*$", f'{name} = "100000000/1h"', text, flags=re.M)
-    text = re.sub(
-        r"^pending_authorizations_per_account = .*$",
-        "pending_authorizations_per_account = 100000000",
-        text,
-        flags=re.M,
-    )
+    text = re.sub(r"^pending_authorizations_per_account = .*$",
+                  "pending_authorizations_per_account = 100000000", text, flags=re.M)
     config.write_text(text)
 
 
@@ -253,17 +210,10 @@ def point_validation_at(config: Path, world: ValidationWorld) -> None:
     config.write_text(text)
 
 
-def start_acmefleet(
-    workdir: Path,
-    accounts: int,
-    workers: int | None,
-    run_args: Sequence[str],
-    startup_timeout: float,
-    mode: str = "none",
-    world: ValidationWorld | None = None,
-    database: str = "sqlite",
-    replicas: int = 1,
-) -> Target:
+def start_acmefleet(workdir: Path, accounts: int, workers: int | None,
+                    run_args: Sequence[str], startup_timeout: float, mode: str = "none",
+                    world: ValidationWorld | None = None, database: str = "sqlite",
+                    replicas: int = 1) -> Target:
     """Initialise a data dir, create org/domain/EABs, run the server until ready.
 
     Mode none uses the private endpoint; the others the public one, validating against
@@ -280,20 +230,9 @@ def start_acmefleet(
     data_dir = home / "data"
     home.mkdir(parents=True)
     port, pki_port = free_ports(2)
-    run_cli(
-        [
-            "server",
-            "init",
-            "--data-dir",
-            str(data_dir),
-            "--base-url",
-            f"https://localhost:{port}",
-            "--pki-listen",
-            f"127.0.0.1:{pki_port}",
-            *database_args,
-        ],
-        home,
-    )  # 8556 may be taken
+    run_cli(["server", "init", "--data-dir", str(data_dir),
+             "--base-url", f"https://localhost:{port}",
+             "--pki-listen", f"127.0.0.1:{pki_port}", *database_args], home)  # 8556 may be taken
     raise_rate_limits(data_dir / "config.toml")
     if world is not None:
         point_validation_at(data_dir / "config.toml", world)
@@ -308,32 +247,17 @@ def start_acmefleet(
         replica_dir = data_dir if number == 0 else home / f"data-{number}"
         if number:
             shutil.copytree(data_dir, replica_dir)
-        command = [
-            str(acmefleet_exe()),
-            "server",
-            "run",
-            "--data-dir",
-            str(replica_dir),
-            "--listen",
-            f"127.0.0.1:{replica_port}",
-        ]
+        command = [str(acmefleet_exe()), "server", "run", "--data-dir", str(replica_dir),
+                   "--listen", f"127.0.0.1:{replica_port}"]
         if number:
             command.append("--no-pki-listen")
         if workers:
             command += ["--workers", str(workers)]
         logs.append((home / ("server.log" if number == 0 else f"server-{number}.log")).open("ab"))
-        procs.append(
-            subprocess.Popen(
-                [*command, *run_args],
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                stdout=logs[-1],
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=this_checkout_env(),
-                preexec_fn=die_with_parent,
-            )
-        )  # noqa: PLW1509
+        procs.append(subprocess.Popen([*command, *run_args], cwd=home, stdin=subprocess.DEVNULL,
+                                      stdout=logs[-1], stderr=subprocess.STDOUT,
+                                      start_new_session=True, env=this_checkout_env(),
+                                      preexec_fn=die_with_parent))  # noqa: PLW1509
     log_path = home / "server.log"
 
     def stop() -> None:
@@ -353,18 +277,9 @@ def start_acmefleet(
         raise RuntimeError(f"acmefleet server did not start: {exc}\n{tail(log_path)}") from exc
     credentials = iter([(e["kid"], e["hmac_key"]) for e in eabs])
     extra = [p.pid for p in procs[1:]] + ([postgres.proc.pid] if postgres and postgres.proc else [])
-    return Target(
-        "acmefleet",
-        mode,
-        eabs[0]["directory"],
-        ca_bundle,
-        procs[0].pid,
-        lambda: next(credentials),
-        stop,
-        log_path,
-        tuple(extra),
-        tuple(ports) if replicas > 1 else (),
-    )
+    return Target("acmefleet", mode, eabs[0]["directory"], ca_bundle, procs[0].pid,
+                  lambda: next(credentials), stop, log_path, tuple(extra),
+                  tuple(ports) if replicas > 1 else ())
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -375,7 +290,6 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 # ---------------------------------------------------------------- workload
-
 
 @dataclass
 class WorkerStats:
@@ -469,15 +383,8 @@ class Quota:
 class Workload:
     """Shared settings of one phase's workers, and the issuance flow they run."""
 
-    def __init__(
-        self,
-        names: Iterator[str],
-        args: argparse.Namespace,
-        quota: Quota,
-        ready: threading.Barrier,
-        mode: str,
-        world: ValidationWorld | None,
-    ) -> None:
+    def __init__(self, names: Iterator[str], args: argparse.Namespace, quota: Quota,
+                 ready: threading.Barrier, mode: str, world: ValidationWorld | None) -> None:
         self.names = names
         self.timeout: float = args.timeout
         self.poll_interval: float = args.poll_interval
@@ -512,7 +419,8 @@ class Workload:
             return time.perf_counter() - began
         return None
 
-    def issue_one(self, client: AcmeClient, name: str, stats: WorkerStats, deadline: float) -> None:
+    def issue_one(self, client: AcmeClient, name: str, stats: WorkerStats,
+                  deadline: float) -> None:
         """newOrder -> authorizations -> finalize -> poll -> download, for ``name``."""
         created = client.new_order([name])
         if created.status_code != 201:
@@ -534,9 +442,8 @@ class Workload:
             raise AcmeError(f"order ended {order['status']}: {order}")
         client.download_certificate(order["certificate"])
 
-    def authorize(
-        self, client: AcmeClient, authz_url: str, stats: WorkerStats, deadline: float
-    ) -> None:
+    def authorize(self, client: AcmeClient, authz_url: str, stats: WorkerStats,
+                  deadline: float) -> None:
         """Make one authorization valid: publish the key authorization, answer, poll."""
         response = client.get(authz_url)
         if response.status_code != 200:
@@ -585,14 +492,8 @@ class Workload:
         else:
             self.world.http.withdraw(token)
 
-    def poll(
-        self,
-        client: AcmeClient,
-        url: str,
-        until: Sequence[str],
-        stats: WorkerStats,
-        deadline: float,
-    ) -> dict[str, Any]:
+    def poll(self, client: AcmeClient, url: str, until: Sequence[str], stats: WorkerStats,
+             deadline: float) -> dict[str, Any]:
         """POST-as-GET ``url`` until its status is in ``until``, at most until ``deadline``.
 
         Every ``--poll-interval``, or after the server's Retry-After with
@@ -634,15 +535,12 @@ def worker(client: AcmeClient, work: Workload, stats: WorkerStats) -> None:
 
 def count_requests(client: AcmeClient, stats: WorkerStats) -> None:
     """Count every HTTP request ``client`` sends into ``stats.requests``."""
-
     def hook(_request: httpx.Request) -> None:
         stats.requests += 1
 
     hooks = client.http.event_hooks
-    client.http.event_hooks = {
-        "request": [*hooks.get("request", []), hook],
-        "response": list(hooks.get("response", [])),
-    }
+    client.http.event_hooks = {"request": [*hooks.get("request", []), hook],
+                               "response": list(hooks.get("response", []))}
 
 
 _pinned = itertools.count()
@@ -654,19 +552,13 @@ def open_account(target: Target, timeout: float) -> AcmeClient:
     if target.ports:
         port = target.ports[next(_pinned) % len(target.ports)]
         transport = PinnedTransport(port, target.ca_bundle)
-    client = AcmeClient(
-        target.directory_url,
-        target.ca_bundle,
-        timeout=timeout,
-        poll_interval=0.01,
-        transport=transport,
-    )
+    client = AcmeClient(target.directory_url, target.ca_bundle, timeout=timeout,
+                        poll_interval=0.01, transport=transport)
     response = client.new_account(eab=target.next_eab())
     if response.status_code not in (200, 201):
         client.close()
-        raise RuntimeError(
-            f"{target.name} newAccount failed: {response.status_code} {response.text[:500]}"
-        )
+        raise RuntimeError(f"{target.name} newAccount failed: {response.status_code} "
+                           f"{response.text[:500]}")
     return client
 
 
@@ -701,13 +593,8 @@ def per_cert(seconds: float, issued: int) -> float | None:
     return seconds * 1000 / issued if issued else None
 
 
-def run_phase(
-    target: Target,
-    concurrency: int,
-    args: argparse.Namespace,
-    names: Iterator[str],
-    world: ValidationWorld | None,
-) -> PhaseRaw:
+def run_phase(target: Target, concurrency: int, args: argparse.Namespace,
+              names: Iterator[str], world: ValidationWorld | None) -> PhaseRaw:
     """Measure ``concurrency`` workers issuing against ``target``."""
     clients = open_accounts(target, concurrency, args.timeout)
     barrier = threading.Barrier(concurrency + 1)
@@ -715,10 +602,9 @@ def run_phase(
     stats = [WorkerStats() for _ in clients]
     for client, stat in zip(clients, stats, strict=True):
         count_requests(client, stat)
-    threads = [
-        threading.Thread(target=worker, args=(c, work, s), daemon=True, name=f"{target.name}-{i}")
-        for i, (c, s) in enumerate(zip(clients, stats, strict=True))
-    ]
+    threads = [threading.Thread(target=worker, args=(c, work, s), daemon=True,
+                                name=f"{target.name}-{i}")
+               for i, (c, s) in enumerate(zip(clients, stats, strict=True))]
     for thread in threads:
         thread.start()
     try:
@@ -742,26 +628,15 @@ def run_phase(
         ended = max(finished, default=ended)
         for client in clients:
             client.close()
-    return PhaseRaw(
-        target.name,
-        target.validation,
-        concurrency,
-        stats,
-        ended - began,
-        cpu_used,
-        client_used,
-        dns_used,
-        seen,
-        stuck,
-    )
+    return PhaseRaw(target.name, target.validation, concurrency, stats, ended - began,
+                    cpu_used, client_used, dns_used, seen, stuck)
 
 
 def unanswered_phase(target: Target, concurrency: int, exc: BaseException) -> PhaseRaw:
     """A phase that could not start: the server did not answer newAccount."""
     stats = WorkerStats(hangs=1, samples=[f"no new account: {type(exc).__name__}: {exc}"])
-    return PhaseRaw(
-        target.name, target.validation, concurrency, [stats], 0.0, 0.0, 0.0, 0.0, None, 0
-    )
+    return PhaseRaw(target.name, target.validation, concurrency, [stats], 0.0, 0.0, 0.0, 0.0,
+                    None, 0)
 
 
 def join_all(threads: list[threading.Thread], deadline: float) -> int:
@@ -796,34 +671,26 @@ def summarize(raws: Sequence[PhaseRaw]) -> PhaseResult:
             seen = Counts(*(a + b for a, b in zip(seen.astuple(), one.astuple(), strict=True)))
     validations = validations_of(mode, seen)
     return PhaseResult(
-        validation=mode,
-        server=raws[0].server,
-        concurrency=raws[0].concurrency,
-        rounds=len(raws),
-        issued=issued,
-        elapsed_s=round(elapsed, 3),
+        validation=mode, server=raws[0].server, concurrency=raws[0].concurrency,
+        rounds=len(raws), issued=issued, elapsed_s=round(elapsed, 3),
         certs_per_s=issued / elapsed if elapsed > 0 else 0.0,
-        p50_ms=percentile(latencies, 50),
-        p95_ms=percentile(latencies, 95),
+        p50_ms=percentile(latencies, 50), p95_ms=percentile(latencies, 95),
         p99_ms=percentile(latencies, 99),
-        requests=requests,
-        requests_per_cert=requests / issued if issued else None,
+        requests=requests, requests_per_cert=requests / issued if issued else None,
         server_cpu_ms_per_cert=per_cert(server_cpu, issued),
         server_cpu_ms_per_request=per_cert(server_cpu, requests),
         client_cpu_ms_per_cert=per_cert(sum(raw.client_cpu for raw in raws), issued),
         dns_cpu_ms_per_cert=per_cert(sum(raw.dns_cpu for raw in raws), issued)
-        if mode != "none"
-        else None,
+        if mode != "none" else None,
         client_publish_ms_per_cert=per_cert(sum(s.publish_seconds for s in stats), issued)
-        if mode == "dns-01"
-        else None,
+        if mode == "dns-01" else None,
         validations=validations,
-        validations_per_cert=validations / issued if validations is not None and issued else None,
+        validations_per_cert=validations / issued if validations is not None and issued
+        else None,
         seen=asdict(seen) if seen is not None else None,
         retry_after_polls=sum(s.retry_after for s in stats),
         authz_already_valid=sum(s.authz_already_valid for s in stats),
-        hangs=sum(s.hangs for s in stats) + stuck,
-        errors=sum(s.errors for s in stats),
+        hangs=sum(s.hangs for s in stats) + stuck, errors=sum(s.errors for s in stats),
         stuck_workers=stuck,
         error_samples=list(itertools.chain.from_iterable(s.samples for s in stats))[:5],
     )
@@ -831,33 +698,11 @@ def summarize(raws: Sequence[PhaseRaw]) -> PhaseResult:
 
 # ---------------------------------------------------------------- report
 
-COLUMNS = (
-    "validation",
-    "server",
-    "conc",
-    "certs",
-    "certs/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "req/cert",
-    "srv CPU ms/cert",
-    "srv CPU ms/req",
-    "valid./cert",
-    "DNS CPU ms/cert",
-    "TXT upd. ms/cert",
-    "hangs",
-    "errors",
-)
-RATIO_KEYS = (
-    "certs_per_s",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "requests_per_cert",
-    "server_cpu_ms_per_cert",
-    "server_cpu_ms_per_request",
-)
+COLUMNS = ("validation", "server", "conc", "certs", "certs/s", "p50 ms", "p95 ms", "p99 ms",
+           "req/cert", "srv CPU ms/cert", "srv CPU ms/req", "valid./cert", "DNS CPU ms/cert",
+           "TXT upd. ms/cert", "hangs", "errors")
+RATIO_KEYS = ("certs_per_s", "p50_ms", "p95_ms", "p99_ms", "requests_per_cert",
+              "server_cpu_ms_per_cert", "server_cpu_ms_per_request")
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -869,34 +714,19 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def result_row(r: PhaseResult) -> list[str]:
-    return [
-        r.validation,
-        r.server,
-        str(r.concurrency),
-        str(r.issued),
-        fmt(r.certs_per_s),
-        fmt(r.p50_ms),
-        fmt(r.p95_ms),
-        fmt(r.p99_ms),
-        fmt(r.requests_per_cert),
-        fmt(r.server_cpu_ms_per_cert),
-        fmt(r.server_cpu_ms_per_request, 2),
-        fmt(r.validations_per_cert, 2),
-        fmt(r.dns_cpu_ms_per_cert, 2),
-        fmt(r.client_publish_ms_per_cert),
-        str(r.hangs),
-        str(r.errors),
-    ]
+    return [r.validation, r.server, str(r.concurrency), str(r.issued), fmt(r.certs_per_s),
+            fmt(r.p50_ms), fmt(r.p95_ms), fmt(r.p99_ms), fmt(r.requests_per_cert),
+            fmt(r.server_cpu_ms_per_cert), fmt(r.server_cpu_ms_per_request, 2),
+            fmt(r.validations_per_cert, 2), fmt(r.dns_cpu_ms_per_cert, 2),
+            fmt(r.client_publish_ms_per_cert), str(r.hangs), str(r.errors)]
 
 
 def ratios(results: list[PhaseResult]) -> list[dict[str, Any]]:
     """acmefleet/pebble ratios per validation mode and concurrency level."""
     found = {(r.validation, r.server, r.concurrency): r for r in results}
     out = []
-    for mode, conc in sorted(
-        {(r.validation, r.concurrency) for r in results},
-        key=lambda key: (MODES.index(key[0]), key[1]),
-    ):
+    for mode, conc in sorted({(r.validation, r.concurrency) for r in results},
+                             key=lambda key: (MODES.index(key[0]), key[1])):
         ours, theirs = found.get((mode, "acmefleet", conc)), found.get((mode, "pebble", conc))
         if ours is None or theirs is None:
             continue
@@ -910,37 +740,17 @@ def ratios(results: list[PhaseResult]) -> list[dict[str, Any]]:
 def ratio_row(r: dict[str, Any]) -> list[str]:
     def x(key: str) -> str:
         return "-" if r[key] is None else f"{r[key]:.2f}x"
-
-    return [
-        r["validation"],
-        "acmefleet/pebble",
-        str(r["concurrency"]),
-        "",
-        x("certs_per_s"),
-        x("p50_ms"),
-        x("p95_ms"),
-        x("p99_ms"),
-        x("requests_per_cert"),
-        x("server_cpu_ms_per_cert"),
-        x("server_cpu_ms_per_request"),
-        "",
-        "",
-        "",
-        "",
-        "",
-    ]
+    return [r["validation"], "acmefleet/pebble", str(r["concurrency"]), "", x("certs_per_s"),
+            x("p50_ms"), x("p95_ms"), x("p99_ms"), x("requests_per_cert"),
+            x("server_cpu_ms_per_cert"), x("server_cpu_ms_per_request"), "", "", "", "", ""]
 
 
 def render(rows: list[list[str]]) -> str:
     table = [list(COLUMNS), *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in table
-    ]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -952,10 +762,8 @@ def load_average() -> list[float]:
 def report(results: list[PhaseResult], args: argparse.Namespace) -> dict[str, Any]:
     """Print the table (and error samples); return the JSON document."""
     ratio_list = ratios(results)
-    rows = [
-        result_row(r)
-        for r in sorted(results, key=lambda r: (MODES.index(r.validation), r.concurrency, r.server))
-    ]
+    rows = [result_row(r) for r in sorted(
+        results, key=lambda r: (MODES.index(r.validation), r.concurrency, r.server))]
     print()
     print(render(rows + [ratio_row(r) for r in ratio_list]))
     for r in results:
@@ -963,12 +771,8 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> dict[str, An
             print(f"  [{r.validation} {r.server} c={r.concurrency}] {sample}")
     return {
         "settings": {key: value for key, value in vars(args).items() if key != "json"},
-        "host": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "clk_tck": os.sysconf("SC_CLK_TCK"),
-        },
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                 "python": platform.python_version(), "clk_tck": os.sysconf("SC_CLK_TCK")},
         "results": [asdict(r) for r in results],
         "ratios_acmefleet_over_pebble": ratio_list,
         "requests_by_replica_port": {str(k): v for k, v in sorted(SENT_TO_REPLICA.items())},
@@ -977,94 +781,45 @@ def report(results: list[PhaseResult], args: argparse.Namespace) -> dict[str, An
 
 # ---------------------------------------------------------------- main
 
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--duration", type=float, default=10.0, help="seconds per phase (default 10)"
-    )
-    parser.add_argument(
-        "--count", type=int, default=None, help="issuances per phase instead of --duration"
-    )
-    parser.add_argument(
-        "--max-time",
-        type=float,
-        default=300.0,
-        help="cap on a --count phase, seconds (default 300)",
-    )
-    parser.add_argument(
-        "--concurrency", default="1,8", help="comma-separated worker counts (default 1,8)"
-    )
-    parser.add_argument(
-        "--validation",
-        default="none",
-        help="comma-separated modes: none (private endpoint / pebble always "
-        "valid), http-01, dns-01 (public endpoint, real validation); "
-        "default none",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="repeat all phases N times, flipping server order (default 1)",
-    )
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds per phase (default 10)")
+    parser.add_argument("--count", type=int, default=None,
+                        help="issuances per phase instead of --duration")
+    parser.add_argument("--max-time", type=float, default=300.0,
+                        help="cap on a --count phase, seconds (default 300)")
+    parser.add_argument("--concurrency", default="1,8",
+                        help="comma-separated worker counts (default 1,8)")
+    parser.add_argument("--validation", default="none",
+                        help="comma-separated modes: none (private endpoint / pebble always "
+                             "valid), http-01, dns-01 (public endpoint, real validation); "
+                             "default none")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat all phases N times, flipping server order (default 1)")
     parser.add_argument("--only", choices=SERVERS, help="benchmark a single server")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        help="per-issuance timeout, seconds; exceeding it counts as a hang",
-    )
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        default=0.01,
-        help="seconds between polls of a pending resource (default 0.01)",
-    )
-    parser.add_argument(
-        "--retry-after",
-        choices=("ignore", "honour"),
-        default="ignore",
-        help="honour the server's Retry-After when polling instead of "
-        "--poll-interval (default ignore: both servers polled alike)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=1,
-        help="unmeasured issuances per worker before each phase (default 1)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=None, help="passed to `acmefleet server run --workers`"
-    )
-    parser.add_argument(
-        "--database",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help="acmefleet's store: SQLite in the data dir (default) or a private "
-        "PostgreSQL cluster, whose CPU counts as the server's",
-    )
-    parser.add_argument(
-        "--replicas",
-        type=int,
-        default=1,
-        help="acmefleet servers sharing the PostgreSQL database, each client "
-        "pinned to one in turn (default 1)",
-    )
-    parser.add_argument(
-        "--acmefleet-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for `acmefleet server run` (repeatable)",
-    )
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="per-issuance timeout, seconds; exceeding it counts as a hang")
+    parser.add_argument("--poll-interval", type=float, default=0.01,
+                        help="seconds between polls of a pending resource (default 0.01)")
+    parser.add_argument("--retry-after", choices=("ignore", "honour"), default="ignore",
+                        help="honour the server's Retry-After when polling instead of "
+                             "--poll-interval (default ignore: both servers polled alike)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="unmeasured issuances per worker before each phase (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="passed to `acmefleet server run --workers`")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="acmefleet's store: SQLite in the data dir (default) or a private "
+                             "PostgreSQL cluster, whose CPU counts as the server's")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="acmefleet servers sharing the PostgreSQL database, each client "
+                             "pinned to one in turn (default 1)")
+    parser.add_argument("--acmefleet-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `acmefleet server run` (repeatable)")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="keep server state/logs here (default: temporary, removed)",
-    )
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep server state/logs here (default: temporary, removed)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
     args.concurrency = [int(value) for value in args.concurrency.split(",") if value.strip()]
@@ -1079,23 +834,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def start_targets(
-    args: argparse.Namespace, workdir: Path, mode: str, world: ValidationWorld | None
-) -> list[Target]:
+def start_targets(args: argparse.Namespace, workdir: Path, mode: str,
+                  world: ValidationWorld | None) -> list[Target]:
     """Start the selected servers (acmefleet first); stop them all if one fails."""
     accounts = sum(args.concurrency) * args.rounds
     starters: dict[str, Callable[[], Target]] = {
-        "acmefleet": lambda: start_acmefleet(
-            workdir,
-            accounts,
-            args.workers,
-            args.acmefleet_arg,
-            args.startup_timeout,
-            mode,
-            world,
-            args.database,
-            args.replicas,
-        ),
+        "acmefleet": lambda: start_acmefleet(workdir, accounts, args.workers,
+                                             args.acmefleet_arg, args.startup_timeout, mode,
+                                             world, args.database, args.replicas),
         "pebble": lambda: start_pebble(workdir, accounts, mode, world),
     }
     targets: list[Target] = []
@@ -1110,15 +856,9 @@ def start_targets(
     return targets
 
 
-def run_mode(
-    args: argparse.Namespace,
-    workdir: Path,
-    mode: str,
-    numbers: Iterator[int],
-    world: ValidationWorld | None,
-    pooled: dict[tuple[str, str, int], list[PhaseRaw]],
-    per_round: list[dict[str, Any]],
-) -> None:
+def run_mode(args: argparse.Namespace, workdir: Path, mode: str, numbers: Iterator[int],
+             world: ValidationWorld | None, pooled: dict[tuple[str, str, int], list[PhaseRaw]],
+             per_round: list[dict[str, Any]]) -> None:
     """Every round and concurrency level of one validation mode, servers interleaved."""
     targets = start_targets(args, workdir, mode, world)
     # Fresh names throughout: no server can reuse an authorization.
@@ -1129,10 +869,8 @@ def run_mode(
             order = targets if round_no % 2 else targets[::-1]
             for conc in args.concurrency:
                 for target in order:
-                    print(
-                        f"{mode} round {round_no}: {target.name}, concurrency {conc} ...",
-                        flush=True,
-                    )
+                    print(f"{mode} round {round_no}: {target.name}, concurrency {conc} ...",
+                          flush=True)
                     try:
                         raw = run_phase(target, conc, args, names, world)
                     except (RuntimeError, httpx.HTTPError) as exc:
@@ -1142,19 +880,15 @@ def run_mode(
                     pooled.setdefault((mode, target.name, conc), []).append(raw)
                     figures = summarize([raw])
                     per_round.append({"round": round_no, **asdict(figures)})
-                    print(
-                        f"  {figures.issued} certs, {figures.certs_per_s:.1f}/s, "
-                        f"{figures.hangs} hangs, {figures.errors} errors",
-                        flush=True,
-                    )
+                    print(f"  {figures.issued} certs, {figures.certs_per_s:.1f}/s, "
+                          f"{figures.hangs} hangs, {figures.errors} errors", flush=True)
     finally:
         for target in targets:
             target.stop()
 
 
-def benchmark(
-    args: argparse.Namespace, workdir: Path
-) -> tuple[list[PhaseResult], list[dict[str, Any]]]:
+def benchmark(args: argparse.Namespace,
+              workdir: Path) -> tuple[list[PhaseResult], list[dict[str, Any]]]:
     """Run every mode; returns pooled figures and per-round ones.
 
     Servers are interleaved per concurrency level and their order flips every round."""
@@ -1172,13 +906,9 @@ def benchmark(
 
 def unvalidated(results: Sequence[PhaseResult]) -> list[str]:
     """Phases of a validating mode where the validators asked less than once per certificate."""
-    return [
-        f"{r.validation} {r.server} c={r.concurrency}"
-        for r in results
-        if r.validation != "none"
-        and r.issued
-        and (r.validations is None or r.validations < r.issued)
-    ]
+    return [f"{r.validation} {r.server} c={r.concurrency}" for r in results
+            if r.validation != "none" and r.issued
+            and (r.validations is None or r.validations < r.issued)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,8 @@ class Counts:
         return Counts(*(a - b for a, b in zip(self.astuple(), before.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return (self.http_requests, self.http_served, self.dns_txt, self.dns_address, self.dns_all)
+        return (self.http_requests, self.http_served, self.dns_txt, self.dns_address,
+                self.dns_all)
 
 
 class Http01Responder:
@@ -86,9 +87,8 @@ class Http01Responder:
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, daemon=True, name="http01-responder"
-        )
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                        name="http01-responder")
 
     def answer(self, token: str) -> str | None:
         with self._lock:
@@ -110,12 +110,8 @@ class Http01Responder:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.server.shutdown()
         self.server.server_close()
 
@@ -129,21 +125,18 @@ class Dns01Publisher:
         self._keyring = dns.tsigkeyring.from_text({KEY_NAME: knot.secret})
 
     def _send(self, name: str, value: str | None) -> None:
-        message = dns.update.UpdateMessage(
-            ZONE,
-            keyring=self._keyring,
-            keyname=dns.name.from_text(KEY_NAME),
-            keyalgorithm=ALGORITHM,
-        )
+        message = dns.update.UpdateMessage(ZONE, keyring=self._keyring,
+                                           keyname=dns.name.from_text(KEY_NAME),
+                                           keyalgorithm=ALGORITHM)
         record = f"_acme-challenge.{name}."
         message.delete(record, "TXT")
         if value is not None:
             message.add(record, 60, "TXT", f'"{value}"')
-        response = dns.query.tcp(message, "127.0.0.1", port=self.knot.port, timeout=UPDATE_TIMEOUT)
+        response = dns.query.tcp(message, "127.0.0.1", port=self.knot.port,
+                                 timeout=UPDATE_TIMEOUT)
         if response.rcode() != dns.rcode.NOERROR:
-            raise RuntimeError(
-                f"RFC 2136 update of {record} refused: {dns.rcode.to_text(response.rcode())}"
-            )
+            raise RuntimeError(f"RFC 2136 update of {record} refused: "
+                               f"{dns.rcode.to_text(response.rcode())}")
 
     def publish(self, name: str, key_authorization: str) -> None:
         self._send(name, txt_value(key_authorization))
@@ -167,8 +160,7 @@ class ValidationWorld:
     def counts(self) -> Counts:
         by_type = self.knot.query_counts()
         return Counts(
-            http_requests=self.http.requests,
-            http_served=self.http.served,
+            http_requests=self.http.requests, http_served=self.http.served,
             dns_txt=by_type.get("TXT", 0),
             dns_address=by_type.get("A", 0) + by_type.get("AAAA", 0),
             dns_all=sum(by_type.values()),
@@ -189,12 +181,8 @@ class ValidationWorld:
             raise
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             self.http.__exit__(exc_type, exc, tb)
         finally:

@@ -140,9 +140,8 @@ def _tls_socket(host: str, port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
     return context.wrap_socket(raw, server_hostname="localhost")
 
 
-def slow_client(
-    port: int, context: ssl.SSLContext, stop_at: float, tally: AttackTally, lock: threading.Lock
-) -> None:
+def slow_client(port: int, context: ssl.SSLContext, stop_at: float, tally: AttackTally,
+                lock: threading.Lock) -> None:
     """Drip a request head, a byte every two seconds, for as long as the server lets us."""
     head = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 4096
     while time.monotonic() < stop_at:
@@ -189,9 +188,8 @@ def _answered(conn: ssl.SSLSocket, wait: float) -> bool:
     return False
 
 
-def header_flood(
-    port: int, context: ssl.SSLContext, stop_at: float, tally: AttackTally, lock: threading.Lock
-) -> None:
+def header_flood(port: int, context: ssl.SSLContext, stop_at: float, tally: AttackTally,
+                 lock: threading.Lock) -> None:
     """Requests the server must refuse at once: 2,000 headers, or one of 100 KB."""
     many = b"".join(b"X-Flood-%d: %s\r\n" % (n, b"v" * 64) for n in range(2000))
     huge = b"X-Huge: " + b"v" * (100 * 1024) + b"\r\n"
@@ -230,10 +228,7 @@ def integrity(data_dir: Path, tally: Tally) -> dict[str, Any]:
         database.close()
     audit = subprocess.run(
         [str(acmefleet_exe()), "admin", "audit", "verify", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     missing = sum(1 for chain in tally.chains if chain not in stored)
     return {
@@ -272,16 +267,12 @@ def soak(target: Target, data_dir: Path, args: argparse.Namespace) -> dict[str, 
         for i, c in enumerate(clients)
     ]
     threads += [
-        threading.Thread(
-            target=slow_client, args=(port, context, stop_at, attacks, lock), daemon=True
-        )
+        threading.Thread(target=slow_client, args=(port, context, stop_at, attacks, lock),
+                         daemon=True)
         for _ in range(args.slow_clients)
     ]
-    threads.append(
-        threading.Thread(
-            target=header_flood, args=(port, context, stop_at, attacks, lock), daemon=True
-        )
-    )
+    threads.append(threading.Thread(target=header_flood,
+                                    args=(port, context, stop_at, attacks, lock), daemon=True))
     for thread in threads:
         thread.start()
     while time.monotonic() < stop_at:

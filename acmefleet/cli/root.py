@@ -18,7 +18,7 @@ from acmefleet.cli.admin import admin
 from acmefleet.cli.common import fail, scrub
 from acmefleet.cli.server import demo, server
 from acmefleet.cli.validator import validator
-from acmefleet.fleet.cli import rollout, status
+from acmefleet.fleet.cli import renew, rollout, status
 from acmefleet.lab.__main__ import lab
 
 
@@ -66,5 +66,6 @@ main.add_command(admin)
 main.add_command(demo)
 main.add_command(rollout)
 main.add_command(status)
+main.add_command(renew)
 main.add_command(lab)
 main.add_command(validator)

@@ -291,3 +291,89 @@ def status(
 def _api_url(all_vars: dict[str, object]) -> str | None:
     found = all_vars.get("acmefleet_api_url")
     return found if isinstance(found, str) and found.startswith("https://") else None
+
+
+@click.command("renew")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option("--limit", help="Ansible host pattern: only these hosts.")
+@click.option(
+    "--waves",
+    default="1,10%,100%",
+    show_default=True,
+    help="Wave sizes: counts or percentages of the hosts; the first is the canary.",
+)
+@click.option("--max-fail", help="Failures a wave may have (N or P% of the wave) [default: 0].")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    help="CA bundle to verify the served certificates with (default: the inventory's).",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the outcome of every host to this file (JSON).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_probe_options
+def renew(
+    inventory: Path,
+    limit: str | None,
+    waves: str,
+    max_fail: str | None,
+    ca_bundle: Path | None,
+    report_file: Path | None,
+    as_json: bool,
+    probe: str,
+    probe_parallel: int,
+) -> None:
+    """Force renewal on the chosen hosts through their own ACME clients, in waves, and
+    check over TLS that each serves its new certificate. Exits 1 when a host failed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from acmefleet.fleet import renew as renewing
+    from acmefleet.fleet.inventory import InventoryError, load_fleet
+    from acmefleet.fleet.settings import inventory_path_var, ssh_options
+    from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_budget, parse_sizes
+
+    try:
+        parse_sizes(waves)
+        budget = parse_budget(max_fail)
+        fleet = load_fleet(inventory, limit)
+        bundle = ca_bundle or inventory_path_var(fleet, inventory, "acmefleet_ca_bundle")
+    except (WaveSpecError, BudgetSpecError, InventoryError) as exc:
+        _usage(str(exc))
+    if not fleet.hosts:
+        _usage("no host to renew")
+    outcomes = renewing.run(
+        list(fleet.hosts),
+        waves=waves,
+        budget=budget,
+        ssh_options=ssh_options(fleet.hosts[0]),
+        ca_bundle=bundle,
+        probe="ssh" if probe == "ssh" else "paramiko",
+        parallel=probe_parallel,
+    )
+    rows = [o.as_json() for o in outcomes]
+    if report_file is not None:
+        report_file.write_text(json.dumps(rows, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title="acmefleet renew")
+        for column in ("host", "wave", "status", "serial before", "serial after", "s", "error"):
+            table.add_column(column, overflow="fold")
+        for o in outcomes:
+            colour = {"renewed": "green", "failed": "red"}.get(o.status, "yellow")
+            table.add_row(
+                o.host,
+                str(o.wave),
+                f"[{colour}]{o.status}[/]",
+                o.serial_before or "",
+                o.serial_after or "",
+                f"{o.seconds:.0f}",
+                o.error or "",
+            )
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
+    sys.exit(0 if all(o.status == "renewed" for o in outcomes) else 1)

@@ -10,7 +10,6 @@ active; the command exits 1 when any host is flagged (for cron and CI).
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,8 @@ from rich.table import Table
 
 from acmefleet.fleet import revocation_probe, ssh_probe, stacks, tls, winrm_probe
 from acmefleet.fleet.inventory import Fleet, FleetHost
-from acmefleet.fleet.preflight import Probe, ssh_command
+from acmefleet.fleet.preflight import Probe
+from acmefleet.fleet.remote import run_on_host
 
 # What renews each Linux stack's certificate (a systemd unit), from the registry.
 RENEWAL_TIMERS = {s.name: s.renewal_unit for s in stacks.load().values() if not s.is_windows}
@@ -149,27 +149,11 @@ def renewal_units(
     timer = RENEWAL_TIMERS.get(host.stack)
     if timer is None:
         return RenewalUnits("unknown", None)
-    command = timer_command(timer)
-    if probe == "paramiko":
-        settings = ssh_probe.parse_ssh_options(ssh_options)
-        try:
-            answer = ssh_probe.run_command(host, settings, command, timeout)
-        except ssh_probe.ProbeError:
-            return RenewalUnits("unknown", None)
-        return parse_timer_answer(answer.stdout)
     try:
-        result = subprocess.run(
-            ssh_command(host, ssh_options, command),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+        answer = run_on_host(host, ssh_options, probe, timer_command(timer), timeout)
+    except ssh_probe.ProbeError:
         return RenewalUnits("unknown", None)
-    if result.returncode == 255:
-        return RenewalUnits("unknown", None)
-    return parse_timer_answer(result.stdout)
+    return parse_timer_answer(answer.stdout)
 
 
 def collect(

@@ -45,7 +45,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from acmefleet.fleet import tls
+from acmefleet.fleet import revocation_probe, tls
 from acmefleet.fleet.inventory import load_fleet
 from acmefleet.lab.fleet import bring_up
 from acmefleet.lab.hosts import Lab, LabHost
@@ -54,6 +54,8 @@ from acmefleet.lab.rootfs import LAB_USER
 from tests.hosts.fleetlab import PlaybookRun, ansible_playbook, require_root
 from tests.hosts.support_acme import DOMAIN, LabAcme, running_acme
 from tests.support.acme_client import AcmeClient
+from tests.support.acmefleet_server import ACMEFLEET
+from tests.support.clients import fetch_crl
 from tests.support.knot import ALGORITHM, KEY_NAME, KnotServer
 from tests.support.pebble import PebbleServer
 from tests.support.secret_watch import SecretWatch, watching
@@ -226,6 +228,9 @@ def inventory_document(
             "ansible_user": LAB_USER,
             "ansible_ssh_private_key_file": str(lab.ssh_key),
             "ansible_ssh_common_args": ssh_args,
+            # Drill pace: the renew-check asks every 15 s (the default: every 15 minutes).
+            "acmefleet_renew_check_on_calendar": "*:*:0/15",
+            "acmefleet_renew_check_randomized_delay": 3,
         },
         "defaults": {"org": "lab", "endpoint": "public", "email": f"ops@{DOMAIN}"},
         "acme_servers": [],
@@ -276,6 +281,7 @@ def lab9(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab9]:
                 dns_resolvers=[knot.address],
                 authorization_days=AUTHZ_SECONDS / 86400,
                 extra_config=relayed_endpoint(workdir, pebble, knot),
+                pki_host="127.0.0.1",  # acmefleet status asks OCSP where certificates say
             ) as acme:
                 block_http([hosts[h].address for h in DNS_HOSTS])
                 # Lab hosts have no DNS; these use the internal one, as on an internal
@@ -445,6 +451,152 @@ def test_the_secret_is_in_no_log_or_other_file_on_the_hosts(enrolled: Lab9) -> N
         )
         swept = enrolled.root(host, f"grep -rlsF -f /dev/stdin {SWEEP}; true", secret)
         assert swept.stdout.split() == [path], (host, swept.stdout.split())
+
+
+def fleet_status(lab9: Lab9) -> tuple[int, dict[str, dict[str, object]]]:
+    """``acmefleet status --json`` of the lab, asking the server's renewalInfo."""
+    done = subprocess.run(
+        [
+            ACMEFLEET,
+            "status",
+            "-i",
+            str(lab9.inventory),
+            "--json",
+            "--ca-bundle",
+            str(lab9.acme.ca_bundle),
+            "--server",
+            lab9.acme.base_url,
+            "--prometheus",
+            str(lab9.inventory.parent / "acmefleet.prom"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.stdout.startswith("["), done.stdout + done.stderr
+    return done.returncode, {row["host"]: row for row in json.loads(done.stdout)}
+
+
+def admin(lab9: Lab9, *args: str) -> str:
+    done = subprocess.run(
+        [ACMEFLEET, "admin", *args, "--data-dir", str(lab9.acme.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+DRILL_WITHIN_HOURS = 1 / 60  # the shortest window the console takes: one minute
+DRILL_DEADLINE = 300.0
+
+
+def test_mass_replacement_drill_through_the_hosts_own_timers(enrolled: Lab9) -> None:
+    """An operator pulls the renewal window of every certificate of the organisation
+    forward (RFC 9773 ARI); each host renews through its own renew-check timer and client,
+    without a roll-out; the old certificates are then revoked, and CRL, OCSP and
+    ``acmefleet status`` say so."""
+    hosts = [h[0] for h in HOSTS]
+    code, rows = fleet_status(enrolled)
+    assert code == 0, rows
+    for host in hosts:
+        row = rows[host]
+        assert (row["flags"], row["ari"], row["ocsp"], row["timers_active"]) == (
+            [],
+            "not-due",
+            "good",
+            True,
+        ), row
+    before = probe(enrolled, hosts)
+    started = time.monotonic()
+    pulled = json.loads(
+        admin(
+            enrolled,
+            "cert",
+            "pull-forward",
+            "--org",
+            "lab",
+            "--reason",
+            "mass-replacement drill",
+            "--within",
+            str(DRILL_WITHIN_HOURS),
+            "--json",
+        )
+    )
+    assert {before[h].serial for h in hosts} <= {c["serial"] for c in pulled["certificates"]}
+    code, rows = fleet_status(enrolled)  # the drill in progress: due, not yet a flag
+    assert code == 0 and {rows[h]["ari"] for h in hosts} <= {"due", "not-due"}, rows
+    renewed: dict[str, tls.ServedCertificate] = {}
+    while len(renewed) < len(hosts) and time.monotonic() - started < DRILL_DEADLINE:
+        time.sleep(5)
+        now = probe(enrolled, [h for h in hosts if h not in renewed])
+        renewed |= {h: s for h, s in now.items() if s.verified and s.serial != before[h].serial}
+    elapsed = time.monotonic() - started
+    missing = sorted(set(hosts) - set(renewed))
+    journals = {
+        h: enrolled.root(h, "journalctl --no-pager -o cat -u 'acmefleet-renew-check-*' | tail -30")
+        for h in missing
+    }
+    assert not missing, {h: j.stdout for h, j in journals.items()}
+    (enrolled.inventory.parent / "drill-seconds").write_text(f"{elapsed:.0f}\n")
+    print(f"mass-replacement drill: {len(hosts)} hosts renewed by their timers in {elapsed:.0f} s")
+    # Each host renewed once (the window of the new certificate is its default one).
+    listed = json.loads(admin(enrolled, "cert", "list", "--org", "lab", "--json"))
+    by_serial = {c["serial"]: c for c in listed}
+    for host in hosts:
+        assert by_serial[renewed[host].serial]["renewal_window"]["reason"] is None
+        old = by_serial[before[host].serial]
+        admin(enrolled, "cert", "revoke", old["id"], "--reason", "4")
+    crl = fetch_crl(enrolled.acme.pki_port, "public")
+    revoked_serials = {format(entry.serial_number, "x") for entry in crl}
+    for host in hosts:
+        assert before[host].serial in revoked_serials, host
+        assert revocation_probe.ocsp_status(before[host].leaf_der) == "revoked", host
+    code, rows = fleet_status(enrolled)
+    assert code == 0, rows
+    for host in hosts:
+        row = rows[host]
+        assert row["serial"] == renewed[host].serial, row
+        assert (row["flags"], row["ari"], row["ocsp"]) == ([], "not-due", "good"), row
+    metrics = (enrolled.inventory.parent / "acmefleet.prom").read_text()
+    assert 'acmefleet_host_flag{host="c9dnsap",flag="revoked"} 0' in metrics
+
+    # The same replacement forced from the controller: `acmefleet renew` in two waves (a
+    # canary, then the rest), each host through its own client, checked over TLS.
+    started = time.monotonic()
+    forced = subprocess.run(
+        [
+            ACMEFLEET,
+            "renew",
+            "-i",
+            str(enrolled.inventory),
+            "--waves",
+            "1,100%",
+            "--json",
+            "--ca-bundle",
+            str(enrolled.acme.ca_bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    forced_seconds = time.monotonic() - started
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    outcomes = {row["host"]: row for row in json.loads(forced.stdout)}
+    assert sorted(outcomes) == sorted(hosts)
+    assert sorted(row["wave"] for row in outcomes.values()) == [1, 2, 2, 2]
+    after = probe(enrolled, hosts)
+    for host in hosts:
+        row = outcomes[host]
+        assert row["status"] == "renewed", row
+        assert row["serial_before"] == renewed[host].serial, row
+        assert row["serial_after"] == after[host].serial != renewed[host].serial, row
+    (enrolled.inventory.parent / "renew-seconds").write_text(f"{forced_seconds:.0f}\n")
+    print(f"acmefleet renew: {len(hosts)} hosts in 2 waves in {forced_seconds:.0f} s")
 
 
 def test_a_host_moved_to_the_relayed_endpoint_serves_the_upstreams_certificate(

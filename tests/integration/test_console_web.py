@@ -576,6 +576,37 @@ def test_certificates_issued_over_acme_and_revoked_in_the_console(
     assert f"mail.{DOMAIN}" in page.locator("tbody tr").inner_text()
 
 
+def test_renewal_windows_pulled_forward_from_the_certificates_page(
+    admin: Session, server: AcmefleetServer, secrets: Secrets
+) -> None:
+    page = admin.page
+    kid, hmac_key, _ = mint(admin, "private")
+    secrets.add(hmac_key)
+    issue(server, (kid, hmac_key), f"renew.{DOMAIN}")
+    admin.goto("/console/certificates")
+    row = page.locator("tr", has=page.get_by_text(f"renew.{DOMAIN}", exact=True))
+    assert "renew " in row.locator(".renewal-window").inner_text()
+    page.get_by_text("Pull renewal windows forward…").click()
+    form = page.locator("#pull-forward")
+    form.get_by_label("Holding the name (exactly)").fill(f"renew.{DOMAIN}")
+    form.get_by_label("Reason (audited)").fill("key compromise drill")
+    form.get_by_label("Renew within (hours)").fill("2")
+    admin.screenshot("certificate-pull-forward-form")
+    submit(page, form.get_by_role("button", name="Pull forward"))
+    assert "1 certificate to renew" in page.get_by_role("status").inner_text()
+    row = page.locator("tr", has=page.get_by_text(f"renew.{DOMAIN}", exact=True))
+    assert "key compromise drill" in row.locator(".renewal-window").inner_text()
+    [event] = audit_rows(server, "certificate.renewal-pulled-forward")
+    assert event.actor == "token:web-admin"
+    # Nothing selected: a message, not a 500, and nothing written.
+    page.get_by_text("Pull renewal windows forward…").click()
+    form = page.locator("#pull-forward")
+    form.get_by_label("Reason (audited)").fill("everything")
+    refused = submit(page, form.get_by_role("button", name="Pull forward"))
+    assert refused.status == 400 and "name the certificates" in page.content()
+    assert len(audit_rows(server, "certificate.renewal-pulled-forward")) == 1
+
+
 def test_deactivate_account(admin: Session, server: AcmefleetServer, secrets: Secrets) -> None:
     page = admin.page
     kid, hmac_key, _ = mint(admin, "private")
@@ -601,7 +632,7 @@ def test_dashboard_and_audit_log(admin: Session, server: AcmefleetServer) -> Non
     assert tiles["organisations"] == str(server.count("organizations"))
     assert tiles["domains validated"] == f"1 / {server.count('org_domains')}"
     assert tiles["acme accounts"] == str(server.count("accounts"))
-    assert tiles["certificates valid"] == "2 / 3"
+    assert tiles["certificates valid"] == "3 / 4"  # one revoked
     expiring = page.locator("section.card tbody tr")
     assert expiring.count() == 1 and f"api.{DOMAIN}" in expiring.inner_text()
     admin.screenshot("dashboard")

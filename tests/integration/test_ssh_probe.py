@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from acmefleet.fleet import ssh_probe, status
+from acmefleet.fleet.cli import renew as renew_command
 from acmefleet.fleet.cli import status as status_command
 from acmefleet.fleet.inventory import FleetHost
 from acmefleet.fleet.preflight import PreflightResult, Probe, preflight
@@ -301,3 +302,38 @@ def test_the_status_command_probes_through_the_inventorys_ssh_settings(
         ], (probe, rows)
     wrong = CliRunner().invoke(status_command, ["-i", str(source), "--probe-parallel", "0"])
     assert wrong.exit_code == 2
+
+
+def test_renew_fails_precisely_and_stops_at_the_budget(sshd: LoopbackSshd, tmp_path: Path) -> None:
+    """``acmefleet renew`` over the same SSH settings: this machine has no
+    acmefleet-renew-now unit, so the canary fails with systemd's own words and, the budget
+    being 0, the second wave is not run; the exit status is 1."""
+    known = sshd.known_hosts(tmp_path / "known_hosts")
+    source = tmp_path / "fleet.yml"
+    hosts = "".join(
+        f"        web{n}:\n          ansible_host: 127.0.0.1\n"
+        f"          ansible_port: {sshd.ports[0]}\n          acmefleet_tls_port: {sshd.ports[0]}\n"
+        f"          acmefleet_names: [web{n}.example.com]\n"
+        for n in (1, 2)
+    )
+    source.write_text(
+        "all:\n  vars:\n    acmefleet_endpoint: private\n    acmefleet_org: org\n"
+        f"    ansible_user: {getpass.getuser()}\n"
+        f"    ansible_ssh_private_key_file: {sshd.client_key}\n"
+        f"    ansible_ssh_common_args: -o UserKnownHostsFile={known} -o ConnectTimeout=5\n"
+        "  children:\n    lego_nginx:\n      hosts:\n" + hosts
+    )
+    for probe in PROBES:
+        result = CliRunner().invoke(
+            renew_command, ["-i", str(source), "--json", "--waves", "1,100%", "--probe", probe]
+        )
+        assert result.exit_code == 1, (probe, result.output)
+        rows = {row["host"]: row for row in json.loads(result.output)}
+        assert rows["web1"]["status"] == "failed" and rows["web1"]["wave"] == 1, rows
+        error = rows["web1"]["error"]
+        assert error.startswith("acmefleet-renew-now-lego-nginx-web1.example.com.service: "), error
+        assert "journalctl -u acmefleet-renew-now-lego-nginx-web1.example.com.service" in error
+        assert (rows["web2"]["status"], rows["web2"]["wave"]) == ("not-run", 2), rows
+    for bad in (["--waves", "0"], ["--max-fail", "x"], ["--limit", "nothing-matches"]):
+        refused = CliRunner().invoke(renew_command, ["-i", str(source), *bad])
+        assert refused.exit_code == 2, (bad, refused.output)

@@ -1,17 +1,20 @@
-"""ACME accounts and issued certificates: lists, filters, download, deactivate, revoke."""
+"""ACME accounts and issued certificates: lists, filters, download, deactivate, revoke,
+renewal windows pulled forward."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
 
-from acmefleet.console import inventory, views
+from acmefleet.console import inventory, renewals, views
 from acmefleet.console.operations import ConsoleOperations
 from acmefleet.console.web.deps import Ctx, SignedIn, Source, Writer, back_to
 from acmefleet.console.web.render import page, see_other
 from acmefleet.store import accounts as account_store
 from acmefleet.store import orgs as org_store
+from acmefleet.store.ids import MAX_ROW_ID
 
 router = APIRouter()
 EXPIRING_DAYS = 30
@@ -46,6 +49,7 @@ def list_certificates(
     name: Annotated[str, Query(max_length=253)] = "",
     expiring: Annotated[bool, Query()] = False,
     state: Annotated[Literal["", "active", "revoked"], Query()] = "",
+    pulled: Annotated[int | None, Query(ge=0, le=10**9)] = None,
 ) -> Response:
     """Filters travel in the query string: they are search terms, never secrets."""
     now = ctx.clock.now()
@@ -55,10 +59,13 @@ def list_certificates(
         revoked={"": None, "active": False, "revoked": True}[state],
     )
     with ctx.db.read() as conn:
-        names = {o.id: o.name for o in org_store.list_orgs(conn)}
+        orgs = org_store.list_orgs(conn)
         certs = inventory.list_certificates(conn, flt, now)
+        shown = renewals.renewals_of(conn, certs)
+    names = {o.id: o.name for o in orgs}
     rows = [
-        views.certificate(c, now) | {"org": names.get(c.org_id), "expired": c.not_after <= now}
+        views.certificate(c, now, shown[c.id])
+        | {"org": names.get(c.org_id), "expired": c.not_after <= now}
         for c in sorted(certs, key=lambda c: c.not_after)
     ]
     return page(
@@ -68,7 +75,35 @@ def list_certificates(
         certificates=rows,
         filters={"name": name, "expiring": expiring, "state": state},
         expiring_days=EXPIRING_DAYS,
+        orgs=[{"id": o.id, "name": o.name} for o in orgs],
+        pulled=pulled,
     )
+
+
+@router.post("/certificates/renewal-windows")
+def pull_forward_renewals(
+    request: Request,
+    viewer: Writer,
+    ctx: Ctx,
+    src: Source,
+    reason: Annotated[str, Form(max_length=renewals.MAX_REASON)] = "",
+    within_hours: Annotated[float, Form(ge=1 / 60, le=90 * 24)] = 24,
+    org_id: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
+    name: Annotated[str, Form(max_length=253)] = "",
+    serials: Annotated[str, Form(max_length=64 * 10_000)] = "",
+) -> Response:
+    """The API's pull-forward from the certificates page (serials one per line)."""
+    back_to(request, "/certificates")
+    selection = renewals.Selection(
+        org_id=org_id,
+        name=name.strip() or None,
+        serials=tuple(line for line in serials.split() if line),
+    )
+    with ctx.db.write() as conn:
+        done = ConsoleOperations(ctx, viewer.actor, src).pull_forward_renewals(
+            conn, selection, reason=reason, within=timedelta(hours=within_hours)
+        )
+    return see_other(f"/certificates?pulled={done['count']}")
 
 
 @router.get("/certificates/{cert_id}/pem")
