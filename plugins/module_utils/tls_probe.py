@@ -40,6 +40,7 @@ class ServedLeaf:
     issuer: str
     serial: str
     not_after: datetime
+    der: bytes = b""
 
     @property
     def verified(self) -> bool:
@@ -76,6 +77,7 @@ def _describe(der: bytes, verify_error: str | None) -> ServedLeaf:
         issuer=str(issuer_cn[0].value) if issuer_cn else leaf.issuer.rfc4514_string(),
         serial=format(leaf.serial_number, "x"),
         not_after=leaf.not_valid_after_utc,
+        der=der,
     )
 
 
