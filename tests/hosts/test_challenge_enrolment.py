@@ -599,6 +599,53 @@ def test_mass_replacement_drill_through_the_hosts_own_timers(enrolled: Lab9) -> 
     print(f"acmefleet renew: {len(hosts)} hosts in 2 waves in {forced_seconds:.0f} s")
 
 
+def test_a_revoked_certificate_and_a_stopped_timer_are_flagged_then_renewed(
+    enrolled: Lab9,
+) -> None:
+    """One host's certificate revoked in the console while its renew-check timer is stopped
+    (a timer that silently stopped): OCSP says revoked at once, ``status`` flags the host
+    (``revoked``, ``timer-inactive``) and exits 1; ``acmefleet renew --limit`` replaces the
+    certificate; with the timer started again ``status`` is green."""
+    host = "c9httpngx"
+    timer = f"acmefleet-renew-check-certbot-nginx-{names_of(host)[0]}.timer"
+    stopped = enrolled.root(host, f"systemctl stop {timer}")
+    assert stopped.returncode == 0, stopped.stderr
+    served = probe(enrolled, [host])[host]
+    listed = json.loads(admin(enrolled, "cert", "list", "--name", names_of(host)[0], "--json"))
+    [current] = [c for c in listed if c["serial"] == served.serial]
+    admin(enrolled, "cert", "revoke", current["id"], "--reason", "1")
+    assert revocation_probe.ocsp_status(served.leaf_der) == "revoked"
+    code, rows = fleet_status(enrolled)
+    assert code == 1, rows
+    assert rows[host]["flags"] == ["revoked", "past-window", "timer-inactive"], rows[host]
+    assert all(rows[h]["flags"] == [] for h in rows if h != host), rows
+    metrics = (enrolled.inventory.parent / "acmefleet.prom").read_text()
+    assert f'acmefleet_host_flag{{host="{host}",flag="revoked"}} 1' in metrics
+    forced = subprocess.run(
+        [
+            ACMEFLEET,
+            "renew",
+            "-i",
+            str(enrolled.inventory),
+            "--limit",
+            host,
+            "--json",
+            "--ca-bundle",
+            str(enrolled.acme.ca_bundle),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    [row] = json.loads(forced.stdout)
+    assert row["status"] == "renewed" and row["serial_before"] == served.serial, row
+    assert enrolled.root(host, f"systemctl start {timer}").returncode == 0
+    code, rows = fleet_status(enrolled)
+    assert code == 0 and rows[host]["flags"] == [] and rows[host]["ocsp"] == "good", rows[host]
+
+
 def test_a_host_moved_to_the_relayed_endpoint_serves_the_upstreams_certificate(
     enrolled: Lab9,
 ) -> None:
