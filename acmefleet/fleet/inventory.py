@@ -35,6 +35,19 @@ class FleetHost:
     variables: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def renew_check_name(self) -> str:
+        """What roles/renew_check names this host's units after (its stack, first name)."""
+        return f"{self.stack.replace('_', '-')}-{self.names[0].replace('*', '_')}"
+
+    @property
+    def has_renew_check(self) -> bool:
+        """Whether the stack role installs the renew-check (acmefleet_renew_check)."""
+        wanted = self.variables.get("acmefleet_renew_check", True)
+        if isinstance(wanted, str):
+            return wanted.strip().lower() not in ("false", "no", "off", "0")
+        return bool(wanted)
+
+    @property
     def is_windows(self) -> bool:
         registered = stacks.get(self.stack)
         return registered is not None and registered.is_windows

@@ -53,8 +53,7 @@ class RenewOutcome:
 
 def renew_now_unit(host: FleetHost) -> str:
     """The unit roles/renew_check installed for the host's certificate (its first name)."""
-    first = host.names[0].replace("*", "_")
-    return f"acmefleet-renew-now-{host.stack.replace('_', '-')}-{first}.service"
+    return f"acmefleet-renew-now-{host.renew_check_name}.service"
 
 
 def verdict(

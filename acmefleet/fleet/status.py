@@ -10,6 +10,7 @@ active; the command exits 1 when any host is flagged (for cron and CI).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +26,6 @@ from acmefleet.fleet.remote import run_on_host
 
 # What renews each Linux stack's certificate (a systemd unit), from the registry.
 RENEWAL_TIMERS = {s.name: s.renewal_unit for s in stacks.load().values() if not s.is_windows}
-# roles/renew_check's timers (one per certificate), matched as systemctl patterns.
-RENEW_CHECK_TIMERS = "acmefleet-renew-check-*.timer"
 
 
 AriState = Literal["not-due", "due", "past", "unknown"]
@@ -102,11 +101,15 @@ class RenewalUnits:
     active: bool | None  # the client's and the renew-check's timers all active
 
 
-def timer_command(timer: str) -> str:
-    """The client's timer enabled?, then every renewal timer active? (one line each)."""
+def timer_command(timers: list[str]) -> str:
+    """The client's timer enabled?, then every renewal timer active? (one line each).
+
+    Each timer by name: a pattern would match only units systemd holds in memory, and a
+    stopped timer may not be."""
+    quoted = [shlex.quote(t) for t in timers]
     return (
-        f"printf 'enabled=%s\\n' \"$(systemctl is-enabled {timer} 2>/dev/null)\"; "
-        f"systemctl is-active {timer} '{RENEW_CHECK_TIMERS}'"
+        f"printf 'enabled=%s\\n' \"$(systemctl is-enabled {quoted[0]} 2>/dev/null)\"; "
+        f"systemctl is-active {' '.join(quoted)}"
     )
 
 
@@ -150,7 +153,10 @@ def renewal_units(
     if timer is None:
         return RenewalUnits("unknown", None)
     try:
-        answer = run_on_host(host, ssh_options, probe, timer_command(timer), timeout)
+        timers = [timer]
+        if host.has_renew_check:
+            timers.append(f"acmefleet-renew-check-{host.renew_check_name}.timer")
+        answer = run_on_host(host, ssh_options, probe, timer_command(timers), timeout)
     except ssh_probe.ProbeError:
         return RenewalUnits("unknown", None)
     return parse_timer_answer(answer.stdout)

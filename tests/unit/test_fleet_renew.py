@@ -48,3 +48,19 @@ def test_verdicts() -> None:
     )
     nothing_before = served(None, reachable=False, verified=False)
     assert verdict(HOST, nothing_before, served("1a")) is None
+
+
+def test_the_renew_check_is_named_as_the_role_names_it_and_can_be_off() -> None:
+    assert HOST.renew_check_name == "lego-nginx-_.web1.example.com"
+    assert HOST.has_renew_check
+    for off in (False, "false", "no", " False "):
+        host = FleetHost(
+            "web2",
+            "10.0.0.6",
+            "certbot_apache",
+            ("web2.example.com",),
+            "private",
+            "org",
+            variables={"acmefleet_renew_check": off},
+        )
+        assert not host.has_renew_check, off
