@@ -115,6 +115,13 @@ class AcmeApp:
                 return problem_response(error)
             except StoreUnavailable as unavailable:
                 return problem_response(_store_unavailable(request, unavailable))
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                return problem_response(
+                    AcmeError(
+                        ProblemType.SERVER_INTERNAL, "internal error; it has been logged", 500
+                    )
+                )
         try:
             acme_match = None if self.pki_only else ACME_PATH.match(request.path)
             if not acme_match:

@@ -65,7 +65,7 @@ def ocsp_answer(ctx: AcmeContext, level: str, der: bytes | None) -> bytes:
         return ocsp.refusal(OCSPResponseStatus.MALFORMED_REQUEST)
     try:
         query = ocsp.OcspQuery(der)
-    except ValueError:
+    except ocsp.UnusableRequest:
         return ocsp.refusal(OCSPResponseStatus.MALFORMED_REQUEST)
     authority = ctx.authorities[level]
     if not query.is_for(authority):

@@ -5,7 +5,7 @@ rotate). A request names a certificate by hashes of its issuer's name and key, w
 hash algorithm the client chose (OpenSSL: SHA-1), and its serial; a request for another
 issuer is ``unauthorized`` (§2.3), one that does not parse ``malformedRequest``. A
 certificate this CA never issued is ``unknown``. The request's nonce, if any, is echoed
-(RFC 8954), so ``openssl ocsp`` can check the answer is fresh.
+(RFC 9654), so ``openssl ocsp`` can check the answer is fresh.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -24,8 +25,9 @@ from acmefleet.ca.hierarchy import Authority
 # How long an answer may be relied on (its nextUpdate). The BRs (4.9.10) allow up to ten
 # days; one day matches the CRL's, so both say the same by the next day at the latest.
 OCSP_VALIDITY = timedelta(days=1)
-# RFC 8954 §2.1: a nonce of 1 to 32 octets; anything longer is refused, not echoed.
-MAX_NONCE_OCTETS = 32
+# RFC 9654 §2.1 (which obsoletes RFC 8954): a nonce of 1 to 128 octets; anything else is
+# refused, not echoed.
+MAX_NONCE_OCTETS = 128
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,
     "sha256": hashes.SHA256,
@@ -42,12 +44,27 @@ class Status:
     reason: int | None
 
 
+class UnusableRequest(ValueError):
+    """A request this responder cannot answer: malformedRequest (RFC 6960 §2.3)."""
+
+
 class OcspQuery:
-    """A parsed request: the serial it asks about, if it is for ``authority``'s certificates."""
+    """A parsed request: the serial it asks about, if it is for ``authority``'s certificates.
+
+    One certificate per request, as RFC 5019 profiles it (every client sends one; cryptography
+    parses no more); a request for several, or none, is refused, as is a serial that is not
+    positive and a CertID hash this responder does not know."""
 
     def __init__(self, der: bytes) -> None:
-        self.request = ocsp.load_der_ocsp_request(der)  # ValueError when it does not parse
-        self.nonce = self._nonce()
+        try:
+            self.request = ocsp.load_der_ocsp_request(der)
+            self.nonce = self._nonce()
+            self.algorithm = _HASHES.get(self.request.hash_algorithm.name)
+            serial = self.request.serial_number
+        except (ValueError, NotImplementedError, UnsupportedAlgorithm) as exc:
+            raise UnusableRequest(str(exc)) from exc
+        if serial <= 0:
+            raise UnusableRequest("a certificate serial is positive")
 
     def _nonce(self) -> bytes | None:
         try:
@@ -55,7 +72,7 @@ class OcspQuery:
         except x509.ExtensionNotFound:
             return None
         if not 1 <= len(found) <= MAX_NONCE_OCTETS:
-            raise ValueError("the nonce must be 1 to 32 octets")
+            raise ValueError(f"the nonce must be 1 to {MAX_NONCE_OCTETS} octets")
         return found
 
     @property
@@ -64,7 +81,7 @@ class OcspQuery:
 
     def is_for(self, authority: Authority) -> bool:
         """Whether the request's issuer hashes are those of ``authority``'s issuing CA."""
-        algorithm = _HASHES.get(self.request.hash_algorithm.name)
+        algorithm = self.algorithm
         if algorithm is None:
             return False
         issuer = authority.issuer

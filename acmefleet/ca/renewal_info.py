@@ -28,6 +28,7 @@ WINDOW_LENGTH = 0.05
 # RFC 5280 §4.1.2.2 bounds serials at 20 octets (21 with the sign octet of DER).
 MAX_KEY_ID_OCTETS = 64
 MAX_SERIAL_OCTETS = 21
+ONE_SECOND = timedelta(seconds=1)
 
 
 class CertIdError(ValueError):
@@ -110,7 +111,10 @@ def default_window(serial: int, not_before: datetime, not_after: datetime) -> Wi
     validity = not_after - not_before + timedelta(seconds=1)  # RFC 5280: inclusive
     start = not_before + validity * (WINDOW_EARLIEST + WINDOW_SPREAD * spread_unit(serial))
     start = start.replace(microsecond=0)
-    return Window(start, (start + validity * WINDOW_LENGTH).replace(microsecond=0))
+    # At least a second long: RFC 9773 §4.2 wants an end after the start, and whole
+    # seconds of a validity of a few seconds could make them equal.
+    end = max((start + validity * WINDOW_LENGTH).replace(microsecond=0), start + ONE_SECOND)
+    return Window(start, end)
 
 
 # A revoked certificate: renew at once, which a window that has already ended says (§4.2):

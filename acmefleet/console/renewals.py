@@ -3,8 +3,9 @@
 A CA incident, a key compromise or a change of hierarchy means a set of certificates must
 be replaced soon. The operator names the set (an organisation, an endpoint, an issuing CA,
 a name, a list of serials; at least one of them), why, and within how long: each
-certificate still in force gets the window [now, now + within], which renewalInfo answers
-from then on, so ARI clients and the hosts' renew-check renew spread over that window. One
+certificate still in force gets the window [now, now + within] (ending no later than the
+window it had and its expiry: pulling forward never puts a renewal off), which renewalInfo
+answers from then on, so ARI clients and the hosts' renew-check renew spread over that window. One
 audit event records the selection, the reason and how many certificates it took.
 """
 
@@ -100,10 +101,18 @@ def pull_forward(
         c for c in found if c.revoked_at is None and c.not_after > now and c.id not in replaced
     ]
     window = Window(now, now + within)
+    current = renewals_of(conn, chosen)
     renewals.set_windows(
         conn,
         [
-            renewals.SetWindow(c.id, window.start, window.end, reason.strip(), actor, now)
+            renewals.SetWindow(
+                c.id,
+                now,
+                _pulled_end(window.end, c, current[c.id].suggested, now),
+                reason.strip(),
+                actor,
+                now,
+            )
             for c in chosen
         ],
     )
@@ -155,3 +164,13 @@ def renewals_of(conn: Connection, certs: list[Certificate]) -> dict[str, Certifi
         )
         found[cert.id] = CertificateRenewal(suggested, cert.id in replaced)
     return found
+
+
+def _pulled_end(asked: datetime, cert: Certificate, current: Suggestion, now: datetime) -> datetime:
+    """When a pulled-forward window ends: as asked, but never later than the window the
+    certificate had (pulling forward never puts renewal off) nor than the certificate's
+    expiry; at least a second after ``now``."""
+    end = min(asked, cert.not_after)
+    if current.window.end > now:
+        end = min(end, current.window.end)
+    return max(end, now + timedelta(seconds=1))

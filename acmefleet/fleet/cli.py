@@ -330,6 +330,7 @@ def renew(
     """Force renewal on the chosen hosts through their own ACME clients, in waves, and
     check over TLS that each serves its new certificate. Exits 1 when a host failed."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from acmefleet.fleet import renew as renewing
@@ -367,13 +368,13 @@ def renew(
         for o in outcomes:
             colour = {"renewed": "green", "failed": "red"}.get(o.status, "yellow")
             table.add_row(
-                o.host,
+                escape(o.host),
                 str(o.wave),
                 f"[{colour}]{o.status}[/]",
                 o.serial_before or "",
                 o.serial_after or "",
                 f"{o.seconds:.0f}",
-                o.error or "",
+                escape(o.error or ""),  # a host's stderr, a served name: no markup
             )
         Console(width=None if sys.stdout.isatty() else 200).print(table)
     sys.exit(0 if all(o.status == "renewed" for o in outcomes) else 1)

@@ -11,6 +11,7 @@ failures than its budget the hosts of later waves are not run.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +73,8 @@ def verdict(
 def _start(host: FleetHost, ssh_options: list[str], probe: Probe, unit: str) -> str | None:
     """Start the unit on the host; why that failed (None: it ran and succeeded)."""
     try:
-        answer = run_on_host(
-            host, ssh_options, probe, f"sudo -n systemctl start {unit}", RENEW_TIMEOUT
-        )
+        command = f"sudo -n systemctl start {shlex.quote(unit)}"
+        answer = run_on_host(host, ssh_options, probe, command, RENEW_TIMEOUT)
     except ProbeError as exc:
         return str(exc)
     if answer.exit_status == 0:

@@ -10,15 +10,16 @@ be had: a monitoring run reports what it could not learn instead of stopping.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 import httpx
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -29,6 +30,7 @@ from acmefleet.ca.renewal_info import CertIdError, cert_id_of
 
 OcspVerdict = Literal["good", "revoked", "unknown"]
 TIMEOUT = 5.0
+CLOCK_SKEW = timedelta(minutes=5)
 MAX_ANSWER = 64 * 1024
 
 
@@ -91,25 +93,38 @@ def _signed_by(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> bool:
 
 
 def ocsp_status(leaf_der: bytes, timeout: float = TIMEOUT) -> OcspVerdict:
-    """The OCSP verdict on the certificate, from the responder its AIA names."""
+    """The OCSP verdict on the certificate, from the responder its AIA names.
+
+    Call it for a certificate whose chain verified (its AIA URLs are then a trusted CA's).
+    The issuer fetched from caIssuers must have signed the leaf and the answer; the answer
+    must be for the serial and issuer hashes asked, current (thisUpdate not ahead of this
+    clock by more than the skew, nextUpdate not passed), and carry the nonce sent when it
+    carries one (responders that precompute answers send none). Anything else: unknown."""
+    try:
+        return _ocsp_status(leaf_der, timeout)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return "unknown"
+
+
+def _ocsp_status(leaf_der: bytes, timeout: float) -> OcspVerdict:
     leaf = x509.load_der_x509_certificate(leaf_der)
     responder = _aia(leaf, AuthorityInformationAccessOID.OCSP)
     issuer_url = _aia(leaf, AuthorityInformationAccessOID.CA_ISSUERS)
     if responder is None or issuer_url is None:
         return "unknown"
+    nonce = os.urandom(16)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         issuer_der = _get(client, "GET", issuer_url)
         if issuer_der is None:
             return "unknown"
-        try:
-            issuer = x509.load_der_x509_certificate(issuer_der)
-        except ValueError:
-            return "unknown"
+        issuer = x509.load_der_x509_certificate(issuer_der)
+        leaf.verify_directly_issued_by(issuer)  # InvalidSignature: not the leaf's issuer
         # SHA-1 names the certificate in the request only (RFC 5019 §2.1.1: what every
         # responder answers), it protects nothing.
         request = (
             ocsp.OCSPRequestBuilder()
             .add_certificate(leaf, issuer, hashes.SHA1())  # noqa: S303
+            .add_extension(x509.OCSPNonce(nonce), critical=False)
             .build()
         )
         body = _get(
@@ -121,17 +136,32 @@ def ocsp_status(leaf_der: bytes, timeout: float = TIMEOUT) -> OcspVerdict:
         )
     if body is None:
         return "unknown"
-    try:
-        response = ocsp.load_der_ocsp_response(body)
-    except ValueError:
-        return "unknown"
+    response = ocsp.load_der_ocsp_response(body)
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         return "unknown"
-    if response.serial_number != leaf.serial_number or not _signed_by(response, issuer):
+    if not _answers(response, request, nonce) or not _signed_by(response, issuer):
         return "unknown"
     if response.certificate_status == ocsp.OCSPCertStatus.REVOKED:
         return "revoked"
     return "good" if response.certificate_status == ocsp.OCSPCertStatus.GOOD else "unknown"
+
+
+def _answers(response: ocsp.OCSPResponse, request: ocsp.OCSPRequest, nonce: bytes) -> bool:
+    """Whether ``response`` answers ``request`` and is current."""
+    now = datetime.now(UTC)
+    if (
+        response.serial_number != request.serial_number
+        or response.issuer_name_hash != request.issuer_name_hash
+        or response.issuer_key_hash != request.issuer_key_hash
+        or response.this_update_utc > now + CLOCK_SKEW
+        or (response.next_update_utc is not None and response.next_update_utc <= now)
+    ):
+        return False
+    try:
+        echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return True
+    return echoed == nonce
 
 
 def renewal_window(

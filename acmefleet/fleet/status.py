@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from acmefleet.fleet import revocation_probe, ssh_probe, stacks, tls, winrm_probe
@@ -182,7 +183,9 @@ def collect(
 
     def learn(host: FleetHost) -> tuple[revocation_probe.RenewalWindow | None, str]:
         der = served[host.name].leaf_der
-        if not der:
+        # Only a certificate whose chain verified: its AIA URLs are then a trusted CA's,
+        # not wherever a host's self-made certificate would send this machine.
+        if not der or not served[host.name].verified:
             return None, "unknown"
         directory = (
             f"{server_url.rstrip('/')}/acme/{host.endpoint}/directory" if server_url else None
@@ -230,17 +233,17 @@ def print_table(rows: list[HostStatus], console: Console, min_days: int = 30) ->
         flags = row.flags(now)
         kept = row.renewal == "enabled" and row.timers_active is not False
         table.add_row(
-            row.host,
+            escape(row.host),
             row.stack,
-            ", ".join(row.served.names),
-            row.served.issuer or "",
+            escape(", ".join(row.served.names)),  # what a host's certificate says: no markup
+            escape(row.served.issuer or ""),
             f"[{colour}]{days if days is not None else '-'}[/]",
             f"[{'green' if kept else 'yellow'}]{row.renewal}"
             f"{'' if row.timers_active is not False else ', inactive'}[/]",
             _ari_cell(row, now),
             f"[{'red' if row.ocsp == 'revoked' else 'green' if row.ocsp == 'good' else 'dim'}]"
             f"{row.ocsp}[/]",
-            f"[red]{', '.join(flags)}[/]" if flags else (row.served.problem or ""),
+            f"[red]{', '.join(flags)}[/]" if flags else escape(row.served.problem or ""),
         )
     console.print(table)
 

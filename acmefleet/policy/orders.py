@@ -430,8 +430,6 @@ def finalize_order(
     except CsrError as exc:
         raise AcmeError(ProblemType.BAD_CSR, str(exc)) from exc
     recheck_authority(conn, endpoint, account, order, now)
-    if order.replaces_certificate is not None:
-        replaces_policy.claim_replacement(conn, order.replaces_certificate, order_id=order.id)
     try:
         if check_caa:
             caa_policy.apply_at_finalize(conn, endpoint, account, order, caa_outcomes, now)
@@ -461,6 +459,10 @@ def finalize_order(
         raise AcmeError(
             ProblemType.ORDER_NOT_READY, "the order is already being finalized", status=403
         )
+    if order.replaces_certificate is not None:
+        # After the claim on the order: a refusal here rolls both back, and an order CAA
+        # ended never marks the certificate it named.
+        replaces_policy.claim_replacement(conn, order.replaces_certificate, order_id=order.id)
     if relay is not None:
         relay_policy.queue(conn, order, raw_csr, relay, now)
         audit.record(

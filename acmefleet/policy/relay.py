@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from acmefleet.errors import ProblemType
 from acmefleet.models import Account, Certificate, Order, RelayedOrder
-from acmefleet.store import audit
+from acmefleet.store import audit, renewals
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import upstream_orders as relay_store
@@ -230,6 +230,7 @@ def fail(
         conn, relayed.order_id, expected="processing", finalization="invalid", error=problem
     ):
         raise RuntimeError(f"order {relayed.order_id} left processing under its relay's lease")
+    renewals.release_replacement(conn, relayed.order_id)  # (if it replaced a certificate)
     audit.record(
         conn,
         at=now,

@@ -2,9 +2,11 @@
 
 The certificate must be one this endpoint issued to the account's organisation (a host
 re-enrolled with a fresh EAB holds a new account of the same organisation), share a name
-with the order, and not be replaced already by another finalized order: that refusal is
-``alreadyReplaced`` (409), checked at newOrder and again at finalize under a lock on the
-certificate's row, so two orders racing to replace one certificate finalize once.
+with the order, and not be replaced already: that refusal is ``alreadyReplaced`` (409),
+checked at newOrder, and at finalize by marking the certificate replaced (compare and set,
+``store.renewals.claim_replacement``), so two orders racing to replace one certificate
+finalize once. A relayed order claims at finalize too and releases the claim if the
+upstream refuses it.
 """
 
 from __future__ import annotations
@@ -46,20 +48,24 @@ def check_replaces(
         raise malformed("'replaces' names no certificate this endpoint issued to you")
     if not set(cert.names) & {i.value for i in identifiers}:
         raise malformed("the order shares no identifier with the certificate it replaces")
-    ensure_not_replaced(conn, cert.id, order_id="")
+    ensure_not_replaced(conn, cert.id)
     return Replaces(raw, cert.id)
 
 
-def ensure_not_replaced(conn: Connection, certificate_id: str, *, order_id: str) -> None:
-    """``alreadyReplaced`` if a finalized order other than ``order_id`` replaced it."""
-    if renewals.replaced_by(conn, certificate_id, other_than=order_id) is not None:
-        raise AcmeError(
-            ProblemType.ALREADY_REPLACED,
-            "the certificate this order replaces was already replaced by another order",
-        )
+def ensure_not_replaced(conn: Connection, certificate_id: str) -> None:
+    """``alreadyReplaced`` if an order replaced the certificate."""
+    if renewals.replaced_by(conn, certificate_id) is not None:
+        raise _already_replaced()
 
 
 def claim_replacement(conn: Connection, certificate_id: str, *, order_id: str) -> None:
-    """At finalize: hold the replaced certificate's row, then check nobody replaced it."""
-    renewals.lock_certificate(conn, certificate_id)
-    ensure_not_replaced(conn, certificate_id, order_id=order_id)
+    """At finalize: mark the certificate replaced by this order, or ``alreadyReplaced``."""
+    if not renewals.claim_replacement(conn, certificate_id, order_id):
+        raise _already_replaced()
+
+
+def _already_replaced() -> AcmeError:
+    return AcmeError(
+        ProblemType.ALREADY_REPLACED,
+        "the certificate this order replaces was already replaced by another order",
+    )

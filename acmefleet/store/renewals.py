@@ -1,4 +1,4 @@
-"""Renewal information (RFC 9773): operator-set windows and which orders replace what."""
+"""Renewal information (RFC 9773): operator-set windows and which order replaced what."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from acmefleet.store.prepared import Prepared
-from acmefleet.store.schema import certificates, orders, renewal_windows
+from acmefleet.store.schema import certificates, renewal_windows
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,19 @@ class SetWindow:
 _WINDOW = Prepared(
     select(renewal_windows).where(renewal_windows.c.certificate_id == bindparam("p_id"))
 )
-# An order that replaced the certificate: finalized into a certificate (RFC 9773 §5 "marked
-# as replaced by a different finalized Order"); orders still on their way do not count.
-_REPLACED_BY = Prepared(
-    select(orders.c.id)
+_CLAIM = Prepared(
+    update(certificates)
     .where(
-        orders.c.replaces_certificate == bindparam("p_id"),
-        orders.c.finalization == "valid",
-        orders.c.id != bindparam("p_order"),
+        certificates.c.id == bindparam("p_id"),
+        or_(
+            certificates.c.replaced_by.is_(None),
+            certificates.c.replaced_by == bindparam("p_order"),
+        ),
     )
-    .limit(1)
+    .values(replaced_by=bindparam("p_order"))
+)
+_REPLACED_BY = Prepared(
+    select(certificates.c.replaced_by).where(certificates.c.id == bindparam("p_id"))
 )
 
 
@@ -62,16 +65,13 @@ def all_windows(conn: Connection) -> dict[str, SetWindow]:
     return {row.certificate_id: _set_window(row) for row in conn.execute(select(renewal_windows))}
 
 
-def replaced_certificates(conn: Connection) -> set[str]:
-    """The ids of certificates a finalized order replaced."""
-    query = select(orders.c.replaces_certificate).where(
-        orders.c.replaces_certificate.is_not(None), orders.c.finalization == "valid"
-    )
-    return {row.replaces_certificate for row in conn.execute(query)}
-
-
 def set_windows(conn: Connection, windows: Iterable[SetWindow]) -> int:
-    """Store each window, replacing any set before for its certificate; how many."""
+    """Store each window, replacing any set before for its certificate; how many.
+
+    The certificates' rows are locked first, in id order: two operators pulling the same
+    certificates forward at once take turns (PostgreSQL) instead of both deleting, then
+    both inserting, one row."""
+    chosen = list(windows)
     rows = [
         {
             "certificate_id": w.certificate_id,
@@ -81,25 +81,43 @@ def set_windows(conn: Connection, windows: Iterable[SetWindow]) -> int:
             "requested_by": w.requested_by,
             "requested_at": w.requested_at,
         }
-        for w in windows
+        for w in chosen
     ]
     if not rows:
         return 0
-    ids = [r["certificate_id"] for r in rows]
+    ids = sorted(w.certificate_id for w in chosen)
+    conn.execute(
+        select(certificates.c.id)
+        .where(certificates.c.id.in_(ids))
+        .order_by(certificates.c.id)
+        .with_for_update()
+    )
     conn.execute(delete(renewal_windows).where(renewal_windows.c.certificate_id.in_(ids)))
     conn.execute(insert(renewal_windows), rows)
     return len(rows)
 
 
-def replaced_by(conn: Connection, certificate_id: str, other_than: str = "") -> str | None:
-    """The id of a finalized order, other than ``other_than``, that replaced the certificate."""
-    row = _REPLACED_BY.first(conn, {"p_id": certificate_id, "p_order": other_than})
-    return None if row is None else str(row.id)
+def replaced_by(conn: Connection, certificate_id: str) -> str | None:
+    """The order that replaced the certificate (RFC 9773 §5), if one did."""
+    found = _REPLACED_BY.scalar(conn, {"p_id": certificate_id})
+    return None if found is None else str(found)
 
 
-def lock_certificate(conn: Connection, certificate_id: str) -> None:
-    """Hold the certificate's row until the transaction ends (PostgreSQL; SQLite's write
-    transaction holds the whole database already): two finalizes replacing it take turns."""
+def claim_replacement(conn: Connection, certificate_id: str, order_id: str) -> bool:
+    """Mark the certificate replaced by ``order_id`` unless another order did (compare and
+    set: of two finalizes racing to replace it, one wins, on SQLite and PostgreSQL)."""
+    return _CLAIM.run(conn, {"p_id": certificate_id, "p_order": order_id}) == 1
+
+
+def release_replacement(conn: Connection, order_id: str) -> None:
+    """The order that claimed a replacement ended without a certificate (a relayed order
+    the upstream refused): the certificate it named may be replaced again."""
     conn.execute(
-        select(certificates.c.id).where(certificates.c.id == certificate_id).with_for_update()
+        update(certificates).where(certificates.c.replaced_by == order_id).values(replaced_by=None)
     )
+
+
+def replaced_certificates(conn: Connection) -> set[str]:
+    """The ids of certificates an order replaced."""
+    query = select(certificates.c.id).where(certificates.c.replaced_by.is_not(None))
+    return {row.id for row in conn.execute(query)}

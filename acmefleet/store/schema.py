@@ -163,7 +163,6 @@ orders = Table(
     # certificate that is (checked at newOrder: same organisation, a name in common).
     Column("replaces", String(128)),
     Column("replaces_certificate", String(64)),
-    Index("ix_orders_replaces_certificate", "replaces_certificate"),
 )
 
 authorizations = Table(
@@ -232,6 +231,9 @@ certificates = Table(
     Column("revoked_at", UtcDateTime),
     Column("revocation_reason", Integer),
     Column("created_at", UtcDateTime, nullable=False),
+    # RFC 9773 §5: the order that replaced this certificate, set by compare-and-set when
+    # that order is finalized (kept here, not derived from orders, which are pruned).
+    Column("replaced_by", String(64)),
     # Every CRL fetch reads the revocation mark of one CA (``certificates.revocation_mark``).
     Index("ix_certificates_revoked", "ca_level", "revoked_at"),
 )

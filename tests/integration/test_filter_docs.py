@@ -47,7 +47,7 @@ def test_ansible_doc_lists_every_filter_as_documented() -> None:
     assert sorted(listed) == FQCNS
     for name, short in listed.items():
         assert short and "UNDOCUMENTED" not in short, name
-    assert len(FQCNS) == 9
+    assert len(FQCNS) == 10
 
 
 def test_each_filter_documents_its_parameters_examples_and_result() -> None:

@@ -218,3 +218,54 @@ def test_status_probes_ask_as_a_relying_party_and_an_ari_client(
         der, acmefleet.directory("private"), acmefleet.ca_bundle
     )
     assert ended is not None and ended.end <= datetime.now(UTC)
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + content
+
+
+def _cert_id(algorithm_oid: bytes, serial: bytes) -> bytes:
+    algorithm = _der(0x30, _der(0x06, algorithm_oid) + b"\x05\x00")
+    return _der(
+        0x30,
+        algorithm + _der(0x04, b"\x11" * 20) + _der(0x04, b"\x22" * 20) + _der(0x02, serial),
+    )
+
+
+def _hand_built(*cert_ids: bytes) -> bytes:
+    """OCSPRequest { TBSRequest { requestList SEQUENCE OF Request { reqCert } } }."""
+    requests = b"".join(_der(0x30, c) for c in cert_ids)
+    return _der(0x30, _der(0x30, _der(0x30, requests)))
+
+
+SHA1_OID = bytes.fromhex("2b0e03021a")
+MD5_OID = bytes.fromhex("2a864886f70d0205")
+
+
+@pytest.mark.parametrize(
+    "request_der",
+    [
+        _hand_built(_cert_id(SHA1_OID, b"\x01"), _cert_id(SHA1_OID, b"\x02")),  # two at once
+        _hand_built(),  # none
+        _hand_built(_cert_id(MD5_OID, b"\x01")),  # a hash cryptography does not know
+        _hand_built(_cert_id(SHA1_OID, b"\xff\x01")),  # a negative serial
+        _hand_built(_cert_id(SHA1_OID, b"\x00")),  # zero
+    ],
+    ids=["two-certificates", "none", "md5", "negative-serial", "zero-serial"],
+)
+def test_requests_it_cannot_answer_are_malformed_not_500(
+    acmefleet: AcmefleetServer, request_der: bytes
+) -> None:
+    base = f"http://127.0.0.1:{acmefleet.pki_port}/pki/private/ocsp"
+    for answer in (
+        httpx.get(f"{base}/{base64.b64encode(request_der).decode()}"),
+        httpx.post(base, content=request_der, headers={"content-type": "application/ocsp-request"}),
+    ):
+        assert answer.status_code == 200, answer.text
+        status = ocsp.load_der_ocsp_response(answer.content).response_status
+        assert status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert "Traceback" not in acmefleet.log_text()

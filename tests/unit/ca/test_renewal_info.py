@@ -123,3 +123,9 @@ def test_suggestion_precedence() -> None:
     assert suggest(7, NB, NB + NINETY_DAYS, revoked_at=None, chosen=None) == Suggestion(
         default_window(7, NB, NB + NINETY_DAYS), None
     )
+
+
+def test_a_window_of_a_certificate_of_seconds_still_ends_after_it_starts() -> None:
+    for seconds in (1, 5, 10, 19):
+        window = default_window(99, NB, NB + timedelta(seconds=seconds - 1))
+        assert window.end > window.start, seconds

@@ -5,9 +5,10 @@ Revises: 0013
 Create Date: 2026-12-07 16:30:00.000000
 
 An order may say which certificate it replaces (the certID the client sent, and the
-certificate it names, indexed: "is this certificate already replaced?" is asked on every
-newOrder and finalize that replaces one). An operator may set a certificate's renewal window
-(pulled forward, with a reason); without a row the window is computed from the certificate.
+certificate it names); the certificate records the order that replaced it once that order is
+finalized (on the certificate: orders are pruned, the mark must last the certificate's life).
+An operator may set a certificate's renewal window (pulled forward, with a reason); without a
+row the window is computed from the certificate.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("replaces", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("replaces_certificate", sa.String(length=64), nullable=True))
-        batch_op.create_index("ix_orders_replaces_certificate", ["replaces_certificate"])
+    with op.batch_alter_table("certificates", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("replaced_by", sa.String(length=64), nullable=True))
     op.create_table(
         "renewal_windows",
         sa.Column("certificate_id", sa.String(length=64), nullable=False),
@@ -48,7 +50,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("renewal_windows")
+    with op.batch_alter_table("certificates", schema=None) as batch_op:
+        batch_op.drop_column("replaced_by")
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_index("ix_orders_replaces_certificate")
         batch_op.drop_column("replaces_certificate")
         batch_op.drop_column("replaces")
