@@ -145,11 +145,18 @@ class CertificateRenewal:
 
 
 def renewals_of(conn: Connection, certs: list[Certificate]) -> dict[str, CertificateRenewal]:
-    """Each certificate's renewal, from two reads whatever the number of certificates."""
+    """Each certificate's renewal: one certificate by its own rows (a show or a revoke must
+    not read every window of the inventory), a list from two reads whatever its length."""
     if not certs:
         return {}
-    chosen = renewals.all_windows(conn)
-    replaced = renewals.replaced_certificates(conn)
+    if len(certs) == 1:
+        only = certs[0].id
+        window = renewals.window_of(conn, only)
+        chosen = {} if window is None else {only: window}
+        replaced = {only} if renewals.replaced_by(conn, only) is not None else set()
+    else:
+        chosen = renewals.all_windows(conn)
+        replaced = renewals.replaced_certificates(conn)
     found: dict[str, CertificateRenewal] = {}
     for cert in certs:
         set_window = chosen.get(cert.id)
