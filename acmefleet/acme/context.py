@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from acmefleet.acme.nonces import NonceService
 from acmefleet.acme.urls import EndpointUrls
-from acmefleet.ca.crl_cache import CrlCache
 from acmefleet.ca.hierarchy import Authority
 from acmefleet.ca.issuer import Issuer
 from acmefleet.ca.profiles import LeafProfile
@@ -20,6 +19,7 @@ from acmefleet.policy.relay import RelayTo
 from acmefleet.policy.relay_queue import RelayQueue
 from acmefleet.policy.reuse import Reuse
 from acmefleet.policy.validation_queue import ValidationQueue
+from acmefleet.store.crls import PublishedCrl
 from acmefleet.store.engine import Database
 from acmefleet.tasks import BackgroundTasks
 from acmefleet.validation.base import ChallengeValidator
@@ -46,7 +46,8 @@ class AcmeContext:
     keys: KeyCache = field(default_factory=KeyCache)
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
-    crls: CrlCache = field(default_factory=CrlCache)
+    # The CRL this process served last per trust level: served while the database is away.
+    last_crls: dict[str, PublishedCrl] = field(default_factory=dict)
     # CAA on public endpoints: the validators' resolvers and deadline unless given.
     caa_checker: CaaCheck | None = None
     # Per endpoint: corroborating CAA checkers where the endpoint has remote perspectives

@@ -5,18 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timedelta
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from acmefleet.acme.context import AcmeContext
 from acmefleet.acme.http import Request, Response
 from acmefleet.ca import ocsp
-from acmefleet.ca.crl import RevokedEntry, build_crl
 from acmefleet.errors import AcmeError, ProblemType, StoreUnavailable, malformed
+from acmefleet.policy import crl_publication
 from acmefleet.store import certificates as cert_store
 
-CRL_VALIDITY = timedelta(days=1)
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
 # A request for one certificate is about 80 octets; with a signature and its certificates,
@@ -80,40 +78,16 @@ def ocsp_answer(ctx: AcmeContext, level: str, der: bytes | None) -> bytes:
 
 
 def current_crl(ctx: AcmeContext, level: str) -> bytes:
-    """The CRL: this process's copy while no revocation was committed since (by anyone, the
-    database says), rebuilt otherwise and at least once a minute."""
+    """The CRL every worker and replica serves (``policy.crl_publication``)."""
     now = ctx.clock.now()
     try:
-        return _fresh_crl(ctx, level, now)
+        crl = crl_publication.current_crl(ctx.db, ctx.authorities[level], level, ctx.clock)
     except StoreUnavailable:
-        # The database is away: the CRL this process built last is still a valid CRL (it
+        # The database is away: the CRL this process served last is still a valid CRL (it
         # says so until its nextUpdate), better than none for relying parties.
-        last = ctx.crls.last_built(level, now, CRL_VALIDITY)
-        if last is None:
+        last = ctx.last_crls.get(level)
+        if last is None or now >= last.next_update:
             raise
-        return last
-
-
-def _fresh_crl(ctx: AcmeContext, level: str, now: datetime) -> bytes:
-    with ctx.db.read() as conn:
-        # The mark first: a revocation committed between the two reads is then in the list
-        # but not in the mark, which costs one more build, never a CRL missing it.
-        mark = cert_store.revocation_mark(conn, level)
-        cached = ctx.crls.get(level, mark, now)
-        if cached is not None:
-            return cached
-        revoked = cert_store.list_revoked(conn, level)
-    entries = [
-        RevokedEntry(c.serial_hex, c.revoked_at, c.revocation_reason or 0)
-        for c in revoked
-        if c.revoked_at is not None
-    ]
-    der = build_crl(
-        ctx.authorities[level],
-        entries,
-        this_update=now,
-        next_update=now + CRL_VALIDITY,
-        crl_number=int(now.timestamp() * 1000),
-    )
-    ctx.crls.put(level, mark, der, now)
-    return der
+        return last.der
+    ctx.last_crls[level] = crl
+    return crl.der

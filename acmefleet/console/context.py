@@ -1,7 +1,7 @@
 """Everything a console request (API, web page or local CLI command) may use.
 
-The console's own context, not the ACME front end's: it shares the database, the clock and
-the CRL cache with the ACME side but knows nothing of nonces, routes or key caches.
+The console's own context, not the ACME front end's: it shares the database and the clock
+with the ACME side but knows nothing of nonces, routes or key caches.
 """
 
 from __future__ import annotations

@@ -277,7 +277,7 @@ class ConsoleOperations:
         return inventory.get_certificate(conn, cert_id).chain_pem
 
     def revoke_certificate(self, conn: Connection, cert_id: str, *, reason: int) -> JSON:
-        """Revoked in the database; every process's next CRL lists it (``ca.crl_cache``)."""
+        """Revoked in the database; the next CRL published lists it (``policy.crl_publication``)."""
         now = self._now()
         cert = inventory.revoke_certificate(
             conn, cert_id, reason=reason, actor=self.actor, now=now, source=self.source

@@ -81,7 +81,7 @@ class ServerApp:
         ctx = self.acme.ctx
         retention = Retention(ctx.config.keep_expired, ctx.config.housekeeping_interval)
         self._housekeeping = asyncio.get_running_loop().create_task(
-            run_periodically(ctx.db, ctx.clock, retention), name="housekeeping"
+            run_periodically(ctx.db, ctx.clock, retention, ctx.authorities), name="housekeeping"
         )
 
     async def _stop_housekeeping(self) -> None:

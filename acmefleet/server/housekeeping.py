@@ -1,4 +1,5 @@
-"""The server's periodic clean-up: bounded tables without an operator's cron job."""
+"""The server's periodic clean-up: bounded tables without an operator's cron job, and each
+CA's CRL republished on schedule (or after a revocation nobody has fetched a CRL since)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from acmefleet.ca.hierarchy import Authority
 from acmefleet.clock import Clock
 from acmefleet.config import MAX_LIMIT_WINDOW
 from acmefleet.errors import StoreUnavailable
+from acmefleet.policy.crl_publication import publish_stale
 from acmefleet.store import housekeeping
 from acmefleet.store.engine import Database
 
@@ -51,8 +54,11 @@ async def prune_all(db: Database, clock: Clock, retention: Retention) -> houseke
         await asyncio.sleep(0)
 
 
-async def run_periodically(db: Database, clock: Clock, retention: Retention) -> None:
-    """Prune, then sleep ``every`` (with jitter, so workers and replicas spread out)."""
+async def run_periodically(
+    db: Database, clock: Clock, retention: Retention, authorities: dict[str, Authority]
+) -> None:
+    """Prune and publish CRLs, then sleep ``every`` (with jitter, so workers and replicas
+    spread out)."""
     period = retention.every.total_seconds()
     await asyncio.sleep(random.uniform(0, min(period, 60.0)))  # noqa: S311 - not security
     while True:
@@ -66,6 +72,9 @@ async def run_periodically(db: Database, clock: Clock, retention: Retention) -> 
                     pruned.nonces,
                     pruned.counters,
                 )
+            published = publish_stale(db, authorities, clock)
+            if published:
+                log.info("published the CRL of %s", ", ".join(published))
         except StoreUnavailable as unavailable:  # it passes: the next round retries
             log.warning("housekeeping failed (%s); retrying in %.0f s", unavailable, period)
         except Exception:  # anything else: try again next round, with the trace logged

@@ -8,11 +8,13 @@ protocol depends on enforced by a constraint, and no state that lives only in a 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -249,6 +251,23 @@ renewal_windows = Table(
     Column("reason", Text, nullable=False),
     Column("requested_by", Text, nullable=False),
     Column("requested_at", UtcDateTime, nullable=False),
+)
+
+# The CRL each issuing CA publishes (one row per trust level): every worker and replica
+# serves these same bytes. A new CRL replaces the row by compare-and-set on its number, so
+# numbers only grow and no two different CRLs ever carry the same one (RFC 5280 §5.2.3).
+# The revocation mark it was built from (how many revoked, the latest revocation) tells a
+# reader whether a revocation was committed since.
+crls = Table(
+    "crls",
+    metadata,
+    Column("ca_level", String(32), primary_key=True),
+    Column("crl_number", BigInteger, nullable=False),
+    Column("this_update", UtcDateTime, nullable=False),
+    Column("next_update", UtcDateTime, nullable=False),
+    Column("revoked_count", Integer, nullable=False),
+    Column("latest_revocation", UtcDateTime, nullable=True),
+    Column("der", LargeBinary, nullable=False),
 )
 
 # Orders a public endpoint relays to its upstream CA: one row per local order (the primary

@@ -219,7 +219,7 @@ def test_certificates_filtered_and_revoked(ops: ConsoleOperations) -> None:
 
 
 def test_a_revocation_changes_the_crl_mark_once_committed(ops: ConsoleOperations) -> None:
-    """Every process rebuilds its CRL when the mark changes (``ca.crl_cache``): a committed
+    """The published CRL is rebuilt when the mark changes (``policy.crl_publication``): a committed
     revocation changes it, one rolled back does not."""
     org_id = _org(ops)
     cert = _certificate(ops.ctx.db, org_id)
