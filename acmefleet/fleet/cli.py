@@ -337,6 +337,7 @@ def renew(
     from acmefleet.fleet.inventory import InventoryError, load_fleet
     from acmefleet.fleet.settings import inventory_path_var, ssh_options
     from acmefleet.fleet.waves import BudgetSpecError, WaveSpecError, parse_budget, parse_sizes
+    from acmefleet.fleet.winrm_probe import WinrmContext
 
     try:
         parse_sizes(waves)
@@ -355,6 +356,7 @@ def renew(
         ca_bundle=bundle,
         probe="ssh" if probe == "ssh" else "paramiko",
         parallel=probe_parallel,
+        winrm=WinrmContext(inventory.resolve().parent, fleet.all_vars),
     )
     rows = [o.as_json() for o in outcomes]
     if report_file is not None:

@@ -4,7 +4,9 @@ Each Linux host has ``acmefleet-renew-now-NAME.service`` (roles/renew_check): th
 own forced renewal (certbot renew --force-renewal, lego renew --days=-1) with the role's
 hooks. A host is renewed by starting that unit over SSH (it is a oneshot: ``systemctl
 start`` returns when it is over) and then checked over TLS from here: it must serve a
-certificate that verifies, for its names, other than the one it served before. Waves and
+certificate that verifies, for its names, other than the one it served before. A Windows
+host runs the renew-now script roles/win_acme wrote (``wacs.exe --renew --force --id``)
+over WinRM instead (``winrm_probe.force_renewal``; verified on paper only). Waves and
 the failure budget are the roll-out's (``--waves``, ``--max-fail``); once a wave has more
 failures than its budget the hosts of later waves are not run.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from acmefleet.fleet import ssh_probe, tls
+from acmefleet.fleet import ssh_probe, tls, winrm_probe
 from acmefleet.fleet.core import over_budget
 from acmefleet.fleet.inventory import FleetHost
 from acmefleet.fleet.preflight import Probe
@@ -85,15 +87,20 @@ def _start(host: FleetHost, ssh_options: list[str], probe: Probe, unit: str) -> 
 
 
 def renew_host(
-    host: FleetHost, wave: int, ssh_options: list[str], ca_bundle: Path | None, probe: Probe
+    host: FleetHost,
+    wave: int,
+    ssh_options: list[str],
+    ca_bundle: Path | None,
+    probe: Probe,
+    winrm: winrm_probe.WinrmContext | None = None,
 ) -> RenewOutcome:
     started = time.monotonic()
     before = tls.probe(host, ca_bundle)
     if host.is_windows:
-        return RenewOutcome(
-            host.name, "failed", wave, before.serial, error="win-acme hosts: not supported yet"
-        )
-    failed = _start(host, ssh_options, probe, renew_now_unit(host))
+        context = winrm or winrm_probe.WinrmContext()
+        failed = winrm_probe.force_renewal(host, context, RENEW_TIMEOUT)
+    else:
+        failed = _start(host, ssh_options, probe, renew_now_unit(host))
     after = tls.probe(host, ca_bundle)
     error = failed or verdict(host, before, after)
     # A reload (nginx's, Apache's graceful one) is signalled by the client's hook and done by
@@ -123,6 +130,7 @@ def run(
     ca_bundle: Path | None,
     probe: Probe = "paramiko",
     parallel: int = ssh_probe.DEFAULT_PARALLEL,
+    winrm: winrm_probe.WinrmContext | None = None,
 ) -> list[RenewOutcome]:
     """Every host renewed wave by wave; once a wave is over its budget, the rest not run."""
     outcomes: list[RenewOutcome] = []
@@ -130,7 +138,7 @@ def run(
     for number, wave in enumerate(planned, start=1):
 
         def renew_one(host: FleetHost, wave_number: int = number) -> RenewOutcome:
-            return renew_host(host, wave_number, ssh_options, ca_bundle, probe)
+            return renew_host(host, wave_number, ssh_options, ca_bundle, probe, winrm)
 
         done = ssh_probe.parallel_map(renew_one, wave, parallel)
         outcomes += done

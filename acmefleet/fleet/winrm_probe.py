@@ -6,7 +6,8 @@ connection builds it (``ansible_winrm_transport``, ``..._server_cert_validation`
 ``..._ca_trust_path``, ``..._cert_pem``/``..._cert_key_pem``, ``..._message_encryption``,
 ``ansible_winrm_scheme``/``ansible_port``/``ansible_winrm_path``), then runs one PowerShell
 check (PowerShell version, OS caption, whether the login is an administrator). ``status``
-reads win-acme's scheduled task (``Get-ScheduledTask`` / ``Get-ScheduledTaskInfo``).
+reads win-acme's scheduled task (``Get-ScheduledTask`` / ``Get-ScheduledTaskInfo``);
+``renew`` runs the renew-now script roles/win_acme wrote (``force_renewal``).
 
 Verified on paper only: no Windows host runs here. The pywinrm calls follow pywinrm
 0.5's source (``Protocol.send_message``, ``open_shell``/``run_command``/
@@ -43,6 +44,7 @@ IDENTIFY = (
 )
 MIN_POWERSHELL = (5, 1)  # the roles' modules (ansible.windows) need Windows PowerShell 5.1
 MAX_OUTPUT = 64 * 1024
+WIN_ACME_INSTALL_DIR = "C:\\Program Files\\win-acme"  # roles/win_acme's default
 
 # One JSON line: what the preflight needs to know, nothing it does not.
 CHECK_SCRIPT = """$ErrorActionPreference = 'Stop'
@@ -405,3 +407,42 @@ def renewal(host: FleetHost, context: WinrmContext, timeout: float) -> str:
         return renewal_state(parse_tasks(WinrmSession(settings, timeout).powershell(TASK_SCRIPT)))
     except WinrmProblem:
         return "unknown"
+
+
+def renew_now_script(host: FleetHost, context: WinrmContext) -> str | None:
+    """Where roles/win_acme wrote the host's renew-now script (None: the install folder is
+    a template only Ansible renders)."""
+    folder, resolved = _resolve(
+        host.variables.get("win_acme_install_dir", WIN_ACME_INSTALL_DIR), host.variables, context
+    )
+    if not resolved or not isinstance(folder, str):
+        return None
+    return f"{folder.rstrip(chr(92))}\\acmefleet-renew-now-{host.names[0].replace('*', '_')}.ps1"
+
+
+def run_script_command(path: str) -> str:
+    """PowerShell that runs the script at ``path`` and exits with its exit code. The path
+    travels base64-encoded: no quoting of it can go wrong (PowerShell also ends a quoted
+    literal at typographic quotes)."""
+    encoded = base64.b64encode(path.encode()).decode("ascii")
+    return (
+        "$ErrorActionPreference = 'Stop'\n"
+        f"$script = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}'))\n"
+        "& $script\n"
+        "exit $LASTEXITCODE\n"
+    )
+
+
+def force_renewal(host: FleetHost, context: WinrmContext, timeout: float) -> str | None:
+    """``acmefleet renew`` on a Windows host: its renew-now script (wacs.exe --renew --force
+    --id, roles/win_acme) run over WinRM. Why it failed (None: win-acme exited 0)."""
+    settings = settings_for(host, context)
+    script = renew_now_script(host, context)
+    unresolved = [*settings.unresolved, *([] if script else ["win_acme_install_dir"])]
+    if unresolved or script is None:
+        return f"{', '.join(unresolved)} is a template only Ansible renders: cannot renew here"
+    try:
+        WinrmSession(settings, timeout).powershell(run_script_command(script))
+    except WinrmProblem as exc:
+        return f"{script}: {exc} (win-acme's log: %ProgramData%\\win-acme\\<server>\\Log)"
+    return None

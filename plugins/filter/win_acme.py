@@ -253,9 +253,15 @@ def apache_plugin_args(
     ]
 
 
+# PowerShell's tokenizer takes the typographic single quotes for ' too (its own
+# CodeGeneration.EscapeSingleQuotedStringContent doubles all of them): one left undoubled
+# would end the literal.
+_PS_SINGLE_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
+
+
 def ps_quote(value: Any) -> str:
     """A PowerShell single-quoted string literal (quotes doubled, nothing expanded)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    return "'" + _PS_SINGLE_QUOTES.sub(lambda m: m.group(0) * 2, str(value)) + "'"
 
 
 def ps_argv(argv: Sequence[str]) -> str:

@@ -9,6 +9,9 @@ a listener that accepts and never answers.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import re
 import socket
 import time
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 from acmefleet.fleet import winrm_probe
 from acmefleet.fleet.inventory import FleetHost
 from acmefleet.fleet.preflight import preflight
+from acmefleet.fleet.renew import renew_host
 from acmefleet.fleet.winrm_probe import HostFacts, WinrmContext
 
 # As Windows Server 2012 R2 answered an authenticated Identify (a captured exchange).
@@ -174,3 +178,46 @@ def test_a_closed_port_and_a_silent_listener_fail_with_their_reason() -> None:
     assert took < 10
     for result in results.values():
         assert "not-a-real-password" not in (result.problem or "")
+
+
+def test_renew_runs_the_script_the_role_wrote_and_says_why_it_could_not() -> None:
+    """``acmefleet renew`` on Windows: roles/win_acme's renew-now script over WinRM. The
+    script's path is the role's (tests/integration/test_win_acme_role.py renders the same
+    name); the path travels base64-encoded, so no quote in it can end a literal."""
+    host = windows_host("win1", 5986, acmefleet_names=["*.win1.example.net"])
+    host = dataclasses.replace(host, names=("*.win1.example.net",))
+    assert winrm_probe.renew_now_script(host, WinrmContext()) == (
+        r"C:\Program Files\win-acme\acmefleet-renew-now-_.win1.example.net.ps1"
+    )
+    moved = dataclasses.replace(
+        host, variables={**host.variables, "win_acme_install_dir": "{{ tools }}\\"}
+    )
+    context = WinrmContext(variables={"tools": "D:\\Tools\\it\u2019s"})
+    path = winrm_probe.renew_now_script(moved, context)
+    assert path == "D:\\Tools\\it\u2019s\\acmefleet-renew-now-_.win1.example.net.ps1"
+    command = winrm_probe.run_script_command(path)
+    encoded = re.search(r"FromBase64String\('([A-Za-z0-9+/=]+)'\)", command)
+    assert encoded is not None and base64.b64decode(encoded[1]).decode() == path
+    assert "Tools" not in command and "exit $LASTEXITCODE" in command
+    # A setting only Ansible can render: refused here, with the reason.
+    vaulted = dataclasses.replace(
+        host, variables={**host.variables, "win_acme_install_dir": "{{ lookup('env', 'X') }}"}
+    )
+    assert winrm_probe.force_renewal(vaulted, WinrmContext(), 3) == (
+        "win_acme_install_dir is a template only Ansible renders: cannot renew here"
+    )
+
+
+def test_renew_of_a_host_whose_winrm_is_down_fails_with_the_reason() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        host = windows_host("win-down", closed.getsockname()[1])
+        outcome = renew_host(host, 1, [], None, "paramiko", WinrmContext())
+    assert outcome.status == "failed"
+    port = host.variables["ansible_port"]
+    assert outcome.error == (
+        r"C:\Program Files\win-acme\acmefleet-renew-now-win-down.example.net.ps1: "
+        f"WinRM port {port} does not answer: Connection refused "
+        r"(win-acme's log: %ProgramData%\win-acme\<server>\Log)"
+    )
+    assert "not-a-real-password" not in outcome.error

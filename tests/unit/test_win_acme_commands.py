@@ -296,6 +296,9 @@ def test_renewal_id_is_stable_per_server_and_selection() -> None:
 def test_powershell_quoting() -> None:
     assert wa.ps_quote("it's") == "'it''s'"
     assert wa.ps_quote("$env:X `n") == "'$env:X `n'"
+    # PowerShell ends a single-quoted literal at a typographic quote too: each is doubled.
+    for quote in "\u2018\u2019\u201a\u201b":
+        assert wa.ps_quote(f"a{quote}; calc; {quote}") == f"'a{quote}{quote}; calc; {quote}{quote}'"
     assert wa.ps_argv([EXE, "--host", "a"]) == f"& '{EXE}' '--host' 'a'"
     assert wa.apache_path(r"C:\Apache24\conf\x.conf") == "C:/Apache24/conf/x.conf"
 
