@@ -13,6 +13,10 @@ from acmefleet.store.schema import certificates
 
 _INSERT = Prepared(insert(certificates))
 _BY_ID = Prepared(select(certificates).where(certificates.c.id == bindparam("p_id")))
+# renewalInfo's lookup (every ARI client, every few hours per certificate): prepared.
+_BY_SERIAL = Prepared(
+    select(certificates).where(certificates.c.serial_hex == bindparam("p_serial"))
+)
 
 
 def _certificate(row: Any) -> Certificate:
@@ -63,8 +67,7 @@ def get_certificate(conn: Connection, cert_id: str) -> Certificate | None:
 
 
 def find_by_serial(conn: Connection, serial_hex: str) -> Certificate | None:
-    query = select(certificates).where(certificates.c.serial_hex == serial_hex)
-    row = conn.execute(query).one_or_none()
+    row = _BY_SERIAL.first(conn, {"p_serial": serial_hex})
     return _certificate(row) if row else None
 
 
