@@ -83,14 +83,19 @@ def list_revoked(conn: Connection, ca_level: str) -> list[Certificate]:
     return [_certificate(r) for r in conn.execute(query)]
 
 
+# Read on every CRL fetch (policy.crl_publication): prepared.
+_REVOCATION_MARK = Prepared(
+    select(
+        func.count().label("revoked"), func.max(certificates.c.revoked_at).label("latest")
+    ).where(certificates.c.ca_level == bindparam("p_level"), certificates.c.revoked_at.is_not(None))
+)
+
+
 def revocation_mark(conn: Connection, ca_level: str) -> tuple[int, datetime | None]:
     """How many certificates of ``ca_level`` are revoked, and when the latest was: any
     revocation changes it (a revocation is never undone)."""
-    query = select(func.count(), func.max(certificates.c.revoked_at)).where(
-        certificates.c.ca_level == ca_level, certificates.c.revoked_at.is_not(None)
-    )
-    count, latest = conn.execute(query).one()
-    return int(count), latest
+    row = _REVOCATION_MARK.first(conn, {"p_level": ca_level})
+    return (0, None) if row is None else (int(row.revoked), row.latest)
 
 
 def mark_revoked(conn: Connection, cert_id: str, at: datetime, reason: int) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import crls
 
 # (certificates of the CA revoked, the latest revocation time): what a CRL was built from.
@@ -25,17 +26,21 @@ class PublishedCrl:
     der: bytes
 
 
+# Read on every CRL fetch: prepared.
+_PUBLISHED = Prepared(select(crls).where(crls.c.ca_level == bindparam("p_level")))
+
+
 def published(conn: Connection, ca_level: str) -> PublishedCrl | None:
-    row = conn.execute(select(crls).where(crls.c.ca_level == ca_level)).mappings().first()
+    row = _PUBLISHED.first(conn, {"p_level": ca_level})
     if row is None:
         return None
     return PublishedCrl(
-        ca_level=row["ca_level"],
-        number=row["crl_number"],
-        this_update=row["this_update"],
-        next_update=row["next_update"],
-        mark=(row["revoked_count"], row["latest_revocation"]),
-        der=bytes(row["der"]),
+        ca_level=row.ca_level,
+        number=row.crl_number,
+        this_update=row.this_update,
+        next_update=row.next_update,
+        mark=(row.revoked_count, row.latest_revocation),
+        der=bytes(row.der),
     )
 
 
