@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from acmefleet.acme.nonces import NonceService
 from acmefleet.acme.urls import EndpointUrls
@@ -48,6 +49,8 @@ class AcmeContext:
     _urls: dict[str, EndpointUrls] = field(default_factory=dict)
     # The CRL this process served last per trust level: served while the database is away.
     last_crls: dict[str, PublishedCrl] = field(default_factory=dict)
+    # Per trust level: no new CRL is signed before then (the database refused the last one).
+    crl_hold_until: dict[str, datetime] = field(default_factory=dict)
     # CAA on public endpoints: the validators' resolvers and deadline unless given.
     caa_checker: CaaCheck | None = None
     # Per endpoint: corroborating CAA checkers where the endpoint has remote perspectives

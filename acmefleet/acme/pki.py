@@ -80,8 +80,15 @@ def ocsp_answer(ctx: AcmeContext, level: str, der: bytes | None) -> bytes:
 def current_crl(ctx: AcmeContext, level: str) -> bytes:
     """The CRL every worker and replica serves (``policy.crl_publication``)."""
     now = ctx.clock.now()
+    hold = ctx.crl_hold_until.get(level)
     try:
-        crl = crl_publication.current_crl(ctx.db, ctx.authorities[level], level, ctx.clock)
+        served = crl_publication.current_crl(
+            ctx.db,
+            ctx.authorities[level],
+            level,
+            ctx.clock,
+            may_publish=hold is None or now >= hold,
+        )
     except StoreUnavailable:
         # The database is away: the CRL this process served last is still a valid CRL (it
         # says so until its nextUpdate), better than none for relying parties.
@@ -89,5 +96,7 @@ def current_crl(ctx: AcmeContext, level: str) -> bytes:
         if last is None or now >= last.next_update:
             raise
         return last.der
-    ctx.last_crls[level] = crl
-    return crl.der
+    if served.held_back and (hold is None or now >= hold):
+        ctx.crl_hold_until[level] = now + crl_publication.UNWRITABLE_HOLD
+    ctx.last_crls[level] = served.crl
+    return served.crl.der

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
@@ -76,11 +76,26 @@ def list_certificates(conn: Connection) -> list[Certificate]:
     return [_certificate(r) for r in conn.execute(query)]
 
 
-def list_revoked(conn: Connection, ca_level: str) -> list[Certificate]:
-    query = select(certificates).where(
-        certificates.c.ca_level == ca_level, certificates.c.revoked_at.is_not(None)
-    )
-    return [_certificate(r) for r in conn.execute(query)]
+_REVOKED_ENTRIES = Prepared(
+    select(
+        certificates.c.serial_hex, certificates.c.revoked_at, certificates.c.revocation_reason
+    ).where(certificates.c.ca_level == bindparam("p_level"), certificates.c.revoked_at.is_not(None))
+)
+
+
+class RevokedRow(NamedTuple):
+    serial_hex: str
+    revoked_at: datetime
+    reason: int
+
+
+def revoked_entries(conn: Connection, ca_level: str) -> list[RevokedRow]:
+    """What a CRL lists for ``ca_level``: only the three columns it needs (the CRL of a CA
+    with many revocations is built without reading every certificate's PEM)."""
+    return [
+        RevokedRow(row.serial_hex, row.revoked_at, row.revocation_reason or 0)
+        for row in _REVOKED_ENTRIES.rows(conn, {"p_level": ca_level})
+    ]
 
 
 # Read on every CRL fetch (policy.crl_publication): prepared.

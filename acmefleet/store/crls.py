@@ -61,7 +61,7 @@ def publish(conn: Connection, crl: PublishedCrl, replacing: int | None) -> bool:
             insert(crls)
             .values(ca_level=crl.ca_level, **values)
             .on_conflict_do_nothing()
-            .returning(crls.c.ca_level)  # psycopg's rowcount is not 1 for an inserted row here
+            .returning(crls.c.ca_level)  # the inserted row, or none: the same on every dialect
         )
         return conn.execute(first).first() is not None
     newer = (

@@ -22,8 +22,10 @@ from acmefleet.clock import FixedClock
 from acmefleet.errors import StoreUnavailable
 from acmefleet.policy import crl_publication
 from acmefleet.policy.crl_publication import (
+    CLOCK_TOLERANCE,
     CRL_VALIDITY,
     REISSUE_AFTER,
+    Served,
     current_crl,
     publish_stale,
 )
@@ -90,9 +92,9 @@ def _serials(der: bytes) -> dict[int, x509.ReasonFlags | None]:
 def test_the_first_fetch_publishes_and_the_next_ones_serve_the_same_bytes(
     db: Database, authority: Authority, clock: FixedClock
 ) -> None:
-    first = current_crl(db, authority, "private", clock)
+    first = current_crl(db, authority, "private", clock).crl
     clock.advance(timedelta(minutes=5))
-    again = current_crl(db, authority, "private", clock)
+    again = current_crl(db, authority, "private", clock).crl
     assert again == first
     crl = x509.load_der_x509_crl(first.der)
     assert crl.is_signature_valid(authority.issuer_key.public_key())
@@ -108,10 +110,10 @@ def test_a_committed_revocation_is_in_the_next_fetch_under_a_larger_number(
     db: Database, authority: Authority, clock: FixedClock, org_id: int, account_id: str
 ) -> None:
     _issue(db, account_id, org_id, "c1", "7e01")
-    before = current_crl(db, authority, "private", clock)
+    before = current_crl(db, authority, "private", clock).crl
     assert _serials(before.der) == {}
     _revoke(db, "c1", clock)  # in the same second: the mark still moved
-    after = current_crl(db, authority, "private", clock)
+    after = current_crl(db, authority, "private", clock).crl
     assert after.number == before.number + 1
     assert _serials(after.der) == {0x7E01: x509.ReasonFlags.superseded}
     assert after.mark == (1, at(100))
@@ -121,12 +123,12 @@ def test_rolled_back_revocations_publish_nothing(
     db: Database, authority: Authority, clock: FixedClock, org_id: int, account_id: str
 ) -> None:
     _issue(db, account_id, org_id, "c1", "7e01")
-    published = current_crl(db, authority, "private", clock)
+    published = current_crl(db, authority, "private", clock).crl
     with pytest.raises(RuntimeError), db.write() as conn:
         certificates.mark_revoked(conn, "c1", clock.now(), 1)
         raise RuntimeError("the command failed after the revocation")
     clock.advance(timedelta(minutes=1))
-    assert current_crl(db, authority, "private", clock) == published
+    assert current_crl(db, authority, "private", clock).crl == published
 
 
 def test_housekeeping_republishes_on_schedule_and_after_an_unfetched_revocation(
@@ -166,11 +168,11 @@ def test_a_lost_race_serves_the_winners_crl_and_each_number_names_one_crl(
     def build_while_another_publishes(*args: object, **kwargs: object) -> crls.PublishedCrl:
         if not winners:
             monkeypatch.setattr(crl_publication, "_build", real_build)
-            winners.append(current_crl(db, authority, "private", clock))  # the other replica
+            winners.append(current_crl(db, authority, "private", clock).crl)  # the other replica
         return real_build(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(crl_publication, "_build", build_while_another_publishes)
-    served = current_crl(db, authority, "private", clock)
+    served = current_crl(db, authority, "private", clock).crl
     assert served == winners[0]
     assert _serials(served.der) == {0x7E01: x509.ReasonFlags.superseded}
 
@@ -186,7 +188,7 @@ def test_concurrent_fetches_after_a_revocation_agree_on_every_number(
 
     def fetch() -> None:
         try:
-            served.append(current_crl(db, authority, "private", clock))
+            served.append(current_crl(db, authority, "private", clock).crl)
         except BaseException as error:  # reported by the assertion below
             errors.append(error)
 
@@ -206,11 +208,11 @@ def test_numbers_grow_past_a_published_number_ahead_of_this_clock(
     """A replica with a fast clock published; this one's next CRL still gets a larger number,
     and the fast replica's thisUpdate ahead of this clock counts as fresh, not stale."""
     fast = FixedClock(clock.now() + timedelta(minutes=3))
-    ahead = current_crl(db, authority, "private", fast)
-    assert current_crl(db, authority, "private", clock) == ahead
+    ahead = current_crl(db, authority, "private", fast).crl
+    assert current_crl(db, authority, "private", clock).crl == ahead
     _issue(db, account_id, org_id, "c1", "7e01")
     _revoke(db, "c1", clock)
-    assert current_crl(db, authority, "private", clock).number == ahead.number + 1
+    assert current_crl(db, authority, "private", clock).crl.number == ahead.number + 1
 
 
 class WriterAway:
@@ -228,11 +230,51 @@ class WriterAway:
 def test_with_the_writer_away_the_published_crl_serves_until_its_next_update(
     db: Database, authority: Authority, clock: FixedClock, org_id: int, account_id: str
 ) -> None:
-    published = current_crl(db, authority, "private", clock)
+    published = current_crl(db, authority, "private", clock).crl
     _issue(db, account_id, org_id, "c1", "7e01")
     _revoke(db, "c1", clock)
     away = cast(Database, WriterAway(db))
-    assert current_crl(away, authority, "private", clock) == published
+    served = current_crl(away, authority, "private", clock)
+    assert served == Served(published, published=False, held_back=True)
     clock.advance(CRL_VALIDITY)
     with pytest.raises(StoreUnavailable):
         current_crl(away, authority, "private", clock)
+
+
+def test_a_crl_from_a_clock_far_ahead_is_replaced_not_served(
+    db: Database, authority: Authority, clock: FixedClock
+) -> None:
+    """Relying parties reject a CRL whose thisUpdate is in their future: one published by a
+    replica whose clock is far ahead is rebuilt by the next fetch, with a larger number."""
+    far = FixedClock(clock.now() + CLOCK_TOLERANCE + timedelta(seconds=1))
+    ahead = current_crl(db, authority, "private", far).crl
+    served = current_crl(db, authority, "private", clock)
+    assert served.published and served.crl.number == ahead.number + 1
+    assert served.crl.this_update == clock.now()
+
+
+def test_held_back_a_process_serves_the_valid_crl_without_signing(
+    db: Database,
+    authority: Authority,
+    clock: FixedClock,
+    org_id: int,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a refused write the server holds back (acme/pki.py, UNWRITABLE_HOLD): the
+    published CRL is served as it is, nothing is signed or written; once nothing valid is
+    left, it publishes all the same."""
+    published = current_crl(db, authority, "private", clock).crl
+    _issue(db, account_id, org_id, "c1", "7e01")
+    _revoke(db, "c1", clock)
+
+    def no_signing(*_args: object, **_kwargs: object) -> crls.PublishedCrl:
+        raise AssertionError("signed a CRL while held back")
+
+    monkeypatch.setattr(crl_publication, "_build", no_signing)
+    held = current_crl(db, authority, "private", clock, may_publish=False)
+    assert held == Served(published, published=False, held_back=True)
+    monkeypatch.undo()
+    clock.advance(CRL_VALIDITY)
+    fresh = current_crl(db, authority, "private", clock, may_publish=False)
+    assert fresh.published and 0x7E01 in _serials(fresh.crl.der)

@@ -41,7 +41,7 @@ def test_revocation_once_and_the_revoked_list_of_one_ca(
     add(db, "private-2", account_id, org_id, 2)
     add(db, "public-1", account_id, org_id, 3, ca_level="public")
     with db.read() as conn:
-        assert certificates.list_revoked(conn, "private") == []
+        assert certificates.revoked_entries(conn, "private") == []
     with db.write() as conn:
         assert certificates.mark_revoked(conn, "private-2", at(10), 1)
         assert certificates.mark_revoked(conn, "public-1", at(11), 4)
@@ -49,9 +49,7 @@ def test_revocation_once_and_the_revoked_list_of_one_ca(
         assert not certificates.mark_revoked(conn, "private-2", at(12), 5)
         assert not certificates.mark_revoked(conn, "unknown", at(12), 5)
     with db.read() as conn:
-        revoked = certificates.list_revoked(conn, "private")
-        public = certificates.list_revoked(conn, "public")
-    assert [(c.id, c.revoked_at, c.revocation_reason) for c in revoked] == [
-        ("private-2", at(10), 1)
-    ]
-    assert [(c.id, c.revocation_reason) for c in public] == [("public-1", 4)]
+        revoked = certificates.revoked_entries(conn, "private")
+        public = certificates.revoked_entries(conn, "public")
+    assert revoked == [(f"5e{b'private-2'.hex()}", at(10), 1)]
+    assert public == [(f"5e{b'public-1'.hex()}", at(11), 4)]
