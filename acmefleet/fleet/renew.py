@@ -5,8 +5,9 @@ own forced renewal (certbot renew --force-renewal, lego renew --days=-1) with th
 hooks. A host is renewed by starting that unit over SSH (it is a oneshot: ``systemctl
 start`` returns when it is over) and then checked over TLS from here: it must serve a
 certificate that verifies, for its names, other than the one it served before. A Windows
-host runs the renew-now script roles/win_acme wrote (``wacs.exe --renew --force --id``)
-over WinRM instead (``winrm_probe.force_renewal``; verified on paper only). Waves and
+host starts the on-demand task roles/win_acme registered (``wacs.exe --renew --force
+--id`` as SYSTEM) over WinRM instead and waits for its run (``winrm_probe.force_renewal``;
+verified on paper only). Waves and
 the failure budget are the roll-out's (``--waves``, ``--max-fail``); once a wave has more
 failures than its budget the hosts of later waves are not run.
 """

@@ -7,7 +7,7 @@ connection builds it (``ansible_winrm_transport``, ``..._server_cert_validation`
 ``ansible_winrm_scheme``/``ansible_port``/``ansible_winrm_path``), then runs one PowerShell
 check (PowerShell version, OS caption, whether the login is an administrator). ``status``
 reads win-acme's scheduled task (``Get-ScheduledTask`` / ``Get-ScheduledTaskInfo``);
-``renew`` runs the renew-now script roles/win_acme wrote (``force_renewal``).
+``renew`` starts the on-demand task roles/win_acme registered (``force_renewal``).
 
 Verified on paper only: no Windows host runs here. The pywinrm calls follow pywinrm
 0.5's source (``Protocol.send_message``, ``open_shell``/``run_command``/
@@ -44,7 +44,7 @@ IDENTIFY = (
 )
 MIN_POWERSHELL = (5, 1)  # the roles' modules (ansible.windows) need Windows PowerShell 5.1
 MAX_OUTPUT = 64 * 1024
-WIN_ACME_INSTALL_DIR = "C:\\Program Files\\win-acme"  # roles/win_acme's default
+TASK_TIMED_OUT = 124  # start_task_script's exit status when the run did not end in time
 
 # One JSON line: what the preflight needs to know, nothing it does not.
 CHECK_SCRIPT = """$ErrorActionPreference = 'Stop'
@@ -310,6 +310,18 @@ class WinrmSession:
         return parse_identify(self._call(self.protocol.send_message, IDENTIFY))
 
     def powershell(self, script: str) -> bytes:
+        out, status = self._powershell(script)
+        if status != 0:
+            raise WinrmProblem(f"PowerShell exited with {status}")
+        if len(out) > MAX_OUTPUT:
+            raise WinrmProblem(f"the answer is longer than {MAX_OUTPUT} bytes")
+        return out
+
+    def powershell_status(self, script: str) -> int:
+        """Run ``script`` for its exit status only (its output is not kept)."""
+        return self._powershell(script)[1]
+
+    def _powershell(self, script: str) -> tuple[bytes, int]:
         encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
         shell = self._call(self.protocol.open_shell)
         try:
@@ -323,11 +335,7 @@ class WinrmSession:
         finally:
             with contextlib.suppress(Exception):  # the answer is in; closing is best effort
                 self.protocol.close_shell(shell)
-        if status != 0:
-            raise WinrmProblem(f"PowerShell exited with {status}")
-        if len(out) > MAX_OUTPUT:
-            raise WinrmProblem(f"the answer is longer than {MAX_OUTPUT} bytes")
-        return bytes(out)
+        return bytes(out), int(status)
 
     def _call(self, function: Any, *args: Any) -> Any:
         import requests
@@ -409,40 +417,53 @@ def renewal(host: FleetHost, context: WinrmContext, timeout: float) -> str:
         return "unknown"
 
 
-def renew_now_script(host: FleetHost, context: WinrmContext) -> str | None:
-    """Where roles/win_acme wrote the host's renew-now script (None: the install folder is
-    a template only Ansible renders)."""
-    folder, resolved = _resolve(
-        host.variables.get("win_acme_install_dir", WIN_ACME_INSTALL_DIR), host.variables, context
-    )
-    if not resolved or not isinstance(folder, str):
-        return None
-    return f"{folder.rstrip(chr(92))}\\acmefleet-renew-now-{host.names[0].replace('*', '_')}.ps1"
+def renew_now_task(host: FleetHost) -> str:
+    """The on-demand task roles/win_acme registered for the host's certificate."""
+    return f"acmefleet renew-now ({host.names[0].replace('*', '_')})"
 
 
-def run_script_command(path: str) -> str:
-    """PowerShell that runs the script at ``path`` and exits with its exit code. The path
-    travels base64-encoded: no quoting of it can go wrong (PowerShell also ends a quoted
-    literal at typographic quotes)."""
-    encoded = base64.b64encode(path.encode()).decode("ascii")
-    return (
-        "$ErrorActionPreference = 'Stop'\n"
-        f"$script = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}'))\n"
-        "& $script\n"
-        "exit $LASTEXITCODE\n"
-    )
+def start_task_script(task: str, wait_seconds: int) -> str:
+    """PowerShell that starts ``task``, waits for its run to end (at most ``wait_seconds``,
+    then stops it and exits 124) and exits with the run's result. The name travels
+    base64-encoded: no quoting of it can go wrong."""
+    encoded = base64.b64encode(task.encode()).decode("ascii")
+    return f"""$ErrorActionPreference = 'Stop'
+$name = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{encoded}'))
+$task = Get-ScheduledTask -TaskName $name -TaskPath '\\'
+$before = (Get-ScheduledTaskInfo -InputObject $task).LastRunTime
+Start-ScheduledTask -InputObject $task
+$deadline = (Get-Date).AddSeconds({wait_seconds})
+do {{
+  Start-Sleep -Seconds 2
+  $task = Get-ScheduledTask -TaskName $name -TaskPath '\\'
+  $info = Get-ScheduledTaskInfo -InputObject $task
+}} while (([string]$task.State -eq 'Running' -or $info.LastRunTime -eq $before) -and
+          (Get-Date) -lt $deadline)
+if ([string]$task.State -eq 'Running' -or $info.LastRunTime -eq $before) {{
+  Stop-ScheduledTask -InputObject $task
+  exit 124
+}}
+exit $info.LastTaskResult
+"""
 
 
 def force_renewal(host: FleetHost, context: WinrmContext, timeout: float) -> str | None:
-    """``acmefleet renew`` on a Windows host: its renew-now script (wacs.exe --renew --force
-    --id, roles/win_acme) run over WinRM. Why it failed (None: win-acme exited 0)."""
+    """``acmefleet renew`` on a Windows host: the on-demand task roles/win_acme registered
+    (``wacs.exe --renew --force --id`` as SYSTEM) started over WinRM and waited for. Why it
+    failed (None: win-acme's run ended with 0)."""
     settings = settings_for(host, context)
-    script = renew_now_script(host, context)
-    unresolved = [*settings.unresolved, *([] if script else ["win_acme_install_dir"])]
-    if unresolved or script is None:
-        return f"{', '.join(unresolved)} is a template only Ansible renders: cannot renew here"
+    if settings.unresolved:
+        why = ", ".join(settings.unresolved)
+        return f"{why} is a template only Ansible renders: cannot renew here"
+    task = renew_now_task(host)
+    wait = max(10, int(timeout) - 60)  # the script ends before WinRM's own read timeout
     try:
-        WinrmSession(settings, timeout).powershell(run_script_command(script))
+        status = WinrmSession(settings, timeout).powershell_status(start_task_script(task, wait))
     except WinrmProblem as exc:
-        return f"{script}: {exc} (win-acme's log: %ProgramData%\\win-acme\\<server>\\Log)"
-    return None
+        return f"{task}: {exc}"
+    if status == 0:
+        return None
+    if status == TASK_TIMED_OUT:
+        return f"{task}: still running after {wait} s, stopped"
+    log = "%ProgramData%\\win-acme\\<server>\\Log"
+    return f"{task}: win-acme's run ended with {status} (its log: {log})"

@@ -27,7 +27,6 @@ from cryptography.x509.oid import NameOID
 
 from acmefleet.fleet import winrm_probe
 from acmefleet.fleet.inventory import FleetHost
-from acmefleet.fleet.winrm_probe import WinrmContext
 from tests.support.ansible_cli import ansible
 
 pytestmark = pytest.mark.integration
@@ -103,9 +102,6 @@ RENDER = """---
           argv_new_account: "{{ win_acme__argv_new_account }}"
           argv_existing_account: "{{ win_acme__argv_existing_account }}"
           argv_setup_task: "{{ win_acme__argv_setup_task }}"
-          argv_renew_now: "{{ win_acme__argv_renew_now }}"
-          renew_now_file: "{{ win_acme__renew_now_file }}"
-          renew_now_script: "{{ win_acme__renew_now_script }}"
           display: "{{ win_acme__argv_display }}"
           ps_scripts: "{{ win_acme__ps_scripts }}"
           write_secret: "{{ win_acme__write_secret_parameters }}"
@@ -177,23 +173,30 @@ def test_iis_rendering(tmp_path: Path, ca_bundle: Path) -> None:
         in (ps["expand_archive"]["script"])
     )
     assert "Get-ScheduledTask -TaskName $TaskName" in ps["scheduled_task"]["script"]
-    # ARI: win-acme's own task repeated every 15 minutes; acmefleet renew's script.
-    assert ps["renewal_repetition"]["parameters"] == {
-        "TaskName": out["task_name"], "Minutes": 15, "RandomDelayMinutes": 2
-    }  # fmt: skip
+    # ARI: win-acme's own task repeated every 15 minutes from a per-host offset;
+    # acmefleet renew's on-demand task.
+    repetition = ps["renewal_repetition"]["parameters"]
+    offset = int(repetition.pop("OffsetSeconds"))
+    assert repetition == {"TaskName": out["task_name"], "Minutes": 15, "RandomDelayMinutes": 2}
+    assert 0 <= offset < 15 * 60
     assert "[CmdletBinding(SupportsShouldProcess)]" in ps["renewal_repetition"]["script"]
-    assert out["argv_renew_now"] == [exe, "--renew", "--force", "--baseuri", SERVER, "--id", rid]
-    assert out["renew_now_file"] == (
-        r"C:\Program Files\win-acme\acmefleet-renew-now-www.example.com.ps1"
+    renew_now = ps["renew_now_task"]
+    assert renew_now["parameters"] == {
+        "TaskName": "acmefleet renew-now (www.example.com)",
+        "Execute": exe,
+        "Arguments": f'--renew --force --baseuri "{SERVER}" --id "{rid}"',
+        "WorkingDirectory": r"C:\Program Files\win-acme",
+        "TimeLimitMinutes": 30,
+    }
+    assert (
+        "-UserId 'SYSTEM'" in renew_now["script"]
+        and "Register-ScheduledTask" in renew_now["script"]
     )
-    # acmefleet renew looks for it where the role wrote it.
+    # acmefleet renew starts the task the role registered.
     fleet_host = FleetHost(
         "win1", "192.0.2.7", "win_acme_iis", ("www.example.com", "example.com"), "private", "org"
     )
-    assert winrm_probe.renew_now_script(fleet_host, WinrmContext()) == out["renew_now_file"]
-    assert (
-        f"& '{exe}' '--renew' '--force' '--baseuri' '{SERVER}' '--id' '{rid}'\nexit $LASTEXITCODE\n"
-    ) in out["renew_now_script"]
+    assert winrm_probe.renew_now_task(fleet_host) == renew_now["parameters"]["TaskName"]
     # Same server and selection, same renewal; another selection, another renewal.
     _, again = render(tmp_path, "win_acme_iis", common_vars(ca_bundle, win_acme_iis_site_ids=[1]))
     assert again["renewal_id"] == rid

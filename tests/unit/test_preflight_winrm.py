@@ -180,31 +180,26 @@ def test_a_closed_port_and_a_silent_listener_fail_with_their_reason() -> None:
         assert "not-a-real-password" not in (result.problem or "")
 
 
-def test_renew_runs_the_script_the_role_wrote_and_says_why_it_could_not() -> None:
-    """``acmefleet renew`` on Windows: roles/win_acme's renew-now script over WinRM. The
-    script's path is the role's (tests/integration/test_win_acme_role.py renders the same
-    name); the path travels base64-encoded, so no quote in it can end a literal."""
-    host = windows_host("win1", 5986, acmefleet_names=["*.win1.example.net"])
-    host = dataclasses.replace(host, names=("*.win1.example.net",))
-    assert winrm_probe.renew_now_script(host, WinrmContext()) == (
-        r"C:\Program Files\win-acme\acmefleet-renew-now-_.win1.example.net.ps1"
-    )
-    moved = dataclasses.replace(
-        host, variables={**host.variables, "win_acme_install_dir": "{{ tools }}\\"}
-    )
-    context = WinrmContext(variables={"tools": "D:\\Tools\\it\u2019s"})
-    path = winrm_probe.renew_now_script(moved, context)
-    assert path == "D:\\Tools\\it\u2019s\\acmefleet-renew-now-_.win1.example.net.ps1"
-    command = winrm_probe.run_script_command(path)
-    encoded = re.search(r"FromBase64String\('([A-Za-z0-9+/=]+)'\)", command)
-    assert encoded is not None and base64.b64decode(encoded[1]).decode() == path
-    assert "Tools" not in command and "exit $LASTEXITCODE" in command
+def test_renew_starts_the_roles_task_and_says_why_it_could_not() -> None:
+    """``acmefleet renew`` on Windows: roles/win_acme's on-demand task, started over WinRM
+    and waited for (tests/integration/test_win_acme_role.py renders the same name). The
+    name travels base64-encoded, so no quote in it can end a literal."""
+    host = dataclasses.replace(windows_host("win1", 5986), names=("*.it\u2019s.example.net",))
+    task = winrm_probe.renew_now_task(host)
+    assert task == "acmefleet renew-now (_.it\u2019s.example.net)"
+    script = winrm_probe.start_task_script(task, 840)
+    encoded = re.search(r"FromBase64String\('([A-Za-z0-9+/=]+)'\)", script)
+    assert encoded is not None and base64.b64decode(encoded[1]).decode() == task
+    assert "it\u2019s" not in script
+    assert "Start-ScheduledTask -InputObject $task" in script
+    assert "AddSeconds(840)" in script and "exit 124" in script
+    assert "exit $info.LastTaskResult" in script
     # A setting only Ansible can render: refused here, with the reason.
     vaulted = dataclasses.replace(
-        host, variables={**host.variables, "win_acme_install_dir": "{{ lookup('env', 'X') }}"}
+        host, variables={**host.variables, "ansible_password": "{{ vault_password }}"}
     )
     assert winrm_probe.force_renewal(vaulted, WinrmContext(), 3) == (
-        "win_acme_install_dir is a template only Ansible renders: cannot renew here"
+        "ansible_password is a template only Ansible renders: cannot renew here"
     )
 
 
@@ -216,8 +211,7 @@ def test_renew_of_a_host_whose_winrm_is_down_fails_with_the_reason() -> None:
     assert outcome.status == "failed"
     port = host.variables["ansible_port"]
     assert outcome.error == (
-        r"C:\Program Files\win-acme\acmefleet-renew-now-win-down.example.net.ps1: "
-        f"WinRM port {port} does not answer: Connection refused "
-        r"(win-acme's log: %ProgramData%\win-acme\<server>\Log)"
+        "acmefleet renew-now (win-down.example.net): "
+        f"WinRM port {port} does not answer: Connection refused"
     )
     assert "not-a-real-password" not in outcome.error
