@@ -104,21 +104,22 @@ def configure(
     config: Path,
     hosts: Mapping[str, str],
     dns_resolvers: Sequence[str] = (),
-    authorization_days: float | None = None,
+    authorization_reuse_days: float | None = None,
 ) -> None:
     """http-01 on port 80 of the lab addresses (private addresses allowed, static answers, no
-    CAA); dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given; ``authorization_days``: how
-    long a valid authorization lasts (and is reused for the account's next orders)."""
+    CAA); dns-01 through ``dns_resolvers`` (ADDRESS:PORT) when given;
+    ``authorization_reuse_days``: how long a valid authorization is reused for the account's
+    next orders (0: every order validates anew)."""
     text = config.read_text()
-    if authorization_days is not None:
-        text, lifetimes = re.subn(
-            r"^authorization_days = \d+$",
-            f"authorization_days = {authorization_days}",
+    if authorization_reuse_days is not None:
+        text, reuse = re.subn(
+            r"^authorization_reuse_days = \d+$",
+            f"authorization_reuse_days = {authorization_reuse_days}",
             text,
             flags=re.M,
         )
-        if lifetimes != 1:
-            raise RuntimeError(f"unexpected layout of {config}; cannot set authorization_days")
+        if reuse != 1:
+            raise RuntimeError(f"unexpected layout of {config}; cannot set the reuse period")
     if dns_resolvers:
         text, resolvers = re.subn(
             r"^dns_resolvers = \[\]$",
@@ -270,7 +271,7 @@ def start(
     org: str = ORG,
     domains: Sequence[str] = (DOMAIN,),
     dns_resolvers: Sequence[str] = (),
-    authorization_days: float | None = None,
+    authorization_reuse_days: float | None = None,
     extra_config: str = "",
     pki_host: str = PKI_HOST,
 ) -> LabAcme:
@@ -308,7 +309,7 @@ def start(
         "--admin-token-file",
         str(token_file),
     )
-    configure(data_dir / "config.toml", hosts, dns_resolvers, authorization_days)
+    configure(data_dir / "config.toml", hosts, dns_resolvers, authorization_reuse_days)
     if extra_config:
         with (data_dir / "config.toml").open("a") as config:
             config.write("\n" + extra_config)
