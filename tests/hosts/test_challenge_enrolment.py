@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ from tests.hosts.fleetlab import PlaybookRun, ansible_playbook, require_root
 from tests.hosts.support_acme import DOMAIN, LabAcme, running_acme
 from tests.support.acme_client import AcmeClient
 from tests.support.acmefleet_server import ACMEFLEET
-from tests.support.clients import fetch_crl
 from tests.support.knot import ALGORITHM, KEY_NAME, KnotServer
 from tests.support.pebble import PebbleServer
 from tests.support.secret_watch import SecretWatch, watching
@@ -214,7 +212,7 @@ def inventory_document(
             "ansible_user": LAB_USER,
             "ansible_ssh_private_key_file": str(lab.ssh_key),
             "ansible_ssh_common_args": ssh_args,
-            # Drill pace: the renew-check asks every 15 s (the default: every 15 minutes).
+            # Test pace: the renew-check asks every 15 s (the default: every 15 minutes).
             "acmefleet_renew_check_on_calendar": "*:*:0/15",
             "acmefleet_renew_check_randomized_delay": 3,
         },
@@ -472,115 +470,6 @@ def admin(lab9: Lab9, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-DRILL_WITHIN_HOURS = 1 / 60  # the shortest window the console takes: one minute
-DRILL_DEADLINE = 300.0
-
-
-def test_mass_replacement_drill_through_the_hosts_own_timers(enrolled: Lab9) -> None:
-    """An operator pulls the renewal window of every certificate of the organisation
-    forward (RFC 9773 ARI); each host renews through its own renew-check timer and client,
-    without a roll-out; the old certificates are then revoked, and CRL, OCSP and
-    ``acmefleet status`` say so."""
-    hosts = [h[0] for h in HOSTS]
-    code, rows = fleet_status(enrolled)
-    assert code == 0, rows
-    for host in hosts:
-        row = rows[host]
-        assert (row["flags"], row["ari"], row["ocsp"], row["timers_active"]) == (
-            [],
-            "not-due",
-            "good",
-            True,
-        ), row
-    before = probe(enrolled, hosts)
-    started = time.monotonic()
-    pulled = json.loads(
-        admin(
-            enrolled,
-            "cert",
-            "pull-forward",
-            "--org",
-            "lab",
-            "--reason",
-            "mass-replacement drill",
-            "--within",
-            str(DRILL_WITHIN_HOURS),
-            "--json",
-        )
-    )
-    assert {before[h].serial for h in hosts} <= {c["serial"] for c in pulled["certificates"]}
-    code, rows = fleet_status(enrolled)  # the drill in progress: due, not yet a flag
-    assert code == 0 and {rows[h]["ari"] for h in hosts} <= {"due", "not-due"}, rows
-    renewed: dict[str, tls.ServedCertificate] = {}
-    while len(renewed) < len(hosts) and time.monotonic() - started < DRILL_DEADLINE:
-        time.sleep(5)
-        now = probe(enrolled, [h for h in hosts if h not in renewed])
-        renewed |= {h: s for h, s in now.items() if s.verified and s.serial != before[h].serial}
-    elapsed = time.monotonic() - started
-    missing = sorted(set(hosts) - set(renewed))
-    journals = {
-        h: enrolled.root(h, "journalctl --no-pager -o cat -u 'acmefleet-renew-check-*' | tail -30")
-        for h in missing
-    }
-    assert not missing, {h: j.stdout for h, j in journals.items()}
-    (enrolled.inventory.parent / "drill-seconds").write_text(f"{elapsed:.0f}\n")
-    print(f"mass-replacement drill: {len(hosts)} hosts renewed by their timers in {elapsed:.0f} s")
-    # Each host renewed once (the window of the new certificate is its default one).
-    listed = json.loads(admin(enrolled, "cert", "list", "--org", "lab", "--json"))
-    by_serial = {c["serial"]: c for c in listed}
-    for host in hosts:
-        assert by_serial[renewed[host].serial]["renewal_window"]["reason"] is None
-        old = by_serial[before[host].serial]
-        admin(enrolled, "cert", "revoke", old["id"], "--reason", "4")
-    crl = fetch_crl(enrolled.acme.pki_port, "public")
-    revoked_serials = {format(entry.serial_number, "x") for entry in crl}
-    for host in hosts:
-        assert before[host].serial in revoked_serials, host
-        assert revocation_probe.ocsp_status(before[host].leaf_der) == "revoked", host
-    code, rows = fleet_status(enrolled)
-    assert code == 0, rows
-    for host in hosts:
-        row = rows[host]
-        assert row["serial"] == renewed[host].serial, row
-        assert (row["flags"], row["ari"], row["ocsp"]) == ([], "not-due", "good"), row
-    metrics = (enrolled.inventory.parent / "acmefleet.prom").read_text()
-    assert 'acmefleet_host_flag{host="c9dnsap",flag="revoked"} 0' in metrics
-
-    # The same replacement forced from the controller: `acmefleet renew` in two waves (a
-    # canary, then the rest), each host through its own client, checked over TLS.
-    started = time.monotonic()
-    forced = subprocess.run(
-        [
-            ACMEFLEET,
-            "renew",
-            "-i",
-            str(enrolled.inventory),
-            "--waves",
-            "1,100%",
-            "--json",
-            "--ca-bundle",
-            str(enrolled.acme.ca_bundle),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    forced_seconds = time.monotonic() - started
-    assert forced.returncode == 0, forced.stdout + forced.stderr
-    outcomes = {row["host"]: row for row in json.loads(forced.stdout)}
-    assert sorted(outcomes) == sorted(hosts)
-    assert sorted(row["wave"] for row in outcomes.values()) == [1, 2, 2, 2]
-    after = probe(enrolled, hosts)
-    for host in hosts:
-        row = outcomes[host]
-        assert row["status"] == "renewed", row
-        assert row["serial_before"] == renewed[host].serial, row
-        assert row["serial_after"] == after[host].serial != renewed[host].serial, row
-    (enrolled.inventory.parent / "renew-seconds").write_text(f"{forced_seconds:.0f}\n")
-    print(f"acmefleet renew: {len(hosts)} hosts in 2 waves in {forced_seconds:.0f} s")
 
 
 def test_a_revoked_certificate_and_a_stopped_timer_are_flagged_then_renewed(
