@@ -27,11 +27,10 @@ ACMEFLEET = str(Path(sys.executable).with_name("acmefleet"))
 # Certificates point their CRL and issuer URLs here. pkilint refuses "localhost" in them,
 # so tests publish under a public-looking name; they fetch the CRL from 127.0.0.1 directly.
 PKI_HOST = "pki.example.com"
-# Business rows: all but the used-nonce ledger and the rate counters (which count refused
-# requests on purpose: a wrong EAB must use up one of its attempts).
-# Left out of no-change checks: the used-nonce ledger and rate counters (every request
-# writes them), and the published CRLs (derived from the revocations, republished by any
-# process's housekeeping round at any moment, whatever the request).
+# Business rows: all but the used-nonce ledger, the rate counters (which count refused
+# requests on purpose: a wrong EAB must use up one of its attempts) and the published CRLs
+# (derived from the revocations, republished by any process's housekeeping round at any
+# moment, whatever the request).
 BUSINESS_TABLES = [
     t.name for t in metadata.sorted_tables if t.name not in ("used_nonces", "rate_counters", "crls")
 ]
