@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from acmefleet.clock import SystemClock
 from acmefleet.config import load_config
@@ -109,13 +109,20 @@ class AcmefleetServer:
         return minted.kid, minted.hmac_key
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every business row (all tables but the used-nonce ledger), for no-change checks."""
-        with self.db() as database, database.read() as conn:
-            return {
-                table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
-                for table in metadata.sorted_tables
-                if table.name in BUSINESS_TABLES
-            }
+        """Every business row (all tables but the used-nonce ledger), for no-change checks.
+
+        All tables as of one moment: on PostgreSQL a REPEATABLE READ transaction (under
+        READ COMMITTED each table's read would see the commits made before it, and a
+        validation committed between two reads would show its challenge done but its
+        authorization still pending); SQLite's read transaction is one snapshot already."""
+        with self.db() as database:
+            if database.dialect != "postgresql":
+                with database.read() as conn:
+                    return _rows(conn)
+            with database.reader.connect() as plain:
+                conn = plain.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return _rows(conn)
 
     def count(self, table_name: str, **where: Any) -> int:
         table = metadata.tables[table_name]
@@ -127,6 +134,14 @@ class AcmefleetServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def _rows(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
+        for table in metadata.sorted_tables
+        if table.name in BUSINESS_TABLES
+    }
 
 
 def set_settings(text: str, settings: Mapping[str, object]) -> str:
