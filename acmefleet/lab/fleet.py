@@ -26,6 +26,19 @@ def _login(host: LabHost, users: Mapping[str, str]) -> dict[str, str]:
     return {} if user == LAB_USER else {"ansible_user": user}
 
 
+def connection_vars(lab: Lab) -> dict[str, str]:
+    """How Ansible reaches the lab's hosts: as the lab's sudo user, with the lab's key and
+    known_hosts (host keys checked), one SSH connection reused per host."""
+    return {
+        "ansible_user": LAB_USER,
+        "ansible_ssh_private_key_file": str(lab.ssh_key),
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
+            "-o ControlMaster=auto -o ControlPersist=120s"
+        ),
+    }
+
+
 def inventory_document(
     lab: Lab,
     server: LabHost,
@@ -39,18 +52,10 @@ def inventory_document(
     ``users`` names the hosts reached as someone else (``root``).
     """
     users = users or {}
-    ssh_args = (
-        f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
-        "-o ControlMaster=auto -o ControlPersist=120s"
-    )
     validation_hosts = {name: h.address for h, _ in web for name in host_names(h)}
     return {
         "plugin": "acmefleet.fleet.fleet",
-        "vars": {
-            "ansible_user": LAB_USER,
-            "ansible_ssh_private_key_file": str(lab.ssh_key),
-            "ansible_ssh_common_args": ssh_args,
-        },
+        "vars": connection_vars(lab),
         "defaults": {"org": LAB_ORG, "endpoint": endpoint, "email": f"ops@{LAB_DOMAIN}"},
         "acme_servers": [
             {

@@ -19,9 +19,8 @@ import yaml
 
 from acmefleet.fleet import revocation_probe, tls
 from acmefleet.fleet.inventory import load_fleet
-from acmefleet.lab.fleet import bring_up
+from acmefleet.lab.fleet import bring_up, connection_vars
 from acmefleet.lab.hosts import Lab, LabHost
-from acmefleet.lab.rootfs import LAB_USER
 from tests.hosts.fleetlab import ansible_playbook
 from tests.hosts.support_acme import DOMAIN, LabAcme, running_acme
 from tests.support.clients import fetch_crl
@@ -78,16 +77,10 @@ class Drill:
 def inventory_document(
     lab: Lab, hosts: list[LabHost], check_every: int, endpoint: str
 ) -> dict[str, object]:
-    ssh_args = (
-        f"-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes "
-        "-o ControlMaster=auto -o ControlPersist=120s"
-    )
     return {
         "plugin": "acmefleet.fleet.fleet",
         "vars": {
-            "ansible_user": LAB_USER,
-            "ansible_ssh_private_key_file": str(lab.ssh_key),
-            "ansible_ssh_common_args": ssh_args,
+            **connection_vars(lab),
             "acmefleet_renew_check_on_calendar": f"*:*:0/{check_every}",
             "acmefleet_renew_check_randomized_delay": max(1, check_every // 5),
         },
