@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from acmefleet.errors import ProblemType
 from acmefleet.models import Account, Certificate, Order, RelayedOrder
-from acmefleet.store import audit, renewals
+from acmefleet.store import audit, renewals, upstream_windows
 from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import upstream_orders as relay_store
@@ -177,6 +177,8 @@ def complete(
         revocation_reason=None,
     )
     cert_store.insert_certificate(conn, certificate, now)
+    # Its renewal window is the upstream's: fetched from now on (policy.upstream_windows).
+    upstream_windows.track(conn, certificate.id, relayed.upstream, now)
     if not order_store.set_finalization(
         conn, order.id, expected="processing", finalization="valid", certificate_id=certificate.id
     ):

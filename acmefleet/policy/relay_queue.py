@@ -33,17 +33,19 @@ from acmefleet.clock import Clock
 from acmefleet.config import EndpointConfig
 from acmefleet.errors import AcmeError, StoreUnavailable, unauthorized
 from acmefleet.jose.b64 import b64url_decode
-from acmefleet.models import RelayedOrder
+from acmefleet.models import Order, RelayedOrder
 from acmefleet.policy import orders as order_policy
 from acmefleet.policy import relay
 from acmefleet.policy.lease_loop import LeaseLoop
+from acmefleet.policy.upstream_windows import UpstreamWindows
 from acmefleet.policy.validation_queue import died_here, new_owner
 from acmefleet.store import accounts as account_store
+from acmefleet.store import certificates as cert_store
 from acmefleet.store import orders as order_store
 from acmefleet.store import upstream_orders as relay_store
 from acmefleet.store import upstream_revocations as revocation_store
 from acmefleet.store.engine import Database
-from acmefleet.store.upstream_revocations import PendingRevocation
+from acmefleet.store.upstream_revocations import PendingRevocation, upstream_of
 from acmefleet.upstream.client import Order as UpstreamOrder
 from acmefleet.upstream.client import TxtPublisher, UpstreamClient
 from acmefleet.upstream.errors import (
@@ -55,6 +57,9 @@ from acmefleet.upstream.errors import (
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0
+# Problems an upstream may answer a newOrder's ``replaces`` with; the order is placed again
+# without it.
+REPLACES_REFUSALS = frozenset({"alreadyReplaced", "malformed", "conflict"})
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,10 @@ class RelayQueue(LeaseLoop):
                 lambda conn, r: relay_store.get_relayed(conn, r.order_id) or r,
             ),
         )
+        # The upstreams' renewal windows of relayed certificates, fetched on the same loop.
+        self.windows = UpstreamWindows(
+            db, clock, {name: target.client for name, target in targets.items()}
+        )
         super().__init__(self.settings.lease, self.settings.poll_interval)
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
@@ -153,12 +162,14 @@ class RelayQueue(LeaseLoop):
                     held = [key for name, key in self._jobs if name == kind.name]
                     kind.store.release(conn, held, self.owner)
         self._jobs.clear()
+        await self.windows.stop()
         for target in self.targets.values():
             await target.client.aclose()
 
     def _round(self) -> None:
         for kind in self._kinds:
             self._claim(kind)
+        self.windows.round()
 
     def _claim(self, kind: _Kind) -> None:
         free = self.settings.max_concurrent - len(self._jobs)
@@ -330,10 +341,10 @@ class RelayQueue(LeaseLoop):
             return
         self._complete(relayed, chain, leaf, upstream)
 
-    def _still_allowed(self, relayed: RelayedOrder) -> list[str]:
-        """The order's names, once its account and authority are checked again: between
-        finalize and now (up to ``retry_for``) an administrator may have deactivated the
-        account or taken a domain from its organisation. ``AuthorityLost`` if so."""
+    def _still_allowed(self, relayed: RelayedOrder) -> Order:
+        """The order, once its account and authority are checked again: between finalize
+        and now (up to ``retry_for``) an administrator may have deactivated the account or
+        taken a domain from its organisation. ``AuthorityLost`` if so."""
         now = self.clock.now()
         with self.db.read() as conn:
             order = order_store.get_order(conn, relayed.order_id)
@@ -349,16 +360,50 @@ class RelayQueue(LeaseLoop):
                 order_policy.recheck_authority(conn, endpoint, account, order, now)
             except AcmeError as refused:
                 raise AuthorityLost(refused.as_problem()) from None
-        return [i.value for i in order.identifiers]
+        return order
+
+    async def _replaces_upstream(
+        self, order: Order, relayed: RelayedOrder, client: UpstreamClient
+    ) -> str | None:
+        """The certID to send upstream as ``replaces`` (RFC 9773 §5): the order's own when
+        the certificate it replaces came from the same upstream (a relayed certificate is
+        the upstream's, its certID the same there) and the upstream speaks ARI."""
+        if order.replaces is None or order.replaces_certificate is None:
+            return None
+        with self.db.read() as conn:
+            replaced = cert_store.get_certificate(conn, order.replaces_certificate)
+        if replaced is None or upstream_of(replaced) != relayed.upstream:
+            return None
+        return order.replaces if await client.has_renewal_info() else None
+
+    async def _new_upstream_order(
+        self, order: Order, relayed: RelayedOrder, target: RelayTarget
+    ) -> UpstreamOrder:
+        names = [i.value for i in order.identifiers]
+        replaces = await self._replaces_upstream(order, relayed, target.client)
+        try:
+            return await target.client.new_order(names, profile=target.profile, replaces=replaces)
+        except UpstreamProblem as refused:
+            if replaces is None or refused.acme_type not in REPLACES_REFUSALS:
+                raise
+            # The upstream will not count it as a renewal (replaced already, or it does not
+            # take the field after all): the certificate is wanted all the same.
+            log.warning(
+                "relay: order %s: the upstream refused replaces (%s); ordering without it",
+                relayed.order_id,
+                refused.detail,
+            )
+            return await target.client.new_order(names, profile=target.profile)
 
     async def _through_upstream(
         self, relayed: RelayedOrder, target: RelayTarget
     ) -> tuple[str, x509.Certificate, UpstreamOrder]:
         client, settings = target.client, self.settings
-        names = self._still_allowed(relayed)
+        order = self._still_allowed(relayed)
+        names = [i.value for i in order.identifiers]
         await target.ensure_account()
         if relayed.upstream_order_url is None:
-            upstream = await client.new_order(names, profile=target.profile)
+            upstream = await self._new_upstream_order(order, relayed, target)
             with self.db.write() as conn:
                 # A CA may hand the same account its pending order for the same names again
                 # (Boulder does): if another local order holds it, that one finishes it first.

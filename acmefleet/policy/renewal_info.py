@@ -2,7 +2,9 @@
 
 The window a certificate is answered with is ``ca.renewal_info.suggest``: renew now
 once revoked, else the one an operator set (``store.renewals``, pulled forward with a
-reason), else its default.
+reason), else its default. A certificate relayed from an upstream CA is the upstream's: the
+upstream's own window (``policy.upstream_windows``) takes the default's place, and an
+operator's window still wins when it starts earlier.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from acmefleet.ca.renewal_info import parse_cert_id as parse_cert_id_text
 from acmefleet.errors import malformed, not_found
 from acmefleet.models import Certificate
 from acmefleet.store import certificates as cert_store
-from acmefleet.store import renewals
+from acmefleet.store import renewals, upstream_windows
+from acmefleet.store.upstream_revocations import upstream_of
 
 # How long a client should wait before asking again (RFC 9773 §4.3): Let Encrypt's six
 # hours. A window pulled forward reaches a polling client within this; acmefleet's own
@@ -49,16 +52,32 @@ def find_certificate(conn: Connection, endpoint: str, cert_id: CertId) -> Certif
     return cert if actual == cert_id else None
 
 
+UPSTREAM_WINDOW = "the upstream CA's window"
+
+
+def _earliest(*suggestions: Suggestion | None) -> Suggestion | None:
+    present = [s for s in suggestions if s is not None]
+    return min(present, key=lambda s: s.window.start) if present else None
+
+
 def info_for(conn: Connection, cert: Certificate) -> Suggestion:
-    chosen = renewals.window_of(conn, cert.id)
+    set_here = renewals.window_of(conn, cert.id)
+    operator = (
+        None
+        if set_here is None
+        else Suggestion(Window(set_here.start, set_here.end), set_here.reason)
+    )
+    upstream = None
+    if upstream_of(cert) is not None:
+        passed = upstream_windows.window_of(conn, cert.id)
+        if passed is not None:
+            upstream = Suggestion(Window(passed.start, passed.end), UPSTREAM_WINDOW)
     return suggest(
         int(cert.serial_hex, 16),
         cert.not_before,
         cert.not_after,
         revoked_at=cert.revoked_at,
-        chosen=None
-        if chosen is None
-        else Suggestion(Window(chosen.start, chosen.end), chosen.reason),
+        chosen=_earliest(operator, upstream),
     )
 
 

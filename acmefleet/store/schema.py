@@ -297,6 +297,23 @@ upstream_orders = Table(
     Index("ix_upstream_orders_url", "upstream_order_url"),
 )
 
+# The upstream CA's renewal window (RFC 9773) for each certificate relayed from it, fetched
+# by the relay in the background and served as that certificate's renewalInfo: a window
+# the upstream pulls forward (its own incident, a revocation there) reaches the hosts. One
+# process fetches a row at a time: it moves ``next_fetch_at`` on by compare-and-set first.
+upstream_renewal_windows = Table(
+    "upstream_renewal_windows",
+    metadata,
+    Column("certificate_id", String(64), ForeignKey("certificates.id"), primary_key=True),
+    Column("upstream", String(32), nullable=False),
+    Column("window_start", UtcDateTime),  # both None: not fetched yet, or no ARI upstream
+    Column("window_end", UtcDateTime),
+    Column("fetched_at", UtcDateTime),
+    Column("next_fetch_at", UtcDateTime, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Index("ix_upstream_renewal_windows_next", "next_fetch_at"),
+)
+
 # Revocations of relayed certificates still to be told to their upstream CA (an outbox):
 # the local revocation is done and answered at once; a process holding the lease sends
 # revokeCert upstream, retried with backoff until the upstream has it.

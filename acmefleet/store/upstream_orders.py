@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 
 from acmefleet.models import RelayedOrder
 from acmefleet.store.leases import LeasedQueue
 from acmefleet.store.prepared import Prepared
+from acmefleet.store.schema import accounts, orders
 from acmefleet.store.schema import upstream_orders as table
 
 _QUEUE = LeasedQueue(table, "order_id", table.c.state == "queued", finish_sets=("certificate_url",))
@@ -29,6 +30,51 @@ _PLACED = Prepared(
 )
 _FORGET_PLACED = Prepared(
     update(table).where(_HELD).values(upstream_order_url=None, updated_at=bindparam("p_now"))
+)
+
+# Fair shares between organisations: every organisation's relayed orders go through the one
+# upstream account and its rate limits, so FIFO would let one organisation's mass renewal
+# (thousands queued first) starve everyone else's. Candidates come by turn instead: a row's
+# rank among its organisation's due rows, plus the rows that organisation already has in
+# flight (leased by any process), so an organisation with none goes before one with some.
+_NOW: BindParameter[datetime] = bindparam("p_now")
+_QUEUED = table.c.state == "queued"
+_ORG = accounts.c.org_id
+_WITH_ORG = table.join(orders, orders.c.id == table.c.order_id).join(
+    accounts, accounts.c.id == orders.c.account_id
+)
+_IN_FLIGHT = (
+    select(_ORG.label("org_id"), func.count().label("leased"))
+    .select_from(_WITH_ORG)
+    .where(_QUEUED, table.c.lease_until > _NOW)
+    .group_by(_ORG)
+    .subquery("in_flight")
+)
+_RANKED = (
+    select(
+        table,
+        _ORG.label("org_id"),
+        func.row_number()
+        .over(partition_by=_ORG, order_by=(table.c.next_attempt_at, table.c.order_id))
+        .label("org_rank"),
+    )
+    .select_from(_WITH_ORG)
+    .where(
+        _QUEUED,
+        table.c.next_attempt_at <= _NOW,
+        or_(table.c.lease_until.is_(None), table.c.lease_until <= _NOW),
+    )
+    .subquery("ranked")
+)
+_DUE = Prepared(
+    select(*(_RANKED.c[column.name] for column in table.c))
+    .select_from(_RANKED.outerjoin(_IN_FLIGHT, _IN_FLIGHT.c.org_id == _RANKED.c.org_id))
+    .order_by(
+        _RANKED.c.org_rank + func.coalesce(_IN_FLIGHT.c.leased, 0),
+        _RANKED.c.next_attempt_at,
+        _RANKED.c.order_id,
+    )
+    .limit(bindparam("p_limit"))
 )
 _GET = Prepared(select(table).where(table.c.order_id == bindparam("p_id")))
 _HOLDER = Prepared(
@@ -85,8 +131,9 @@ def holder_of(conn: Connection, upstream_order_url: str) -> str | None:
 
 
 def due(conn: Connection, now: datetime, limit: int) -> list[RelayedOrder]:
-    """Up to ``limit`` queued orders whose next attempt is due and that nobody holds."""
-    return [_relayed(row) for row in _QUEUE.due(conn, now, limit)]
+    """Up to ``limit`` queued orders whose next attempt is due and that nobody holds, each
+    organisation's in turn (``_DUE``): not first come, first served."""
+    return [_relayed(row) for row in _DUE.rows(conn, {"p_now": now, "p_limit": limit})]
 
 
 def leased(conn: Connection, now: datetime) -> list[tuple[RelayedOrder, str]]:

@@ -30,6 +30,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -61,6 +62,8 @@ NONCE_POOL = 16
 USER_AGENT = "acmefleet-upstream"
 _RETRY_AFTER = re.compile(r"[0-9]{1,10}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+_CERT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}\.[A-Za-z0-9_-]{1,100}")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
 _FINAL_ORDER = {"valid", "invalid"}
 _FINAL_AUTHZ = {"valid", "invalid", "deactivated", "expired", "revoked"}
 
@@ -103,6 +106,16 @@ class Order:
     certificate: str | None
     error: UpstreamProblem | None
     retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class RenewalWindow:
+    """The upstream's suggested renewal window for one of its certificates (RFC 9773 §4.2),
+    and how long it asks to be left alone before the next question (``Retry-After``)."""
+
+    start: datetime
+    end: datetime
+    retry_after: float | None
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,16 @@ def _problem(body: Any, status: int, after: float | None) -> UpstreamProblem:
         subproblems=tuple(subproblems),
         retry_after=after,
     )
+
+
+def _instant(value: Any) -> datetime:
+    """An RFC 3339 date-time with its offset (as ACME writes them), else a protocol error."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise UpstreamProtocolError("the upstream sent a time that is not RFC 3339")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError as exc:
+        raise UpstreamProtocolError("the upstream sent a time that does not exist") from exc
 
 
 def _is_token(value: Any) -> bool:
@@ -382,6 +405,30 @@ class UpstreamClient:
                     url = self._checked_url(target.strip().strip("<>"), "orders")
         return found
 
+    # ------------------------------------------------------------------ renewal information
+
+    async def has_renewal_info(self) -> bool:
+        """Whether the upstream's directory offers renewalInfo (RFC 9773 §3)."""
+        return (await self.directory()).get("renewalInfo") is not None
+
+    async def renewal_info(self, cert_id: str) -> RenewalWindow | None:
+        """The upstream's window for the certificate ``cert_id`` names (an unauthenticated
+        GET, §4.1); None when the upstream offers no renewalInfo."""
+        if not await self.has_renewal_info():
+            return None
+        if not _CERT_ID.fullmatch(cert_id):
+            raise ValueError("not a certID")
+        base = await self._resource("renewalInfo")
+        answer = await self._send("GET", f"{base.rstrip('/')}/{cert_id}")
+        window = answer.json().get("suggestedWindow")
+        if not isinstance(window, dict):
+            raise UpstreamProtocolError("the upstream's renewalInfo has no suggestedWindow")
+        start, end = _instant(window.get("start")), _instant(window.get("end"))
+        if end <= start:
+            # §4.2: a window whose end is not after its start is not a window
+            raise UpstreamProtocolError("the upstream's suggestedWindow ends before it starts")
+        return RenewalWindow(start, end, retry_after(answer.headers))
+
     # ------------------------------------------------------------------ orders
 
     def _order(self, url: str, body: dict[str, Any], after: float | None) -> Order:
@@ -410,10 +457,15 @@ class UpstreamClient:
             retry_after=after,
         )
 
-    async def new_order(self, names: Sequence[str], *, profile: str | None = None) -> Order:
+    async def new_order(
+        self, names: Sequence[str], *, profile: str | None = None, replaces: str | None = None
+    ) -> Order:
+        """newOrder; ``replaces``: the certID of the certificate it renews (RFC 9773 §5)."""
         payload: dict[str, Any] = {"identifiers": [{"type": "dns", "value": n} for n in names]}
         if profile is not None:
             payload["profile"] = profile
+        if replaces is not None:
+            payload["replaces"] = replaces
         answer = await self._post(await self._resource("newOrder"), payload)
         url = self._checked_url(answer.headers.get("location"), "order")
         return self._order(url, answer.json(), retry_after(answer.headers))

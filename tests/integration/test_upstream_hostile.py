@@ -176,6 +176,10 @@ class HostileHandler(BaseHTTPRequestHandler):
             directory["newAccount"] = f"https://localhost:{port}/{case}/account"
         elif case == "order-missing":
             del directory["newOrder"]
+        if case.startswith("ari-"):
+            directory["renewalInfo"] = f"{origin}/{case}/ari"
+        if case == "ari-elsewhere":
+            directory["renewalInfo"] = f"https://127.0.0.1:1/{case}/ari"
         return directory
 
     def _drip(self, data: bytes) -> None:
@@ -213,7 +217,30 @@ class HostileHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ methods
 
+    def _renewal_info(self, case: str) -> None:
+        window: Any = {"start": "2027-01-01T00:00:00Z", "end": "2027-01-02T00:00:00Z"}
+        if case == "ari-backwards":
+            window = {"start": "2027-01-02T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+        elif case == "ari-prose":
+            window = {"start": "next tuesday", "end": "2027-01-01T00:00:00Z"}
+        elif case == "ari-no-date":
+            window = {"start": "2027-02-30T00:00:00Z", "end": "2027-03-01T00:00:00Z"}
+        elif case == "ari-no-window":
+            window = None
+        elif case == "ari-redirect":
+            target = f"{self.server.origin}/redirect/target"
+            self._answer(302, b"", "text/plain", {"Location": target})
+            return
+        body = {} if window is None else {"suggestedWindow": window}
+        self._json(200, body, {"Retry-After": "120"})
+
     def do_GET(self) -> None:
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[1] == "ari":
+            with self.server.lock:
+                self.server.counts[("GET", self.path)] += 1
+            self._renewal_info(parts[0])
+            return
         case, endpoint = self._case()
         if endpoint != "directory":
             self._answer(404, b"not here", "text/plain")
@@ -710,3 +737,62 @@ def test_a_compressed_answer_is_no_memory_bomb(upstream: HostileUpstream, tls: S
     )
     assert upstream.count("GET", "/gzip-bomb/directory") >= 1
     assert done.stdout.startswith("UpstreamProtocolError: "), (done.stdout, done.stderr[-2000:])
+
+
+# ---------------------------------------------------------------------- renewal information
+
+CERT_ID = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"  # RFC 9773 §4.1's example
+
+
+def test_an_upstream_window_is_read_with_its_retry_after(
+    client_for: Callable[..., UpstreamClient],
+) -> None:
+    window, _ = _run(client_for("ari-good"), lambda c: c.renewal_info(CERT_ID))
+    assert window is not None
+    assert (window.start.isoformat(), window.end.isoformat()) == (
+        "2027-01-01T00:00:00+00:00",
+        "2027-01-02T00:00:00+00:00",
+    )
+    assert window.retry_after == 120
+
+
+def test_an_upstream_without_renewal_info_is_not_asked(
+    upstream: HostileUpstream, client_for: Callable[..., UpstreamClient]
+) -> None:
+    window, _ = _run(client_for("good"), lambda c: c.renewal_info(CERT_ID))
+    assert window is None
+    assert upstream.count("GET", f"/good/ari/{CERT_ID}") == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "match"),
+    [
+        ("ari-backwards", UpstreamProtocolError, "ends before it starts"),
+        ("ari-prose", UpstreamProtocolError, "not RFC 3339"),
+        ("ari-no-date", UpstreamProtocolError, "does not exist"),
+        ("ari-no-window", UpstreamProtocolError, "has no suggestedWindow"),
+        ("ari-redirect", UpstreamProtocolError, "redirected"),
+        ("ari-elsewhere", UpstreamProtocolError, "renewalInfo URL leaves the directory's origin"),
+    ],
+)
+def test_a_malformed_upstream_window_is_refused(
+    upstream: HostileUpstream,
+    client_for: Callable[..., UpstreamClient],
+    case: str,
+    kind: type[UpstreamError],
+    match: str,
+) -> None:
+    _refused(client_for(case), lambda c: c.renewal_info(CERT_ID), kind, match)
+    assert upstream.count("GET", "/redirect/target") == 0
+
+
+@pytest.mark.parametrize("cert_id", ["../../directory", "a.b/../c", "a.b?x=1", "", "a" * 300])
+def test_a_cert_id_that_is_no_cert_id_is_never_sent(
+    upstream: HostileUpstream, client_for: Callable[..., UpstreamClient], cert_id: str
+) -> None:
+    with pytest.raises(ValueError, match="not a certID"):
+        _run(client_for("ari-good"), lambda c: c.renewal_info(cert_id))
+    assert not any(
+        "/ari/" in path and "good" in path and CERT_ID not in path
+        for (_method, path) in upstream.counts
+    )

@@ -18,13 +18,19 @@ from sqlalchemy import Connection, func, select
 
 from acmefleet.models import RelayedOrder
 from acmefleet.policy import relay
+from acmefleet.store import accounts, orders, orgs
 from acmefleet.store import certificates as cert_store
-from acmefleet.store import orders
 from acmefleet.store import upstream_orders as relay_store
 from acmefleet.store import upstream_revocations as revocations
 from acmefleet.store.engine import Database, open_database
 from acmefleet.store.schema import upstream_orders, upstream_revocations
-from tests.unit.store.builders import at, authorization_model, certificate_model, order_model
+from tests.unit.store.builders import (
+    account_model,
+    at,
+    authorization_model,
+    certificate_model,
+    order_model,
+)
 
 NOW = at(100)
 LEASE = timedelta(seconds=30)
@@ -323,6 +329,100 @@ def test_racing_claimers_on_separate_engines_take_each_order_once(
     assert set(won.values()) == {1}
     for order_id in ids:
         assert _get(db, order_id).lease_owner == winners[order_id]
+
+
+# --- fair shares between organisations --------------------------------------------------
+#
+# One upstream account serves every organisation: due orders come each organisation's in
+# turn (its rank among its own due orders plus what it already has in flight), not FIFO.
+
+
+def _second_org_account(db: Database) -> str:
+    """Account ``acct-2``, of organisation ``beta`` (``account_id`` is ``acme``'s)."""
+    with db.write() as conn:
+        beta = orgs.create_org(conn, "beta", at(3))
+        accounts.insert_account(conn, account_model(beta.id, 2))
+    return "acct-2"
+
+
+def _seconds(n: int) -> datetime:
+    return NOW + timedelta(seconds=n)
+
+
+def test_a_mass_renewal_does_not_starve_another_organisation(db: Database, account_id: str) -> None:
+    beta = _second_org_account(db)
+    for n in range(1, 21):  # acme's mass renewal, queued first
+        _queue(db, account_id, n, _seconds(n))
+    for n in (101, 102):
+        _queue(db, beta, n, _seconds(20 + n))
+    later = _seconds(200)
+    assert _due(db, later, limit=4) == ["order-1", "order-101", "order-2", "order-102"]
+    everything = _due(db, later)
+    assert everything[:4] == ["order-1", "order-101", "order-2", "order-102"]
+    assert everything[4:] == [f"order-{n}" for n in range(3, 21)]
+    # One organisation alone: its own order, oldest first, as before.
+    assert _due(db, _seconds(20), limit=3) == ["order-1", "order-2", "order-3"]
+
+
+def test_an_organisation_with_orders_in_flight_waits_behind_one_without(
+    db: Database, account_id: str
+) -> None:
+    beta = _second_org_account(db)
+    for n in range(1, 9):
+        _queue(db, account_id, n, _seconds(n))
+    for n in (1, 2, 3):  # three of acme's in flight, held by two processes
+        assert _claim(db, f"order-{n}", "p1" if n < 3 else "p2", _seconds(10))
+    for n in (101, 102):  # beta's, queued after all of acme's
+        _queue(db, beta, n, _seconds(n - 90))
+    later = _seconds(20)
+    assert _due(db, later, limit=2) == ["order-101", "order-102"]
+    assert _due(db, later) == ["order-101", "order-102"] + [f"order-{n}" for n in range(4, 9)]
+    # Turns, not a ban: acme's 4th order (rank 1 + 3 in flight) comes before beta's 4th.
+    for n in (103, 104, 105):
+        _queue(db, beta, n, _seconds(n - 90))
+    assert _due(db, later, limit=6) == [
+        "order-101",
+        "order-102",
+        "order-103",
+        "order-4",
+        "order-104",
+        "order-5",
+    ]
+    # Once those leases have run out they are due again, and nothing of acme's is in flight.
+    expired = _seconds(10) + LEASE
+    assert _due(db, expired, limit=4) == ["order-1", "order-101", "order-2", "order-102"]
+
+
+def test_fair_order_keeps_what_is_due(db: Database, account_id: str) -> None:
+    beta = _second_org_account(db)
+    _queue(db, account_id, 1, _seconds(1))  # its lease runs out: due again
+    _queue(db, account_id, 2, _seconds(2))  # leased, the lease stands
+    _queue(db, account_id, 3, _seconds(3) + timedelta(days=1))  # not due yet
+    _queue(db, account_id, 4, _seconds(4))  # finished: not queued
+    _queue(db, beta, 101, _seconds(6))
+    _queue(db, beta, 102, _seconds(7))  # finished: not queued
+    for order_id in ("order-1", "order-4", "order-102"):
+        assert _claim(db, order_id, "p1", _seconds(8))
+    with db.write() as conn:
+        done = _seconds(9)
+        assert relay_store.finish(conn, "order-4", "p1", "valid", done, certificate_url="u4")
+        assert relay_store.finish(conn, "order-102", "p1", "invalid", done, error=ERROR)
+    when = _seconds(8) + LEASE
+    assert _claim(db, "order-2", "p2", when - timedelta(seconds=1))
+    # acme's order-2 is in flight, beta's finished order-102 is not (it would tie them, and
+    # acme's older order-1 would go first): beta's order, then acme's expired order-1.
+    with db.read() as conn:
+        relayed = relay_store.due(conn, when, 10)
+    assert relayed == [_get(db, "order-101"), _get(db, "order-1")]
+    assert (relayed[1].lease_owner, relayed[1].lease_until) == ("p1", when)
+    # Not before their time: nothing at all, then order-3 once due (every lease run out).
+    assert _due(db, NOW) == []
+    assert _due(db, _seconds(3) + timedelta(days=1)) == [
+        "order-1",
+        "order-101",
+        "order-2",
+        "order-3",
+    ]
 
 
 # --- upstream revocations ---------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""The upstream CA's renewal windows of relayed certificates (RFC 9773 pass-through).
+
+A row per certificate relayed from an upstream, made when the relay stores it. The relay's
+processes fetch the upstream's window when a row is due and write it here; renewalInfo
+serves it. A process takes a due row by moving its ``next_fetch_at`` on by compare-and-set
+before it asks the upstream, so two processes (workers, replicas) do not both ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from acmefleet.store.prepared import Prepared
+from acmefleet.store.schema import certificates
+from acmefleet.store.schema import upstream_renewal_windows as table
+
+
+@dataclass(frozen=True)
+class UpstreamWindow:
+    start: datetime
+    end: datetime
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class DueFetch:
+    """A relayed certificate whose upstream window is to be fetched (again)."""
+
+    certificate_id: str
+    upstream: str
+    chain_pem: str
+    not_after: datetime
+    revoked: bool
+    failures: int
+    next_fetch_at: datetime  # as read: the claim's compare-and-set condition
+
+
+_WINDOW = Prepared(
+    select(table.c.window_start, table.c.window_end, table.c.fetched_at).where(
+        table.c.certificate_id == bindparam("p_id")
+    )
+)
+_DUE = Prepared(
+    select(
+        table.c.certificate_id,
+        table.c.upstream,
+        table.c.failures,
+        table.c.next_fetch_at,
+        certificates.c.chain_pem,
+        certificates.c.not_after,
+        certificates.c.revoked_at,
+    )
+    .join(certificates, certificates.c.id == table.c.certificate_id)
+    .where(table.c.next_fetch_at <= bindparam("p_now"))
+    .order_by(table.c.next_fetch_at)
+    .limit(bindparam("p_limit"))
+)
+_CLAIM = Prepared(
+    update(table)
+    .where(
+        table.c.certificate_id == bindparam("p_id"), table.c.next_fetch_at == bindparam("p_seen")
+    )
+    .values(next_fetch_at=bindparam("p_until"))
+)
+_FETCHED = Prepared(
+    update(table)
+    .where(table.c.certificate_id == bindparam("p_id"))
+    .values(
+        window_start=bindparam("p_start"),
+        window_end=bindparam("p_end"),
+        fetched_at=bindparam("p_now"),
+        next_fetch_at=bindparam("p_next"),
+        failures=0,
+    )
+)
+_FAILED = Prepared(
+    update(table)
+    .where(table.c.certificate_id == bindparam("p_id"))
+    .values(next_fetch_at=bindparam("p_next"), failures=table.c.failures + 1)
+)
+_FORGET = Prepared(delete(table).where(table.c.certificate_id == bindparam("p_id")))
+
+
+def track(conn: Connection, certificate_id: str, upstream: str, first_fetch: datetime) -> None:
+    """Follow the upstream's window of a certificate just relayed from it."""
+    conn.execute(
+        insert(table).values(
+            certificate_id=certificate_id,
+            upstream=upstream,
+            next_fetch_at=first_fetch,
+            failures=0,
+        )
+    )
+
+
+def window_of(conn: Connection, certificate_id: str) -> UpstreamWindow | None:
+    """The upstream's last window for the certificate (None: none fetched, or no ARI)."""
+    row = _WINDOW.first(conn, {"p_id": certificate_id})
+    if row is None or row.window_start is None or row.window_end is None:
+        return None
+    return UpstreamWindow(row.window_start, row.window_end, row.fetched_at)
+
+
+def due(conn: Connection, now: datetime, limit: int) -> list[DueFetch]:
+    return [
+        DueFetch(
+            certificate_id=row.certificate_id,
+            upstream=row.upstream,
+            chain_pem=row.chain_pem,
+            not_after=row.not_after,
+            revoked=row.revoked_at is not None,
+            failures=row.failures,
+            next_fetch_at=row.next_fetch_at,
+        )
+        for row in _DUE.rows(conn, {"p_now": now, "p_limit": limit})
+    ]
+
+
+def claim(conn: Connection, fetch: DueFetch, until: datetime) -> bool:
+    """Take the fetch: no other process takes it before ``until`` (its retry if this one
+    dies mid-fetch)."""
+    params = {"p_id": fetch.certificate_id, "p_seen": fetch.next_fetch_at, "p_until": until}
+    return _CLAIM.run(conn, params) == 1
+
+
+def record_window(
+    conn: Connection,
+    certificate_id: str,
+    window: tuple[datetime, datetime] | None,
+    now: datetime,
+    next_fetch: datetime,
+) -> None:
+    """What the upstream answered (None: it offers no renewalInfo) and when to ask again."""
+    start, end = window if window is not None else (None, None)
+    params = {
+        "p_id": certificate_id,
+        "p_start": start,
+        "p_end": end,
+        "p_now": now,
+        "p_next": next_fetch,
+    }
+    _FETCHED.run(conn, params)
+
+
+def record_failure(conn: Connection, certificate_id: str, next_fetch: datetime) -> None:
+    """The upstream did not answer: the window fetched before stays, asked again later."""
+    _FAILED.run(conn, {"p_id": certificate_id, "p_next": next_fetch})
+
+
+def forget(conn: Connection, certificate_id: str) -> None:
+    """No more fetches: the certificate expired or was revoked (renew now, whatever the
+    upstream says)."""
+    _FORGET.run(conn, {"p_id": certificate_id})
