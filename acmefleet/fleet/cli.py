@@ -17,14 +17,14 @@ def _usage(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _check_bundle(bundle: Path) -> None:
+def _check_bundle(bundle: Path, flag: str = "--ca-bundle") -> None:
     """A CA bundle that holds no certificate is a usage error, not a failure on every host."""
     import ssl
 
     try:
         ssl.create_default_context(cafile=str(bundle))
     except (ssl.SSLError, OSError) as exc:
-        _usage(f"--ca-bundle {bundle}: no certificate in it ({exc})")
+        _usage(f"{flag} {bundle}: no certificate in it ({exc})")
 
 
 def _probe_options(command: Any) -> Any:
@@ -100,6 +100,13 @@ def _probe_options(command: Any) -> Any:
 @click.option("--api-url", help="ACME server URL (with --server-exists).")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Console token file.")
 @click.option("--ca-bundle", type=click.Path(path_type=Path), help="The server's CA bundle.")
+@click.option(
+    "--trust-bundle",
+    type=click.Path(path_type=Path),
+    help="More CAs the hosts' certificates may chain to, besides the server's own: the "
+    "root of the upstream CA a relayed endpoint takes its certificates from (default: the "
+    "inventory's acmefleet_trust_bundle).",
+)
 @click.option("--awx-url", help="Hand each wave to this AWX / AAP controller (https://...).")
 @click.option(
     "--awx-job-template",
@@ -132,6 +139,7 @@ def rollout(
     api_url: str | None,
     token_file: Path | None,
     ca_bundle: Path | None,
+    trust_bundle: Path | None,
     awx_url: str | None,
     awx_job_template: str | None,
     awx_token_file: Path | None,
@@ -161,11 +169,17 @@ def rollout(
                 _usage("--awx-url, --awx-job-template and --awx-token-file go together")
             awx = AwxSettings(awx_url, awx_token_file, awx_job_template, awx_ca_bundle)
             awx.token()  # a missing or empty token file is a usage error, before anything runs
-        for flag, given in (("--token-file", token_file), ("--ca-bundle", ca_bundle)):
+        given_files = (
+            ("--token-file", token_file),
+            ("--ca-bundle", ca_bundle),
+            ("--trust-bundle", trust_bundle),
+        )
+        for flag, given in given_files:
             if given is not None and not given.is_file():
                 _usage(f"{flag} {given}: no such file")
-        if ca_bundle is not None:
-            _check_bundle(ca_bundle)
+        for flag, bundle in given_files[1:]:
+            if bundle is not None:
+                _check_bundle(bundle, flag)
         for flag, target in (("--report", report_json), ("--report-html", report_html)):
             if target is not None and not target.resolve().parent.is_dir():
                 _usage(f"{flag} {target}: its directory does not exist")
@@ -186,6 +200,7 @@ def rollout(
             api_url=api_url,
             token_file=token_file,
             ca_bundle=ca_bundle,
+            trust_bundle=trust_bundle,
             awx=awx,
         )
         # the inventory and the saved state; no host yet
@@ -225,6 +240,12 @@ def rollout(
     help="CA bundle to verify with (default: the inventory's acmefleet_ca_bundle).",
 )
 @click.option(
+    "--trust-bundle",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="More CAs the hosts' certificates may chain to (a relayed endpoint's upstream "
+    "root; default: the inventory's acmefleet_trust_bundle).",
+)
+@click.option(
     "--server",
     "server_url",
     help="The ACME server's base URL, to ask its renewalInfo (default: the inventory's "
@@ -242,6 +263,7 @@ def status(
     inventory: Path,
     limit: str | None,
     ca_bundle: Path | None,
+    trust_bundle: Path | None,
     server_url: str | None,
     prometheus_file: Path | None,
     as_json: bool,
@@ -267,6 +289,8 @@ def status(
             directory = RolloutOptions(inventory=inventory).directory
             candidate = directory / f"{fleet.servers[0]}-ca-bundle.pem"
             bundle = candidate if candidate.exists() else None
+        trust = trust_bundle or inventory_path_var(fleet, inventory, "acmefleet_trust_bundle")
+        bundle = tls.hosts_bundle(bundle, trust, RolloutOptions(inventory=inventory).directory)
         rows = collect(
             fleet,
             bundle,

@@ -46,6 +46,8 @@ class RolloutOptions:
     api_url: str | None = None
     token_file: Path | None = None
     ca_bundle: Path | None = None
+    # More CAs the hosts' certificates may chain to (an endpoint relayed to an upstream CA)
+    trust_bundle: Path | None = None
     awx: AwxSettings | None = None  # hand each wave to this AWX instead of running it here
 
     @property

@@ -196,6 +196,12 @@ class Rollout:
             candidates.append(self.options.directory / f"{self.fleet.servers[0]}-ca-bundle.pem")
         return next((c for c in candidates if c is not None and c.exists()), None)
 
+    def _hosts_bundle(self, server_bundle: Path | None) -> Path | None:
+        """What the hosts' certificates are verified against: the server's CAs, and the
+        trust bundle (--trust-bundle, else acmefleet_trust_bundle) for relayed endpoints."""
+        trust = self.options.trust_bundle or self._path_var("acmefleet_trust_bundle")
+        return tls.hosts_bundle(server_bundle, trust, self.options.directory)
+
     def server_access(self, progress: Progress) -> ServerAccess:
         if self.options.deploy_server and self.fleet.servers and not self.options.check:
             return self.deploy_server(progress)
@@ -331,7 +337,7 @@ class Rollout:
             else:
                 hosts.append(host)
         started = time.time()
-        served = tls.probe_all(hosts, self._known_ca_bundle())
+        served = tls.probe_all(hosts, self._hosts_bundle(self._known_ca_bundle()))
         self._phase(hosts, "tls", started, time.time())
         todo: list[FleetHost] = []
         for host in hosts:
@@ -491,7 +497,7 @@ class Rollout:
         for name, span in (run.result.packages if run.result else {}).items():
             # installed inside enroll.yml (hosts prepare.yml did not install): within issuance
             self._phase([name], "packages", *span)
-        served = tls.probe_all(run.ran, access.ca_bundle)
+        served = tls.probe_all(run.ran, self._hosts_bundle(access.ca_bundle))
         self._phase(run.ran, "verify", ended, time.time())
         now = tls.now()
         failures = 0

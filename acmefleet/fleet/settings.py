@@ -9,8 +9,15 @@ from acmefleet.fleet.inventory import Fleet, FleetHost, InventoryError
 
 
 def inventory_path_var(fleet: Fleet, inventory: Path, name: str) -> Path | None:
-    """A controller path from the inventory's ``all`` vars; relative to the inventory."""
+    """A controller path from the inventory's ``all`` vars; relative to the inventory.
+
+    Inventory plugins (acmefleet.fleet.fleet among them) set ``all``'s variables on each
+    host: ``ansible-inventory --list`` then shows them only in the hosts' variables, so a
+    value every host that has it agrees on counts as the inventory's too."""
     value = fleet.all_vars.get(name)
+    if not value:
+        seen = {str(h.variables[name]) for h in fleet.hosts if h.variables.get(name)}
+        value = seen.pop() if len(seen) == 1 else None
     if not value:
         return None
     if "{{" in str(value):

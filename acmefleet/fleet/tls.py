@@ -6,6 +6,7 @@ acmefleet.fleet.tls_probe), so the module tls_certificate and the roll-out judge
 
 from __future__ import annotations
 
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +74,25 @@ def probe_all(
         return {}
     with ThreadPoolExecutor(max_workers=min(parallel, len(hosts))) as pool:
         return {r.host: r for r in pool.map(lambda h: probe(h, ca_bundle), hosts)}
+
+
+def hosts_bundle(server_bundle: Path | None, trust: Path | None, directory: Path) -> Path | None:
+    """What the hosts' certificates are verified against: the ACME server's own CAs, and
+    ``trust`` (an upstream CA's root, or the system's bundle) when a host's endpoint relays
+    to another CA. Both in one file under ``directory``; None: the system's trust store."""
+    if trust is None:
+        return server_bundle
+    base = server_bundle or _system_bundle()
+    combined = directory / "hosts-trust.pem"
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = [p.read_text() for p in (base, trust) if p is not None]
+    combined.write_text("\n".join(part.rstrip("\n") for part in parts) + "\n")
+    return combined
+
+
+def _system_bundle() -> Path | None:
+    cafile = ssl.get_default_verify_paths().cafile
+    return Path(cafile) if cafile else None
 
 
 def now() -> datetime:

@@ -1,5 +1,14 @@
 """``acmefleet rollout`` on a fleet of test hosts with one broken host, then ``--resume``.
 
+Two of the hosts are on the endpoint ``relayed``, a public endpoint of the role-deployed
+server whose certificates come from an upstream CA (issue 16): Debian's pebble on the
+controller's lab address, EAB required, validating dns-01 through a knotd beside it, which
+the server on its lab host updates over RFC 2136. The role configures the upstream from the
+inventory (secrets as Vault would hand them, never in Ansible's output); the hosts prove
+http-01 to acmefleet, acmefleet proves dns-01 to pebble, and the roll-out verifies what
+they serve against pebble's root (``acmefleet_trust_bundle``), as a site verifies a public
+CA's certificates against its system's roots.
+
 First a dry run (``--check``): enroll.yml in Ansible's check mode on every host, which
 reports per host the tasks that would change, and deploys, mints and changes nothing.
 The broken host passes preflight but cannot reach the ACME server (its own firewall rejects
@@ -15,13 +24,22 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
 
 from acmefleet.console.client import RemoteBackend
 from acmefleet.lab import network
+from acmefleet.lab.network import GATEWAY
 from tests.hosts.fleetlab import Spec, lab_fleet, rollout
+from tests.hosts.support_acme import DOMAIN
+from tests.support.knot import ALGORITHM, KEY_NAME, KnotServer
+from tests.support.pebble import PebbleServer
+from tests.support.upstream import pebble_root, pebble_status, validating_pebble
 
 pytestmark = pytest.mark.hosts
 # Both stacks on Debian 12 and 13; one web host reached as root, the others as the sudo user.
@@ -35,6 +53,56 @@ HOSTS = [
     Spec("r4bad", 76, "lego_nginx", "trixie"),
 ]
 BLOCK_TABLE = "acmefleet_test_block"
+RELAYED = {"r4a2", "r4n2"}  # on the endpoint relayed to pebble
+
+
+@contextmanager
+def upstream_ca(workdir: Path, inventory: Path) -> Iterator[PebbleServer]:
+    """pebble and its knotd on the lab's gateway address; the inventory's server given the
+    endpoint ``relayed`` and its upstream, the RELAYED hosts put on it, and the roll-out
+    told to trust pebble's root for the hosts' certificates."""
+    with (
+        KnotServer(workdir / "knot", zone=DOMAIN, host=GATEWAY, port=53) as knot,
+        validating_pebble(workdir / "pebble", knot, authz_reuse=0, host=GATEWAY) as pebble,
+    ):
+        root = workdir / "pebble-root.pem"
+        root.write_bytes(pebble_root(pebble).public_bytes(serialization.Encoding.PEM))
+        document = yaml.safe_load(inventory.read_text())
+        document["vars"]["acmefleet_trust_bundle"] = str(root)
+        server_vars = document["acme_servers"][0]["vars"]
+        server_vars["acme_server_endpoints"] = [
+            {"name": "private", "type": "private", "ca": "private", "profiles": ["private-server"]},
+            {
+                "name": "relayed",
+                "type": "public",
+                "ca": "public",
+                "profiles": ["public-dv"],
+                "challenges": ["http-01"],
+                "upstream": "pebble",
+            },
+        ]
+        server_vars["acme_server_upstreams"] = {
+            "pebble": {
+                "directory_url": pebble.directory_url,
+                "ca_bundle": Path(pebble.ca_bundle).read_text(),
+                "eab_kid": "kid-1",
+                "eab_hmac_key": pebble.eab_keys["kid-1"],
+                "contact": [f"mailto:ops@{DOMAIN}"],
+                "dns01": {
+                    "server": GATEWAY,
+                    "port": 53,
+                    "key_name": KEY_NAME,
+                    "algorithm": ALGORITHM,
+                    "secret": knot.secret,
+                    "propagation_seconds": 0,
+                },
+            }
+        }
+        for host in document["hosts"]:
+            if host["name"] in RELAYED:
+                host["endpoint"] = "relayed"
+        inventory.write_text(yaml.safe_dump(document, sort_keys=False))
+        yield pebble
 
 
 def firewall(name: str, server_address: str, block: bool) -> None:
@@ -56,7 +124,10 @@ def firewall(name: str, server_address: str, block: bool) -> None:
 
 
 def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
-    with lab_fleet(tmp_path, HOSTS) as (_lab, hosts, inventory):
+    with (
+        lab_fleet(tmp_path, HOSTS) as (_lab, hosts, inventory),
+        upstream_ca(tmp_path, inventory) as pebble,
+    ):
         server = hosts["r4srv"]
         firewall("r4bad", server.address, block=True)
         code, rows, output = rollout(inventory, "--check")
@@ -70,8 +141,17 @@ def test_rollout_waves_failure_resume_and_repeat(tmp_path: Path) -> None:
         first = by_host
         assert set(by_host) == {s.name for s in HOSTS if s.stack}, output[-3000:]
         for name, *_ in HOSTS[1:-1]:
-            assert by_host[name]["status"] == "enrolled", (name, by_host[name], output[-4000:])
+            assert by_host[name]["status"] == "enrolled", (
+                f"{name}: {by_host[name]}\n{output[-4000:]}"
+            )
             assert by_host[name]["serial"]
+        for name in RELAYED:  # verified against pebble's root; pebble's own certificate
+            assert "Pebble" in str(by_host[name]["issuer"]), by_host[name]
+            assert pebble_status(pebble, str(by_host[name]["serial"])) == "Valid"
+        for name in {s.name for s in HOSTS[1:-1]} - RELAYED:
+            assert "Pebble" not in str(by_host[name]["issuer"]), by_host[name]
+        for secret in (pebble.eab_keys["kid-1"],):
+            assert secret not in output, "the upstream's HMAC key is in the roll-out's output"
         bad = by_host["r4bad"]
         assert bad["status"] == "failed" and "revoked" in str(bad["error"]), bad
         state = json.loads((inventory.parent / ".acmefleet" / "rollout-state.json").read_text())

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from tests.support.procs import die_with_parent, free_ports, terminate_group, wait_for_url
-from tests.support.tls_certs import make_serving_cert
+from tests.support.tls_certs import LOOPBACK_NAMES, make_serving_cert
 
 PEBBLE_BINARY = "pebble"
 
@@ -80,7 +80,8 @@ class PebbleServer:
         self.management_port = 0
         self.config_path = self.workdir / "pebble-config.json"
         self.log_path = self.workdir / "pebble.log"
-        tls = make_serving_cert(self.workdir / "tls", prefix="pebble")
+        names = LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
+        tls = make_serving_cert(self.workdir / "tls", names, prefix="pebble")
         self.ca_bundle = tls.ca_bundle
         self._tls = tls
         self._proc: subprocess.Popen[bytes] | None = None

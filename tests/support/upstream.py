@@ -16,13 +16,21 @@ from tests.support.procs import tls_context
 
 
 def validating_pebble(
-    workdir: Path, knot: KnotServer, *, authz_reuse: int, eab_count: int = 1, **config: Any
+    workdir: Path,
+    knot: KnotServer,
+    *,
+    authz_reuse: int,
+    eab_count: int = 1,
+    host: str = "127.0.0.1",
+    **config: Any,
 ) -> PebbleServer:
     """A pebble (not started) requiring EAB and really validating, resolving through
-    ``knot``; ``authz_reuse``: the percentage of orders given an authorization it holds."""
+    ``knot``; ``authz_reuse``: the percentage of orders given an authorization it holds;
+    ``host``: the address it listens on (in its TLS certificate too)."""
     return PebbleServer(
         workdir,
         make_eab_keys(eab_count),
+        host=host,
         validate=True,
         dns_server=knot.address,
         env={"PEBBLE_AUTHZREUSE": str(authz_reuse)},

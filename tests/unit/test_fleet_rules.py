@@ -107,3 +107,29 @@ def test_state_round_trip(tmp_path: Path) -> None:
     assert loaded.hosts["web1"] == state.hosts["web1"]
     assert not loaded.hosts["web1"].done
     assert "hmac" not in path.read_text()
+
+
+def _host(name: str, **variables: str) -> FleetHost:
+    names = (f"{name}.example.com",)
+    return FleetHost(name, "10.77.0.12", "lego_nginx", names, "private", "org", variables=variables)
+
+
+def test_an_inventory_path_is_read_from_all_or_from_what_every_host_agrees_on(
+    tmp_path: Path,
+) -> None:
+    from acmefleet.fleet.inventory import Fleet, InventoryError
+    from acmefleet.fleet.settings import inventory_path_var
+
+    inventory = tmp_path / "fleet.yml"
+    name = "acmefleet_trust_bundle"
+    given = Fleet((_host("a"),), (), {name: "/etc/roots.pem"})
+    assert inventory_path_var(given, inventory, name) == Path("/etc/roots.pem")
+    # a plugin's ``all`` vars reach ansible-inventory --list as each host's
+    agreed = Fleet((_host("a", **{name: "roots.pem"}), _host("b", **{name: "roots.pem"})), (), {})
+    assert inventory_path_var(agreed, inventory, name) == tmp_path / "roots.pem"
+    split_hosts = Fleet((_host("a", **{name: "x.pem"}), _host("b", **{name: "y.pem"})), (), {})
+    assert inventory_path_var(split_hosts, inventory, name) is None
+    assert inventory_path_var(Fleet((_host("a"),), (), {}), inventory, name) is None
+    templated = Fleet((_host("a", **{name: "{{ x }}"}),), (), {})
+    with pytest.raises(InventoryError, match="plain path"):
+        inventory_path_var(templated, inventory, name)
