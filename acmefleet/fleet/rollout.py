@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,33 +156,43 @@ class Rollout:
         return inventory_path_var(self.fleet, self.options.inventory, name)
 
     def deploy_server(self, progress: Progress) -> ServerAccess:
-        directory = self.options.directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        server = self.fleet.servers[0]
         hosts = ", ".join([*self.fleet.servers, *self.fleet.server_support])
         progress.line(f"deploying the ACME server on {hosts} (playbook acme_server.yml)")
         result = run_playbook(
             "acme_server.yml",
             self.options.inventory,
             limit=[*self.fleet.servers, *self.fleet.server_support],
-            extra_vars={
-                # The replicas' database password lives beside the token (0700 directory).
-                "acme_server_controller_dir": str(directory),
-                "acme_database_controller_dir": str(directory),
-                "acme_server_admin_token_dest": str(directory / f"{server}-admin-token"),
-                "acme_server_ca_bundle_dest": str(directory / f"{server}-ca-bundle.pem"),
-            },
+            extra_vars=self._server_vars(),
             progress=lambda h, k, t: None,
         )
-        if result.failed or result.rc != 0:
+        return self._deployed(result, result.failed)
+
+    def _server_vars(self) -> dict[str, str]:
+        """Where the server's deployment leaves what the roll-out needs on this machine."""
+        directory = self.options.directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        server = self.fleet.servers[0]
+        return {
+            # The replicas' database password lives beside the token (0700 directory).
+            "acme_server_controller_dir": str(directory),
+            "acme_database_controller_dir": str(directory),
+            "acme_server_admin_token_dest": str(directory / f"{server}-admin-token"),
+            "acme_server_ca_bundle_dest": str(directory / f"{server}-ca-bundle.pem"),
+        }
+
+    def _deployed(self, result: PlayResult, failed: Mapping[str, str]) -> ServerAccess:
+        """The access to the server a run deployed; ``failed``: its server hosts' failures."""
+        if failed or (result.rc != 0 and not result.failed):
             detail = (
-                "; ".join(f"{h}: {m}" for h, m in result.failed.items())
+                "; ".join(f"{h}: {m}" for h, m in failed.items())
                 or f"rc {result.rc}: {result.tail}"
             )
             raise RolloutError(f"deploying the ACME server failed: {detail}")
+        server = self.fleet.servers[0]
         base_url = self.fleet.hostvars.get(server, {}).get("acme_server_base_url")
         if not base_url:
             raise RolloutError(f"{server}: acme_server_base_url is not set in the inventory")
+        directory = self.options.directory
         return ServerAccess(
             str(base_url),
             directory / f"{server}-admin-token",
@@ -450,19 +460,22 @@ class Rollout:
         if not (self.options.deploy_server and self.fleet.servers):
             return self.server_access(progress), {}
         started, wall = time.time(), time.monotonic()
-        progress.line(
-            f"meanwhile installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
-        )
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            preparing = pool.submit(
-                run_playbook,
-                "prepare.yml",
-                self.options.inventory,
-                limit=[h.name for h in first_wave],
-                progress=progress.event,
+        if len(self.fleet.servers) == 1 and not self.fleet.server_support:
+            access, prepared = self._deploy_and_prepare_at_once(progress, first_wave)
+        else:
+            progress.line(
+                f"meanwhile installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
             )
-            access = self.deploy_server(progress)
-            prepared: PlayResult = preparing.result()
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                preparing = pool.submit(
+                    run_playbook,
+                    "prepare.yml",
+                    self.options.inventory,
+                    limit=[h.name for h in first_wave],
+                    progress=progress.event,
+                )
+                access = self.deploy_server(progress)
+                prepared = preparing.result()
         ended = time.time()
         for host in first_wave:  # each host's own package tasks, else the preparation's span
             self._phase([host], "packages", *prepared.packages.get(host.name, (started, ended)))
@@ -472,6 +485,29 @@ class Rollout:
             unprepared = {h.name: f"installing the packages: {prepared.tail}" for h in first_wave}
         self.prepared = {h.name for h in first_wave if h.name not in unprepared}
         return access, unprepared
+
+    def _deploy_and_prepare_at_once(
+        self, progress: Progress, first_wave: list[FleetHost]
+    ) -> tuple[ServerAccess, PlayResult]:
+        """One server host: its deployment and wave 1's packages in one ansible-playbook run
+        (playbooks/rollout_start.yml), each host at its own pace. Returns the access to the
+        server and the run's result for the wave's hosts."""
+        server = self.fleet.servers[0]
+        progress.line(
+            f"deploying the ACME server on {server} (playbook rollout_start.yml); meanwhile "
+            f"installing the stacks' packages on wave 1 ({len(first_wave)} host(s))"
+        )
+        result = run_playbook(
+            "rollout_start.yml",
+            self.options.inventory,
+            limit=[server, *(h.name for h in first_wave)],
+            extra_vars=self._server_vars(),
+            progress=lambda h, k, t: progress.event(h, k, t) if h != server else None,
+        )
+        server_failed = {h: m for h, m in result.failed.items() if h == server}
+        access = self._deployed(result, server_failed)
+        result.failed = {h: m for h, m in result.failed.items() if h != server}
+        return access, result
 
     def _wave(
         self,

@@ -38,7 +38,9 @@ def test_ansible_windows_is_really_hidden(tmp_path: Path) -> None:
     assert checked.returncode != 0, "ansible.windows still resolves: the next test proves nothing"
 
 
-@pytest.mark.parametrize("playbook", ["enroll.yml", "prepare.yml", "verify.yml"])
+@pytest.mark.parametrize(
+    "playbook", ["enroll.yml", "prepare.yml", "rollout_start.yml", "verify.yml"]
+)
 def test_playbooks_parse_without_ansible_windows(playbook: str) -> None:
     checked = ansible(
         "ansible-playbook",

@@ -148,13 +148,14 @@ def test_consumers_read_the_registry() -> None:
     for stack in LINUX:
         assert status.RENEWAL_TIMERS[stack.name] == stack.renewal_unit
     # The playbooks pick hosts and roles from the registry, never by a stack's name.
-    for playbook in ("enroll.yml", "prepare.yml"):
+    for playbook in ("enroll.yml", "prepare.yml", "rollout_start.yml"):
         text = (ROOT / "playbooks" / playbook).read_text()
         assert "../meta/stacks.yml" in text
         named = [s.name for s in REGISTRY.values() if s.name in text]
         assert not named, f"playbooks/{playbook} names stacks {named}"
     # One include_role applying the stack per play (enroll.yml: and one asking for the account).
-    expected = {"enroll.yml": 4, "prepare.yml": 1}
+    # (rollout_start.yml: and the server's role)
+    expected = {"enroll.yml": 4, "prepare.yml": 1, "rollout_start.yml": 2}
     for playbook, count in expected.items():
         text = (ROOT / "playbooks" / playbook).read_text()
         assert len(re.findall(r"include_role:", text)) == count, playbook
