@@ -131,6 +131,31 @@ class Suggestion:
     why: str | None
 
 
+# Why a relayed certificate's window is not acmefleet's default (RFC 9773 pass-through).
+UPSTREAM_WINDOW = "the upstream CA's window"
+
+
+def served_upstream_window(window: Window, not_after: datetime) -> Window | None:
+    """An upstream CA's window as served for its certificate, which is valid until
+    ``not_after``: an answer is untrusted, so none when it starts at or after that end (a
+    host told so would renew too late, or never); its end held to ``not_after``; whole
+    seconds, at least one long (§4.2: the end after the start)."""
+    start = window.start.replace(microsecond=0)
+    if start >= not_after:
+        return None
+    end = window.end.replace(microsecond=0)
+    if end < window.end:
+        end += ONE_SECOND
+    return Window(start, max(min(end, not_after), start + ONE_SECOND))
+
+
+def _sooner(first: Suggestion, second: Suggestion) -> Suggestion:
+    """The two windows as one that ends when the sooner ends: a host renews within both."""
+    ends_first = first if first.window.end <= second.window.end else second
+    start = min(first.window.start, second.window.start)
+    return Suggestion(Window(start, ends_first.window.end), ends_first.why)
+
+
 def suggest(
     serial: int,
     not_before: datetime,
@@ -138,11 +163,18 @@ def suggest(
     *,
     revoked_at: datetime | None,
     chosen: Suggestion | None,
+    upstream: Window | None = None,
 ) -> Suggestion:
-    """Renew now once revoked, else as an operator chose, else the default window."""
+    """Renew now once revoked; else within what an operator chose and what the upstream CA
+    says (a relayed certificate), whichever ends sooner; else the default window."""
     if revoked_at is not None:
         end = revoked_at.replace(microsecond=0)
         return Suggestion(Window(end - REVOKED_WINDOW, end), "revoked")
-    if chosen is not None:
-        return chosen
+    served = None if upstream is None else served_upstream_window(upstream, not_after)
+    passed = None if served is None else Suggestion(served, UPSTREAM_WINDOW)
+    if chosen is not None and passed is not None:
+        return _sooner(chosen, passed)
+    only = chosen if chosen is not None else passed
+    if only is not None:
+        return only
     return Suggestion(default_window(serial, not_before, not_after), None)

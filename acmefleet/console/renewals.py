@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from acmefleet.ca.renewal_info import Suggestion, Window, suggest
 from acmefleet.console.errors import ConsoleError
 from acmefleet.models import Certificate
-from acmefleet.store import audit, renewals
+from acmefleet.store import audit, renewals, upstream_windows
 from acmefleet.store import certificates as cert_store
 
 SHORTEST_WITHIN = timedelta(minutes=1)
@@ -154,13 +154,17 @@ def renewals_of(conn: Connection, certs: list[Certificate]) -> dict[str, Certifi
         window = renewals.window_of(conn, only)
         chosen = {} if window is None else {only: window}
         replaced = {only} if renewals.replaced_by(conn, only) is not None else set()
+        passed = upstream_windows.window_of(conn, only)
+        upstream = {} if passed is None else {only: passed}
     else:
         chosen = renewals.all_windows(conn)
         replaced = renewals.replaced_certificates(conn)
+        upstream = upstream_windows.all_windows(conn)
     found: dict[str, CertificateRenewal] = {}
     for cert in certs:
         set_window = chosen.get(cert.id)
-        suggested = suggest(
+        from_upstream = upstream.get(cert.id)
+        suggested = suggest(  # as renewalInfo answers (policy.renewal_info.info_for)
             int(cert.serial_hex, 16),
             cert.not_before,
             cert.not_after,
@@ -168,6 +172,9 @@ def renewals_of(conn: Connection, certs: list[Certificate]) -> dict[str, Certifi
             chosen=None
             if set_window is None
             else Suggestion(Window(set_window.start, set_window.end), set_window.reason),
+            upstream=None
+            if from_upstream is None
+            else Window(from_upstream.start, from_upstream.end),
         )
         found[cert.id] = CertificateRenewal(suggested, cert.id in replaced)
     return found

@@ -50,7 +50,7 @@ from rich.console import Console
 from acmefleet.console.client import ApiError, RemoteBackend
 from acmefleet.fleet import core, report_html, tls
 from acmefleet.fleet.core import RolloutOptions
-from acmefleet.fleet.inventory import Fleet, FleetHost, load_fleet
+from acmefleet.fleet.inventory import Fleet, FleetHost, InventoryError, load_fleet
 from acmefleet.fleet.preflight import Probe
 from acmefleet.fleet.progress import Progress
 from acmefleet.fleet.runner import PlayResult, run_playbook
@@ -118,6 +118,9 @@ def load(
         )
     )
     planned = Rollout(options, console, fleet, runner, previous)
+    trust = options.trust_bundle or planned._path_var("acmefleet_trust_bundle")
+    if trust is not None and not trust.is_file():  # before any host is touched
+        raise InventoryError(f"trust bundle {trust}: no such file")
     if not (options.deploy_server and fleet.servers):
         planned.configured_access()  # no server to deploy: its settings must be complete now
     return planned

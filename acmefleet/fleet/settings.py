@@ -13,10 +13,11 @@ def inventory_path_var(fleet: Fleet, inventory: Path, name: str) -> Path | None:
 
     Inventory plugins (acmefleet.fleet.fleet among them) set ``all``'s variables on each
     host: ``ansible-inventory --list`` then shows them only in the hosts' variables, so a
-    value every host that has it agrees on counts as the inventory's too."""
+    value **every** host has, the same, counts as the inventory's too (one host's own
+    setting, or a group's, is that host's or group's business, not the fleet's)."""
     value = fleet.all_vars.get(name)
-    if not value:
-        seen = {str(h.variables[name]) for h in fleet.hosts if h.variables.get(name)}
+    if not value and fleet.hosts:
+        seen = {str(h.variables.get(name) or "") for h in fleet.hosts}
         value = seen.pop() if len(seen) == 1 else None
     if not value:
         return None

@@ -6,13 +6,15 @@ acmefleet.fleet.tls_probe), so the module tls_certificate and the roll-out judge
 
 from __future__ import annotations
 
+import os
 import ssl
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from acmefleet.fleet.inventory import FleetHost
+from acmefleet.fleet.inventory import FleetHost, InventoryError
 from acmefleet.fleet.tls_probe import ProbeError, served_leaf
 
 
@@ -79,14 +81,20 @@ def probe_all(
 def hosts_bundle(server_bundle: Path | None, trust: Path | None, directory: Path) -> Path | None:
     """What the hosts' certificates are verified against: the ACME server's own CAs, and
     ``trust`` (an upstream CA's root, or the system's bundle) when a host's endpoint relays
-    to another CA. Both in one file under ``directory``; None: the system's trust store."""
+    to another CA. Both in one file in ``directory`` (the state directory, 0700), replaced
+    whole (another run reading it never sees half); None: the system's trust store."""
     if trust is None:
         return server_bundle
+    if not trust.is_file():
+        raise InventoryError(f"trust bundle {trust}: no such file")
     base = server_bundle or _system_bundle()
-    combined = directory / "hosts-trust.pem"
-    directory.mkdir(parents=True, exist_ok=True)
     parts = [p.read_text() for p in (base, trust) if p is not None]
-    combined.write_text("\n".join(part.rstrip("\n") for part in parts) + "\n")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    combined = directory / "hosts-trust.pem"
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".hosts-trust-", suffix=".pem")
+    with os.fdopen(handle, "w") as out:
+        out.write("\n".join(part.rstrip("\n") for part in parts) + "\n")
+    os.replace(temporary, combined)  # a link there is replaced, never followed
     return combined
 
 

@@ -3,8 +3,8 @@
 The window a certificate is answered with is ``ca.renewal_info.suggest``: renew now
 once revoked, else the one an operator set (``store.renewals``, pulled forward with a
 reason), else its default. A certificate relayed from an upstream CA is the upstream's: the
-upstream's own window (``policy.upstream_windows``) takes the default's place, and an
-operator's window still wins when it starts earlier.
+upstream's own window (``policy.upstream_windows``) takes the default's place; with an
+operator's window too, the host is told to renew within both (``ca.renewal_info.suggest``).
 """
 
 from __future__ import annotations
@@ -52,32 +52,18 @@ def find_certificate(conn: Connection, endpoint: str, cert_id: CertId) -> Certif
     return cert if actual == cert_id else None
 
 
-UPSTREAM_WINDOW = "the upstream CA's window"
-
-
-def _earliest(*suggestions: Suggestion | None) -> Suggestion | None:
-    present = [s for s in suggestions if s is not None]
-    return min(present, key=lambda s: s.window.start) if present else None
-
-
 def info_for(conn: Connection, cert: Certificate) -> Suggestion:
     set_here = renewals.window_of(conn, cert.id)
-    operator = (
-        None
-        if set_here is None
-        else Suggestion(Window(set_here.start, set_here.end), set_here.reason)
-    )
-    upstream = None
-    if upstream_of(cert) is not None:
-        passed = upstream_windows.window_of(conn, cert.id)
-        if passed is not None:
-            upstream = Suggestion(Window(passed.start, passed.end), UPSTREAM_WINDOW)
+    passed = upstream_windows.window_of(conn, cert.id) if upstream_of(cert) else None
     return suggest(
         int(cert.serial_hex, 16),
         cert.not_before,
         cert.not_after,
         revoked_at=cert.revoked_at,
-        chosen=_earliest(operator, upstream),
+        chosen=None
+        if set_here is None
+        else Suggestion(Window(set_here.start, set_here.end), set_here.reason),
+        upstream=None if passed is None else Window(passed.start, passed.end),
     )
 
 

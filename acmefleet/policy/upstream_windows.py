@@ -35,8 +35,10 @@ SHORTEST_RECHECK = timedelta(minutes=1)
 LONGEST_RECHECK = timedelta(days=1)
 # An upstream without renewalInfo may add it: its directory is read again after this.
 NO_ARI_RECHECK = timedelta(days=1)
-# A process that took a fetch and died: the fetch is due again after this.
-CLAIM_HOLD = timedelta(minutes=5)
+# A process that took a batch of fetches and died: they are due again after this.
+CLAIM_HOLD = timedelta(minutes=15)
+# How often the rows of certificates that expired or were revoked are dropped.
+CLEANUP_EVERY = timedelta(minutes=10)
 FIRST_FAILURE_RETRY = timedelta(minutes=1)
 
 
@@ -73,37 +75,46 @@ class UpstreamWindows:
         sources: Mapping[str, WindowSource],
         *,
         look_every: timedelta = timedelta(seconds=5),
+        batch: int = 50,
         concurrency: int = 4,
     ) -> None:
         self.db = db
         self.clock = clock
         self.sources = sources
         self.look_every = look_every
-        self.concurrency = concurrency
+        self.batch = batch
+        self._asking = asyncio.Semaphore(concurrency)
         self._next_look: datetime | None = None
+        self._next_cleanup: datetime | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def round(self) -> None:
-        """Take what is due (at most every ``look_every``) and fetch it in the background."""
+        """Take what is due (at most every ``look_every``, a batch at a time) and fetch it in
+        the background, ``concurrency`` questions at once."""
         now = self.clock.now()
-        free = self.concurrency - len(self._running)
-        if free <= 0 or (self._next_look is not None and now < self._next_look):
+        if self._running or (self._next_look is not None and now < self._next_look):
             return
         self._next_look = now + self.look_every
+        if self._next_cleanup is None or now >= self._next_cleanup:
+            self._next_cleanup = now + CLEANUP_EVERY
+            with self.db.write() as conn:
+                window_store.forget_ended(conn, now)
         with self.db.read() as conn:
-            due = window_store.due(conn, now, free)
+            due = window_store.due(conn, now, self.batch)
         if not due:
             return
-        taken = []
+        until = now + CLAIM_HOLD
         with self.db.write() as conn:
-            for fetch in due:
-                if fetch.revoked or fetch.not_after <= now:
-                    window_store.forget(conn, fetch.certificate_id)
-                elif window_store.claim(conn, fetch, now + CLAIM_HOLD):
-                    taken.append(fetch)
+            taken = [
+                fetch
+                for fetch in due
+                if not fetch.revoked
+                and fetch.not_after > now
+                and window_store.claim(conn, fetch, until)
+            ]
         for fetch in taken:  # once the claims are committed
             task = asyncio.get_running_loop().create_task(
-                self._fetch(fetch), name=f"upstream-window-{fetch.certificate_id}"
+                self._fetch(fetch, until), name=f"upstream-window-{fetch.certificate_id}"
             )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -119,49 +130,53 @@ class UpstreamWindows:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _fetch(self, fetch: window_store.DueFetch) -> None:
+    async def _fetch(self, fetch: window_store.DueFetch, claim: datetime) -> None:
         try:
-            await self._ask(fetch)
+            async with self._asking:
+                await self._ask(fetch, claim)
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as unavailable:  # the claim runs out; asked again then
             log.warning("upstream window of %s: %s", fetch.certificate_id, unavailable)
         except Exception:
+            # A bug or an answer no check caught: backed off like a failure of the
+            # upstream's, never asked again at every claim's end.
             log.exception("upstream window of %s: failed", fetch.certificate_id)
+            self._failed(fetch, claim, None)
 
-    async def _ask(self, fetch: window_store.DueFetch) -> None:
+    def _failed(self, fetch: window_store.DueFetch, claim: datetime, after: float | None) -> None:
+        again = retry_after_failure(self.clock.now(), fetch.failures + 1, after)
+        with self.db.write() as conn:
+            window_store.record_failure(conn, fetch.certificate_id, claim, again)
+
+    async def _ask(self, fetch: window_store.DueFetch, claim: datetime) -> None:
         source = self.sources.get(fetch.upstream)
-        if source is None:  # taken out of the configuration: look again in a day
+        if source is None:  # not in this process's configuration: look again in a day
             with self.db.write() as conn:
                 window_store.record_failure(
-                    conn, fetch.certificate_id, self.clock.now() + NO_ARI_RECHECK
+                    conn, fetch.certificate_id, claim, self.clock.now() + NO_ARI_RECHECK
                 )
             return
         leaf = x509.load_pem_x509_certificates(fetch.chain_pem.encode("ascii"))[0]
         try:
             cert_id = str(cert_id_of(leaf))
-        except CertIdError:  # no authority key identifier: nothing to ask with
+            window = await source.renewal_info(cert_id)
+        except (CertIdError, ValueError):  # nothing to ask with (no or an odd key identifier)
             with self.db.write() as conn:
                 window_store.forget(conn, fetch.certificate_id)
             return
-        try:
-            window = await source.renewal_info(cert_id)
         except UpstreamError as error:
-            now = self.clock.now()
-            again = retry_after_failure(now, fetch.failures + 1, error.retry_after)
-            with self.db.write() as conn:
-                window_store.record_failure(conn, fetch.certificate_id, again)
+            self._failed(fetch, claim, error.retry_after)
             log.warning(
-                "upstream window of %s at %s: %s; again at %s",
+                "upstream window of %s at %s: %s",
                 fetch.certificate_id,
                 fetch.upstream,
                 error.detail,
-                again.isoformat(timespec="seconds"),
             )
             return
         now = self.clock.now()
         span = None if window is None else (window.start, window.end)
         with self.db.write() as conn:
             window_store.record_window(
-                conn, fetch.certificate_id, span, now, next_check(now, window)
+                conn, fetch.certificate_id, claim, span, now, next_check(now, window)
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
 from acmefleet.store.prepared import Prepared
 from acmefleet.store.schema import certificates
@@ -65,9 +65,14 @@ _CLAIM = Prepared(
     )
     .values(next_fetch_at=bindparam("p_until"))
 )
+# Written only by the process whose claim still stands (``next_fetch_at`` as it set it): a
+# process that stalled past its claim must not overwrite a newer answer.
+_CLAIMED = and_(
+    table.c.certificate_id == bindparam("p_id"), table.c.next_fetch_at == bindparam("p_claim")
+)
 _FETCHED = Prepared(
     update(table)
-    .where(table.c.certificate_id == bindparam("p_id"))
+    .where(_CLAIMED)
     .values(
         window_start=bindparam("p_start"),
         window_end=bindparam("p_end"),
@@ -78,8 +83,23 @@ _FETCHED = Prepared(
 )
 _FAILED = Prepared(
     update(table)
-    .where(table.c.certificate_id == bindparam("p_id"))
+    .where(_CLAIMED)
     .values(next_fetch_at=bindparam("p_next"), failures=table.c.failures + 1)
+)
+# Certificates past their end or revoked: nothing more to ask (renew now, whatever the
+# upstream says), in one statement however many there are.
+_ENDED = Prepared(
+    delete(table).where(
+        table.c.certificate_id.in_(
+            select(certificates.c.id).where(
+                certificates.c.id == table.c.certificate_id,
+                or_(
+                    certificates.c.not_after <= bindparam("p_now"),
+                    certificates.c.revoked_at.is_not(None),
+                ),
+            )
+        )
+    )
 )
 _FORGET = Prepared(delete(table).where(table.c.certificate_id == bindparam("p_id")))
 
@@ -102,6 +122,18 @@ def window_of(conn: Connection, certificate_id: str) -> UpstreamWindow | None:
     if row is None or row.window_start is None or row.window_end is None:
         return None
     return UpstreamWindow(row.window_start, row.window_end, row.fetched_at)
+
+
+def all_windows(conn: Connection) -> dict[str, UpstreamWindow]:
+    """Every window fetched, by certificate id (for listing the inventory)."""
+    rows = conn.execute(
+        select(
+            table.c.certificate_id, table.c.window_start, table.c.window_end, table.c.fetched_at
+        ).where(table.c.window_start.is_not(None), table.c.window_end.is_not(None))
+    )
+    return {
+        r.certificate_id: UpstreamWindow(r.window_start, r.window_end, r.fetched_at) for r in rows
+    }
 
 
 def due(conn: Connection, now: datetime, limit: int) -> list[DueFetch]:
@@ -129,25 +161,36 @@ def claim(conn: Connection, fetch: DueFetch, until: datetime) -> bool:
 def record_window(
     conn: Connection,
     certificate_id: str,
+    claim: datetime,
     window: tuple[datetime, datetime] | None,
     now: datetime,
     next_fetch: datetime,
-) -> None:
-    """What the upstream answered (None: it offers no renewalInfo) and when to ask again."""
+) -> bool:
+    """What the upstream answered (None: it offers no renewalInfo) and when to ask again,
+    by the holder of ``claim`` (the ``until`` it claimed the fetch with); False: not it."""
     start, end = window if window is not None else (None, None)
     params = {
         "p_id": certificate_id,
+        "p_claim": claim,
         "p_start": start,
         "p_end": end,
         "p_now": now,
         "p_next": next_fetch,
     }
-    _FETCHED.run(conn, params)
+    return _FETCHED.run(conn, params) == 1
 
 
-def record_failure(conn: Connection, certificate_id: str, next_fetch: datetime) -> None:
+def record_failure(
+    conn: Connection, certificate_id: str, claim: datetime, next_fetch: datetime
+) -> bool:
     """The upstream did not answer: the window fetched before stays, asked again later."""
-    _FAILED.run(conn, {"p_id": certificate_id, "p_next": next_fetch})
+    params = {"p_id": certificate_id, "p_claim": claim, "p_next": next_fetch}
+    return _FAILED.run(conn, params) == 1
+
+
+def forget_ended(conn: Connection, now: datetime) -> int:
+    """Stop following certificates that expired or were revoked; how many."""
+    return _ENDED.run(conn, {"p_now": now})
 
 
 def forget(conn: Connection, certificate_id: str) -> None:

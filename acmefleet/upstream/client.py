@@ -30,7 +30,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -62,6 +62,7 @@ NONCE_POOL = 16
 USER_AGENT = "acmefleet-upstream"
 _RETRY_AFTER = re.compile(r"[0-9]{1,10}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+MIN_YEAR, MAX_YEAR = 1970, 9000
 _CERT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}\.[A-Za-z0-9_-]{1,100}")
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
 _FINAL_ORDER = {"valid", "invalid"}
@@ -175,9 +176,12 @@ def _instant(value: Any) -> datetime:
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise UpstreamProtocolError("the upstream sent a time that is not RFC 3339")
     try:
-        return datetime.fromisoformat(value.upper())
-    except ValueError as exc:
+        instant = datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise UpstreamProtocolError("the upstream sent a time that does not exist") from exc
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:  # and a database could not store it
+        raise UpstreamProtocolError("the upstream sent a time out of any certificate's life")
+    return instant
 
 
 def _is_token(value: Any) -> bool:

@@ -225,6 +225,10 @@ class HostileHandler(BaseHTTPRequestHandler):
             window = {"start": "next tuesday", "end": "2027-01-01T00:00:00Z"}
         elif case == "ari-no-date":
             window = {"start": "2027-02-30T00:00:00Z", "end": "2027-03-01T00:00:00Z"}
+        elif case == "ari-overflow":  # a valid RFC 3339 time no UTC datetime can hold
+            window = {"start": "9999-12-31T23:59:59-01:00", "end": "9999-12-31T23:59:59Z"}
+        elif case == "ari-far":
+            window = {"start": "9500-01-01T00:00:00Z", "end": "9500-01-02T00:00:00Z"}
         elif case == "ari-no-window":
             window = None
         elif case == "ari-redirect":
@@ -770,6 +774,8 @@ def test_an_upstream_without_renewal_info_is_not_asked(
         ("ari-backwards", UpstreamProtocolError, "ends before it starts"),
         ("ari-prose", UpstreamProtocolError, "not RFC 3339"),
         ("ari-no-date", UpstreamProtocolError, "does not exist"),
+        ("ari-overflow", UpstreamProtocolError, "does not exist"),
+        ("ari-far", UpstreamProtocolError, "out of any certificate's life"),
         ("ari-no-window", UpstreamProtocolError, "has no suggestedWindow"),
         ("ari-redirect", UpstreamProtocolError, "redirected"),
         ("ari-elsewhere", UpstreamProtocolError, "renewalInfo URL leaves the directory's origin"),

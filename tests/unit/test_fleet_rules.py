@@ -126,10 +126,42 @@ def test_an_inventory_path_is_read_from_all_or_from_what_every_host_agrees_on(
     assert inventory_path_var(given, inventory, name) == Path("/etc/roots.pem")
     # a plugin's ``all`` vars reach ansible-inventory --list as each host's
     agreed = Fleet((_host("a", **{name: "roots.pem"}), _host("b", **{name: "roots.pem"})), (), {})
+    # (every host: one host's own setting is not the fleet's)
     assert inventory_path_var(agreed, inventory, name) == tmp_path / "roots.pem"
     split_hosts = Fleet((_host("a", **{name: "x.pem"}), _host("b", **{name: "y.pem"})), (), {})
     assert inventory_path_var(split_hosts, inventory, name) is None
+    one_host = Fleet((_host("a", **{name: "x.pem"}), _host("b")), (), {})
+    assert inventory_path_var(one_host, inventory, name) is None
     assert inventory_path_var(Fleet((_host("a"),), (), {}), inventory, name) is None
     templated = Fleet((_host("a", **{name: "{{ x }}"}),), (), {})
     with pytest.raises(InventoryError, match="plain path"):
         inventory_path_var(templated, inventory, name)
+
+
+def test_the_hosts_trust_is_the_servers_cas_and_the_trust_bundle_in_one_file(
+    tmp_path: Path,
+) -> None:
+    from acmefleet.fleet.inventory import InventoryError
+    from acmefleet.fleet.tls import hosts_bundle
+
+    server, trust = tmp_path / "server.pem", tmp_path / "upstream-root.pem"
+    server.write_text("SERVER CA\n")
+    trust.write_text("UPSTREAM ROOT\n")
+    state = tmp_path / "state"
+    assert hosts_bundle(server, None, state) == server  # nothing to add: the server's own
+    assert not state.exists()
+    # a link planted where the file goes is replaced, never written through
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    state.mkdir(mode=0o700)
+    (state / "hosts-trust.pem").symlink_to(victim)
+    combined = hosts_bundle(server, trust, state)
+    assert combined == state / "hosts-trust.pem" and not combined.is_symlink()
+    assert combined.read_text() == "SERVER CA\nUPSTREAM ROOT\n"
+    assert victim.read_text() == "untouched"
+    assert sorted(p.name for p in state.iterdir()) == ["hosts-trust.pem"]
+    fresh = tmp_path / "fresh-state"
+    hosts_bundle(server, trust, fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o700  # beside the admin token
+    with pytest.raises(InventoryError, match="no such file"):
+        hosts_bundle(server, tmp_path / "missing.pem", state)

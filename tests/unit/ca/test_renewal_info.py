@@ -14,6 +14,7 @@ from acmefleet.ca.hierarchy import Authority
 from acmefleet.ca.issuer import EmbeddedIssuer, IssueRequest
 from acmefleet.ca.profiles import DEFAULT_PROFILES
 from acmefleet.ca.renewal_info import (
+    UPSTREAM_WINDOW,
     CertIdError,
     Suggestion,
     Window,
@@ -21,6 +22,7 @@ from acmefleet.ca.renewal_info import (
     default_window,
     parse_cert_id,
     serial_octets,
+    served_upstream_window,
     suggest,
 )
 
@@ -129,3 +131,44 @@ def test_a_window_of_a_certificate_of_seconds_still_ends_after_it_starts() -> No
     for seconds in (1, 5, 10, 19):
         window = default_window(99, NB, NB + timedelta(seconds=seconds - 1))
         assert window.end > window.start, seconds
+
+
+def _days(start: float, end: float) -> Window:
+    return Window(NB + timedelta(days=start), NB + timedelta(days=end))
+
+
+def test_an_upstream_window_replaces_the_default_and_the_sooner_end_wins() -> None:
+    not_after = NB + NINETY_DAYS
+    upstream = _days(60, 62)
+    passed = suggest(7, NB, not_after, revoked_at=None, chosen=None, upstream=upstream)
+    assert passed == Suggestion(upstream, UPSTREAM_WINDOW)
+    # An operator's "within the hour" beats an upstream window that opened days ago, and
+    # the other way round: the host is told to renew within both.
+    operator = Suggestion(_days(10, 10.05), "key compromise")
+    opened = _days(5, 13)
+    both = suggest(7, NB, not_after, revoked_at=None, chosen=operator, upstream=opened)
+    assert both == Suggestion(Window(opened.start, operator.window.end), "key compromise")
+    urgent = _days(20, 20.5)
+    later_operator = Suggestion(_days(30, 31), "rotation")
+    both = suggest(7, NB, not_after, revoked_at=None, chosen=later_operator, upstream=urgent)
+    assert both == Suggestion(urgent, UPSTREAM_WINDOW)
+    revoked = suggest(7, NB, not_after, revoked_at=NB, chosen=None, upstream=upstream)
+    assert revoked.why == "revoked"
+
+
+def test_an_upstream_window_is_held_to_the_certificates_life_and_to_whole_seconds() -> None:
+    not_after = NB + NINETY_DAYS
+    # starting after the certificate's end: ignored (the default stands)
+    assert served_upstream_window(_days(7000, 7001), not_after) is None
+    assert (
+        served_upstream_window(Window(not_after, not_after + timedelta(days=1)), not_after) is None
+    )
+    # ending after it: held to it
+    held = served_upstream_window(_days(80, 400), not_after)
+    assert held == Window(NB + timedelta(days=80), not_after)
+    # a window of a tenth of a second: whole seconds, one long, its end after its start
+    tiny = Window(NB + timedelta(microseconds=100_000), NB + timedelta(microseconds=200_000))
+    assert served_upstream_window(tiny, not_after) == Window(NB, NB + timedelta(seconds=1))
+    # a start in the past is kept: renew now
+    past = _days(-3, -1)
+    assert served_upstream_window(past, not_after) == past
