@@ -235,12 +235,15 @@ class Lab:
     def _wait_ssh(self, host: LabHost) -> None:
         deadline = time.monotonic() + SSH_READY_TIMEOUT
         while time.monotonic() < deadline:
-            probe = run(
-                ["ssh", *self.ssh_options(), f"root@{host.address}", "true"],
-                check=False,
-                timeout=10,
-            )
-            if probe.returncode == 0:
+            try:
+                probe = run(
+                    ["ssh", *self.ssh_options(), f"root@{host.address}", "true"],
+                    check=False,
+                    timeout=10,
+                )
+            except LabError:  # a probe that hung (sshd up, the host still booting): again
+                probe = None
+            if probe is not None and probe.returncode == 0:
                 return
             if not _alive(host.pid):
                 raise LabError(
