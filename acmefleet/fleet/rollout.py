@@ -118,7 +118,7 @@ def load(
         )
     )
     planned = Rollout(options, console, fleet, runner, previous)
-    trust = options.trust_bundle or planned._path_var("acmefleet_trust_bundle")
+    trust = planned.trust_bundle()
     if trust is not None and not trust.is_file():  # before any host is touched
         raise InventoryError(f"trust bundle {trust}: no such file")
     if not (options.deploy_server and fleet.servers):
@@ -209,11 +209,15 @@ class Rollout:
             candidates.append(self.options.directory / f"{self.fleet.servers[0]}-ca-bundle.pem")
         return next((c for c in candidates if c is not None and c.exists()), None)
 
+    def trust_bundle(self) -> Path | None:
+        """More CAs the hosts' certificates may chain to (relayed endpoints):
+        --trust-bundle, else the inventory's acmefleet_trust_bundle."""
+        return self.options.trust_bundle or self._path_var("acmefleet_trust_bundle")
+
     def _hosts_bundle(self, server_bundle: Path | None) -> Path | None:
         """What the hosts' certificates are verified against: the server's CAs, and the
-        trust bundle (--trust-bundle, else acmefleet_trust_bundle) for relayed endpoints."""
-        trust = self.options.trust_bundle or self._path_var("acmefleet_trust_bundle")
-        return tls.hosts_bundle(server_bundle, trust, self.options.directory)
+        trust bundle for relayed endpoints."""
+        return tls.hosts_bundle(server_bundle, self.trust_bundle(), self.options.directory)
 
     def server_access(self, progress: Progress) -> ServerAccess:
         if self.options.deploy_server and self.fleet.servers and not self.options.check:

@@ -119,12 +119,6 @@ class UpstreamWindows:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def fetch_now(self) -> None:
-        """Fetch everything due and wait for it (for a caller outside the relay's loop)."""
-        self._next_look = None
-        self.round()
-        await asyncio.gather(*self._running, return_exceptions=True)
-
     async def stop(self) -> None:
         for task in list(self._running):
             task.cancel()
